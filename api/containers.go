@@ -1,0 +1,198 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"connectrpc.com/connect"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/layer"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// View is the read side of the journal that the handlers use.
+type View interface {
+	Resolve(ref string) (string, error)
+	Container(id string) (sm.Container, bool)
+	Containers() []sm.Container
+}
+
+// MountLookup finds the layer paths of a container's mount.
+type MountLookup interface {
+	MountInfo(mountID string) (layer.Mount, error)
+}
+
+// LogOpener opens a container's log for reading, creating it if the
+// container has not written anything yet.
+type LogOpener interface {
+	OpenLog(id string) (*os.File, error)
+}
+
+// ContainerServer implements cairn.v1.ContainerService.
+type ContainerServer struct {
+	Machine  *sm.Machine
+	View     View
+	Mounts   MountLookup
+	LogFiles LogOpener
+	// LogPoll is how often a followed log is checked for new output.
+	LogPoll time.Duration
+}
+
+func (s *ContainerServer) resolve(ref string) (string, error) {
+	if ref == "" {
+		return "", toConnect(fmt.Errorf("no container given: %w", errdefs.ErrInvalidArgument))
+	}
+	id, err := s.View.Resolve(ref)
+	return id, toConnect(err)
+}
+
+func (s *ContainerServer) toProto(c sm.Container) *cairnv1.Container {
+	var m *layer.Mount
+	if c.MountID != "" && c.State != sm.StateRemoved {
+		if info, err := s.Mounts.MountInfo(c.MountID); err == nil {
+			m = &info
+		}
+	}
+	return containerToProto(c, m)
+}
+
+// do resolves ref and runs one lifecycle verb on it.
+func (s *ContainerServer) do(ref string, verb func(id string) (sm.Container, error)) (*cairnv1.Container, error) {
+	id, err := s.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := verb(id)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return s.toProto(c), nil
+}
+
+func timeout(seconds *int32) (time.Duration, error) {
+	if seconds == nil {
+		return sm.DefaultStopTimeout, nil
+	}
+	if *seconds < 0 {
+		return 0, toConnect(fmt.Errorf("timeout %d is negative: %w", *seconds, errdefs.ErrInvalidArgument))
+	}
+	return time.Duration(*seconds) * time.Second, nil
+}
+
+func (s *ContainerServer) Create(ctx context.Context, req *connect.Request[cairnv1.CreateRequest]) (*connect.Response[cairnv1.CreateResponse], error) {
+	m := req.Msg
+	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&cairnv1.CreateResponse{Container: s.toProto(c)}), nil
+}
+
+func (s *ContainerServer) Start(ctx context.Context, req *connect.Request[cairnv1.StartRequest]) (*connect.Response[cairnv1.StartResponse], error) {
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Start(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.StartResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Stop(ctx context.Context, req *connect.Request[cairnv1.StopRequest]) (*connect.Response[cairnv1.StopResponse], error) {
+	grace, err := timeout(req.Msg.TimeoutSeconds)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Stop(ctx, id, grace) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.StopResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Kill(ctx context.Context, req *connect.Request[cairnv1.KillRequest]) (*connect.Response[cairnv1.KillResponse], error) {
+	sig, err := sm.ParseSignal(req.Msg.Signal)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Kill(ctx, id, sig) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.KillResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Pause(ctx context.Context, req *connect.Request[cairnv1.PauseRequest]) (*connect.Response[cairnv1.PauseResponse], error) {
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Pause(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.PauseResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Unpause(ctx context.Context, req *connect.Request[cairnv1.UnpauseRequest]) (*connect.Response[cairnv1.UnpauseResponse], error) {
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Unpause(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.UnpauseResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Restart(ctx context.Context, req *connect.Request[cairnv1.RestartRequest]) (*connect.Response[cairnv1.RestartResponse], error) {
+	grace, err := timeout(req.Msg.TimeoutSeconds)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Restart(ctx, id, grace) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.RestartResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) Remove(ctx context.Context, req *connect.Request[cairnv1.RemoveRequest]) (*connect.Response[cairnv1.RemoveResponse], error) {
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Remove(ctx, id, req.Msg.Force) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.RemoveResponse{Id: c.Id}), nil
+}
+
+func (s *ContainerServer) Get(ctx context.Context, req *connect.Request[cairnv1.GetRequest]) (*connect.Response[cairnv1.GetResponse], error) {
+	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) {
+		c, ok := s.View.Container(id)
+		if !ok {
+			return c, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.GetResponse{Container: c}), nil
+}
+
+func (s *ContainerServer) List(ctx context.Context, req *connect.Request[cairnv1.ListRequest]) (*connect.Response[cairnv1.ListResponse], error) {
+	out := &cairnv1.ListResponse{}
+	for _, c := range s.View.Containers() {
+		if c.State == sm.StateNone || (!req.Msg.All && !c.State.HasProcess()) {
+			continue
+		}
+		out.Containers = append(out.Containers, s.toProto(c))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *ContainerServer) Wait(ctx context.Context, req *connect.Request[cairnv1.WaitRequest]) (*connect.Response[cairnv1.WaitResponse], error) {
+	id, err := s.resolve(req.Msg.Id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Machine.Wait(ctx, id)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(waitToProto(c)), nil
+}

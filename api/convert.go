@@ -1,0 +1,99 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/layer"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+var stateToProto = map[sm.State]cairnv1.ContainerState{
+	sm.StateCreated: cairnv1.ContainerState_CONTAINER_STATE_CREATED,
+	sm.StateRunning: cairnv1.ContainerState_CONTAINER_STATE_RUNNING,
+	sm.StatePaused:  cairnv1.ContainerState_CONTAINER_STATE_PAUSED,
+	sm.StateStopped: cairnv1.ContainerState_CONTAINER_STATE_STOPPED,
+	sm.StateRemoved: cairnv1.ContainerState_CONTAINER_STATE_REMOVED,
+}
+
+var kindToProto = map[sm.Kind]cairnv1.RecordKind{
+	sm.KindIntent:     cairnv1.RecordKind_RECORD_KIND_INTENT,
+	sm.KindDone:       cairnv1.RecordKind_RECORD_KIND_DONE,
+	sm.KindFailed:     cairnv1.RecordKind_RECORD_KIND_FAILED,
+	sm.KindReconciled: cairnv1.RecordKind_RECORD_KIND_RECONCILED,
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// containerToProto converts a view; m may be nil when the layers are gone.
+func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
+	out := &cairnv1.Container{
+		Id: c.ID, Name: c.Name, Image: c.Image, Command: c.Command, Env: c.Env,
+		State:    stateToProto[c.State],
+		MountId:  c.MountID,
+		Hostname: c.Hostname, AutoRemove: c.AutoRemove, RestartCount: int32(c.RestartCount),
+		CreatedAt: timestamp(c.CreatedAt), StartedAt: timestamp(c.StartedAt), FinishedAt: timestamp(c.FinishedAt),
+	}
+	if c.Process != nil {
+		out.Pid = int64(c.Process.PID)
+		out.PidStartTime = c.Process.StartTime
+		out.ShimPid = int64(c.Process.ShimPID)
+	}
+	if c.Exit != nil {
+		if c.Exit.Code != nil {
+			code := int32(*c.Exit.Code)
+			out.ExitCode = &code
+		}
+		out.ExitReason = c.Exit.Reason
+	}
+	if c.Pending != nil {
+		out.PendingEvent = string(c.Pending.Event)
+	}
+	if m != nil {
+		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
+	}
+	return out
+}
+
+func waitToProto(c sm.Container) *cairnv1.WaitResponse {
+	out := &cairnv1.WaitResponse{State: stateToProto[c.State]}
+	if c.Exit != nil {
+		if c.Exit.Code != nil {
+			code := int32(*c.Exit.Code)
+			out.ExitCode = &code
+		}
+		out.ExitReason = c.Exit.Reason
+	}
+	return out
+}
+
+func recordToProto(r sm.Record) *cairnv1.JournalRecord {
+	out := &cairnv1.JournalRecord{
+		Seq: r.Seq, Kind: kindToProto[r.Kind], Time: timestamp(r.Time),
+		ContainerId: r.Container, Event: string(r.Event),
+		FromState: string(r.From), ToState: string(r.To),
+		IntentSeq: r.Intent, Error: r.Error,
+	}
+	if r.Args != nil || r.Result != nil {
+		details, err := json.Marshal(struct {
+			Args   *sm.Args   `json:"args,omitempty"`
+			Result *sm.Result `json:"result,omitempty"`
+		}{r.Args, r.Result})
+		if err == nil {
+			out.DetailsJson = string(details)
+		}
+	}
+	return out
+}
+
+func imageToProto(img layer.Image) *cairnv1.Image {
+	return &cairnv1.Image{Name: img.Name, DiffIds: img.DiffIDs, ChainId: img.ChainID, Size: img.Size, CreatedAt: timestamp(img.CreatedAt)}
+}

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"net/http"
+
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/cairn-run/cairn/api/cairn/v1/cairnv1connect"
+)
+
+// ServiceNames are the services Cairn serves, for health and reflection.
+var ServiceNames = []string{
+	cairnv1connect.ContainerServiceName,
+	cairnv1connect.ImageServiceName,
+	cairnv1connect.JournalServiceName,
+}
+
+// Handlers bundles the service implementations.
+type Handlers struct {
+	Containers *ContainerServer
+	Images     *ImageServer
+	Journal    *JournalServer
+	// Health reports NOT_SERVING until recovery is done.
+	Health *grpchealth.StaticChecker
+}
+
+// NewHealth returns a checker on which every Cairn service starts NOT_SERVING.
+func NewHealth() *grpchealth.StaticChecker {
+	h := grpchealth.NewStaticChecker(ServiceNames...)
+	SetServing(h, false)
+	return h
+}
+
+// SetServing flips every Cairn service, and the server as a whole, between
+// SERVING and NOT_SERVING.
+func SetServing(h *grpchealth.StaticChecker, serving bool) {
+	status := grpchealth.StatusNotServing
+	if serving {
+		status = grpchealth.StatusServing
+	}
+	h.SetStatus("", status)
+	for _, name := range ServiceNames {
+		h.SetStatus(name, status)
+	}
+}
+
+// Mux routes the Connect, gRPC and gRPC-Web protocols of every service, plus
+// health and reflection, on one handler.
+func (h Handlers) Mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers))
+	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images))
+	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal))
+	mux.Handle(grpchealth.NewHandler(h.Health))
+	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName}, ServiceNames...)...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}

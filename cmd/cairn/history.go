@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+)
+
+// historyRow is one line of `history --format json`.
+type historyRow struct {
+	Seq       uint64          `json:"seq"`
+	Kind      string          `json:"kind"`
+	Time      time.Time       `json:"time"`
+	Container string          `json:"container"`
+	Event     string          `json:"event"`
+	From      string          `json:"from,omitempty"`
+	To        string          `json:"to,omitempty"`
+	Intent    uint64          `json:"intent,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Details   json.RawMessage `json:"details,omitempty"`
+}
+
+func historyCmd(c *clients) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "history [ID|NAME]",
+		Short: "Print the journal's records in order",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("unknown --format %q: use text or json", format)
+			}
+			req := &cairnv1.HistoryRequest{}
+			if len(args) == 1 {
+				req.Id = args[0]
+			}
+			stream, err := c.Journal.History(cmd.Context(), connect.NewRequest(req))
+			if err != nil {
+				return err
+			}
+			defer stream.Close()
+			out := cmd.OutOrStdout()
+			for stream.Receive() {
+				for _, r := range stream.Msg().Records {
+					if err := printRecord(out, r, format); err != nil {
+						return err
+					}
+				}
+			}
+			return stream.Err()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text or json (one object per line)")
+	return cmd
+}
+
+func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
+	kind := strings.TrimPrefix(r.Kind.String(), "RECORD_KIND_")
+	if format == "json" {
+		row := historyRow{Seq: r.Seq, Kind: kind, Time: r.Time.AsTime(), Container: r.ContainerId, Event: r.Event,
+			From: r.FromState, To: r.ToState, Intent: r.IntentSeq, Error: r.Error}
+		if r.DetailsJson != "" {
+			row.Details = json.RawMessage(r.DetailsJson)
+		}
+		return json.NewEncoder(w).Encode(row)
+	}
+	from := r.FromState
+	if from == "" {
+		from = "-"
+	}
+	line := fmt.Sprintf("%6d  %s  %-10s  %.12s  %-12s  %s -> %s", r.Seq, r.Time.AsTime().Local().Format("2006-01-02 15:04:05.000"),
+		kind, r.ContainerId, r.Event, from, r.ToState)
+	if r.IntentSeq != 0 {
+		line += fmt.Sprintf("  (intent %d)", r.IntentSeq)
+	}
+	if r.Error != "" {
+		line += "  error: " + r.Error
+	}
+	if r.DetailsJson != "" {
+		line += "  " + r.DetailsJson
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}

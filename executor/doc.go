@@ -1,0 +1,26 @@
+// Package executor owns the Linux side of a container's life: namespaces,
+// cgroups, the freezer and signals, through runc's libcontainer, and the
+// per-container shim process that parents the container, keeps its exit code
+// and answers on a unix socket.
+//
+// A container is started by a shim (the daemon binary re-executed as
+// `<bin> shim ...`) in its own session, so the container and its exit code
+// survive a daemon restart. The daemon persists the returned Process handle
+// and later reattaches, waits, signals or cleans up using only that handle and
+// the files under Config.Dir.
+//
+// On disk, for container <id>:
+//
+//	<Dir>/containers/<id>/spec.json      what Start asked for; read by the shim
+//	<Dir>/containers/<id>/shim.json      the shim's own pid and start time (for Remove without a handle)
+//	<Dir>/containers/<id>/shim.sock      the shim's socket (newline-delimited JSON)
+//	<Dir>/containers/<id>/exit.json      exit code, written durably by the shim before it tells anyone
+//	<Dir>/containers/<id>/container.log  the container's stdout and stderr (kept until Remove)
+//	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
+//	<Dir>/runtime/<id>/                  libcontainer state
+//
+// The package never writes the journal and never decides what a container
+// should be doing: it performs verbs and reports what the machine shows.
+// Calls for different containers may run concurrently; calls for the same
+// container must be serialised by the caller.
+package executor

@@ -1,0 +1,379 @@
+package executor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+)
+
+// RunShim is the whole `<bin> shim` subcommand; args are the arguments after
+// "shim". It creates and runs one container, reports readiness on fd 3,
+// serves the socket, waits for the container's init, records its exit and
+// destroys the container, then exits the process. It returns only for bad
+// arguments.
+//
+// The shim runs in its own session (the daemon starts it with setsid), is a
+// child subreaper so the container's init stays its child whatever
+// libcontainer does while creating it, and asks the OOM killer to spare it:
+// losing the shim loses the exit code.
+func RunShim(args []string) error {
+	o, err := parseShimArgs(args)
+	if err != nil {
+		return err
+	}
+	os.Exit(runShim(o))
+	return nil
+}
+
+type shimOptions struct {
+	id           string
+	dir          string // <Dir>/containers/<id>
+	runtime      string // libcontainer state root
+	cgroupParent string
+}
+
+func shimArgs(o shimOptions) []string {
+	return []string{"shim", "--id", o.id, "--dir", o.dir, "--runtime", o.runtime, "--cgroup-parent", o.cgroupParent}
+}
+
+func parseShimArgs(args []string) (shimOptions, error) {
+	var o shimOptions
+	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
+	fs.StringVar(&o.id, "id", "", "container id")
+	fs.StringVar(&o.dir, "dir", "", "container directory (spec.json, shim.sock, exit.json, logs)")
+	fs.StringVar(&o.runtime, "runtime", "", "libcontainer state root")
+	fs.StringVar(&o.cgroupParent, "cgroup-parent", defaultCgroups, "cgroup parent path")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := validateID(o.id); err != nil {
+		return o, err
+	}
+	if !filepath.IsAbs(o.dir) || !filepath.IsAbs(o.runtime) {
+		return o, errors.New("shim: --dir and --runtime must be absolute paths")
+	}
+	return o, nil
+}
+
+// readyPipe returns fd 3 if it is the daemon's sync pipe. A shim started by
+// hand has no such pipe and must not write into whatever fd 3 is.
+func readyPipe() *os.File {
+	var st unix.Stat_t
+	if unix.Fstat(3, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil
+	}
+	unix.CloseOnExec(3)
+	return os.NewFile(3, "ready")
+}
+
+func runShim(o shimOptions) int {
+	ready := readyPipe()
+	report := func(m readyMessage) {
+		if ready == nil {
+			return
+		}
+		_ = json.NewEncoder(ready).Encode(m)
+		_ = ready.Close()
+		ready = nil
+	}
+	redirectStderr(filepath.Join(o.dir, shimLogName))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("container", o.id)
+	// The shim shares its name with the CLI and the daemon, so a stray
+	// `pkill cairn` or a service manager stopping the daemon's group would
+	// otherwise kill it and lose the exit code. The signals are caught into
+	// a channel nobody reads rather than ignored: ignored dispositions would
+	// be inherited by the container's processes, caught ones are reset by
+	// exec.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+
+	s, err := startContainer(o)
+	if err != nil {
+		log.Error("start container", "err", err)
+		report(readyMessage{Error: err.Error()})
+		return 1
+	}
+	report(readyMessage{PID: s.pid, StartTime: s.startTime})
+	return s.serve(log)
+}
+
+// redirectStderr points fd 2 at the shim log so that libcontainer's logrus
+// output and a Go panic land there too.
+func redirectStderr(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	_ = unix.Dup3(int(f.Fd()), 2, 0)
+	_ = f.Close()
+}
+
+// shim is a running container and the state of its socket server.
+type shim struct {
+	o         shimOptions
+	container *libcontainer.Container
+	proc      *libcontainer.Process
+	ln        *net.UnixListener
+	pid       int
+	startTime uint64
+
+	done chan struct{} // closed once exit is final and the container destroyed
+
+	mu      sync.Mutex
+	exit    *exitRecord // nil until exited, and when the status could not be read
+	reason  string      // why exit is nil after done
+	conns   map[*net.UnixConn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+func startContainer(o shimOptions) (_ *shim, retErr error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("set child subreaper: %w", err)
+	}
+	// Best effort: an unprivileged shim cannot lower its score, and a shim
+	// that may be OOM-killed is still better than no container.
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
+
+	self, err := readProcStat(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	rec, _ := json.Marshal(shimRecord{PID: os.Getpid(), StartTime: self.StartTime})
+	if err := writeFileAtomic(o.dir, shimFileName, rec, false); err != nil {
+		return nil, fmt.Errorf("write %s: %w", shimFileName, err)
+	}
+
+	data, err := os.ReadFile(filepath.Join(o.dir, specFileName))
+	if err != nil {
+		return nil, err
+	}
+	var spec Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", specFileName, err)
+	}
+	if spec.ID != o.id {
+		return nil, fmt.Errorf("%s is for container %q, not %q", specFileName, spec.ID, o.id)
+	}
+	cfg, err := containerConfig(spec, o.cgroupParent)
+	if err != nil {
+		return nil, err
+	}
+
+	// Listening before the container exists means a daemon told "ready" can
+	// always connect; connections queue in the backlog until serve accepts.
+	ln, err := listenUnixIn(o.dir, socketName)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = ln.Close()
+			_ = os.Remove(filepath.Join(o.dir, socketName))
+		}
+	}()
+
+	c, err := libcontainer.Create(o.runtime, o.id, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		_ = c.Destroy()
+		return nil, err
+	}
+	defer devnull.Close()
+	logf, err := os.OpenFile(filepath.Join(o.dir, logFileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		_ = c.Destroy()
+		return nil, err
+	}
+	defer logf.Close()
+
+	p := containerProcess(spec, devnull, logf)
+	if err := c.Run(p); err != nil {
+		if derr := c.Destroy(); derr != nil {
+			err = fmt.Errorf("%w (destroy: %w)", err, derr)
+		}
+		return nil, fmt.Errorf("run container: %w", err)
+	}
+	pid, err := p.Pid()
+	if err != nil {
+		return nil, err
+	}
+	// The init is our unreaped child, so its /proc entry outlives even an
+	// immediate exit and the start time can always be read.
+	st, err := readProcStat(pid)
+	if err != nil {
+		return nil, fmt.Errorf("container init %d: %w", pid, err)
+	}
+	return &shim{
+		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime,
+		done:  make(chan struct{}),
+		conns: map[*net.UnixConn]struct{}{},
+	}, nil
+}
+
+// serve answers the socket until the container has exited and everybody
+// waiting was told, and returns the shim's exit status.
+func (s *shim) serve(log *slog.Logger) int {
+	go s.acceptLoop(log)
+	// Creating the container was the memory-hungry part of the shim's life;
+	// give that memory back for the long idle wait. Delayed so that a
+	// short-lived container's exit is not held up by it (and then skipped).
+	shrink := time.AfterFunc(shrinkDelay, shrinkIdleMemory)
+
+	ps, err := s.proc.Wait()
+	finished := time.Now()
+	shrink.Stop()
+	var rec *exitRecord
+	reason := ""
+	if ps != nil {
+		if code, sig, ok := exitFromWaitStatus(ps.Sys().(syscall.WaitStatus)); ok {
+			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished}
+		}
+	}
+	if rec == nil {
+		reason = fmt.Sprintf("shim could not read the exit status: %v", err)
+		log.Error("wait for container", "err", err)
+	} else if err := writeExitFile(s.o.dir, *rec); err != nil {
+		// Waiters still get the code; only a daemon that is not listening
+		// now loses it.
+		log.Error("write exit record", "err", err)
+	}
+	// The shim created the container, so it owns its teardown; the daemon's
+	// Cleanup repeats it idempotently in case this fails.
+	if err := s.container.Destroy(); err != nil {
+		log.Error("destroy container", "err", err)
+	}
+
+	s.mu.Lock()
+	s.exit, s.reason = rec, reason
+	s.mu.Unlock()
+	close(s.done)
+	s.shutdown()
+	if rec == nil {
+		return 1
+	}
+	return 0
+}
+
+func (s *shim) acceptLoop(log *slog.Logger) {
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Warn("accept", "err", err)
+			// EMFILE and friends: back off instead of spinning.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !peerAllowed(conn) {
+			_ = conn.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.conns[conn] = struct{}{}
+		if s.closing {
+			_ = conn.SetReadDeadline(time.Now().Add(drainGrace))
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+// shrinkDelay is how long a container must run before its shim returns the
+// memory of its creation.
+const shrinkDelay = 50 * time.Millisecond
+
+// drainGrace is how long, after the exit, a connection may take to send its
+// request before the shim goes away.
+const drainGrace = 200 * time.Millisecond
+
+// shutdown stops accepting, lets connected clients get their answers and
+// removes the socket file.
+func (s *shim) shutdown() {
+	_ = s.ln.Close()
+	_ = os.Remove(filepath.Join(s.o.dir, socketName))
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now().Add(drainGrace))
+	}
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() { s.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(5 * drainGrace):
+	}
+}
+
+func (s *shim) handle(conn *net.UnixConn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		_ = conn.Close()
+		s.wg.Done()
+	}()
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		var req shimRequest
+		var resp shimResponse
+		if err := json.Unmarshal(line, &req); err != nil {
+			resp.Error = "bad request: " + err.Error()
+		} else {
+			switch req.Op {
+			case opState:
+				resp = s.state()
+			case opWait:
+				<-s.done
+				resp = s.state()
+			default:
+				resp.Error = fmt.Sprintf("unknown op %q", req.Op)
+			}
+		}
+		out, _ := json.Marshal(resp)
+		if _, err := conn.Write(append(out, '\n')); err != nil {
+			return
+		}
+	}
+}
+
+func (s *shim) state() shimResponse {
+	resp := shimResponse{PID: s.pid, StartTime: s.startTime, Status: statusRunning}
+	select {
+	case <-s.done:
+	default:
+		return resp
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp.Status = statusExited
+	resp.Reason = s.reason
+	if s.exit != nil {
+		code, at := s.exit.ExitCode, s.exit.FinishedAt
+		resp.ExitCode, resp.Signal, resp.FinishedAt = &code, s.exit.Signal, &at
+	}
+	return resp
+}

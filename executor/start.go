@@ -1,0 +1,195 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// Start runs spec's container under a new shim and returns once the
+// container's process is about to exec the user's command (libcontainer's
+// Run has returned in the shim). On failure nothing is left behind: no shim,
+// no cgroup, no libcontainer state, no files but a container.log that
+// existed before. The shim is this process's child until it exits, and is
+// reaped here so no zombie stays while the daemon lives.
+func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
+	if err := e.checkSpec(spec); err != nil {
+		return Process{}, err
+	}
+	id := spec.ID
+	dir := e.containerDir(id)
+	if err := e.checkNotRunning(id); err != nil {
+		return Process{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Process{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	_, statErr := os.Stat(filepath.Join(dir, logFileName))
+	hadLog := statErr == nil
+	_, statErr = os.Stat(filepath.Join(dir, shimLogName))
+	hadShimLog := statErr == nil
+	// Leftovers of an earlier run would be mistaken for this one's.
+	for _, name := range []string{exitFileName, socketName, shimFileName} {
+		_ = os.Remove(filepath.Join(dir, name))
+	}
+
+	p, err := e.spawnShim(ctx, spec)
+	if err != nil {
+		if serr := e.scrubFailedStart(id, hadLog, hadShimLog); serr != nil {
+			err = fmt.Errorf("%w; cleanup: %w", err, serr)
+		}
+		return Process{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func (e *Executor) checkSpec(spec Spec) error {
+	if err := validateID(spec.ID); err != nil {
+		return err
+	}
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return fmt.Errorf("start %s: no command: %w", spec.ID, errdefs.ErrInvalidArgument)
+	}
+	// sethostname(2) takes at most 64 bytes; failing inside the container's
+	// init would be a confusing way to learn that.
+	if len(spec.Hostname) > 64 {
+		return fmt.Errorf("start %s: hostname longer than 64 bytes: %w", spec.ID, errdefs.ErrInvalidArgument)
+	}
+	if !filepath.IsAbs(spec.Rootfs) {
+		return fmt.Errorf("start %s: rootfs %q must be an absolute path: %w", spec.ID, spec.Rootfs, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(spec.Rootfs); err != nil || !fi.IsDir() {
+		return fmt.Errorf("start %s: rootfs %q is not a directory: %w", spec.ID, spec.Rootfs, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkNotRunning refuses to start over a container that still has a shim,
+// libcontainer state or a cgroup: those belong to a run that was not cleaned
+// up yet.
+func (e *Executor) checkNotRunning(id string) error {
+	if rec, ok := readShimRecord(e.containerDir(id)); ok && processAlive(rec.PID, rec.StartTime) {
+		return fmt.Errorf("start %s: shim %d still running: %w", id, rec.PID, errdefs.ErrAlreadyExists)
+	}
+	if _, err := os.Stat(filepath.Join(e.runtimeRoot(), id)); err == nil {
+		return fmt.Errorf("start %s: libcontainer state exists: %w", id, errdefs.ErrAlreadyExists)
+	}
+	return nil
+}
+
+func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
+	dir := e.containerDir(spec.ID)
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return Process{}, err
+	}
+	// Not fsynced: the shim reads it right away, and after a crash the daemon
+	// never restarts a shim from it.
+	if err := writeFileAtomic(dir, specFileName, data, false); err != nil {
+		return Process{}, err
+	}
+
+	readR, readyW, err := os.Pipe()
+	if err != nil {
+		return Process{}, err
+	}
+	defer readR.Close()
+	opts := shimOptions{id: spec.ID, dir: dir, runtime: e.runtimeRoot(), cgroupParent: e.cfg.CgroupParent}
+	cmd := exec.Command(e.shimBin, shimArgs(opts)...)
+	cmd.Dir = dir // libcontainer records its working directory as the bundle
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	startedAt := time.Now()
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return Process{}, fmt.Errorf("spawn shim: %w", err)
+	}
+	shimPID := cmd.Process.Pid
+	// Read before anyone can reap the shim: an unreaped child keeps its /proc
+	// entry even if it already exited.
+	shimStat, statErr := readProcStat(shimPID)
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	fail := func(err error) (Process, error) {
+		_ = cmd.Process.Kill()
+		<-exited
+		return Process{}, err
+	}
+	if statErr != nil {
+		return fail(fmt.Errorf("shim %d: %w", shimPID, statErr))
+	}
+
+	stop := context.AfterFunc(ctx, func() { _ = readR.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var msg readyMessage
+	if err := json.NewDecoder(readR).Decode(&msg); err != nil {
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		// EOF: the shim died before saying anything; its log says why.
+		<-exited
+		return Process{}, fmt.Errorf("shim exited without reporting (%s): %s", cmd.ProcessState, e.shimLogTail(spec.ID))
+	}
+	if msg.Error != "" {
+		<-exited
+		return Process{}, errors.New(msg.Error)
+	}
+	return Process{
+		PID:           msg.PID,
+		StartTime:     msg.StartTime,
+		ShimPID:       shimPID,
+		ShimStartTime: shimStat.StartTime,
+		StartedAt:     startedAt,
+	}, nil
+}
+
+// shimLogTail returns the end of the shim's log for error messages.
+func (e *Executor) shimLogTail(id string) string {
+	f, err := os.Open(filepath.Join(e.containerDir(id), shimLogName))
+	if err != nil {
+		return "no shim log"
+	}
+	defer f.Close()
+	const max = 2048
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		_, _ = f.Seek(-max, io.SeekEnd)
+	}
+	data, _ := io.ReadAll(f)
+	return strings.TrimSpace(string(data))
+}
+
+// scrubFailedStart removes everything a failed Start may have created. The
+// shim destroys its container on failure, but it may have been killed
+// half-way, so the cgroup and state are checked here again.
+func (e *Executor) scrubFailedStart(id string, keepLog, keepShimLog bool) error {
+	err := e.destroy(id)
+	dir := e.containerDir(id)
+	remove := []string{specFileName, socketName, exitFileName, shimFileName}
+	if !keepLog {
+		remove = append(remove, logFileName)
+	}
+	if !keepShimLog {
+		remove = append(remove, shimLogName)
+	}
+	for _, name := range remove {
+		if rerr := os.Remove(filepath.Join(dir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	_ = os.Remove(dir) // only if empty: an old container.log keeps it
+	return err
+}

@@ -1,0 +1,107 @@
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-run/cairn/internal/testenv"
+)
+
+// BenchmarkLifecycle measures create+start+wait+rm of /bin/true: through the
+// API, through the CLI (`cairn run --rm`, a process per run, as a user sees
+// it), and `runc run` of the same rootfs in the same run for comparison.
+func BenchmarkLifecycle(b *testing.B) {
+	e := testenv.NewBinaryDaemon(b)
+	b.Run("api", func(b *testing.B) {
+		for range b.N {
+			c := create(b, e, "", "true")
+			start(b, e, c.Id)
+			wait(b, e, c.Id)
+			remove(b, e, c.Id, false)
+		}
+	})
+	b.Run("cli-run-rm", func(b *testing.B) {
+		_, cairn := testenv.Binaries(b)
+		for range b.N {
+			cmd := exec.Command(cairn, "--socket", e.Socket, "run", "--rm", "busybox", "true")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("cairn run: %v\n%s", err, out)
+			}
+		}
+	})
+	b.Run("runc-run", func(b *testing.B) {
+		runc, err := exec.LookPath("runc")
+		if err != nil {
+			b.Skip("runc not installed (apt-get install runc) — nothing to compare with")
+		}
+		bundle := runcBundle(b, runc)
+		for i := range b.N {
+			cmd := exec.Command(runc, "--root", filepath.Join(bundle, "state"), "run", "--bundle", bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("runc run: %v\n%s", err, out)
+			}
+		}
+	})
+}
+
+// runcBundle unpacks the busybox image into an OCI bundle running /bin/true.
+func runcBundle(b *testing.B, runc string) string {
+	b.Helper()
+	bundle := b.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	steps := [][]string{
+		{"tar", "-C", rootfs, "-xf", testenv.BusyboxTar(b)},
+		{runc, "spec", "--bundle", bundle},
+		{"sed", "-i", `s/"terminal": true/"terminal": false/; s/"sh"/"true"/`, filepath.Join(bundle, "config.json")},
+	}
+	for _, s := range steps {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", s, err, out)
+		}
+	}
+	return bundle
+}
+
+// BenchmarkIdleMemory reports the resident memory of one idle shim and of
+// the idle daemon (the cairnd binary) holding one running container.
+func BenchmarkIdleMemory(b *testing.B) {
+	e := testenv.NewBinaryDaemon(b)
+	c := runDetached(b, e, "sleep", "1000")
+	time.Sleep(time.Second) // let both settle
+	var shim, daemon int
+	for range b.N {
+		shim = rssKB(b, int(c.ShimPid))
+		daemon = rssKB(b, e.Process.Pid)
+	}
+	b.ReportMetric(float64(shim)/1024, "shim-MB")
+	b.ReportMetric(float64(daemon)/1024, "daemon-MB")
+	remove(b, e, c.Id, true)
+}
+
+func rssKB(b *testing.B, pid int) int {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb
+		}
+	}
+	b.Fatalf("no VmRSS for pid %d", pid)
+	return 0
+}

@@ -1,0 +1,318 @@
+// Package daemon wires cairnd together: the journal, the layer store, the
+// executor, the lifecycle driver, the API on the unix socket and the metrics
+// endpoint. It owns startup order and shutdown, nothing else.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/grpchealth"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairn-run/cairn/api"
+	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/internal/defaults"
+	"github.com/cairn-run/cairn/journal"
+	"github.com/cairn-run/cairn/layer"
+	"github.com/cairn-run/cairn/metrics"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// Config is cairnd's configuration.
+type Config struct {
+	Root   string
+	Socket string
+	// MetricsAddr is the TCP address of the Prometheus endpoint; empty
+	// disables it (metrics stay available at /metrics on the socket).
+	MetricsAddr string
+	// ShimBinary is the `cairn` binary run as `cairn shim`.
+	ShimBinary   string
+	CgroupParent string
+	// LiveRestore leaves containers running when the daemon stops.
+	LiveRestore bool
+	Logger      *slog.Logger
+}
+
+// Daemon is a running cairnd.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	journal *journal.Journal
+	layers  *layer.Store
+	exec    *executor.Executor
+	machine *sm.Machine
+	metrics *metrics.Metrics
+	health  *grpchealth.StaticChecker
+	servers []*http.Server
+	serveWG sync.WaitGroup
+	errs    chan error
+	once    sync.Once
+}
+
+// Start opens the journal (refusing a locked or corrupt one), reattaches to
+// the containers that are still running and starts serving.
+func Start(cfg Config) (*Daemon, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4)}
+	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
+	}
+	var stateCounts metrics.StateCounter = func() map[string]int { return d.stateCounts() }
+	d.metrics = metrics.New(stateCounts)
+	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.open(); err != nil {
+		_ = d.journal.Close()
+		return nil, err
+	}
+	if err := d.listen(); err != nil {
+		d.machine.Close()
+		_ = d.journal.Close()
+		return nil, err
+	}
+	start := time.Now()
+	if err := d.recover(); err != nil {
+		d.Stop(context.Background())
+		return nil, err
+	}
+	d.metrics.Recovered(time.Since(start), nil)
+	api.SetServing(d.health, true)
+	d.log.Info("cairnd serving", "root", cfg.Root, "socket", cfg.Socket, "metrics", cfg.MetricsAddr, "live_restore", cfg.LiveRestore)
+	return d, nil
+}
+
+func withDefaults(cfg Config) (Config, error) {
+	if cfg.Root == "" {
+		cfg.Root = defaults.Root
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = defaults.Socket
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = defaults.CgroupParent
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShimBinary == "" {
+		bin, err := defaultShimBinary()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.ShimBinary = bin
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Root = root
+	return cfg, nil
+}
+
+// defaultShimBinary is the `cairn` next to the running cairnd, else the one
+// on PATH.
+func defaultShimBinary() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		candidate := filepath.Join(filepath.Dir(self), "cairn")
+		if _, err := os.Stat(candidate); err == nil {
+			return candidate, nil
+		}
+	}
+	if path, err := exec.LookPath("cairn"); err == nil {
+		return path, nil
+	}
+	return "", errors.New("cannot find the cairn binary to run shims: install it next to cairnd or on PATH, or pass --shim")
+}
+
+// open builds the layer store, the executor and the driver on the journal.
+func (d *Daemon) open() error {
+	var err error
+	d.layers, err = layer.Open(filepath.Join(d.cfg.Root, "layer"), d.journal.DB())
+	if err != nil {
+		return err
+	}
+	d.exec, err = executor.New(executor.Config{Dir: filepath.Join(d.cfg.Root, "exec"), ShimBinary: d.cfg.ShimBinary, CgroupParent: d.cfg.CgroupParent})
+	if err != nil {
+		return err
+	}
+	rt := runtime{exec: d.exec, metrics: d.metrics}
+	ls := layers{store: d.layers}
+	d.machine = sm.New(sm.Deps{
+		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
+		Observer: observer{d.metrics}, Logger: d.log,
+	})
+	return nil
+}
+
+// recover brings the machine in line with the journal after a start.
+func (d *Daemon) recover() error {
+	info, err := d.journal.MarkStarted(bootID())
+	if err != nil {
+		return err
+	}
+	d.log.Info("journal opened", "path", d.journal.Path(), "clean_shutdown", info.CleanShutdown, "first_start", info.FirstStart, "rebooted", info.Rebooted)
+	d.machine.Reattach(d.journal.Containers())
+	return nil
+}
+
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (d *Daemon) stateCounts() map[string]int {
+	counts := map[string]int{}
+	if d.journal == nil {
+		return counts
+	}
+	for _, c := range d.journal.Containers() {
+		if c.State != sm.StateNone {
+			counts[string(c.State)]++
+		}
+	}
+	return counts
+}
+
+// listen serves the API (and /metrics) on the unix socket, and /metrics on
+// the TCP address.
+func (d *Daemon) listen() error {
+	d.health = api.NewHealth()
+	mux := api.Handlers{
+		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
+		Images:     &api.ImageServer{Store: d.layers},
+		Journal:    &api.JournalServer{Journal: d.journal},
+		Health:     d.health,
+	}.Mux()
+	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})
+	mux.Handle("/metrics", metricsHandler)
+
+	sock, err := listenUnix(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	d.serve(&http.Server{Handler: mux, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second}, sock)
+	if d.cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
+		if err != nil {
+			d.closeServers(context.Background())
+			return fmt.Errorf("metrics address %s: %w", d.cfg.MetricsAddr, err)
+		}
+		m := http.NewServeMux()
+		m.Handle("/metrics", metricsHandler)
+		d.serve(&http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, ln)
+	}
+	return nil
+}
+
+// listenUnix binds the API socket, replacing a stale file left by a crash
+// but never the socket of a live daemon.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("socket %s is in use by another daemon", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func (d *Daemon) serve(srv *http.Server, ln net.Listener) {
+	d.servers = append(d.servers, srv)
+	d.serveWG.Add(1)
+	go func() {
+		defer d.serveWG.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.errs <- err
+		}
+	}()
+}
+
+// Errors reports a server that stopped on its own.
+func (d *Daemon) Errors() <-chan error { return d.errs }
+
+func (d *Daemon) closeServers(ctx context.Context) {
+	for _, srv := range d.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	d.serveWG.Wait()
+}
+
+// Stop shuts the daemon down: it stops serving, stops every container unless
+// live restore is on, records a clean shutdown and closes the journal.
+func (d *Daemon) Stop(ctx context.Context) {
+	d.once.Do(func() {
+		api.SetServing(d.health, false)
+		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		d.closeServers(shutdownCtx)
+		cancel()
+		if !d.cfg.LiveRestore {
+			d.stopAll(ctx)
+		}
+		d.machine.Close()
+		if err := d.journal.MarkCleanShutdown(); err != nil {
+			d.log.Error("recording clean shutdown", "error", err)
+		}
+		if err := d.journal.Close(); err != nil {
+			d.log.Error("closing journal", "error", err)
+		}
+		d.log.Info("cairnd stopped", "live_restore", d.cfg.LiveRestore)
+	})
+}
+
+// stopAll stops every running or paused container in parallel, each with
+// the default grace period.
+func (d *Daemon) stopAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, c := range d.journal.Containers() {
+		if !c.State.HasProcess() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.machine.Stop(ctx, c.ID, sm.DefaultStopTimeout); err != nil {
+				d.log.Error("stopping container at shutdown", "container", c.ID, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// VerifyJournal replays the journal and checks it folds to the stored view.
+func (d *Daemon) VerifyJournal() error { return d.journal.Verify() }

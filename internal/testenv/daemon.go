@@ -1,0 +1,224 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/apiclient"
+	"github.com/cairn-run/cairn/internal/daemon"
+)
+
+// Env is a scratch daemon for one test, in-process (Daemon) or a cairnd
+// binary (Process).
+type Env struct {
+	apiclient.Clients
+	Root, Socket, CgroupParent string
+	Config                     daemon.Config
+	Daemon                     *daemon.Daemon
+	Process                    *os.Process
+	processDone                chan error
+	binary                     bool
+	t                          testing.TB
+}
+
+// Option changes the daemon's configuration before it starts.
+type Option func(*daemon.Config)
+
+// NewDaemon starts an in-process daemon on a fresh root, socket and cgroup
+// parent, with the busybox image imported as "busybox". Teardown removes
+// every container, stops the daemon and cleans the machine.
+func NewDaemon(t testing.TB, opts ...Option) *Env {
+	return newEnv(t, false, opts)
+}
+
+// NewBinaryDaemon is NewDaemon with the cairnd binary in a process of its
+// own, for tests that signal or kill the daemon.
+func NewBinaryDaemon(t testing.TB, opts ...Option) *Env {
+	return newEnv(t, true, opts)
+}
+
+func newEnv(t testing.TB, binary bool, opts []Option) *Env {
+	t.Helper()
+	RequireRoot(t)
+	_, cairn := Binaries(t)
+	root, err := os.MkdirTemp("", "cairn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{Root: root, Socket: filepath.Join(root, "cairn.sock"), CgroupParent: "cairn-test-" + randomHex(6), binary: binary, t: t}
+	e.Config = daemon.Config{
+		Root: filepath.Join(root, "root"), Socket: e.Socket, ShimBinary: cairn, CgroupParent: e.CgroupParent,
+		LiveRestore: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		e.Config.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	for _, opt := range opts {
+		opt(&e.Config)
+	}
+	t.Cleanup(e.teardown)
+	e.Start()
+	e.Clients = apiclient.New(e.Socket)
+	e.ImportImage(BusyboxTar(t), "busybox")
+	return e
+}
+
+// Start starts the daemon on the environment's root.
+func (e *Env) Start() {
+	e.t.Helper()
+	if e.binary {
+		e.startBinary()
+		return
+	}
+	d, err := daemon.Start(e.Config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.Daemon = d
+}
+
+// Stop stops the daemon: in-process as SIGTERM would, a binary with SIGTERM.
+func (e *Env) Stop() {
+	if e.Daemon != nil {
+		e.Daemon.Stop(context.Background())
+		e.Daemon = nil
+	}
+	e.signalBinary(syscall.SIGTERM)
+}
+
+// Kill kills a binary daemon with SIGKILL: a crash.
+func (e *Env) Kill() {
+	e.signalBinary(syscall.SIGKILL)
+}
+
+// Running reports whether a daemon is up.
+func (e *Env) Running() bool { return e.Daemon != nil || e.Process != nil }
+
+func (e *Env) startBinary() {
+	cairnd, _ := Binaries(e.t)
+	args := []string{"--root", e.Config.Root, "--socket", e.Config.Socket, "--shim", e.Config.ShimBinary,
+		"--cgroup-parent", e.Config.CgroupParent, "--metrics-addr", e.Config.MetricsAddr,
+		fmt.Sprintf("--live-restore=%v", e.Config.LiveRestore)}
+	cmd := exec.Command(cairnd, args...)
+	logFile, err := os.OpenFile(filepath.Join(e.Root, "cairnd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.Process = cmd.Process
+	e.processDone = make(chan error, 1)
+	go func() { e.processDone <- cmd.Wait() }()
+	clients := apiclient.New(e.Socket)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := clients.Images.List(context.Background(), connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
+		if err == nil {
+			return
+		}
+		select {
+		case werr := <-e.processDone:
+			e.Process = nil
+			log, _ := os.ReadFile(filepath.Join(e.Root, "cairnd.log"))
+			e.t.Fatalf("cairnd exited: %v\n%s", werr, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("cairnd did not serve within 30s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *Env) signalBinary(sig syscall.Signal) {
+	if e.Process == nil {
+		return
+	}
+	_ = e.Process.Signal(sig)
+	select {
+	case <-e.processDone:
+	case <-time.After(30 * time.Second):
+		_ = e.Process.Kill()
+		<-e.processDone
+	}
+	e.Process = nil
+}
+
+// Restart stops and starts the daemon on the same root.
+func (e *Env) Restart() {
+	e.Stop()
+	e.Start()
+}
+
+// ImportImage imports a tar through the API.
+func (e *Env) ImportImage(tarPath, name string) {
+	e.t.Helper()
+	f, err := os.Open(tarPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	stream := e.Images.Import(context.Background())
+	if err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: name}); err != nil {
+		e.t.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if serr := stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: buf[:n]}); serr != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if _, err := stream.CloseAndReceive(); err != nil {
+		e.t.Fatalf("import %s: %v", tarPath, err)
+	}
+}
+
+// teardown removes what the test left: containers through the API, then
+// anything still on the machine, so one failing test cannot break the next.
+func (e *Env) teardown() {
+	if e.Running() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if res, err := e.Containers.List(ctx, connect.NewRequest(&cairnv1.ListRequest{All: true})); err == nil {
+			for _, c := range res.Msg.Containers {
+				_, _ = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: c.Id, Force: true}))
+			}
+		}
+		cancel()
+		e.Stop()
+	}
+	for _, problem := range Scrub(e.Root, e.CgroupParent) {
+		e.t.Logf("teardown: %s", problem)
+	}
+	_ = os.RemoveAll(e.Root)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,141 @@
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// Check runs bbolt's page-level integrity check on the file at path through
+// a read-only handle and reports every problem found. It never writes.
+func Check(path string, lockTimeout time.Duration) (err error) {
+	defer func() {
+		// bbolt may panic on a damaged file before Check gets to run.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("journal %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if err != nil {
+		return openError(path, err)
+	}
+	defer func() { _ = db.Close() }()
+	return db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for e := range tx.Check() {
+			errs = append(errs, e)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
+// Replay folds every record of the journal from scratch.
+func Replay(records func(fn func(sm.Record) error) error) (map[string]sm.Container, map[string]string, error) {
+	containers := map[string]sm.Container{}
+	names := map[string]string{}
+	err := records(func(rec sm.Record) error {
+		var prev *sm.Container
+		if c, ok := containers[rec.Container]; ok {
+			prev = &c
+		}
+		next, err := Apply(prev, rec)
+		if err != nil {
+			return err
+		}
+		if prev != nil && prev.Name != "" && names[prev.Name] == prev.ID && next == nil {
+			delete(names, prev.Name)
+		}
+		if next == nil {
+			delete(containers, rec.Container)
+			return nil
+		}
+		containers[rec.Container] = *next
+		if next.Name != "" {
+			names[next.Name] = next.ID
+		}
+		return nil
+	})
+	return containers, names, err
+}
+
+// ErrViewMismatch means the stored view is not the fold of the journal.
+var ErrViewMismatch = errors.New("stored view differs from the fold of the journal")
+
+// Verify replays the whole journal and compares the result with the stored
+// view, container by container and name by name.
+func (j *Journal) Verify() error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		folded, names, err := Replay(func(fn func(sm.Record) error) error {
+			return journalBucket(tx).ForEach(func(k, v []byte) error {
+				var rec sm.Record
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return fmt.Errorf("record %d: %w", keySeq(k), err)
+				}
+				return fn(rec)
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		var problems []error
+		stored := map[string]bool{}
+		err = containersBucket(tx).ForEach(func(k, v []byte) error {
+			stored[string(k)] = true
+			want, ok := folded[string(k)]
+			if !ok {
+				problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", k))
+				return nil
+			}
+			wantJSON, err := json.Marshal(want)
+			if err != nil {
+				return err
+			}
+			if !jsonEqual(v, wantJSON) {
+				problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", k, v, wantJSON))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for id := range folded {
+			if !stored[id] {
+				problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
+			}
+		}
+		storedNames := map[string]string{}
+		if err := namesBucket(tx).ForEach(func(k, v []byte) error {
+			storedNames[string(k)] = string(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if !maps.Equal(storedNames, names) {
+			problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
+		}
+		return nil
+	})
+}
+
+// jsonEqual compares two JSON documents by value.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}

@@ -1,0 +1,185 @@
+package layer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// Image is a registered image: a named chain of layers.
+type Image struct {
+	Name      string
+	DiffIDs   []string // "sha256:<hex>", bottom first
+	ChainID   string   // "sha256:<hex>" of the top layer
+	Size      int64    // sum of the layers' uncompressed tar sizes
+	CreatedAt time.Time
+}
+
+func imageFromRecord(name string, rec imageRecord) Image {
+	return Image{Name: name, DiffIDs: rec.DiffIDs, ChainID: rec.ChainID, Size: rec.Size, CreatedAt: rec.Created}
+}
+
+// Images lists every registered image, sorted by name (bbolt keeps keys in
+// byte order, which is Go's string order).
+func (s *Store) Images() ([]Image, error) {
+	var out []Image
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return imagesBucket(tx).ForEach(func(k, v []byte) error {
+			var rec imageRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode image %q: %w", k, err)
+			}
+			out = append(out, imageFromRecord(string(k), rec))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return out, nil
+}
+
+// Image returns the image called name, or ErrNotFound.
+func (s *Store) Image(name string) (Image, error) {
+	var img Image
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var rec imageRecord
+		ok, err := getJSON(imagesBucket(tx), name, &rec)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+		}
+		img = imageFromRecord(name, rec)
+		return nil
+	})
+	return img, err
+}
+
+// RemoveImage unregisters the image. It refuses with ErrFailedPrecondition,
+// naming the mounts, while any container mount was created from it, and
+// deletes a layer directory once no image or child layer references it.
+func (s *Store) RemoveImage(name string) error {
+	var freed []string // cacheIDs whose records this transaction deleted
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var rec imageRecord
+		ok, err := getJSON(imagesBucket(tx), name, &rec)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+		}
+		users, err := mountsUsingImage(tx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("image %q is used by mounts %s: %w", name, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
+		}
+		if err := imagesBucket(tx).Delete([]byte(name)); err != nil {
+			return err
+		}
+		freed, err = releaseLayer(tx, rec.ChainID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove image: %w", err)
+	}
+	// After the commit nothing points to these directories; if we crash
+	// before they are gone, Open deletes them as orphans.
+	for _, cacheID := range freed {
+		if err := os.RemoveAll(s.layerDir(cacheID)); err != nil {
+			return fmt.Errorf("remove image %q: delete layer dir: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// mountsUsingImage returns the ids of the mounts created from image, sorted.
+func mountsUsingImage(tx *bolt.Tx, image string) ([]string, error) {
+	var ids []string
+	err := mountsBucket(tx).ForEach(func(k, v []byte) error {
+		var rec mountRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode mount %s: %w", k, err)
+		}
+		if rec.Image == image {
+			ids = append(ids, string(k))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// releaseLayer drops one reference to chainID and, each time a layer's count
+// reaches zero, deletes its record and drops the reference it held on its
+// parent. It returns the cacheIDs of the deleted records.
+func releaseLayer(tx *bolt.Tx, chainID string) ([]string, error) {
+	var freed []string
+	b := layersBucket(tx)
+	for chainID != "" {
+		var rec layerRecord
+		ok, err := getJSON(b, chainID, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("layer %s is referenced but not registered (store inconsistent)", chainID)
+		}
+		rec.Refcount--
+		if rec.Refcount > 0 {
+			return freed, putJSON(b, chainID, rec)
+		}
+		if err := b.Delete([]byte(chainID)); err != nil {
+			return nil, err
+		}
+		freed = append(freed, rec.CacheID)
+		chainID = rec.Parent
+	}
+	return freed, nil
+}
+
+// layerDirs returns the directories of the chain ending at chainID, top
+// first — the order overlay's lowerdir wants.
+func (s *Store) layerDirs(tx *bolt.Tx, chainID string) ([]string, error) {
+	var dirs []string
+	b := layersBucket(tx)
+	for chainID != "" {
+		var rec layerRecord
+		ok, err := getJSON(b, chainID, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("layer %s is referenced but not registered (store inconsistent)", chainID)
+		}
+		dirs = append(dirs, s.layerDir(rec.CacheID))
+		chainID = rec.Parent
+	}
+	return dirs, nil
+}
+
+// chainIDs computes the chainID of every prefix of diffIDs (bottom first):
+// chainID(1) = diffID(1), chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
+func chainIDs(diffIDs []string) []string {
+	out := make([]string, 0, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out = append(out, d)
+			continue
+		}
+		sum := sha256.Sum256([]byte(out[i-1] + " " + d))
+		out = append(out, "sha256:"+hex.EncodeToString(sum[:]))
+	}
+	return out
+}

@@ -1,0 +1,243 @@
+package layer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// Mount mounts the container's overlay (lowerdir=<init>:<image layers, top
+// first>, upperdir, workdir) on its Rootfs and returns Rootfs. If that exact
+// mount point is already mounted it returns without mounting again.
+func (s *Store) Mount(mountID string) (string, error) {
+	m, err := s.MountInfo(mountID)
+	if err != nil {
+		return "", fmt.Errorf("mount: %w", err)
+	}
+	unlock := s.lockMount(mountID)
+	defer unlock()
+	mounted, err := s.Mounted(mountID)
+	if err != nil {
+		return "", fmt.Errorf("mount %s: %w", mountID, err)
+	}
+	if mounted {
+		return m.Rootfs, nil
+	}
+	data := overlayOptions(m)
+	// The legacy mount(2) data argument is one page.
+	if len(data) >= os.Getpagesize() {
+		return "", fmt.Errorf("mount %s: overlay options are %d bytes, more than a page (too many layers): %w",
+			mountID, len(data), errdefs.ErrFailedPrecondition)
+	}
+	if err := unix.Mount("overlay", m.Rootfs, "overlay", 0, data); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return "", fmt.Errorf("mount %s: a layer directory is missing (CreateMount again?): %w", mountID, err)
+		}
+		return "", fmt.Errorf("mount %s: overlay: %w", mountID, err)
+	}
+	return m.Rootfs, nil
+}
+
+func overlayOptions(m Mount) string {
+	return "lowerdir=" + strings.Join(append([]string{m.Init}, m.Lower...), ":") +
+		",upperdir=" + m.Upper + ",workdir=" + m.Work
+}
+
+// Unmount unmounts the container's rootfs; not mounted is not an error. It
+// does not need the mount to be registered, so recovery can use it on a
+// stale mount point it found with MountedIDs.
+func (s *Store) Unmount(mountID string) error {
+	if err := validateMountID(mountID); err != nil {
+		return fmt.Errorf("unmount: %w", err)
+	}
+	unlock := s.lockMount(mountID)
+	defer unlock()
+	return s.unmountLocked(mountID)
+}
+
+// unmountLocked is Unmount with the mount id's lock held. It returns nil
+// only once nothing is mounted on merged/ any more.
+func (s *Store) unmountLocked(mountID string) error {
+	target := filepath.Join(s.mountDir(mountID), "merged")
+	// Loop: peel off mounts stacked on the same point, if any. Asking
+	// Mounted first (two lstats when not mounted) also keeps an unprivileged
+	// caller from getting EPERM for a mount that is not there.
+	for range 16 {
+		mounted, err := s.Mounted(mountID)
+		if err != nil || !mounted {
+			return err
+		}
+		err = unix.Unmount(target, 0)
+		if errors.Is(err, unix.EBUSY) {
+			// A process still has a file open or its cwd in there; detach
+			// so the name is free now and the kernel finishes later.
+			err = unix.Unmount(target, unix.MNT_DETACH)
+		}
+		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", mountID, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still mounted after 16 unmounts", mountID)
+}
+
+// Mounted reports whether something is mounted on the mount's Rootfs.
+//
+// Fast path: when merged/ has the same st_dev as its parent nothing is
+// mounted on it (an overlay always has its own device), which spares reading
+// a mountinfo that grows with the number of containers on every start. Only
+// a bind mount of the same file system onto merged/ would fool it, and
+// nothing makes one. Otherwise /proc/self/mountinfo decides.
+func (s *Store) Mounted(mountID string) (bool, error) {
+	if err := validateMountID(mountID); err != nil {
+		return false, err
+	}
+	target := filepath.Join(s.mountDir(mountID), "merged")
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(target, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("stat %s: %w", target, err)
+	}
+	if err := unix.Lstat(s.mountDir(mountID), &parent); err != nil {
+		return false, fmt.Errorf("stat %s: %w", s.mountDir(mountID), err)
+	}
+	if st.Dev == parent.Dev {
+		return false, nil
+	}
+	found := false
+	err := readMountinfo(func(mountPoint, _ string) bool {
+		found = mountPoint == target
+		return found
+	})
+	return found, err
+}
+
+// MountedIDs lists the mount ids whose Rootfs (<dir>/mounts/<id>/merged) is
+// a mount point now, according to /proc/self/mountinfo, registered or not.
+// Recovery compares it with the journal to find stale mounts.
+func (s *Store) MountedIDs() (map[string]bool, error) {
+	ids := map[string]bool{}
+	prefix := s.mountsDir + "/"
+	err := readMountinfo(func(mountPoint, _ string) bool {
+		if id, ok := mountIDFromRootfs(prefix, mountPoint); ok {
+			ids[id] = true
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// mountIDFromRootfs recognises "<prefix><64 hex>/merged".
+func mountIDFromRootfs(prefix, mountPoint string) (string, bool) {
+	rest, ok := strings.CutPrefix(mountPoint, prefix)
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "/merged")
+	if !ok || validateMountID(id) != nil {
+		return "", false
+	}
+	return id, true
+}
+
+func readMountinfo(fn func(mountPoint, fsType string) (stop bool)) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := scanMountinfo(f, fn); err != nil {
+		return fmt.Errorf("read /proc/self/mountinfo: %w", err)
+	}
+	return nil
+}
+
+// scanMountinfo calls fn with the (unescaped) mount point and file system
+// type of each line of a mountinfo file until fn returns true. Format
+// (proc(5)): id parent major:minor root mountpoint options [optional...] - fstype source superoptions.
+func scanMountinfo(r io.Reader, fn func(mountPoint, fsType string) (stop bool)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 {
+			return fmt.Errorf("malformed line %q", sc.Text())
+		}
+		fsType := ""
+		for i := 6; i < len(fields)-1; i++ {
+			if fields[i] == "-" {
+				fsType = fields[i+1]
+				break
+			}
+		}
+		if fn(unescapeMountinfo(fields[4]), fsType) {
+			return nil
+		}
+	}
+	return sc.Err()
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for space, \011,
+// \012, \134) in mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// lockMount serialises Mount and Unmount of one mount id, so two concurrent
+// Mount calls cannot both see "not mounted" and stack two overlays. Different
+// ids never wait for each other.
+func (s *Store) lockMount(id string) (unlock func()) {
+	s.mu.Lock()
+	if s.mountLocks == nil {
+		s.mountLocks = map[string]*idLock{}
+	}
+	l := s.mountLocks[id]
+	if l == nil {
+		l = &idLock{}
+		s.mountLocks[id] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		l.users--
+		if l.users == 0 {
+			delete(s.mountLocks, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+type idLock struct {
+	mu    sync.Mutex
+	users int // guarded by Store.mu
+}

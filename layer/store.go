@@ -1,0 +1,171 @@
+package layer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// Store is the layer store. It is safe for concurrent use: every decision
+// that must be atomic is taken inside one bbolt transaction, and every
+// directory a call creates has a name nobody else uses (random cacheID, a
+// caller-chosen unique mountID).
+type Store struct {
+	db        *bolt.DB
+	dir       string // absolute, symlinks resolved: mountinfo shows real paths
+	layersDir string
+	mountsDir string
+	tmpDir    string
+
+	// root: running with euid 0, so ownership (Lchown) and file capabilities
+	// from the tar are applied. Without it an import keeps the caller's
+	// ownership; that is only useful for tests.
+	root bool
+	// resolvConf is the host file the init layer's etc/resolv.conf is derived
+	// from; tests point it elsewhere.
+	resolvConf string
+
+	mu         sync.Mutex         // guards mountLocks
+	mountLocks map[string]*idLock // per mount id, see lockMount
+}
+
+// Open prepares the store under dir using the daemon's already opened bbolt
+// DB. It creates the buckets images/, layers/ and mounts/, deletes the
+// leftovers of interrupted imports (everything under tmp/, and layer
+// directories no layers/ record points to) and returns the store.
+func Open(dir string, db *bolt.DB) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("layer store: nil DB: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	// The legacy overlay option string cannot carry these characters
+	// unescaped, and mountinfo parsing is simpler without them.
+	if strings.ContainsAny(abs, ",:\\\n\t ") {
+		return nil, fmt.Errorf("layer store: directory %q contains one of ',:\\' or whitespace: %w", abs, errdefs.ErrInvalidArgument)
+	}
+	s := &Store{
+		db:         db,
+		dir:        abs,
+		layersDir:  filepath.Join(abs, "layers"),
+		mountsDir:  filepath.Join(abs, "mounts"),
+		tmpDir:     filepath.Join(abs, "tmp"),
+		root:       os.Geteuid() == 0,
+		resolvConf: "/etc/resolv.conf",
+	}
+	// Nothing in tmp/ is ever registered, so it is always safe to wipe.
+	if err := os.RemoveAll(s.tmpDir); err != nil {
+		return nil, fmt.Errorf("layer store: remove interrupted imports: %w", err)
+	}
+	for _, d := range []string{s.layersDir, s.mountsDir, s.tmpDir} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("layer store: %w", err)
+		}
+		// Enforce 0700 even on a directory made by an older version or by
+		// hand: layers hold setuid binaries from untrusted tars.
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("layer store: %w", err)
+		}
+	}
+	referenced := map[string]bool{}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		return layersBucket(tx).ForEach(func(_, v []byte) error {
+			var rec layerRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			referenced[rec.CacheID] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	if err := s.removeOrphanLayers(referenced); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// removeOrphanLayers deletes layers/<cacheID> directories that no record
+// points to: an import that crashed between its rename and its commit, or a
+// RemoveImage that crashed between its commit and the directory removal.
+// cacheIDs are random, so an unreferenced one can never become referenced.
+func (s *Store) removeOrphanLayers(referenced map[string]bool) error {
+	entries, err := os.ReadDir(s.layersDir)
+	if err != nil {
+		return fmt.Errorf("layer store: %w", err)
+	}
+	for _, e := range entries {
+		if referenced[e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.layersDir, e.Name())); err != nil {
+			return fmt.Errorf("layer store: remove orphan layer %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Dir returns the store's absolute directory.
+func (s *Store) Dir() string { return s.dir }
+
+var imageNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,127}$`)
+
+func validateImageName(name string) error {
+	if !imageNameRE.MatchString(name) {
+		return fmt.Errorf("image name %q: must match [a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,127}: %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// validateMountID accepts exactly 64 lowercase hex digits; the id becomes a
+// path component, so nothing else may pass.
+func validateMountID(id string) error {
+	if len(id) != 64 {
+		return fmt.Errorf("mount id %q: must be 64 lowercase hex digits: %w", id, errdefs.ErrInvalidArgument)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("mount id %q: must be 64 lowercase hex digits: %w", id, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// newCacheID returns 32 random hex digits. Layer directories are named
+// randomly, not by digest, so a half-written directory can never be mistaken
+// for a finished one with the same content.
+func newCacheID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random cache id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func (s *Store) layerDir(cacheID string) string { return filepath.Join(s.layersDir, cacheID) }

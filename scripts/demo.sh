@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds cairnd and cairn into ./bin, starts cairnd
+# on a scratch root, imports a busybox image and runs containers through the
+# whole lifecycle. Run as root. KEEP=1 leaves the daemon running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+echo "== build"
+go build -o bin/ ./cmd/cairnd ./cmd/cairn
+work=${CAIRN_DEMO_DIR:-/tmp/cairn-demo}
+rm -rf "$work" && mkdir -p "$work"
+export CAIRN_SOCKET="$work/cairn.sock"
+cairn() { ./bin/cairn "$@"; }
+step() { printf '\n$ cairn'; printf ' %q' "$@"; printf '\n'; cairn "$@"; }
+
+./bin/cairnd --root "$work/root" --socket "$CAIRN_SOCKET" --metrics-addr 127.0.0.1:9464 >"$work/cairnd.log" 2>&1 &
+daemon=$!
+cleanup() {
+  if [ "${KEEP:-}" = 1 ]; then
+    echo; echo "cairnd left running (pid $daemon): export CAIRN_SOCKET=$CAIRN_SOCKET; log: $work/cairnd.log"
+    return
+  fi
+  cairn ps -a --format json 2>/dev/null | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' | xargs -r ./bin/cairn rm -f >/dev/null 2>&1 || true
+  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 100); do [ -S "$CAIRN_SOCKET" ] && break; sleep 0.05; done
+
+./scripts/mkbusybox.sh "$work/busybox.tar"
+step image import "$work/busybox.tar" busybox
+step run --rm busybox sh -c 'echo "hello from $(hostname), pid $$ in my own namespaces"'
+step run --name web -d busybox sh -c 'trap "echo bye; exit 0" TERM; echo started; while true; do sleep 1; done'
+step pause web
+echo "freezer: $(cat /sys/fs/cgroup/freezer/cairn/"$(cairn inspect web | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p')"/freezer.state)"
+step ps
+step unpause web
+step stop web
+step logs web
+step run --rm busybox sh -c 'exit 3' || echo "(exit status $?)"
+step history web
+step rm web
+echo; echo "demo done: the journal is $work/root/cairn.db, the daemon log $work/cairnd.log"

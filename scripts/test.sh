@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, checks
+# formatting, vet and staticcheck, then runs every test with the race
+# detector. Run as root: root-only tests (real containers) must not skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh --dev
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+staticcheck ./...
+echo "== go test -race"
+export CAIRN_REQUIRE_ROOT_TESTS=1
+go test -race -count=1 -timeout 15m ./...

@@ -1,0 +1,73 @@
+package statemachine
+
+import (
+	"slices"
+	"time"
+)
+
+// Container is the materialised view of one container: the fold of its
+// journal records.
+type Container struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name,omitempty"`
+	Image      string   `json:"image"`
+	Command    []string `json:"command"`
+	Env        []string `json:"env,omitempty"`
+	Hostname   string   `json:"hostname"`
+	MountID    string   `json:"mount_id"`
+	AutoRemove bool     `json:"auto_remove,omitempty"`
+
+	State State `json:"state"`
+	// Pending is an intent recorded without its outcome: a transition in
+	// flight, or one interrupted by a crash.
+	Pending *Pending `json:"pending,omitempty"`
+	// Process is the live process of a running or paused container.
+	Process *Process `json:"process,omitempty"`
+	// Exit is how the last run ended.
+	Exit *Exit `json:"exit,omitempty"`
+
+	CreatedAt    time.Time `json:"created_at"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
+	RestartCount int       `json:"restart_count,omitempty"`
+	// Seq is the last journal record folded into this view.
+	Seq uint64 `json:"seq"`
+}
+
+// Pending is an unfinished intent.
+type Pending struct {
+	Seq   uint64 `json:"seq"`
+	Event Event  `json:"event"`
+	From  State  `json:"from"`
+	To    State  `json:"to"`
+	Args  *Args  `json:"args,omitempty"`
+}
+
+// Clone returns a deep copy, so views handed out can't alias the journal's.
+func (c Container) Clone() Container {
+	c.Command = slices.Clone(c.Command)
+	c.Env = slices.Clone(c.Env)
+	if c.Pending != nil {
+		p := *c.Pending
+		if p.Args != nil {
+			a := *p.Args
+			a.Command = slices.Clone(a.Command)
+			a.Env = slices.Clone(a.Env)
+			p.Args = &a
+		}
+		c.Pending = &p
+	}
+	if c.Process != nil {
+		p := *c.Process
+		c.Process = &p
+	}
+	if c.Exit != nil {
+		e := *c.Exit
+		if e.Code != nil {
+			code := *e.Code
+			e.Code = &code
+		}
+		c.Exit = &e
+	}
+	return c
+}

@@ -1,0 +1,10 @@
+// Package statemachine owns the container lifecycle: the states, the events,
+// the rules that say which event is legal in which state (a pure table built
+// on looplab/fsm), the records that describe a transition, and the driver that
+// runs the transition protocol: check the rule, record the intent durably,
+// perform the side effects, record the outcome.
+//
+// It never touches the machine or the disk itself: the journal, the executor
+// and the layer store are reached through the small interfaces declared in
+// driver.go, which the adapters implement.
+package statemachine

@@ -1,0 +1,174 @@
+package statemachine_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/journal"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// fakeWorld stands in for the executor and the layer store: processes are
+// channels, mounts are booleans. It records what the driver asked for.
+type fakeWorld struct {
+	mu        sync.Mutex
+	nextPID   int
+	procs     map[int]*fakeProc
+	mounted   map[string]bool
+	layers    map[string]bool
+	frozen    map[string]bool
+	failStart error
+	ignoreSig map[syscall.Signal]bool
+}
+
+type fakeProc struct {
+	exited chan struct{}
+	code   int
+}
+
+func newFakeWorld() *fakeWorld {
+	return &fakeWorld{nextPID: 100, procs: map[int]*fakeProc{}, mounted: map[string]bool{}, layers: map[string]bool{}, frozen: map[string]bool{}, ignoreSig: map[syscall.Signal]bool{}}
+}
+
+func (w *fakeWorld) Start(_ context.Context, spec sm.RunSpec) (sm.Process, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failStart != nil {
+		return sm.Process{}, w.failStart
+	}
+	w.nextPID++
+	w.procs[w.nextPID] = &fakeProc{exited: make(chan struct{})}
+	return sm.Process{PID: w.nextPID, StartTime: uint64(w.nextPID) * 10, StartedAt: time.Now().UTC()}, nil
+}
+
+func (w *fakeWorld) Wait(ctx context.Context, _ string, p sm.Process) (sm.Exit, error) {
+	w.mu.Lock()
+	proc := w.procs[p.PID]
+	w.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return sm.Exit{}, ctx.Err()
+	case <-proc.exited:
+		return *sm.ExitCode(proc.code, time.Now().UTC()), nil
+	}
+}
+
+// exit ends process pid with code, as if it returned.
+func (w *fakeWorld) exit(pid, code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.procs[pid]
+	select {
+	case <-p.exited:
+	default:
+		p.code = code
+		close(p.exited)
+	}
+}
+
+func (w *fakeWorld) Signal(_ string, p sm.Process, sig syscall.Signal) error {
+	w.mu.Lock()
+	_, ok := w.procs[p.PID]
+	ignore := w.ignoreSig[sig]
+	w.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("pid %d: %w", p.PID, errdefs.ErrNotFound)
+	}
+	if !ignore && sig != syscall.SIGUSR1 {
+		w.exit(p.PID, 128+int(sig))
+	}
+	return nil
+}
+
+func (w *fakeWorld) Pause(id string) error  { return w.setFrozen(id, true) }
+func (w *fakeWorld) Resume(id string) error { return w.setFrozen(id, false) }
+func (w *fakeWorld) setFrozen(id string, v bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.frozen[id] = v
+	return nil
+}
+
+func (w *fakeWorld) Cleanup(string, sm.Process) error { return nil }
+func (w *fakeWorld) Remove(string) error              { return nil }
+
+func (w *fakeWorld) ImageExists(name string) error {
+	if name != "busybox" {
+		return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+func (w *fakeWorld) CreateMount(_ context.Context, mountID, _, _ string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.layers[mountID] = true
+	return nil
+}
+
+func (w *fakeWorld) RemoveMount(mountID string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.layers, mountID)
+	delete(w.mounted, mountID)
+	return nil
+}
+
+func (w *fakeWorld) Mount(mountID string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mounted[mountID] = true
+	return "/rootfs/" + mountID, nil
+}
+
+func (w *fakeWorld) Unmount(mountID string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.mounted, mountID)
+	return nil
+}
+
+func (w *fakeWorld) isMounted(mountID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mounted[mountID]
+}
+
+type harness struct {
+	j *journal.Journal
+	w *fakeWorld
+	m *sm.Machine
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "cairn.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newFakeWorld()
+	m := sm.New(sm.Deps{Journal: j, Runner: w, Freezer: w, Janitor: w, Layers: w, Mounter: w, KillWait: 2 * time.Second})
+	t.Cleanup(func() {
+		m.Close()
+		if err := j.Verify(); err != nil {
+			t.Errorf("journal does not fold to its view: %v", err)
+		}
+		_ = j.Close()
+	})
+	return &harness{j: j, w: w, m: m}
+}
+
+func (h *harness) create(t *testing.T, name string) sm.Container {
+	t.Helper()
+	c, err := h.m.Create(context.Background(), sm.CreateRequest{Name: name, Image: "busybox", Command: []string{"sh"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

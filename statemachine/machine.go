@@ -1,0 +1,167 @@
+package statemachine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// Deps are the adapters the driver works through.
+type Deps struct {
+	Journal  Journal
+	Runner   Runner
+	Freezer  Freezer
+	Janitor  Janitor
+	Layers   Layers
+	Mounter  Mounter
+	Observer Observer     // optional
+	Logger   *slog.Logger // optional
+	// KillWait bounds the wait for a process to die after SIGKILL. Default 30s.
+	KillWait time.Duration
+}
+
+// Machine drives container transitions. Transitions of one container are
+// serialised; different containers proceed in parallel.
+type Machine struct {
+	d   Deps
+	log *slog.Logger
+
+	// ctx ends the exit watchers when the daemon shuts down; the shims keep
+	// the exits for the next daemon.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchers sync.WaitGroup
+
+	mu         sync.Mutex
+	locks      map[string]*sync.Mutex
+	runs       map[string]*run
+	changed    map[string]chan struct{}
+	reserved   map[string]bool
+	tombstones map[string]Container
+	tombOrder  []string
+}
+
+// maxTombstones bounds the memory of removed containers kept so that a
+// waiter can still learn how a removed container exited.
+const maxTombstones = 1024
+
+// New returns a driver over deps.
+func New(d Deps) *Machine {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.KillWait == 0 {
+		d.KillWait = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Machine{
+		d: d, log: d.Logger, ctx: ctx, cancel: cancel,
+		locks:      map[string]*sync.Mutex{},
+		runs:       map[string]*run{},
+		changed:    map[string]chan struct{}{},
+		reserved:   map[string]bool{},
+		tombstones: map[string]Container{},
+	}
+}
+
+// Close stops watching exits. Containers keep running: their shims hold
+// their exits for the next daemon.
+func (m *Machine) Close() {
+	m.cancel()
+	m.watchers.Wait()
+}
+
+// lock serialises transitions of one container.
+func (m *Machine) lock(id string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Changes returns a channel that is closed at the next finished transition
+// of container id. Take it before reading the view, so no change is missed.
+func (m *Machine) Changes(id string) <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.changed[id]
+	if !ok {
+		ch = make(chan struct{})
+		m.changed[id] = ch
+	}
+	return ch
+}
+
+func (m *Machine) notify(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ch, ok := m.changed[id]; ok {
+		close(ch)
+		delete(m.changed, id)
+	}
+}
+
+// forget drops what the driver kept in memory about a removed container,
+// keeping its last view as a tombstone.
+func (m *Machine) forget(last Container) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.locks, last.ID)
+	delete(m.runs, last.ID)
+	last.State = StateRemoved
+	m.tombstones[last.ID] = last
+	m.tombOrder = append(m.tombOrder, last.ID)
+	if len(m.tombOrder) > maxTombstones {
+		delete(m.tombstones, m.tombOrder[0])
+		m.tombOrder = m.tombOrder[1:]
+	}
+}
+
+// current returns the view of a container that exists and has no
+// transition pending.
+func (m *Machine) current(id string) (Container, error) {
+	c, ok := m.d.Journal.Container(id)
+	if !ok || c.State == StateNone {
+		return Container{}, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+	}
+	if c.Pending != nil {
+		return c, fmt.Errorf("container %s has an unfinished %s (intent %d) waiting for recovery: %w",
+			id, c.Pending.Event, c.Pending.Seq, errdefs.ErrFailedPrecondition)
+	}
+	return c, nil
+}
+
+// Wait blocks until container id is not running (created, stopped or
+// removed) and returns its last view.
+func (m *Machine) Wait(ctx context.Context, id string) (Container, error) {
+	for {
+		changed := m.Changes(id)
+		c, ok := m.d.Journal.Container(id)
+		if !ok {
+			m.mu.Lock()
+			last, gone := m.tombstones[id]
+			m.mu.Unlock()
+			if gone {
+				return last, nil
+			}
+			return Container{}, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+		}
+		if c.State != StateNone && !c.State.HasProcess() && c.Pending == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-changed:
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package statemachine
+
+import (
+	"context"
+	"syscall"
+	"time"
+)
+
+// The driver reaches the world only through these interfaces; the daemon
+// wires the journal, executor and layer store behind them.
+
+// Journal records intents and outcomes durably and serves the view.
+type Journal interface {
+	Append(rec Record) (Record, error)
+	Container(id string) (Container, bool)
+	IDByName(name string) (string, bool)
+}
+
+// RunSpec is what the runner needs to start a container's process.
+type RunSpec struct {
+	ID       string
+	Rootfs   string
+	Args     []string
+	Env      []string
+	Hostname string
+}
+
+// Runner starts a container's process under its shim, waits for it and
+// signals it, identifying it by PID and start time.
+type Runner interface {
+	Start(ctx context.Context, spec RunSpec) (Process, error)
+	Wait(ctx context.Context, id string, p Process) (Exit, error)
+	Signal(id string, p Process, sig syscall.Signal) error
+}
+
+// Freezer pauses and resumes every process of a container.
+type Freezer interface {
+	Pause(id string) error
+	Resume(id string) error
+}
+
+// Janitor removes what a run or a container leaves behind.
+type Janitor interface {
+	// Cleanup releases a finished run's runtime state; the log stays.
+	Cleanup(id string, p Process) error
+	// Remove deletes every runtime file of the container, log included.
+	Remove(id string) error
+}
+
+// Layers owns a container's init and writable layers.
+type Layers interface {
+	ImageExists(name string) error
+	CreateMount(ctx context.Context, mountID, image, hostname string) error
+	RemoveMount(mountID string) error
+}
+
+// Mounter mounts and unmounts a container's root filesystem.
+type Mounter interface {
+	Mount(mountID string) (rootfs string, err error)
+	Unmount(mountID string) error
+}
+
+// Observer is told about every finished transition (metrics).
+type Observer interface {
+	Transition(event Event, outcome Kind, d time.Duration)
+}

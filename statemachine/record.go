@@ -1,0 +1,94 @@
+package statemachine
+
+import "time"
+
+// Kind says what a journal record proves.
+type Kind string
+
+const (
+	// KindIntent is written, and made durable, before any side effect.
+	KindIntent Kind = "INTENT"
+	// KindDone says the side effects of an intent happened.
+	KindDone Kind = "DONE"
+	// KindFailed says an intent was abandoned after undoing what could be undone.
+	KindFailed Kind = "FAILED"
+	// KindReconciled records a decision taken by startup recovery.
+	KindReconciled Kind = "RECONCILED"
+)
+
+// Record is one entry of the lifecycle journal. An INTENT carries the
+// arguments of a transition; the DONE, FAILED or RECONCILED record that
+// finishes it carries the state the container ended in and what the side
+// effects produced.
+type Record struct {
+	Seq       uint64    `json:"seq"`
+	Kind      Kind      `json:"kind"`
+	Time      time.Time `json:"time"`
+	Container string    `json:"container"`
+	Event     Event     `json:"event"`
+	From      State     `json:"from"`
+	To        State     `json:"to"`
+	// Intent is the seq of the INTENT a DONE, FAILED or RECONCILED record finishes.
+	Intent uint64  `json:"intent,omitempty"`
+	Args   *Args   `json:"args,omitempty"`
+	Result *Result `json:"result,omitempty"`
+	// Error is the cause of a FAILED record or the reason of a RECONCILED one.
+	Error string `json:"error,omitempty"`
+}
+
+// Args are the arguments of an intent.
+type Args struct {
+	Name       string   `json:"name,omitempty"`
+	Image      string   `json:"image,omitempty"`
+	Command    []string `json:"command,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	MountID    string   `json:"mount_id,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	AutoRemove bool     `json:"auto_remove,omitempty"`
+	// Timeout is the grace period of a stop or restart before SIGKILL.
+	Timeout Duration `json:"timeout,omitempty"`
+	Signal  string   `json:"signal,omitempty"`
+}
+
+// Result is what the side effects of a transition produced.
+type Result struct {
+	// Process is set when a new process was started.
+	Process *Process `json:"process,omitempty"`
+	// Exit is set when a process ended.
+	Exit *Exit `json:"exit,omitempty"`
+}
+
+// Process identifies a container's running process and its shim. PID and
+// start time together survive PID reuse; they are the handle used to
+// reattach after a daemon restart.
+type Process struct {
+	PID           int       `json:"pid"`
+	StartTime     uint64    `json:"start_time"`
+	ShimPID       int       `json:"shim_pid"`
+	ShimStartTime uint64    `json:"shim_start_time"`
+	StartedAt     time.Time `json:"started_at"`
+}
+
+// Exit is how a process ended. A nil Code means nobody can know it; Reason
+// then says what was lost.
+type Exit struct {
+	Code       *int      `json:"code,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// ExitCode returns an Exit with a known code.
+func ExitCode(code int, finishedAt time.Time) *Exit {
+	return &Exit{Code: &code, FinishedAt: finishedAt}
+}
+
+// Duration is a time.Duration that reads as "10s" in the journal.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}

@@ -1,0 +1,37 @@
+package statemachine
+
+// State is a container's lifecycle state. The zero value means "not created
+// yet": a create whose intent is recorded but not finished.
+type State string
+
+const (
+	StateNone    State = ""
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateStopped State = "stopped"
+	StateRemoved State = "removed"
+)
+
+// Event is what moves a container from one state to another.
+type Event string
+
+const (
+	EventCreate  Event = "create"
+	EventStart   Event = "start"
+	EventPause   Event = "pause"
+	EventUnpause Event = "unpause"
+	EventStop    Event = "stop"
+	// EventExit is observed, never requested: the container's process ended.
+	EventExit    Event = "exit"
+	EventRestart Event = "restart"
+	EventRemove  Event = "remove"
+	// EventForceRemove is remove of a running or paused container.
+	EventForceRemove Event = "force-remove"
+	// EventKill delivers a signal and leaves the state as it is; the exit it
+	// may cause arrives as EventExit.
+	EventKill Event = "kill"
+)
+
+// HasProcess reports whether a container in state s has a live process.
+func (s State) HasProcess() bool { return s == StateRunning || s == StatePaused }
