@@ -43,7 +43,7 @@ func (e *Executor) Cleanup(id string, p Process) error {
 		errs = append(errs, err)
 	}
 	dir := e.containerDir(id)
-	for _, name := range []string{specFileName, socketName, exitFileName, shimFileName} {
+	for _, name := range []string{socketName, exitFileName, shimFileName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
 )
@@ -31,13 +32,24 @@ type Executor struct {
 	cfg     Config
 	mounts  cgroupMounts
 	shimBin string
+	shimExe *os.File // sealed copy of shimBin, see shimexe.go
+	// selfProcs is our own freezer cgroup.procs, see cgroupwarm.go.
+	selfProcs string
+
+	exeMu     sync.RWMutex // guards shimExe against Close
+	exeClosed bool
+
+	standbyMu sync.Mutex // guards the fields below, see standby.go
+	standby   *shimProc
+	refilling bool
+	closed    bool
+	refills   sync.WaitGroup
 }
 
 const (
 	containersDirName = "containers"
 	runtimeDirName    = "runtime"
 
-	specFileName   = "spec.json"
 	shimFileName   = "shim.json"
 	socketName     = "shim.sock"
 	exitFileName   = "exit.json"
@@ -75,7 +87,13 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
-	return &Executor{cfg: cfg, mounts: mounts, shimBin: bin}, nil
+	exe, err := sealedShim(bin, cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	e := &Executor{cfg: cfg, mounts: mounts, shimBin: bin, shimExe: exe, selfProcs: mounts.selfFreezerProcs()}
+	go e.refillStandby()
+	return e, nil
 }
 
 // cleanCgroupParent normalises the parent to a relative path without

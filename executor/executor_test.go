@@ -328,7 +328,7 @@ func TestCleanupAndRemove_Idempotent(t *testing.T) {
 	if !strings.Contains(readFile(t, env.ex.LogPath("idem")), "hello") {
 		t.Error("Cleanup lost container.log")
 	}
-	for _, name := range []string{specFileName, socketName, exitFileName, shimFileName} {
+	for _, name := range []string{socketName, exitFileName, shimFileName} {
 		if fileExists(filepath.Join(env.ex.containerDir("idem"), name)) {
 			t.Errorf("Cleanup left %s", name)
 		}

@@ -20,24 +20,31 @@ import (
 )
 
 // RunShim is the whole `<bin> shim` subcommand; args are the arguments after
-// "shim". It creates and runs one container, reports readiness on fd 3,
-// serves the socket, waits for the container's init, records its exit and
-// destroys the container, then exits the process. It returns only for bad
-// arguments.
+// "shim". The daemon starts shims ahead of need (see standby.go) with a
+// control socket on fd 3: the shim prepares itself, waits there for the
+// container it is to run, creates and runs it, reports readiness on the same
+// socket, serves its own socket, waits for the container's init, records
+// its exit and destroys the container, then exits the process. A shim whose
+// control socket closes before it got a container just exits. RunShim
+// returns only for bad arguments.
 //
 // The shim runs in its own session (the daemon starts it with setsid), is a
 // child subreaper so the container's init stays its child whatever
 // libcontainer does while creating it, and asks the OOM killer to spare it:
 // losing the shim loses the exit code.
 func RunShim(args []string) error {
-	o, err := parseShimArgs(args)
-	if err != nil {
+	if _, err := parseShimArgs(args); err != nil {
 		return err
 	}
-	os.Exit(runShim(o))
+	ctl := controlSocket()
+	if ctl == nil {
+		return errors.New("shim: fd 3 is not a control socket; shims are started by cairnd")
+	}
+	os.Exit(runShim(ctl))
 	return nil
 }
 
+// shimOptions say where the shim's container lives.
 type shimOptions struct {
 	id           string
 	dir          string // <Dir>/containers/<id>
@@ -45,52 +52,57 @@ type shimOptions struct {
 	cgroupParent string
 }
 
-func shimArgs(o shimOptions) []string {
-	return []string{"shim", "--id", o.id, "--dir", o.dir, "--runtime", o.runtime, "--cgroup-parent", o.cgroupParent}
+// assignment is what the daemon sends a waiting shim: the container to run
+// and where its files go.
+type assignment struct {
+	Spec         Spec   `json:"spec"`
+	Dir          string `json:"dir"`
+	Runtime      string `json:"runtime"`
+	CgroupParent string `json:"cgroup_parent"`
 }
 
-func parseShimArgs(args []string) (shimOptions, error) {
-	var o shimOptions
-	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
-	fs.StringVar(&o.id, "id", "", "container id")
-	fs.StringVar(&o.dir, "dir", "", "container directory (spec.json, shim.sock, exit.json, logs)")
-	fs.StringVar(&o.runtime, "runtime", "", "libcontainer state root")
-	fs.StringVar(&o.cgroupParent, "cgroup-parent", defaultCgroups, "cgroup parent path")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
+func (a assignment) options() (shimOptions, error) {
+	o := shimOptions{id: a.Spec.ID, dir: a.Dir, runtime: a.Runtime, cgroupParent: a.CgroupParent}
 	if err := validateID(o.id); err != nil {
 		return o, err
 	}
 	if !filepath.IsAbs(o.dir) || !filepath.IsAbs(o.runtime) {
-		return o, errors.New("shim: --dir and --runtime must be absolute paths")
+		return o, errors.New("shim: container and runtime directories must be absolute paths")
 	}
 	return o, nil
 }
 
-// readyPipe returns fd 3 if it is the daemon's sync pipe. A shim started by
-// hand has no such pipe and must not write into whatever fd 3 is.
-func readyPipe() *os.File {
+// shimArgs are the arguments of a shim started for executor dir; dir only
+// identifies the shim's daemon in ps and to leftover checks.
+func shimArgs(execDir string) []string {
+	return []string{"shim", "--exec-dir", execDir}
+}
+
+func parseShimArgs(args []string) (string, error) {
+	var execDir string
+	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
+	fs.StringVar(&execDir, "exec-dir", "", "the executor directory of the daemon that started this shim")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(execDir) {
+		return "", errors.New("shim: --exec-dir must be an absolute path")
+	}
+	return execDir, nil
+}
+
+// controlSocket returns fd 3 if it is the daemon's control socket. A shim
+// started by hand has no such socket and must not use whatever fd 3 is.
+func controlSocket() *os.File {
 	var st unix.Stat_t
-	if unix.Fstat(3, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+	if unix.Fstat(3, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return nil
 	}
 	unix.CloseOnExec(3)
-	return os.NewFile(3, "ready")
+	return os.NewFile(3, "control")
 }
 
-func runShim(o shimOptions) int {
-	ready := readyPipe()
-	report := func(m readyMessage) {
-		if ready == nil {
-			return
-		}
-		_ = json.NewEncoder(ready).Encode(m)
-		_ = ready.Close()
-		ready = nil
-	}
-	redirectStderr(filepath.Join(o.dir, shimLogName))
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("container", o.id)
+func runShim(ctl *os.File) int {
 	// The shim shares its name with the CLI and the daemon, so a stray
 	// `pkill cairn` or a service manager stopping the daemon's group would
 	// otherwise kill it and lose the exit code. The signals are caught into
@@ -98,8 +110,31 @@ func runShim(o shimOptions) int {
 	// be inherited by the container's processes, caught ones are reset by
 	// exec.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	prepErr := prepareShimProcess()
 
-	s, err := startContainer(o)
+	var a assignment
+	if err := json.NewDecoder(ctl).Decode(&a); err != nil {
+		return 0 // the daemon closed a shim it did not need
+	}
+	report := func(m readyMessage) {
+		_ = json.NewEncoder(ctl).Encode(m)
+		_ = ctl.Close()
+	}
+	o, err := a.options()
+	if err == nil {
+		err = prepErr
+	}
+	if err == nil {
+		err = os.Chdir(o.dir) // libcontainer records its working directory as the bundle
+	}
+	if err != nil {
+		report(readyMessage{Error: err.Error()})
+		return 1
+	}
+	redirectStderr(filepath.Join(o.dir, shimLogName))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("container", o.id)
+
+	s, err := startContainer(o, a.Spec)
 	if err != nil {
 		log.Error("start container", "err", err)
 		report(readyMessage{Error: err.Error()})
@@ -107,6 +142,18 @@ func runShim(o shimOptions) int {
 	}
 	report(readyMessage{PID: s.pid, StartTime: s.startTime})
 	return s.serve(log)
+}
+
+// prepareShimProcess does what does not depend on the container, while the
+// shim waits for one.
+func prepareShimProcess() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set child subreaper: %w", err)
+	}
+	// Best effort: an unprivileged shim cannot lower its score, and a shim
+	// that may be OOM-killed is still better than no container.
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
+	return nil
 }
 
 // redirectStderr points fd 2 at the shim log so that libcontainer's logrus
@@ -129,7 +176,7 @@ type shim struct {
 	pid       int
 	startTime uint64
 
-	done chan struct{} // closed once exit is final and the container destroyed
+	done chan struct{} // closed once the exit is final and recorded in exit.json
 
 	mu      sync.Mutex
 	exit    *exitRecord // nil until exited, and when the status could not be read
@@ -139,14 +186,7 @@ type shim struct {
 	wg      sync.WaitGroup
 }
 
-func startContainer(o shimOptions) (_ *shim, retErr error) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("set child subreaper: %w", err)
-	}
-	// Best effort: an unprivileged shim cannot lower its score, and a shim
-	// that may be OOM-killed is still better than no container.
-	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
-
+func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	self, err := readProcStat(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -156,17 +196,6 @@ func startContainer(o shimOptions) (_ *shim, retErr error) {
 		return nil, fmt.Errorf("write %s: %w", shimFileName, err)
 	}
 
-	data, err := os.ReadFile(filepath.Join(o.dir, specFileName))
-	if err != nil {
-		return nil, err
-	}
-	var spec Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", specFileName, err)
-	}
-	if spec.ID != o.id {
-		return nil, fmt.Errorf("%s is for container %q, not %q", specFileName, spec.ID, o.id)
-	}
 	cfg, err := containerConfig(spec, o.cgroupParent)
 	if err != nil {
 		return nil, err
@@ -253,16 +282,18 @@ func (s *shim) serve(log *slog.Logger) int {
 		// now loses it.
 		log.Error("write exit record", "err", err)
 	}
-	// The shim created the container, so it owns its teardown; the daemon's
-	// Cleanup repeats it idempotently in case this fails.
-	if err := s.container.Destroy(); err != nil {
-		log.Error("destroy container", "err", err)
-	}
-
+	// Waiters are answered first: the daemon's journal write of the exit then
+	// overlaps the teardown below.
 	s.mu.Lock()
 	s.exit, s.reason = rec, reason
 	s.mu.Unlock()
 	close(s.done)
+	// The shim created the container, so it owns its teardown; the daemon's
+	// Cleanup waits for the shim to exit and repeats it idempotently in case
+	// this fails.
+	if err := s.container.Destroy(); err != nil {
+		log.Error("destroy container", "err", err)
+	}
 	s.shutdown()
 	if rec == nil {
 		return 1

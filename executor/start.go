@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
@@ -43,6 +41,7 @@ func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 
+	e.warmCgroupMigration()
 	p, err := e.spawnShim(ctx, spec)
 	if err != nil {
 		if serr := e.scrubFailedStart(id, hadLog, hadShimLog); serr != nil {
@@ -88,71 +87,41 @@ func (e *Executor) checkNotRunning(id string) error {
 }
 
 func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
-	dir := e.containerDir(spec.ID)
-	data, err := json.Marshal(spec)
+	sp, err := e.takeShim()
 	if err != nil {
 		return Process{}, err
 	}
-	// Not fsynced: the shim reads it right away, and after a crash the daemon
-	// never restarts a shim from it.
-	if err := writeFileAtomic(dir, specFileName, data, false); err != nil {
-		return Process{}, err
-	}
-
-	readR, readyW, err := os.Pipe()
-	if err != nil {
-		return Process{}, err
-	}
-	defer readR.Close()
-	opts := shimOptions{id: spec.ID, dir: dir, runtime: e.runtimeRoot(), cgroupParent: e.cfg.CgroupParent}
-	cmd := exec.Command(e.shimBin, shimArgs(opts)...)
-	cmd.Dir = dir // libcontainer records its working directory as the bundle
-	cmd.ExtraFiles = []*os.File{readyW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	startedAt := time.Now()
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return Process{}, fmt.Errorf("spawn shim: %w", err)
-	}
-	shimPID := cmd.Process.Pid
-	// Read before anyone can reap the shim: an unreaped child keeps its /proc
-	// entry even if it already exited.
-	shimStat, statErr := readProcStat(shimPID)
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	defer sp.ctl.Close()
+	defer func() { go e.refillStandby() }()
 	fail := func(err error) (Process, error) {
-		_ = cmd.Process.Kill()
-		<-exited
+		sp.kill()
 		return Process{}, err
 	}
-	if statErr != nil {
-		return fail(fmt.Errorf("shim %d: %w", shimPID, statErr))
+	a := assignment{Spec: spec, Dir: e.containerDir(spec.ID), Runtime: e.runtimeRoot(), CgroupParent: e.cfg.CgroupParent}
+	startedAt := time.Now()
+	if err := json.NewEncoder(sp.ctl).Encode(a); err != nil {
+		return fail(fmt.Errorf("hand container to shim %d: %w", sp.pid, err))
 	}
-
-	stop := context.AfterFunc(ctx, func() { _ = readR.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = sp.ctl.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	var msg readyMessage
-	if err := json.NewDecoder(readR).Decode(&msg); err != nil {
+	if err := json.NewDecoder(sp.ctl).Decode(&msg); err != nil {
 		if ctx.Err() != nil {
 			return fail(ctx.Err())
 		}
 		// EOF: the shim died before saying anything; its log says why.
-		<-exited
-		return Process{}, fmt.Errorf("shim exited without reporting (%s): %s", cmd.ProcessState, e.shimLogTail(spec.ID))
+		<-sp.exited
+		return Process{}, fmt.Errorf("shim exited without reporting (%s): %s", sp.cmd.ProcessState, e.shimLogTail(spec.ID))
 	}
 	if msg.Error != "" {
-		<-exited
+		<-sp.exited
 		return Process{}, errors.New(msg.Error)
 	}
 	return Process{
 		PID:           msg.PID,
 		StartTime:     msg.StartTime,
-		ShimPID:       shimPID,
-		ShimStartTime: shimStat.StartTime,
+		ShimPID:       sp.pid,
+		ShimStartTime: sp.startTime,
 		StartedAt:     startedAt,
 	}, nil
 }
@@ -178,7 +147,7 @@ func (e *Executor) shimLogTail(id string) string {
 func (e *Executor) scrubFailedStart(id string, keepLog, keepShimLog bool) error {
 	err := e.destroy(id)
 	dir := e.containerDir(id)
-	remove := []string{specFileName, socketName, exitFileName, shimFileName}
+	remove := []string{socketName, exitFileName, shimFileName}
 	if !keepLog {
 		remove = append(remove, logFileName)
 	}

@@ -41,6 +41,7 @@ func newTestEnvIn(t testing.TB, dir string) *testEnv {
 	}
 	usedParents.Store(env.parent, env.ex.mounts)
 	t.Cleanup(env.teardown)
+	t.Cleanup(func() { _ = env.ex.Close() })
 	return env
 }
 
@@ -51,6 +52,7 @@ func (env *testEnv) freshExecutor() *Executor {
 	if err != nil {
 		env.t.Fatal(err)
 	}
+	env.t.Cleanup(func() { _ = ex.Close() })
 	return ex
 }
 

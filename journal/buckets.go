@@ -2,9 +2,12 @@ package journal
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // The bbolt file (<root>/cairn.db) is laid out as:
@@ -60,3 +63,24 @@ func seqKey(seq uint64) []byte {
 }
 
 func keySeq(key []byte) uint64 { return binary.BigEndian.Uint64(key) }
+
+// encodeRecord is a record's stored form. Its seq is left out: the key
+// holds it, and the appender encodes before the committer assigns it.
+func encodeRecord(rec sm.Record) ([]byte, error) {
+	rec.Seq = 0
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return data, nil
+}
+
+// decodeRecord reads a stored record back, its seq taken from the key.
+func decodeRecord(key, value []byte) (sm.Record, error) {
+	var rec sm.Record
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return rec, fmt.Errorf("record %d: %w: %w", keySeq(key), ErrCorrupt, err)
+	}
+	rec.Seq = keySeq(key)
+	return rec, nil
+}

@@ -76,9 +76,9 @@ func (j *Journal) Verify() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		folded, names, err := Replay(func(fn func(sm.Record) error) error {
 			return journalBucket(tx).ForEach(func(k, v []byte) error {
-				var rec sm.Record
-				if err := json.Unmarshal(v, &rec); err != nil {
-					return fmt.Errorf("record %d: %w", keySeq(k), err)
+				rec, err := decodeRecord(k, v)
+				if err != nil {
+					return err
 				}
 				return fn(rec)
 			})

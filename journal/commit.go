@@ -21,6 +21,7 @@ const maxBatch = 2048
 
 type appendRequest struct {
 	rec  sm.Record
+	data []byte // rec encoded without its seq, which only the committer knows
 	done chan appendResult
 }
 
@@ -34,7 +35,16 @@ type appendResult struct {
 // appended record that cannot follow the current view is refused with
 // ErrInconsistent and nothing is written.
 func (j *Journal) Append(rec sm.Record) (sm.Record, error) {
-	req := &appendRequest{rec: rec, done: make(chan appendResult, 1)}
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	// Encoded here, in the caller, so that concurrent appenders share the
+	// work instead of queueing it on the single committer.
+	data, err := encodeRecord(rec)
+	if err != nil {
+		return rec, err
+	}
+	req := &appendRequest{rec: rec, data: data, done: make(chan appendResult, 1)}
 	select {
 	case <-j.stop:
 		return rec, ErrClosed
@@ -118,25 +128,17 @@ func (j *Journal) commit(batch []*appendRequest) {
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		view = &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}}
 		jb := journalBucket(tx)
-		now := time.Now().UTC()
 		for i, req := range batch {
 			rec := req.rec
 			rec.Seq = jb.Sequence() + 1
-			if rec.Time.IsZero() {
-				rec.Time = now
-			}
 			if err := view.fold(rec); err != nil {
 				results[i] = appendResult{rec: req.rec, err: err}
 				continue
 			}
-			data, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("encode record: %w", err)
-			}
 			if err := jb.SetSequence(rec.Seq); err != nil {
 				return err
 			}
-			if err := jb.Put(seqKey(rec.Seq), data); err != nil {
+			if err := jb.Put(seqKey(rec.Seq), req.data); err != nil {
 				return err
 			}
 			results[i] = appendResult{rec: rec}

@@ -223,9 +223,9 @@ func (j *Journal) Records(from uint64, container string, fn func(sm.Record) erro
 	return j.db.View(func(tx *bolt.Tx) error {
 		c := journalBucket(tx).Cursor()
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
-			var rec sm.Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("record %d: %w: %w", keySeq(k), ErrCorrupt, err)
+			rec, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
 			if container != "" && rec.Container != container {
 				continue

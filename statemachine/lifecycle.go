@@ -31,6 +31,7 @@ func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, err
 	if err := m.d.Layers.ImageExists(req.Image); err != nil {
 		return Container{}, err
 	}
+	m.warm() // a create is usually followed by a start
 	release, err := m.reserveName(req.Name)
 	if err != nil {
 		return Container{}, err
@@ -81,6 +82,7 @@ func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 	if err != nil {
 		return c, err
 	}
+	m.warm()
 	t, err := m.begin(c, EventStart, nil)
 	if err != nil {
 		return c, err
@@ -175,6 +177,7 @@ func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration)
 	if err != nil {
 		return c, err
 	}
+	m.warm()
 	t, err := m.begin(c, EventRestart, &Args{Timeout: Duration(timeout)})
 	if err != nil {
 		return c, err

@@ -140,6 +140,13 @@ func (m *Machine) current(id string) (Container, error) {
 	return c, nil
 }
 
+// Settle waits until no transition holds container id. A stop or exit and
+// the auto-remove that follows it happen under one hold, so after Settle a
+// stopped auto-remove container is either gone or its removal failed.
+func (m *Machine) Settle(id string) {
+	m.lock(id)()
+}
+
 // Wait blocks until container id is not running (created, stopped or
 // removed) and returns its last view.
 func (m *Machine) Wait(ctx context.Context, id string) (Container, error) {

@@ -33,6 +33,13 @@ type Runner interface {
 	Signal(id string, p Process, sig syscall.Signal) error
 }
 
+// Warmer is optionally implemented by a Runner: Warm is called as a
+// transition that will start a process begins, so that slow kernel work the
+// start will need can get going while the intent is being written.
+type Warmer interface {
+	Warm()
+}
+
 // Freezer pauses and resumes every process of a container.
 type Freezer interface {
 	Pause(id string) error

@@ -115,6 +115,13 @@ func (m *Machine) releaseRun(c Container) {
 	}
 }
 
+// warm lets the runner prepare for a start that is about to be journaled.
+func (m *Machine) warm() {
+	if w, ok := m.d.Runner.(Warmer); ok {
+		w.Warm()
+	}
+}
+
 // launch mounts the rootfs and starts the process, undoing the mount if the
 // start fails.
 func (m *Machine) launch(ctx context.Context, c Container) (Process, error) {

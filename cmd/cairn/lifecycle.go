@@ -172,17 +172,12 @@ const unknownExitStatus = 255
 
 // reportExit prints the exit code (or why it is unknown) and exits with it.
 func reportExit(cmd *cobra.Command, w *cairnv1.WaitResponse) error {
-	if w.ExitCode == nil {
-		if w.State == cairnv1.ContainerState_CONTAINER_STATE_CREATED {
-			fmt.Fprintln(cmd.ErrOrStderr(), "container has not run yet")
-			return nil
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "exit code unknown: %s\n", w.ExitReason)
-		return exitError{code: unknownExitStatus}
+	if w.ExitCode == nil && w.State == cairnv1.ContainerState_CONTAINER_STATE_CREATED {
+		fmt.Fprintln(cmd.ErrOrStderr(), "container has not run yet")
+		return nil
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), *w.ExitCode)
-	if *w.ExitCode != 0 {
-		return exitError{code: int(*w.ExitCode)}
+	if w.ExitCode != nil {
+		fmt.Fprintln(cmd.OutOrStdout(), *w.ExitCode)
 	}
-	return nil
+	return exitStatus(cmd, w)
 }

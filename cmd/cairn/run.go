@@ -23,19 +23,19 @@ func runCmd(c *clients) *cobra.Command {
 		Short: "Create and start a container; attached, stream its output and exit with its code",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !detach {
+				return runAttached(cmd, c, f.request(args))
+			}
 			res, err := c.Containers.Create(cmd.Context(), connect.NewRequest(f.request(args)))
 			if err != nil {
 				return err
 			}
 			id := res.Msg.Container.Id
-			if detach {
-				if _, err := c.Containers.Start(cmd.Context(), connect.NewRequest(&cairnv1.StartRequest{Id: id})); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), id)
-				return nil
+			if _, err := c.Containers.Start(cmd.Context(), connect.NewRequest(&cairnv1.StartRequest{Id: id})); err != nil {
+				return err
 			}
-			return attachAndStart(cmd, c, id)
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			return nil
 		},
 	}
 	f.register(cmd)
@@ -44,48 +44,49 @@ func runCmd(c *clients) *cobra.Command {
 	return cmd
 }
 
-// attachAndStart follows the container's log before starting it, so no
-// output is missed, forwards SIGINT and SIGTERM to it, and exits with its
-// exit code.
-func attachAndStart(cmd *cobra.Command, c *clients, id string) error {
+// runAttached creates, starts and follows the container in one call,
+// forwards SIGINT and SIGTERM to it, and exits with its exit code.
+func runAttached(cmd *cobra.Command, c *clients, req *cairnv1.CreateRequest) error {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
-	stream, err := c.Containers.Logs(ctx, connect.NewRequest(&cairnv1.LogsRequest{Id: id, Follow: true}))
+	stream, err := c.Containers.Run(ctx, connect.NewRequest(&cairnv1.RunRequest{Create: req}))
 	if err != nil {
 		return err
 	}
 	defer stream.Close()
-	if !stream.Receive() || !stream.Msg().Attached {
-		return fmt.Errorf("attach to %s: %w", id, errors.Join(stream.Err(), errors.New("no attach confirmation")))
-	}
-	if _, err := c.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id})); err != nil {
-		return err
-	}
-	stopForwarding := forwardSignals(ctx, c, id)
-	defer stopForwarding()
 	out := cmd.OutOrStdout()
 	for stream.Receive() {
 		msg := stream.Msg()
+		if msg.Container != nil {
+			stopForwarding := forwardSignals(ctx, c, msg.Container.Id)
+			defer stopForwarding()
+		}
 		if len(msg.Data) > 0 {
 			if _, err := out.Write(msg.Data); err != nil {
 				return err
 			}
 		}
 		if msg.Exit != nil {
-			if msg.Exit.ExitCode == nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "exit code unknown: %s\n", msg.Exit.ExitReason)
-				return exitError{code: unknownExitStatus}
-			}
-			if code := int(*msg.Exit.ExitCode); code != 0 {
-				return exitError{code: code}
-			}
-			return nil
+			return exitStatus(cmd, msg.Exit)
 		}
 	}
 	if err := stream.Err(); err != nil {
 		return err
 	}
-	return errors.New("log stream ended before the container exited")
+	return errors.New("the daemon ended the run before the container exited")
+}
+
+// exitStatus turns a container's exit into the CLI's: the same code, or
+// unknownExitStatus with the reason on stderr.
+func exitStatus(cmd *cobra.Command, w *cairnv1.WaitResponse) error {
+	if w.ExitCode == nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "exit code unknown: %s\n", w.ExitReason)
+		return exitError{code: unknownExitStatus}
+	}
+	if *w.ExitCode != 0 {
+		return exitError{code: int(*w.ExitCode)}
+	}
+	return nil
 }
 
 // forwardSignals passes SIGINT and SIGTERM on to the container, as

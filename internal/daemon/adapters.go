@@ -44,6 +44,8 @@ func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error)
 	return fromExecProcess(p), err
 }
 
+func (r runtime) Warm() { r.exec.WarmUp() }
+
 func (r runtime) Wait(ctx context.Context, id string, p sm.Process) (sm.Exit, error) {
 	e, err := r.exec.Wait(ctx, id, toExecProcess(p))
 	if err == nil && e.Code == nil {

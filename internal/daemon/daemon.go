@@ -285,6 +285,9 @@ func (d *Daemon) Stop(ctx context.Context) {
 			d.stopAll(ctx)
 		}
 		d.machine.Close()
+		if err := d.exec.Close(); err != nil {
+			d.log.Error("closing executor", "error", err)
+		}
 		if err := d.journal.MarkCleanShutdown(); err != nil {
 			d.log.Error("recording clean shutdown", "error", err)
 		}

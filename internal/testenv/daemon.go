@@ -211,8 +211,10 @@ func (e *Env) teardown() {
 		cancel()
 		e.Stop()
 	}
-	for _, problem := range Scrub(e.Root, e.CgroupParent) {
-		e.t.Logf("teardown: %s", problem)
+	// After every container was removed and the daemon stopped, anything
+	// left is a leak of the code under test.
+	for _, leak := range Scrub(e.Root, e.CgroupParent) {
+		e.t.Errorf("leak after teardown: %s", leak)
 	}
 	_ = os.RemoveAll(e.Root)
 }

@@ -1600,6 +1600,113 @@ func (x *LogsResponse) GetExit() *WaitResponse {
 	return nil
 }
 
+type RunRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Create        *CreateRequest         `protobuf:"bytes,1,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunRequest) Reset() {
+	*x = RunRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunRequest) ProtoMessage() {}
+
+func (x *RunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
+func (*RunRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RunRequest) GetCreate() *CreateRequest {
+	if x != nil {
+		return x.Create
+	}
+	return nil
+}
+
+type RunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: the container as created.
+	Container *Container `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// Output bytes, in order.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Last message: how the container exited.
+	Exit          *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunResponse) Reset() {
+	*x = RunResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunResponse) ProtoMessage() {}
+
+func (x *RunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
+func (*RunResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RunResponse) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *RunResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *RunResponse) GetExit() *WaitResponse {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 // Image is an imported root filesystem.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1616,7 +1723,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1735,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1748,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Image) GetName() string {
@@ -1690,7 +1797,7 @@ type ImageServiceImportRequest struct {
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1809,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1822,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -1741,7 +1848,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1860,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1873,7 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
@@ -1784,7 +1891,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1903,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1916,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
 }
 
 type ImageServiceListResponse struct {
@@ -1821,7 +1928,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +1940,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +1953,7 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
@@ -1865,7 +1972,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1984,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1997,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -1908,7 +2015,7 @@ type ImageServiceRemoveResponse struct {
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2027,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2040,7 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -1957,7 +2064,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2076,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2089,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -2065,7 +2172,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2184,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2197,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -2109,7 +2216,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2228,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2241,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2254,6 +2361,13 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\fLogsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
 	"\battached\x18\x02 \x01(\bR\battached\x12*\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"=\n" +
+	"\n" +
+	"RunRequest\x12/\n" +
+	"\x06create\x18\x01 \x01(\v2\x17.cairn.v1.CreateRequestR\x06create\"\x80\x01\n" +
+	"\vRunResponse\x121\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12*\n" +
 	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\xa0\x01\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
@@ -2304,7 +2418,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x12RECORD_KIND_INTENT\x10\x01\x12\x14\n" +
 	"\x10RECORD_KIND_DONE\x10\x02\x12\x16\n" +
 	"\x12RECORD_KIND_FAILED\x10\x03\x12\x1a\n" +
-	"\x16RECORD_KIND_RECONCILED\x10\x042\xc9\x05\n" +
+	"\x16RECORD_KIND_RECONCILED\x10\x042\xff\x05\n" +
 	"\x10ContainerService\x12;\n" +
 	"\x06Create\x12\x17.cairn.v1.CreateRequest\x1a\x18.cairn.v1.CreateResponse\x128\n" +
 	"\x05Start\x12\x16.cairn.v1.StartRequest\x1a\x17.cairn.v1.StartResponse\x125\n" +
@@ -2317,7 +2431,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\x125\n" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
-	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x012\x89\x02\n" +
+	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\x89\x02\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12M\n" +
 	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
@@ -2338,7 +2453,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ContainerState)(0),                // 0: cairn.v1.ContainerState
 	(RecordKind)(0),                    // 1: cairn.v1.RecordKind
@@ -2368,24 +2483,26 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*WaitResponse)(nil),               // 25: cairn.v1.WaitResponse
 	(*LogsRequest)(nil),                // 26: cairn.v1.LogsRequest
 	(*LogsResponse)(nil),               // 27: cairn.v1.LogsResponse
-	(*Image)(nil),                      // 28: cairn.v1.Image
-	(*ImageServiceImportRequest)(nil),  // 29: cairn.v1.ImageServiceImportRequest
-	(*ImageServiceImportResponse)(nil), // 30: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 31: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 32: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 33: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 34: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 35: cairn.v1.JournalRecord
-	(*HistoryRequest)(nil),             // 36: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 37: cairn.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil),      // 38: google.protobuf.Timestamp
+	(*RunRequest)(nil),                 // 28: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 29: cairn.v1.RunResponse
+	(*Image)(nil),                      // 30: cairn.v1.Image
+	(*ImageServiceImportRequest)(nil),  // 31: cairn.v1.ImageServiceImportRequest
+	(*ImageServiceImportResponse)(nil), // 32: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceListRequest)(nil),    // 33: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 34: cairn.v1.ImageServiceListResponse
+	(*ImageServiceRemoveRequest)(nil),  // 35: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 36: cairn.v1.ImageServiceRemoveResponse
+	(*JournalRecord)(nil),              // 37: cairn.v1.JournalRecord
+	(*HistoryRequest)(nil),             // 38: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 39: cairn.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	2,  // 1: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	38, // 2: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	38, // 3: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	38, // 4: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	40, // 2: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	40, // 3: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	40, // 4: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	3,  // 6: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	3,  // 7: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -2397,49 +2514,54 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	3,  // 13: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
 	0,  // 14: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
 	25, // 15: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	38, // 16: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	28, // 17: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	28, // 18: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	1,  // 19: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	38, // 20: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	35, // 21: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	4,  // 22: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	6,  // 23: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	8,  // 24: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	10, // 25: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	12, // 26: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	14, // 27: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	16, // 28: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	18, // 29: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	20, // 30: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	22, // 31: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	24, // 32: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	26, // 33: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	29, // 34: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	31, // 35: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	33, // 36: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	36, // 37: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	5,  // 38: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	7,  // 39: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	9,  // 40: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	11, // 41: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	13, // 42: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	15, // 43: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	17, // 44: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	19, // 45: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	21, // 46: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	23, // 47: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	25, // 48: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	27, // 49: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	30, // 50: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	32, // 51: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	34, // 52: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	37, // 53: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	38, // [38:54] is the sub-list for method output_type
-	22, // [22:38] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	4,  // 16: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	3,  // 17: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	25, // 18: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	40, // 19: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	30, // 20: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	30, // 21: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	1,  // 22: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	40, // 23: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	37, // 24: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	4,  // 25: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	6,  // 26: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	8,  // 27: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	10, // 28: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	12, // 29: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	14, // 30: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	16, // 31: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	18, // 32: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	20, // 33: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	22, // 34: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	24, // 35: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	26, // 36: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	28, // 37: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	31, // 38: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	33, // 39: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	35, // 40: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	38, // 41: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	5,  // 42: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	7,  // 43: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	9,  // 44: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	11, // 45: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	13, // 46: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	15, // 47: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	17, // 48: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	19, // 49: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	21, // 50: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	23, // 51: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	25, // 52: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	27, // 53: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	29, // 54: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	32, // 55: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	34, // 56: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	36, // 57: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	39, // 58: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	42, // [42:59] is the sub-list for method output_type
+	25, // [25:42] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -2457,7 +2579,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -65,6 +65,8 @@ const (
 	ContainerServiceWaitProcedure = "/cairn.v1.ContainerService/Wait"
 	// ContainerServiceLogsProcedure is the fully-qualified name of the ContainerService's Logs RPC.
 	ContainerServiceLogsProcedure = "/cairn.v1.ContainerService/Logs"
+	// ContainerServiceRunProcedure is the fully-qualified name of the ContainerService's Run RPC.
+	ContainerServiceRunProcedure = "/cairn.v1.ContainerService/Run"
 	// ImageServiceImportProcedure is the fully-qualified name of the ImageService's Import RPC.
 	ImageServiceImportProcedure = "/cairn.v1.ImageService/Import"
 	// ImageServiceListProcedure is the fully-qualified name of the ImageService's List RPC.
@@ -91,6 +93,10 @@ type ContainerServiceClient interface {
 	Wait(context.Context, *connect.Request[v1.WaitRequest]) (*connect.Response[v1.WaitResponse], error)
 	// Logs streams the container's combined stdout and stderr.
 	Logs(context.Context, *connect.Request[v1.LogsRequest]) (*connect.ServerStreamForClient[v1.LogsResponse], error)
+	// Run creates a container, attaches to its output, starts it and streams
+	// the output until it exits (and, with auto_remove, is removed): `docker
+	// run` in one call. The first message carries the created container.
+	Run(context.Context, *connect.Request[v1.RunRequest]) (*connect.ServerStreamForClient[v1.RunResponse], error)
 }
 
 // NewContainerServiceClient constructs a client for the cairn.v1.ContainerService service. By
@@ -176,6 +182,12 @@ func NewContainerServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(containerServiceMethods.ByName("Logs")),
 			connect.WithClientOptions(opts...),
 		),
+		run: connect.NewClient[v1.RunRequest, v1.RunResponse](
+			httpClient,
+			baseURL+ContainerServiceRunProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("Run")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -193,6 +205,7 @@ type containerServiceClient struct {
 	list    *connect.Client[v1.ListRequest, v1.ListResponse]
 	wait    *connect.Client[v1.WaitRequest, v1.WaitResponse]
 	logs    *connect.Client[v1.LogsRequest, v1.LogsResponse]
+	run     *connect.Client[v1.RunRequest, v1.RunResponse]
 }
 
 // Create calls cairn.v1.ContainerService.Create.
@@ -255,6 +268,11 @@ func (c *containerServiceClient) Logs(ctx context.Context, req *connect.Request[
 	return c.logs.CallServerStream(ctx, req)
 }
 
+// Run calls cairn.v1.ContainerService.Run.
+func (c *containerServiceClient) Run(ctx context.Context, req *connect.Request[v1.RunRequest]) (*connect.ServerStreamForClient[v1.RunResponse], error) {
+	return c.run.CallServerStream(ctx, req)
+}
+
 // ContainerServiceHandler is an implementation of the cairn.v1.ContainerService service.
 type ContainerServiceHandler interface {
 	Create(context.Context, *connect.Request[v1.CreateRequest]) (*connect.Response[v1.CreateResponse], error)
@@ -271,6 +289,10 @@ type ContainerServiceHandler interface {
 	Wait(context.Context, *connect.Request[v1.WaitRequest]) (*connect.Response[v1.WaitResponse], error)
 	// Logs streams the container's combined stdout and stderr.
 	Logs(context.Context, *connect.Request[v1.LogsRequest], *connect.ServerStream[v1.LogsResponse]) error
+	// Run creates a container, attaches to its output, starts it and streams
+	// the output until it exits (and, with auto_remove, is removed): `docker
+	// run` in one call. The first message carries the created container.
+	Run(context.Context, *connect.Request[v1.RunRequest], *connect.ServerStream[v1.RunResponse]) error
 }
 
 // NewContainerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -352,6 +374,12 @@ func NewContainerServiceHandler(svc ContainerServiceHandler, opts ...connect.Han
 		connect.WithSchema(containerServiceMethods.ByName("Logs")),
 		connect.WithHandlerOptions(opts...),
 	)
+	containerServiceRunHandler := connect.NewServerStreamHandler(
+		ContainerServiceRunProcedure,
+		svc.Run,
+		connect.WithSchema(containerServiceMethods.ByName("Run")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.ContainerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ContainerServiceCreateProcedure:
@@ -378,6 +406,8 @@ func NewContainerServiceHandler(svc ContainerServiceHandler, opts ...connect.Han
 			containerServiceWaitHandler.ServeHTTP(w, r)
 		case ContainerServiceLogsProcedure:
 			containerServiceLogsHandler.ServeHTTP(w, r)
+		case ContainerServiceRunProcedure:
+			containerServiceRunHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -433,6 +463,10 @@ func (UnimplementedContainerServiceHandler) Wait(context.Context, *connect.Reque
 
 func (UnimplementedContainerServiceHandler) Logs(context.Context, *connect.Request[v1.LogsRequest], *connect.ServerStream[v1.LogsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Logs is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) Run(context.Context, *connect.Request[v1.RunRequest], *connect.ServerStream[v1.RunResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Run is not implemented"))
 }
 
 // ImageServiceClient is a client for the cairn.v1.ImageService service.

@@ -1,0 +1,110 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/cairn-run/cairn/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// cli runs the cairn binary against e's daemon, through CAIRN_SOCKET.
+func cli(t *testing.T, e *testenv.Env, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	_, cairn := testenv.Binaries(t)
+	cmd := exec.Command(cairn, args...)
+	cmd.Env = append(os.Environ(), "CAIRN_SOCKET="+e.Socket)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("cairn %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestCLI_RunAttachedStreamsOutputAndExitsWithTheCode(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	out, _, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
+	if code != 7 || out != "hello\noops\n" {
+		t.Fatalf("run: code %d, output %q", code, out)
+	}
+	ps, _, _ := cli(t, e, "ps", "-a", "--format", "json")
+	if ps != "" {
+		t.Fatalf("--rm left a container: %s", ps)
+	}
+}
+
+func TestCLI_LifecycleByNameAndPrefix(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	id, _, code := cli(t, e, "run", "-d", "--name", "web", "busybox", "sh", "-c", "trap 'exit 5' TERM; while true; do sleep 0.05; done")
+	id = strings.TrimSpace(id)
+	if code != 0 || len(id) != 64 {
+		t.Fatalf("run -d: %q code %d", id, code)
+	}
+	for _, args := range [][]string{{"pause", "web"}, {"unpause", id[:6]}, {"stop", "-t", "5", "web"}} {
+		if out, errOut, code := cli(t, e, args...); code != 0 {
+			t.Fatalf("%v: code %d, %s %s", args, code, out, errOut)
+		}
+	}
+	out, _, code := cli(t, e, "wait", "web")
+	if code != 5 || strings.TrimSpace(out) != "5" {
+		t.Fatalf("wait: %q code %d", out, code)
+	}
+	var row map[string]any
+	ps, _, _ := cli(t, e, "ps", "-a", "--format", "json")
+	if err := json.Unmarshal([]byte(ps), &row); err != nil {
+		t.Fatalf("ps json %q: %v", ps, err)
+	}
+	for _, key := range []string{"id", "name", "image", "state", "pid", "exit_code", "created", "started", "finished"} {
+		if _, ok := row[key]; !ok {
+			t.Errorf("ps --format json lacks %q: %v", key, row)
+		}
+	}
+	if row["state"] != "stopped" || row["exit_code"] != float64(5) {
+		t.Errorf("ps row: %v", row)
+	}
+	var inspect map[string]any
+	raw, _, _ := cli(t, e, "inspect", "web")
+	if err := json.Unmarshal([]byte(raw), &inspect); err != nil {
+		t.Fatalf("inspect %q: %v", raw, err)
+	}
+	if inspect["mount_id"] == "" || inspect["layers"] == nil || inspect["exit_code"] != float64(5) {
+		t.Errorf("inspect: %v", inspect)
+	}
+	history, _, _ := cli(t, e, "history", "web")
+	for _, want := range []string{"INTENT", "DONE", "create", "pause", "unpause", "stop"} {
+		if !strings.Contains(history, want) {
+			t.Errorf("history lacks %q:\n%s", want, history)
+		}
+	}
+	if _, errOut, code := cli(t, e, "rm", "web"); code != 0 {
+		t.Fatalf("rm: %s", errOut)
+	}
+}
+
+func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	cases := map[string][]string{
+		"not_found":           {"start", "nosuchcontainer"},
+		"invalid_argument":    {"create", "--name", "bad/name", "busybox", "true"},
+		"failed_precondition": {"image", "rm", "busybox"},
+	}
+	cli(t, e, "create", "--name", "holder", "busybox", "true")
+	for want, args := range cases {
+		_, errOut, code := cli(t, e, args...)
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("%v: code %d, stderr %q, want %s", args, code, errOut, want)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Moving a process between cgroups takes a global lock whose first writer
+// after a quiet period waits for an RCU grace period: on this kind of
+// machine 5-20 ms, the largest single cost of a container start, paid when
+// libcontainer puts the new init into its cgroups. warmCgroupMigration
+// starts that wait early, in the background, by "moving" the daemon into
+// the cgroup it is already in (a no-op migration that takes the same lock),
+// so the wait overlaps the shim's own startup instead of following it.
+
+// selfFreezerProcs is the cgroup.procs file of this process's own freezer
+// cgroup, or "" when it cannot be found.
+func (m cgroupMounts) selfFreezerProcs() string {
+	if m.freezer == "" {
+		return ""
+	}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// hierarchy-ID:controller-list:path
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && hasController(parts[1], "freezer") {
+			return filepath.Join(m.freezer, parts[2], "cgroup.procs")
+		}
+	}
+	return ""
+}
+
+func hasController(list, name string) bool {
+	for _, c := range strings.Split(list, ",") {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// WarmUp starts, in the background, the slow kernel work the next Start
+// will need; calling it shortly before Start makes the start faster.
+func (e *Executor) WarmUp() { e.warmCgroupMigration() }
+
+func (e *Executor) warmCgroupMigration() {
+	if e.selfProcs == "" {
+		return
+	}
+	go func() {
+		// Best effort: failing only loses the head start.
+		_ = os.WriteFile(e.selfProcs, []byte(strconv.Itoa(os.Getpid())), 0)
+	}()
+}
