@@ -86,38 +86,33 @@ func (j *Journal) Verify() error {
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
+		stored, storedNames, err := readViews(tx)
+		if err != nil {
+			return err
+		}
 		var problems []error
-		stored := map[string]bool{}
-		err = containersBucket(tx).ForEach(func(k, v []byte) error {
-			stored[string(k)] = true
-			want, ok := folded[string(k)]
+		for id, c := range stored {
+			want, ok := folded[id]
 			if !ok {
-				problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", k))
-				return nil
+				problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", id))
+				continue
+			}
+			got, err := json.Marshal(c)
+			if err != nil {
+				return err
 			}
 			wantJSON, err := json.Marshal(want)
 			if err != nil {
 				return err
 			}
-			if !jsonEqual(v, wantJSON) {
-				problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", k, v, wantJSON))
+			if string(got) != string(wantJSON) {
+				problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", id, got, wantJSON))
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		for id := range folded {
-			if !stored[id] {
+			if _, ok := stored[id]; !ok {
 				problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
 			}
-		}
-		storedNames := map[string]string{}
-		if err := namesBucket(tx).ForEach(func(k, v []byte) error {
-			storedNames[string(k)] = string(v)
-			return nil
-		}); err != nil {
-			return err
 		}
 		if !maps.Equal(storedNames, names) {
 			problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
@@ -127,15 +122,4 @@ func (j *Journal) Verify() error {
 		}
 		return nil
 	})
-}
-
-// jsonEqual compares two JSON documents by value.
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return string(xa) == string(ya)
 }

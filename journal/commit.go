@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -102,6 +101,9 @@ type batchView struct {
 	j          *Journal
 	containers map[string]*sm.Container // nil value: deleted in this batch
 	names      map[string]string        // "" value: released in this batch
+	// intentOnly marks containers that only got intents (other than create)
+	// in this batch: their stored view needs only its pending part.
+	intentOnly map[string]bool
 }
 
 func (b *batchView) container(id string) *sm.Container {
@@ -126,7 +128,7 @@ func (j *Journal) commit(batch []*appendRequest) {
 	// The commit loop is the only goroutine that changes the maps, so it
 	// reads them without the lock.
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		view = &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}}
+		view = &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}}
 		jb := journalBucket(tx)
 		for i, req := range batch {
 			rec := req.rec
@@ -180,6 +182,9 @@ func (b *batchView) fold(rec sm.Record) error {
 		b.names[prev.Name] = ""
 	}
 	if prev != nil || next != nil {
+		_, seen := b.containers[rec.Container]
+		intent := rec.Kind == sm.KindIntent && rec.Event != sm.EventCreate
+		b.intentOnly[rec.Container] = intent && (!seen || b.intentOnly[rec.Container])
 		b.containers[rec.Container] = next
 	}
 	return nil
@@ -188,22 +193,12 @@ func (b *batchView) fold(rec sm.Record) error {
 // write stores the batch's view changes in the same transaction as its
 // records.
 func (b *batchView) write(tx *bolt.Tx) error {
-	cb, nb := containersBucket(tx), namesBucket(tx)
 	for id, c := range b.containers {
-		if c == nil {
-			if err := cb.Delete([]byte(id)); err != nil {
-				return err
-			}
-			continue
-		}
-		data, err := json.Marshal(c)
-		if err != nil {
-			return fmt.Errorf("encode view of %s: %w", id, err)
-		}
-		if err := cb.Put([]byte(id), data); err != nil {
+		if err := writeView(tx, id, c, b.intentOnly[id]); err != nil {
 			return err
 		}
 	}
+	nb := namesBucket(tx)
 	for name, id := range b.names {
 		var err error
 		if id == "" {

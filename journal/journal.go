@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -108,20 +107,9 @@ func openError(path string, err error) error {
 func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
-		if err := containersBucket(tx).ForEach(func(k, v []byte) error {
-			var c sm.Container
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("view of %s: %w", k, err)
-			}
-			j.containers[c.ID] = &c
-			return nil
-		}); err != nil {
-			return err
-		}
-		return namesBucket(tx).ForEach(func(k, v []byte) error {
-			j.names[string(k)] = string(v)
-			return nil
-		})
+		var err error
+		j.containers, j.names, err = readViews(tx)
+		return err
 	})
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -235,11 +237,8 @@ func (m *Machine) remove(ctx context.Context, c Container, force bool) (Containe
 		res, state = &Result{Exit: &exit}, StateStopped
 		c.Exit = &exit
 	}
-	if err := m.d.Layers.RemoveMount(c.MountID); err != nil {
-		return c, t.fail(state, res, fmt.Errorf("remove layers of %s: %w", c.ID, err))
-	}
-	if err := m.d.Janitor.Remove(c.ID); err != nil {
-		return c, t.fail(state, res, fmt.Errorf("remove runtime files of %s: %w", c.ID, err))
+	if err := m.removeFiles(c); err != nil {
+		return c, t.fail(state, res, err)
 	}
 	if _, err := t.done(res); err != nil {
 		return c, err
@@ -247,6 +246,24 @@ func (m *Machine) remove(ctx context.Context, c Container, force bool) (Containe
 	m.forget(c)
 	c.State = StateRemoved
 	return c, nil
+}
+
+// removeFiles deletes a container's layers and runtime files; the two are
+// independent, so they are removed side by side.
+func (m *Machine) removeFiles(c Container) error {
+	var layersErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := m.d.Layers.RemoveMount(c.MountID); err != nil {
+			layersErr = fmt.Errorf("remove layers of %s: %w", c.ID, err)
+		}
+	})
+	var runtimeErr error
+	if err := m.d.Janitor.Remove(c.ID); err != nil {
+		runtimeErr = fmt.Errorf("remove runtime files of %s: %w", c.ID, err)
+	}
+	wg.Wait()
+	return errors.Join(layersErr, runtimeErr)
 }
 
 func newID() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -105,14 +106,19 @@ func (m *Machine) recordExit(id string, r *run) {
 // the process is gone either way, and both steps are retried by the next
 // start or remove.
 func (m *Machine) releaseRun(c Container) {
+	// Independent, so done side by side: both are on the path of every exit.
+	var wg sync.WaitGroup
 	if c.Process != nil {
-		if err := m.d.Janitor.Cleanup(c.ID, *c.Process); err != nil {
-			m.log.Warn("cleanup after exit", "container", c.ID, "error", err)
-		}
+		wg.Go(func() {
+			if err := m.d.Janitor.Cleanup(c.ID, *c.Process); err != nil {
+				m.log.Warn("cleanup after exit", "container", c.ID, "error", err)
+			}
+		})
 	}
 	if err := m.d.Mounter.Unmount(c.MountID); err != nil {
 		m.log.Warn("unmount after exit", "container", c.ID, "error", err)
 	}
+	wg.Wait()
 }
 
 // warm lets the runner prepare for a start that is about to be journaled.
