@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 
@@ -23,6 +24,8 @@ type Handlers struct {
 	Journal    *JournalServer
 	// Health reports NOT_SERVING until recovery is done.
 	Health *grpchealth.StaticChecker
+	// Gate refuses calls until recovery is done.
+	Gate *Gate
 }
 
 // NewHealth returns a checker on which every Cairn service starts NOT_SERVING.
@@ -49,9 +52,10 @@ func SetServing(h *grpchealth.StaticChecker, serving bool) {
 // health and reflection, on one handler.
 func (h Handlers) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers))
-	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images))
-	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal))
+	gated := connect.WithInterceptors(h.Gate)
+	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated))
+	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated))
+	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated))
 	mux.Handle(grpchealth.NewHandler(h.Health))
 	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName}, ServiceNames...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -54,8 +54,11 @@ func readProcStat(pid int) (procStat, error) {
 // identifies reports whether st is the live process that was recorded with
 // startTime. A zombie has finished running and no longer counts.
 func (st procStat) identifies(startTime uint64) bool {
-	return st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
+	return st.StartTime == startTime && !st.zombie()
 }
+
+// zombie: the process has exited and only waits to be reaped (or is dead).
+func (st procStat) zombie() bool { return st.State == 'Z' || st.State == 'X' }
 
 // processAlive reports whether pid still names the process that was recorded
 // with startTime and that process has not exited.

@@ -146,7 +146,13 @@ func (j *Journal) commit(batch []*appendRequest) {
 			results[i] = appendResult{rec: rec}
 			lastSeq = rec.Seq
 		}
-		return view.write(tx)
+		if err := view.write(tx); err != nil {
+			return err
+		}
+		if j.crash != nil {
+			j.crash("journal.mid-commit")
+		}
+		return nil
 	})
 	if err != nil {
 		for i := range results {

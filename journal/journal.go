@@ -29,6 +29,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// Observer, if set, is told about each group commit.
 	Observer CommitObserver
+	// CrashPoint, if set, is called with "journal.mid-commit" inside each
+	// write transaction, after its records are written and before it
+	// commits: crash drills kill the daemon there.
+	CrashPoint func(name string)
 }
 
 // CommitObserver receives the size and duration of each group commit.
@@ -38,9 +42,10 @@ type CommitObserver interface {
 
 // Journal is the open journal with its in-memory view.
 type Journal struct {
-	db   *bolt.DB
-	path string
-	obs  CommitObserver
+	db    *bolt.DB
+	path  string
+	obs   CommitObserver
+	crash func(name string)
 
 	mu         sync.RWMutex
 	containers map[string]*sm.Container
@@ -68,7 +73,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, openError(path, err)
 	}
 	j := &Journal{
-		db: db, path: path, obs: opts.Observer,
+		db: db, path: path, obs: opts.Observer, crash: opts.CrashPoint,
 		containers: map[string]*sm.Container{},
 		names:      map[string]string{},
 		appends:    make(chan *appendRequest, 4096),

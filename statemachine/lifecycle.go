@@ -54,6 +54,7 @@ func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, err
 		}
 		return Container{}, t.fail(StateNone, nil, fmt.Errorf("create layers of %s: %w", id, err))
 	}
+	m.crash(EventCreate, stepAfterLayers)
 	return t.done(nil)
 }
 
@@ -89,7 +90,7 @@ func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 	if err != nil {
 		return c, err
 	}
-	p, err := m.launch(context.WithoutCancel(ctx), c)
+	p, err := m.launch(context.WithoutCancel(ctx), c, EventStart)
 	if err != nil {
 		return c, t.fail(c.State, nil, err)
 	}
@@ -110,7 +111,7 @@ func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (C
 	if err != nil {
 		return c, err
 	}
-	exit, err := m.halt(c, syscall.SIGTERM, timeout)
+	exit, err := m.halt(c, EventStop, syscall.SIGTERM, timeout)
 	if err != nil {
 		return c, t.fail(c.State, nil, err)
 	}
@@ -160,7 +161,9 @@ func (m *Machine) freeze(id string, event Event, do, undo func(string) error) (C
 	if err != nil {
 		return c, err
 	}
-	if err := do(id); err != nil {
+	err = do(id)
+	m.crash(event, stepAfterFreeze)
+	if err != nil {
 		err = fmt.Errorf("%s %s: %w", event, id, err)
 		if uerr := undo(id); uerr != nil {
 			err = fmt.Errorf("%w (and undoing: %w)", err, uerr)
@@ -187,13 +190,13 @@ func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration)
 	res := &Result{}
 	stoppedIn := c.State
 	if c.State.HasProcess() {
-		exit, err := m.halt(c, syscall.SIGTERM, timeout)
+		exit, err := m.halt(c, EventRestart, syscall.SIGTERM, timeout)
 		if err != nil {
 			return c, t.fail(c.State, nil, err)
 		}
 		res.Exit, stoppedIn = &exit, StateStopped
 	}
-	p, err := m.launch(context.WithoutCancel(ctx), c)
+	p, err := m.launch(context.WithoutCancel(ctx), c, EventRestart)
 	if err != nil {
 		if res.Exit == nil {
 			res = nil
@@ -230,16 +233,18 @@ func (m *Machine) remove(ctx context.Context, c Container, force bool) (Containe
 	var res *Result
 	state := c.State
 	if c.State.HasProcess() {
-		exit, err := m.halt(c, syscall.SIGKILL, 0)
+		exit, err := m.halt(c, event, syscall.SIGKILL, 0)
 		if err != nil {
 			return c, t.fail(c.State, nil, err)
 		}
+		m.crash(event, stepAfterKill)
 		res, state = &Result{Exit: &exit}, StateStopped
 		c.Exit = &exit
 	}
 	if err := m.removeFiles(c); err != nil {
 		return c, t.fail(state, res, err)
 	}
+	m.crash(event, stepAfterFiles)
 	if _, err := t.done(res); err != nil {
 		return c, err
 	}

@@ -22,6 +22,9 @@ type Deps struct {
 	Logger   *slog.Logger // optional
 	// KillWait bounds the wait for a process to die after SIGKILL. Default 30s.
 	KillWait time.Duration
+	// CrashPoint, if set, is called at every named step of the transition
+	// protocol (see crashpoints.go); crash drills make it kill the daemon.
+	CrashPoint func(name string)
 }
 
 // Machine drives container transitions. Transitions of one container are

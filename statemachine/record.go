@@ -48,6 +48,8 @@ type Args struct {
 	// Timeout is the grace period of a stop or restart before SIGKILL.
 	Timeout Duration `json:"timeout,omitempty"`
 	Signal  string   `json:"signal,omitempty"`
+	// Exit is the exit an exit intent is about to record.
+	Exit *Exit `json:"exit,omitempty"`
 }
 
 // Result is what the side effects of a transition produced.

@@ -85,14 +85,14 @@ func (m *Machine) recordExit(id string, r *run) {
 	if !ok || c.Pending != nil || !c.State.HasProcess() || !sameProcess(c.Process, &r.proc) {
 		return
 	}
-	t, err := m.begin(c, EventExit, nil)
+	exit := r.exit
+	t, err := m.begin(c, EventExit, &Args{Exit: &exit})
 	if err != nil {
 		m.log.Error("recording exit", "container", id, "error", err)
 		return
 	}
 	m.releaseRun(c)
 	m.dropRun(id, r)
-	exit := r.exit
 	c, err = t.done(&Result{Exit: &exit})
 	if err != nil {
 		m.log.Error("recording exit", "container", id, "error", err)
@@ -129,12 +129,13 @@ func (m *Machine) warm() {
 }
 
 // launch mounts the rootfs and starts the process, undoing the mount if the
-// start fails.
-func (m *Machine) launch(ctx context.Context, c Container) (Process, error) {
+// start fails. event names the transition, for its crash points.
+func (m *Machine) launch(ctx context.Context, c Container, event Event) (Process, error) {
 	rootfs, err := m.d.Mounter.Mount(c.MountID)
 	if err != nil {
 		return Process{}, fmt.Errorf("mount rootfs of %s: %w", c.ID, err)
 	}
+	m.crash(event, stepAfterMount)
 	p, err := m.d.Runner.Start(ctx, RunSpec{ID: c.ID, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname})
 	if err != nil {
 		if uerr := m.d.Mounter.Unmount(c.MountID); uerr != nil {
@@ -142,12 +143,14 @@ func (m *Machine) launch(ctx context.Context, c Container) (Process, error) {
 		}
 		return Process{}, fmt.Errorf("start %s: %w", c.ID, err)
 	}
+	m.crash(event, stepAfterExec)
 	return p, nil
 }
 
 // halt ends the process of a running or paused container: thaw, signal sig,
-// wait up to grace, SIGKILL, wait. Then it releases the run.
-func (m *Machine) halt(c Container, sig syscall.Signal, grace time.Duration) (Exit, error) {
+// wait up to grace, SIGKILL, wait. Then it releases the run. event names the
+// transition, for its crash points.
+func (m *Machine) halt(c Container, event Event, sig syscall.Signal, grace time.Duration) (Exit, error) {
 	r := m.runOf(c)
 	if c.State == StatePaused {
 		if err := m.d.Freezer.Resume(c.ID); err != nil {
@@ -157,6 +160,7 @@ func (m *Machine) halt(c Container, sig syscall.Signal, grace time.Duration) (Ex
 	if err := m.signal(c, sig); err != nil {
 		return Exit{}, err
 	}
+	m.crash(event, stepAfterSignal)
 	select {
 	case <-r.done:
 	case <-time.After(grace):

@@ -25,6 +25,7 @@ func (m *Machine) begin(c Container, event Event, args *Args) (*transition, erro
 	if err != nil {
 		return nil, fmt.Errorf("record intent to %s %s: %w", event, c.ID, err)
 	}
+	m.crash(event, stepAfterIntent)
 	return &transition{m: m, intent: intent, start: start}, nil
 }
 
@@ -50,10 +51,12 @@ func (t *transition) fail(to State, res *Result, cause error) error {
 
 func (t *transition) finish(kind Kind, to State, res *Result, cause string) (Record, error) {
 	i := t.intent
+	t.m.crash(i.Event, stepBeforeDone)
 	rec, err := t.m.d.Journal.Append(Record{Kind: kind, Container: i.Container, Event: i.Event, From: i.From, To: to, Intent: i.Seq, Result: res, Error: cause})
 	if err != nil {
 		return rec, fmt.Errorf("record %s of %s %s: %w", kind, i.Event, i.Container, err)
 	}
+	t.m.crash(i.Event, stepAfterDone)
 	d := time.Since(t.start)
 	t.m.notify(i.Container)
 	if t.m.d.Observer != nil {

@@ -11,27 +11,12 @@ import (
 	"github.com/cairn-run/cairn/executor"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
+	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // The adapters translate between the driver's plain types and the
 // executor's and layer store's, so neither side imports the other.
-
-func toExecProcess(p sm.Process) executor.Process {
-	return executor.Process{PID: p.PID, StartTime: p.StartTime, ShimPID: p.ShimPID, ShimStartTime: p.ShimStartTime, StartedAt: p.StartedAt}
-}
-
-func fromExecProcess(p executor.Process) sm.Process {
-	return sm.Process{PID: p.PID, StartTime: p.StartTime, ShimPID: p.ShimPID, ShimStartTime: p.ShimStartTime, StartedAt: p.StartedAt}
-}
-
-func fromExecExit(e executor.Exit) sm.Exit {
-	exit := sm.Exit{Code: e.Code, Reason: e.Reason, FinishedAt: e.FinishedAt}
-	if exit.Reason == "" && e.Signal != "" {
-		exit.Reason = "killed by " + e.Signal
-	}
-	return exit
-}
 
 // runtime adapts the executor to the driver's Runner, Freezer and Janitor.
 type runtime struct {
@@ -41,27 +26,27 @@ type runtime struct {
 
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
 	p, err := r.exec.Start(ctx, executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname})
-	return fromExecProcess(p), err
+	return sm.Process(p), err
 }
 
 func (r runtime) Warm() { r.exec.WarmUp() }
 
 func (r runtime) Wait(ctx context.Context, id string, p sm.Process) (sm.Exit, error) {
-	e, err := r.exec.Wait(ctx, id, toExecProcess(p))
+	e, err := r.exec.Wait(ctx, id, executor.Process(p))
 	if err == nil && e.Code == nil {
 		r.metrics.ExitCodeUnknown()
 	}
-	return fromExecExit(e), err
+	return recovery.ExitFromExecutor(e), err
 }
 
 func (r runtime) Signal(id string, p sm.Process, sig syscall.Signal) error {
-	return r.exec.Signal(id, toExecProcess(p), sig)
+	return r.exec.Signal(id, executor.Process(p), sig)
 }
 
 func (r runtime) Pause(id string) error  { return r.exec.Pause(id) }
 func (r runtime) Resume(id string) error { return r.exec.Resume(id) }
 
-func (r runtime) Cleanup(id string, p sm.Process) error { return r.exec.Cleanup(id, toExecProcess(p)) }
+func (r runtime) Cleanup(id string, p sm.Process) error { return r.exec.Cleanup(id, executor.Process(p)) }
 func (r runtime) Remove(id string) error                { return r.exec.Remove(id) }
 
 // OpenLog opens the container's log for reading, creating it empty if the

@@ -22,10 +22,12 @@ import (
 
 	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
 	"github.com/cairn-run/cairn/journal"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
+	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -54,6 +56,7 @@ type Daemon struct {
 	machine *sm.Machine
 	metrics *metrics.Metrics
 	health  *grpchealth.StaticChecker
+	gate    api.Gate
 	servers []*http.Server
 	serveWG sync.WaitGroup
 	errs    chan error
@@ -73,7 +76,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	var stateCounts metrics.StateCounter = func() map[string]int { return d.stateCounts() }
 	d.metrics = metrics.New(stateCounts)
-	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics})
+	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics, CrashPoint: crashpoint.Hit})
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +89,11 @@ func Start(cfg Config) (*Daemon, error) {
 		_ = d.journal.Close()
 		return nil, err
 	}
-	start := time.Now()
 	if err := d.recover(); err != nil {
 		d.Stop(context.Background())
 		return nil, err
 	}
-	d.metrics.Recovered(time.Since(start), nil)
+	d.gate.Open()
 	api.SetServing(d.health, true)
 	d.log.Info("cairnd serving", "root", cfg.Root, "socket", cfg.Socket, "metrics", cfg.MetricsAddr, "live_restore", cfg.LiveRestore)
 	return d, nil
@@ -155,19 +157,35 @@ func (d *Daemon) open() error {
 	ls := layers{store: d.layers}
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
-		Observer: observer{d.metrics}, Logger: d.log,
+		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
 	})
 	return nil
 }
 
-// recover brings the machine in line with the journal after a start.
+// recover brings the machine in line with the journal after a start:
+// recovery reconciles every container and reattaches the live ones. A
+// container whose recovery failed keeps its unfinished intent (the API
+// refuses to act on it) and is tried again at the next start; the others
+// are served.
 func (d *Daemon) recover() error {
 	info, err := d.journal.MarkStarted(bootID())
 	if err != nil {
 		return err
 	}
 	d.log.Info("journal opened", "path", d.journal.Path(), "clean_shutdown", info.CleanShutdown, "first_start", info.FirstStart, "rebooted", info.Rebooted)
-	d.machine.Reattach(d.journal.Containers())
+	runner := recovery.Runner{
+		Journal: d.journal, Runtime: d.exec, Layers: d.layers, Lifecycle: d.machine,
+		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
+	}
+	rep, err := runner.Run(context.Background())
+	d.metrics.Recovered(rep.Duration, rep.Actions)
+	for range rep.UnknownExits {
+		d.metrics.ExitCodeUnknown()
+	}
+	d.log.Info("recovered", "containers", rep.Containers, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
+	if err != nil {
+		d.log.Error("recovery left work for the next start", "error", err)
+	}
 	return nil
 }
 
@@ -201,6 +219,7 @@ func (d *Daemon) listen() error {
 		Images:     &api.ImageServer{Store: d.layers},
 		Journal:    &api.JournalServer{Journal: d.journal},
 		Health:     d.health,
+		Gate:       &d.gate,
 	}.Mux()
 	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})
 	mux.Handle("/metrics", metricsHandler)
@@ -277,6 +296,7 @@ func (d *Daemon) closeServers(ctx context.Context) {
 // live restore is on, records a clean shutdown and closes the journal.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.once.Do(func() {
+		d.gate.Close()
 		api.SetServing(d.health, false)
 		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		d.closeServers(shutdownCtx)

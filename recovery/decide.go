@@ -1,0 +1,269 @@
+package recovery
+
+import (
+	"fmt"
+	"time"
+
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// World is what recovery observed of one container. Gathering it has no
+// side effects.
+type World struct {
+	// Process is the process the decision is about: the view's, or for an
+	// unfinished start or restart the one found on disk; nil when there is
+	// none.
+	Process *sm.Process
+	// ProcessStartTime and ShimStartTime are the start times of the live
+	// processes that now have Process's PID and shim PID (/proc/<pid>/stat
+	// field 22), 0 when there is none. Only an equal start time identifies
+	// the process: PIDs are reused.
+	ProcessStartTime uint64
+	ShimStartTime    uint64
+	// Exit is the shim's exit record of Process, if it wrote one.
+	Exit *sm.Exit
+	// Frozen: the container's freezer cgroup is FROZEN.
+	Frozen bool
+	// Mounted: the container's rootfs overlay is mounted on the host.
+	Mounted bool
+	// LayersComplete: the init and writable layers of a create exist.
+	LayersComplete bool
+	// RuntimeLeftovers: cgroup, libcontainer state or shim files of a run
+	// that is over are still on the machine.
+	RuntimeLeftovers bool
+	// Rebooted: the machine booted since the journal's last start.
+	Rebooted bool
+	// Now is when the observation was made.
+	Now time.Time
+}
+
+// Action is one side effect of a plan.
+type Action string
+
+const (
+	// ActionReattach watches the process for its exit again.
+	ActionReattach Action = "reattach"
+	// ActionCleanupRun removes what a finished run left: cgroups,
+	// libcontainer state, the shim's files; the log stays.
+	ActionCleanupRun Action = "cleanup-run"
+	// ActionUnmount unmounts the rootfs of a container that has no process.
+	ActionUnmount Action = "unmount"
+	// ActionCompleteCreate finishes the init and writable layers.
+	ActionCompleteCreate Action = "complete-create"
+	// ActionRemoveLayers deletes the init and writable layers.
+	ActionRemoveLayers Action = "remove-layers"
+	// ActionRemoveRuntime kills what still runs and deletes every runtime
+	// file of the container, its log included.
+	ActionRemoveRuntime Action = "remove-runtime"
+	// ActionAutoRemove removes, through the lifecycle driver, a stopped
+	// container created with auto-remove.
+	ActionAutoRemove Action = "auto-remove"
+)
+
+// Events of RECONCILED records that resolve no intent.
+const (
+	EventReattach  sm.Event = "reattach"
+	EventCleanup   sm.Event = "cleanup"
+	EventLeftovers sm.Event = "leftovers"
+)
+
+// Plan is what recovery does about one container: the actions, in order,
+// then the record that proves them.
+type Plan struct {
+	Actions []Action
+	// Process is the process the actions are about.
+	Process *sm.Process
+	// Record is the RECONCILED record to append once the actions are done;
+	// nil when there is nothing to record.
+	Record *sm.Record
+	// UnknownExit: the record carries an exit whose code nobody can know.
+	UnknownExit bool
+}
+
+// Decide is recovery's decision table: the journal's view of a container
+// and what the machine shows give what to do. It is pure.
+//
+//	journal says                 world shows                          decision
+//	running / paused             process alive                        reattach; state from the freezer (never thawed)
+//	running / paused             process gone, exit record            exit with that code; clean up the run, unmount
+//	running / paused             process and shim gone, no record     exit code unknown, with the reason
+//	INTENT create                layers complete / partial or absent  roll forward to created / roll back (remove layers)
+//	INTENT remove                anything                             roll forward: kill, remove runtime and layers
+//	INTENT start, restart        a process of this start alive        roll forward to running (reattach)
+//	INTENT start, restart        that process exited                  roll forward to stopped, with its exit
+//	INTENT start, restart        no process                           roll back to the old state, clean up
+//	INTENT other (stop, pause…)  as for running / paused above        resolved to what the world shows
+//	created / stopped            rootfs mounted / run leftovers       unmount / clean up
+func Decide(c sm.Container, world World) Plan {
+	w := facts{World: world}
+	if p := world.Process; p != nil {
+		w.alive = world.ProcessStartTime != 0 && world.ProcessStartTime == p.StartTime
+		w.shimAlive = world.ShimStartTime != 0 && world.ShimStartTime == p.ShimStartTime
+	}
+	if c.Pending != nil {
+		switch c.Pending.Event {
+		case sm.EventCreate:
+			return decideCreate(c, w)
+		case sm.EventRemove, sm.EventForceRemove:
+			return decideRemove(c)
+		}
+	}
+	if w.alive {
+		return decideLive(c, w)
+	}
+	if w.Process != nil && (c.State.HasProcess() || startPending(c)) {
+		return decideExited(c, w)
+	}
+	return decideIdle(c, w)
+}
+
+// facts is World with the process identities checked.
+type facts struct {
+	World
+	alive, shimAlive bool
+}
+
+func startPending(c sm.Container) bool {
+	return c.Pending != nil && (c.Pending.Event == sm.EventStart || c.Pending.Event == sm.EventRestart)
+}
+
+// reconciled builds the record of a decision; it resolves the pending
+// intent, if any.
+func reconciled(c sm.Container, event sm.Event, to sm.State, res *sm.Result, reason string) *sm.Record {
+	rec := &sm.Record{Kind: sm.KindReconciled, Container: c.ID, Event: event, From: c.State, To: to, Result: res, Error: reason}
+	if c.Pending != nil {
+		rec.Intent = c.Pending.Seq
+		rec.Event = c.Pending.Event
+	}
+	return rec
+}
+
+// resolution says how a pending intent ended up, for the reason text.
+func resolution(c sm.Container, to sm.State) string {
+	if c.Pending == nil {
+		return ""
+	}
+	if to == c.Pending.To {
+		return fmt.Sprintf("unfinished %s rolled forward: ", c.Pending.Event)
+	}
+	return fmt.Sprintf("unfinished %s rolled back: ", c.Pending.Event)
+}
+
+func decideCreate(c sm.Container, w facts) Plan {
+	if w.LayersComplete {
+		return Plan{
+			Actions: []Action{ActionCompleteCreate},
+			Record:  reconciled(c, sm.EventCreate, sm.StateCreated, nil, "unfinished create rolled forward: its layers are complete"),
+		}
+	}
+	return Plan{
+		Actions: []Action{ActionRemoveLayers, ActionRemoveRuntime},
+		Record:  reconciled(c, sm.EventCreate, sm.StateNone, nil, "unfinished create rolled back: its layers were partial or absent"),
+	}
+}
+
+// decideRemove always finishes a remove: half a writable layer cannot be
+// given back.
+func decideRemove(c sm.Container) Plan {
+	return Plan{
+		Actions: []Action{ActionRemoveRuntime, ActionRemoveLayers},
+		Process: c.Process,
+		Record:  reconciled(c, c.Pending.Event, sm.StateRemoved, nil, "unfinished remove rolled forward"),
+	}
+}
+
+func decideLive(c sm.Container, w facts) Plan {
+	to := sm.StateRunning
+	if w.Frozen {
+		to = sm.StatePaused
+	}
+	var res *sm.Result
+	reason := fmt.Sprintf("reattached to pid %d", w.Process.PID)
+	if c.Process == nil || c.Process.PID != w.Process.PID || c.Process.StartTime != w.Process.StartTime {
+		p := *w.Process
+		res = &sm.Result{Process: &p}
+		reason = fmt.Sprintf("found pid %d running", w.Process.PID)
+	}
+	if c.Pending == nil && to != c.State {
+		reason += fmt.Sprintf("; the freezer shows it %s", to)
+	}
+	if !w.shimAlive {
+		reason += "; its shim is gone, so its exit code will be unknown"
+	}
+	if !w.Mounted {
+		reason += "; its rootfs is not mounted on the host"
+	}
+	return Plan{
+		Actions: []Action{ActionReattach},
+		Process: w.Process,
+		Record:  reconciled(c, EventReattach, to, res, resolution(c, to)+reason),
+	}
+}
+
+func decideExited(c sm.Container, w facts) Plan {
+	exit, unknown := exitOf(c, w)
+	actions := []Action{ActionCleanupRun}
+	if w.Mounted {
+		actions = append(actions, ActionUnmount)
+	}
+	if c.AutoRemove {
+		actions = append(actions, ActionAutoRemove)
+	}
+	reason := "exited while cairnd was down"
+	if unknown {
+		reason = exit.Reason
+	}
+	return Plan{
+		Actions:     actions,
+		Process:     w.Process,
+		Record:      reconciled(c, sm.EventExit, sm.StateStopped, &sm.Result{Exit: &exit}, resolution(c, sm.StateStopped)+reason),
+		UnknownExit: unknown,
+	}
+}
+
+// exitOf is the exit to record for a process that is gone: the one an
+// unfinished exit intent carries, else the shim's record, else unknown.
+func exitOf(c sm.Container, w facts) (sm.Exit, bool) {
+	if c.Pending != nil && c.Pending.Event == sm.EventExit && c.Pending.Args != nil && c.Pending.Args.Exit != nil {
+		return *c.Pending.Args.Exit, c.Pending.Args.Exit.Code == nil
+	}
+	if w.Exit != nil {
+		return *w.Exit, w.Exit.Code == nil
+	}
+	lost := "the shim and the container process were both gone when cairnd started, and no exit record was left: the exit code is unknown"
+	if w.Rebooted {
+		lost = "the machine rebooted while the container ran: the exit code is unknown"
+	}
+	return sm.Exit{Reason: lost, FinishedAt: w.Now}, true
+}
+
+func decideIdle(c sm.Container, w facts) Plan {
+	to := c.State
+	if c.Pending != nil {
+		to = c.Pending.From
+	}
+	var actions []Action
+	var done []string
+	if w.RuntimeLeftovers || w.shimAlive {
+		actions = append(actions, ActionCleanupRun)
+		done = append(done, "removed the runtime leftovers of a finished run")
+	}
+	if w.Mounted {
+		actions = append(actions, ActionUnmount)
+		done = append(done, "unmounted a stale rootfs")
+	}
+	if c.Pending == nil && len(actions) == 0 {
+		return Plan{}
+	}
+	reason := resolution(c, to) + "no process was started"
+	if c.Pending == nil {
+		reason = ""
+	}
+	for _, d := range done {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += d
+	}
+	return Plan{Actions: actions, Process: w.Process, Record: reconciled(c, EventCleanup, to, nil, reason)}
+}

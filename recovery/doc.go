@@ -1,0 +1,13 @@
+// Package recovery owns what cairnd does when it starts: it observes, for
+// every container the journal knows, what the machine shows (is the shim
+// alive? the process, by PID and start time? did the shim leave an exit
+// record? is the freezer frozen? is the rootfs mounted?), decides with one
+// pure function (Decide) what to do about it, carries that out, and appends
+// each decision to the journal as a RECONCILED record, so `cairn history`
+// shows what recovery did. It also removes what removed containers left
+// behind.
+//
+// Recovery never thaws a paused container, never unmounts a live one's
+// rootfs, and never invents an exit code: when nobody can know it, the
+// exit is recorded as unknown, with the reason.
+package recovery

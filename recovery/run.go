@@ -1,0 +1,183 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/layer"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// workers bounds how many containers are recovered at once: observing one
+// may wait on its shim, and their records share group commits.
+const workers = 16
+
+// Runner carries out recovery at daemon start.
+type Runner struct {
+	Journal   Journal
+	Runtime   Runtime
+	Layers    Layers
+	Lifecycle Lifecycle
+	// Rebooted: the machine booted since the journal's last start.
+	Rebooted bool
+	Log      *slog.Logger
+	// CrashPoint, if set, is called at named places (crash drills).
+	CrashPoint func(name string)
+}
+
+// Report is what one recovery did.
+type Report struct {
+	Containers   int
+	Actions      map[string]int
+	UnknownExits int
+	Duration     time.Duration
+}
+
+// Run recovers every container of the view, then removes what removed
+// containers left behind. Containers whose recovery fails keep their
+// unfinished intent and are tried again at the next start.
+func (r *Runner) Run(ctx context.Context) (Report, error) {
+	start := time.Now()
+	if r.Log == nil {
+		r.Log = slog.Default()
+	}
+	rep := Report{Actions: map[string]int{}}
+	views := r.Journal.Containers()
+	rep.Containers = len(views)
+
+	var mu sync.Mutex
+	var errs []error
+	var reattach []sm.Container
+	jobs := make(chan sm.Container)
+	var wg sync.WaitGroup
+	for range min(workers, max(1, len(views))) {
+		wg.Go(func() {
+			for c := range jobs {
+				plan := Decide(c, r.observe(ctx, c))
+				after, err := r.carryOut(ctx, c, plan)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				for _, a := range plan.Actions {
+					rep.Actions[string(a)]++
+				}
+				if plan.UnknownExit && err == nil {
+					rep.UnknownExits++
+				}
+				if after != nil {
+					reattach = append(reattach, *after)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, c := range views {
+		jobs <- c
+	}
+	close(jobs)
+	wg.Wait()
+	// Watched only once every decision is recorded, so an exit seen by a
+	// watcher never races the record that reattached its container.
+	r.Lifecycle.Reattach(reattach)
+	r.removeAutoRemoved(ctx, views, &errs)
+	if err := r.removeLeftovers(&rep); err != nil {
+		errs = append(errs, err)
+	}
+	rep.Duration = time.Since(start)
+	return rep, errors.Join(errs...)
+}
+
+func (r *Runner) crash(name string) {
+	if r.CrashPoint != nil {
+		r.CrashPoint(name)
+	}
+}
+
+// carryOut performs a plan's actions and appends its record. It returns the
+// container's new view when it is to be reattached.
+func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.Container, error) {
+	if plan.Record == nil {
+		return nil, nil
+	}
+	var failures []error
+	reattach := false
+	for _, a := range plan.Actions {
+		switch a {
+		case ActionReattach:
+			reattach = true
+		case ActionAutoRemove:
+			// After the record, through the driver: see removeAutoRemoved.
+		default:
+			if err := r.act(ctx, c, plan, a); err != nil {
+				failures = append(failures, fmt.Errorf("%s: %w", a, err))
+			}
+		}
+	}
+	rec := *plan.Record
+	if len(failures) > 0 {
+		if rec.To == sm.StateRemoved || (c.Pending != nil && c.Pending.Event == sm.EventCreate) {
+			// Recording a create or remove that did not happen would be a
+			// lie; the intent stays for the next start to finish.
+			err := fmt.Errorf("recover %s: %w", c.ID, errors.Join(failures...))
+			r.Log.Error("recovery left an intent unfinished", "container", c.ID, "error", err)
+			return nil, err
+		}
+		rec.Error += fmt.Sprintf(" (%v)", errors.Join(failures...))
+	}
+	r.crash("recovery.before-record")
+	if _, err := r.Journal.Append(rec); err != nil {
+		return nil, fmt.Errorf("record recovery of %s: %w", c.ID, err)
+	}
+	r.crash("recovery.after-record")
+	r.Log.Info("recovered", "container", c.ID, "event", rec.Event, "from", rec.From, "to", rec.To, "actions", plan.Actions, "reason", rec.Error)
+	if !reattach {
+		return nil, nil
+	}
+	if v, ok := r.Journal.Container(c.ID); ok {
+		return &v, nil
+	}
+	return nil, nil
+}
+
+func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) error {
+	var p executor.Process
+	if plan.Process != nil {
+		p = executor.Process(*plan.Process)
+	}
+	switch a {
+	case ActionCleanupRun:
+		return r.Runtime.Cleanup(c.ID, p)
+	case ActionUnmount:
+		return r.Layers.Unmount(c.MountID)
+	case ActionCompleteCreate:
+		_, err := r.Layers.CreateMount(ctx, c.MountID, c.Image, layer.InitConfig{Hostname: c.Hostname})
+		return err
+	case ActionRemoveLayers:
+		return r.Layers.RemoveMount(c.MountID)
+	case ActionRemoveRuntime:
+		return r.Runtime.Remove(c.ID)
+	}
+	return fmt.Errorf("unknown action %q", a)
+}
+
+// removeAutoRemoved removes stopped auto-remove containers, whether they
+// exited while cairnd was down or their removal was interrupted before it
+// began.
+func (r *Runner) removeAutoRemoved(ctx context.Context, views []sm.Container, errs *[]error) {
+	for _, before := range views {
+		if !before.AutoRemove {
+			continue
+		}
+		if c, ok := r.Journal.Container(before.ID); ok && c.State == sm.StateStopped && c.Pending == nil {
+			if _, err := r.Lifecycle.Remove(ctx, c.ID, false); err != nil {
+				*errs = append(*errs, fmt.Errorf("auto-remove %s: %w", c.ID, err))
+			}
+		}
+	}
+}
