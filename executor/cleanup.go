@@ -25,9 +25,12 @@ const (
 
 // Cleanup tears down a container whose process has exited: libcontainer
 // state and cgroups, a shim that is still around (identified by ShimPID and
-// ShimStartTime only), and the spec, socket and exit files. container.log
-// and shim.log are kept. Things already gone are fine, so Cleanup can be
-// repeated. A process that is still running is ErrFailedPrecondition.
+// ShimStartTime only), and the socket and shim files. container.log,
+// shim.log and the exit record are kept: until the daemon's journal holds
+// the exit, the record is its only evidence, and a crash between cleanup and
+// the journal write must not lose it (the next Start replaces it). Things
+// already gone are fine, so Cleanup can be repeated. A process that is still
+// running is ErrFailedPrecondition.
 func (e *Executor) Cleanup(id string, p Process) error {
 	if err := validateID(id); err != nil {
 		return err
@@ -43,7 +46,7 @@ func (e *Executor) Cleanup(id string, p Process) error {
 		errs = append(errs, err)
 	}
 	dir := e.containerDir(id)
-	for _, name := range []string{socketName, exitFileName, shimFileName} {
+	for _, name := range []string{socketName, shimFileName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

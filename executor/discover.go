@@ -33,12 +33,14 @@ func (e *Executor) Discover(ctx context.Context, id string) (Process, bool) {
 		defer cancel()
 		if resp, err := callShim(ctx, dir, opState); err == nil && resp.Error == "" {
 			p.PID, p.StartTime = resp.PID, resp.StartTime
+			p.StartedAt = startedAt(p.StartTime)
 			return p, true
 		}
 	}
 	if c, err := libcontainer.Load(e.runtimeRoot(), id); err == nil {
 		if st, err := c.State(); err == nil {
 			p.PID, p.StartTime = st.InitProcessPid, st.InitProcessStartTime
+			p.StartedAt = startedAt(p.StartTime)
 		}
 	}
 	return p, true

@@ -232,7 +232,7 @@ func TestExit_WhileNobodyWaits_RecordedInExitFile(t *testing.T) {
 	if err := waitProcessGone(ctx, p.ShimPID, p.ShimStartTime); err != nil {
 		t.Fatal(err)
 	}
-	rec, ok, err := readExitFile(env.ex.containerDir("gone"))
+	rec, ok, err := readExitFile(env.ex.containerDir("gone"), p)
 	if err != nil || !ok || rec.ExitCode != 5 {
 		t.Fatalf("exit.json = %+v, %v, %v", rec, ok, err)
 	}
@@ -328,10 +328,13 @@ func TestCleanupAndRemove_Idempotent(t *testing.T) {
 	if !strings.Contains(readFile(t, env.ex.LogPath("idem")), "hello") {
 		t.Error("Cleanup lost container.log")
 	}
-	for _, name := range []string{socketName, exitFileName, shimFileName} {
+	for _, name := range []string{socketName, shimFileName} {
 		if fileExists(filepath.Join(env.ex.containerDir("idem"), name)) {
 			t.Errorf("Cleanup left %s", name)
 		}
+	}
+	if !fileExists(filepath.Join(env.ex.containerDir("idem"), exitFileName)) {
+		t.Error("Cleanup deleted the exit record, the only evidence of the exit until it is journaled")
 	}
 	for i := range 2 {
 		if err := env.ex.Remove("idem"); err != nil {

@@ -9,15 +9,20 @@ import (
 
 func TestExitFile_RoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	if _, ok, err := readExitFile(dir); ok || err != nil {
+	run := Process{PID: 10, StartTime: 100, ShimPID: 9, ShimStartTime: 90}
+	if _, ok, err := readExitFile(dir, run); ok || err != nil {
 		t.Fatalf("empty dir: ok=%v err=%v", ok, err)
 	}
 	at := time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC)
-	want := exitRecord{ExitCode: 137, Signal: "SIGKILL", FinishedAt: at}
+	want := exitRecord{ExitCode: 137, Signal: "SIGKILL", FinishedAt: at, ShimPID: 9, ShimStartTime: 90}
 	if err := writeExitFile(dir, want); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := readExitFile(dir)
+	otherRun := Process{PID: 20, StartTime: 200, ShimPID: 19, ShimStartTime: 190}
+	if _, ok, _ := readExitFile(dir, otherRun); ok {
+		t.Fatal("an exit record was taken for the exit of another run")
+	}
+	got, ok, err := readExitFile(dir, run)
 	if err != nil || !ok || got.ExitCode != 137 || got.Signal != "SIGKILL" || !got.FinishedAt.Equal(at) {
 		t.Fatalf("got %+v ok=%v err=%v", got, ok, err)
 	}
@@ -39,7 +44,7 @@ func TestExitFile_Corrupt(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, exitFileName), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := readExitFile(dir); ok || err == nil {
+	if _, ok, err := readExitFile(dir, Process{}); ok || err == nil {
 		t.Fatalf("corrupt file: ok=%v err=%v, want an error", ok, err)
 	}
 }

@@ -18,7 +18,7 @@ func (e *Executor) Observe(id string, p Process) Observation {
 		ShimAlive:    processAlive(p.ShimPID, p.ShimStartTime),
 		ProcessAlive: processAlive(p.PID, p.StartTime),
 	}
-	if rec, ok, err := readExitFile(e.containerDir(id)); err == nil && ok {
+	if rec, ok, err := readExitFile(e.containerDir(id), p); err == nil && ok {
 		x := rec.exit()
 		o.Exit = &x
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,4 +122,29 @@ func pollUntilReadable(ctx context.Context, fd int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's start time; 100 on
+// every Linux architecture Cairn runs on.
+const clockTicks = 100
+
+// startedAt converts a process start time (clock ticks since boot) to wall
+// clock time, using the boot time from /proc/stat. It is zero when the boot
+// time cannot be read.
+func startedAt(startTime uint64) time.Time {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return time.Time{}
+			}
+			ticks := time.Duration(startTime) * time.Second / clockTicks
+			return time.Unix(boot, 0).Add(ticks).UTC()
+		}
+	}
+	return time.Time{}
 }

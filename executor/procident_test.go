@@ -102,3 +102,14 @@ func TestWaitProcessGone(t *testing.T) {
 		t.Fatalf("waiting on ourselves: %v, want deadline exceeded", err)
 	}
 }
+
+func TestStartedAt_IsWhenThisProcessStarted(t *testing.T) {
+	st, err := readProcStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := startedAt(st.StartTime)
+	if since := time.Since(got); since < 0 || since > 10*time.Minute {
+		t.Fatalf("startedAt = %v, %v ago; this test process started moments ago", got, since)
+	}
+}

@@ -175,6 +175,9 @@ type shim struct {
 	ln        *net.UnixListener
 	pid       int
 	startTime uint64
+	// shimStartTime is this shim's own start time, written into the exit
+	// record with its PID to say whose exit it is.
+	shimStartTime uint64
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
 
@@ -242,6 +245,7 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	waitExec(pid)
 	// The init is our unreaped child, so its /proc entry outlives even an
 	// immediate exit and the start time can always be read.
 	st, err := readProcStat(pid)
@@ -249,7 +253,7 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
 	return &shim{
-		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime,
+		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime, shimStartTime: self.StartTime,
 		done:  make(chan struct{}),
 		conns: map[*net.UnixConn]struct{}{},
 	}, nil
@@ -271,7 +275,7 @@ func (s *shim) serve(log *slog.Logger) int {
 	reason := ""
 	if ps != nil {
 		if code, sig, ok := exitFromWaitStatus(ps.Sys().(syscall.WaitStatus)); ok {
-			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished}
+			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished, ShimPID: os.Getpid(), ShimStartTime: s.shimStartTime}
 		}
 	}
 	if rec == nil {

@@ -36,8 +36,11 @@ func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
 	hadLog := statErr == nil
 	_, statErr = os.Stat(filepath.Join(dir, shimLogName))
 	hadShimLog := statErr == nil
-	// Leftovers of an earlier run would be mistaken for this one's.
-	for _, name := range []string{exitFileName, socketName, shimFileName} {
+	// Leftovers of an earlier run would be mistaken for this one's. The exit
+	// record stays: it names its shim, and until the daemon has journaled
+	// the previous run's exit it is the only evidence of it (a restart
+	// records that exit only once this start is done).
+	for _, name := range []string{socketName, shimFileName} {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 

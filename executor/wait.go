@@ -34,7 +34,7 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 
 	// The shim is gone (or hung up). It writes exit.json before answering
 	// anyone, so a shim that finished left the code there.
-	if x, ok, err := e.exitRecord(id); err != nil || ok {
+	if x, ok, err := e.exitRecord(id, p); err != nil || ok {
 		return x, err
 	}
 	// A process without a shim: nobody can reap it into an exit code, but
@@ -48,15 +48,15 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 		if err := waitProcessGone(ctx, p.ShimPID, p.ShimStartTime); err != nil {
 			return Exit{}, fmt.Errorf("wait %s: %w", id, err)
 		}
-		if x, ok, err := e.exitRecord(id); err != nil || ok {
+		if x, ok, err := e.exitRecord(id, p); err != nil || ok {
 			return x, err
 		}
 	}
 	return Exit{Reason: reasonLost, FinishedAt: time.Now()}, nil
 }
 
-func (e *Executor) exitRecord(id string) (Exit, bool, error) {
-	rec, ok, err := readExitFile(e.containerDir(id))
+func (e *Executor) exitRecord(id string, p Process) (Exit, bool, error) {
+	rec, ok, err := readExitFile(e.containerDir(id), p)
 	if err != nil {
 		return Exit{}, false, fmt.Errorf("wait %s: %w", id, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -73,53 +74,100 @@ var ErrViewMismatch = errors.New("stored view differs from the fold of the journ
 // Verify replays the whole journal and compares the result with the stored
 // view, container by container and name by name.
 func (j *Journal) Verify() error {
-	return j.db.View(func(tx *bolt.Tx) error {
-		folded, names, err := Replay(func(fn func(sm.Record) error) error {
-			return journalBucket(tx).ForEach(func(k, v []byte) error {
-				rec, err := decodeRecord(k, v)
-				if err != nil {
-					return err
-				}
-				return fn(rec)
-			})
+	return j.db.View(verifyView)
+}
+
+// verifyView is Verify inside a read transaction.
+func verifyView(tx *bolt.Tx) error {
+	folded, names, err := Replay(func(fn func(sm.Record) error) error {
+		return journalBucket(tx).ForEach(func(k, v []byte) error {
+			rec, err := decodeRecord(k, v)
+			if err != nil {
+				return err
+			}
+			return fn(rec)
 		})
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	stored, storedNames, err := readViews(tx)
+	if err != nil {
+		return err
+	}
+	var problems []error
+	for id, c := range stored {
+		want, ok := folded[id]
+		if !ok {
+			problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", id))
+			continue
 		}
-		stored, storedNames, err := readViews(tx)
+		got, err := json.Marshal(c)
 		if err != nil {
 			return err
 		}
-		var problems []error
-		for id, c := range stored {
-			want, ok := folded[id]
-			if !ok {
-				problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", id))
-				continue
-			}
-			got, err := json.Marshal(c)
-			if err != nil {
-				return err
-			}
-			wantJSON, err := json.Marshal(want)
-			if err != nil {
-				return err
-			}
-			if string(got) != string(wantJSON) {
-				problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", id, got, wantJSON))
+		wantJSON, err := json.Marshal(want)
+		if err != nil {
+			return err
+		}
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", id, got, wantJSON))
+		}
+	}
+	for id := range folded {
+		if _, ok := stored[id]; !ok {
+			problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
+		}
+	}
+	if !maps.Equal(storedNames, names) {
+		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
+	}
+	return nil
+}
+
+// Report is what an offline check of a journal file found.
+type Report struct {
+	Records       int
+	Containers    int
+	CleanShutdown bool
+}
+
+// CheckFile checks a journal file without a daemon: bbolt's integrity
+// check, then the replay of the whole journal against the stored view. It
+// opens the file read-only and never changes it; a file in use by a running
+// cairnd is ErrLocked.
+func CheckFile(path string, lockTimeout time.Duration) (Report, error) {
+	var rep Report
+	if _, err := os.Stat(path); err != nil {
+		return rep, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if err := Check(path, lockTimeout); err != nil {
+		return rep, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if err != nil {
+		return rep, openError(path, err)
+	}
+	defer func() { _ = db.Close() }()
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJournal, bucketContainers, bucketPending, bucketNames, bucketMeta} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("bucket %s is missing: %w", b, ErrCorrupt)
 			}
 		}
-		for id := range folded {
-			if _, ok := stored[id]; !ok {
-				problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
-			}
+		if err := verifyView(tx); err != nil {
+			return err
 		}
-		if !maps.Equal(storedNames, names) {
-			problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
-		}
-		if len(problems) > 0 {
-			return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
-		}
+		rep.Records = journalBucket(tx).Stats().KeyN
+		rep.Containers = containersBucket(tx).Stats().KeyN
+		rep.CleanShutdown = metaBucket(tx).Get(metaCleanShutdown) != nil
 		return nil
 	})
+	if err != nil {
+		return rep, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return rep, nil
 }

@@ -328,3 +328,49 @@ func TestMeta_CleanShutdownMarkerTellsACrashApart(t *testing.T) {
 		t.Fatalf("after a clean shutdown and a reboot: %+v", info)
 	}
 }
+
+func TestCompact_DropsOldHistoriesOfGoneContainersOnly(t *testing.T) {
+	j := openTemp(t)
+	// Old, finished: removed long ago.
+	for i := range 50 {
+		id := fmt.Sprintf("old-%d", i)
+		transition(t, j, id, sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs(""), nil)
+		transition(t, j, id, sm.EventRemove, sm.StateCreated, sm.StateRemoved, nil, nil)
+	}
+	// Live since the beginning: its whole history stays.
+	transition(t, j, "live", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs("keep"), nil)
+	for range 20 {
+		transition(t, j, "filler", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs(""), nil)
+		transition(t, j, "filler", sm.EventRemove, sm.StateCreated, sm.StateRemoved, nil, nil)
+	}
+	// Removed recently: within the retained window.
+	transition(t, j, "recent", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs(""), nil)
+	transition(t, j, "recent", sm.EventRemove, sm.StateCreated, sm.StateRemoved, nil, nil)
+	last := j.LastSeq()
+
+	res, err := j.Compact(10, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 200 {
+		t.Fatalf("deleted %d records, want the 200 of the old containers", res.Deleted)
+	}
+	count := func(id string) int {
+		n := 0
+		_ = j.Records(0, id, func(sm.Record) error { n++; return nil })
+		return n
+	}
+	if count("old-3") != 0 || count("live") != 2 || count("recent") != 4 {
+		t.Fatalf("after compaction: old-3 %d, live %d, recent %d records", count("old-3"), count("live"), count("recent"))
+	}
+	if err := j.Verify(); err != nil {
+		t.Fatalf("compacted journal no longer folds to its view: %v", err)
+	}
+	if j.LastSeq() != last {
+		t.Fatal("compaction moved the sequence")
+	}
+	transition(t, j, "after", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs(""), nil)
+	if got := j.LastSeq(); got != last+2 {
+		t.Fatalf("sequence after compaction %d, want %d: numbers must never repeat", got, last+2)
+	}
+}

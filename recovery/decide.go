@@ -22,8 +22,9 @@ type World struct {
 	ShimStartTime    uint64
 	// Exit is the shim's exit record of Process, if it wrote one.
 	Exit *sm.Exit
-	// Frozen: the container's freezer cgroup is FROZEN.
-	Frozen bool
+	// Frozen: the container's freezer cgroup is FROZEN; Freezing: a freeze
+	// was cut off half-way (FREEZING).
+	Frozen, Freezing bool
 	// Mounted: the container's rootfs overlay is mounted on the host.
 	Mounted bool
 	// LayersComplete: the init and writable layers of a create exist.
@@ -48,6 +49,8 @@ const (
 	ActionCleanupRun Action = "cleanup-run"
 	// ActionUnmount unmounts the rootfs of a container that has no process.
 	ActionUnmount Action = "unmount"
+	// ActionFinishFreeze completes a freeze that was cut off half-way.
+	ActionFinishFreeze Action = "finish-freeze"
 	// ActionCompleteCreate finishes the init and writable layers.
 	ActionCompleteCreate Action = "complete-create"
 	// ActionRemoveLayers deletes the init and writable layers.
@@ -59,6 +62,21 @@ const (
 	// container created with auto-remove.
 	ActionAutoRemove Action = "auto-remove"
 )
+
+// afterRecord tells the actions that follow the plan's record from those
+// that precede it. Cleaning up a finished run deletes the shim's exit
+// record, the only evidence of the exit code until the journal holds it, so
+// cleanup, unmounting and reattaching come after the record; a crash in
+// between leaves leftovers that the next start's idle rows remove. Making
+// or deleting layers comes first: a record must not claim a create or a
+// remove that did not happen.
+func (a Action) afterRecord() bool {
+	switch a {
+	case ActionCleanupRun, ActionUnmount, ActionReattach, ActionAutoRemove:
+		return true
+	}
+	return false
+}
 
 // Events of RECONCILED records that resolve no intent.
 const (
@@ -138,12 +156,17 @@ func reconciled(c sm.Container, event sm.Event, to sm.State, res *sm.Result, rea
 	return rec
 }
 
-// resolution says how a pending intent ended up, for the reason text.
-func resolution(c sm.Container, to sm.State) string {
+// resolution says how a pending intent ended up, for the reason text. A
+// restart only went forward if it started a new process.
+func resolution(c sm.Container, to sm.State, newProcess bool) string {
 	if c.Pending == nil {
 		return ""
 	}
-	if to == c.Pending.To {
+	forward := to == c.Pending.To
+	if c.Pending.Event == sm.EventRestart && to == sm.StateRunning {
+		forward = newProcess
+	}
+	if forward {
 		return fmt.Sprintf("unfinished %s rolled forward: ", c.Pending.Event)
 	}
 	return fmt.Sprintf("unfinished %s rolled back: ", c.Pending.Event)
@@ -174,12 +197,19 @@ func decideRemove(c sm.Container) Plan {
 
 func decideLive(c sm.Container, w facts) Plan {
 	to := sm.StateRunning
-	if w.Frozen {
+	actions := []Action{ActionReattach}
+	if w.Frozen || w.Freezing {
 		to = sm.StatePaused
+	}
+	if w.Freezing {
+		// Part of the processes are frozen: thawing would undo a pause the
+		// journal may promise, so the freeze is finished instead.
+		actions = []Action{ActionFinishFreeze, ActionReattach}
 	}
 	var res *sm.Result
 	reason := fmt.Sprintf("reattached to pid %d", w.Process.PID)
-	if c.Process == nil || c.Process.PID != w.Process.PID || c.Process.StartTime != w.Process.StartTime {
+	newProcess := c.Process == nil || c.Process.PID != w.Process.PID || c.Process.StartTime != w.Process.StartTime
+	if newProcess {
 		p := *w.Process
 		res = &sm.Result{Process: &p}
 		reason = fmt.Sprintf("found pid %d running", w.Process.PID)
@@ -193,10 +223,13 @@ func decideLive(c sm.Container, w facts) Plan {
 	if !w.Mounted {
 		reason += "; its rootfs is not mounted on the host"
 	}
+	if w.Freezing {
+		reason += "; finished a freeze that was cut off half-way"
+	}
 	return Plan{
-		Actions: []Action{ActionReattach},
+		Actions: actions,
 		Process: w.Process,
-		Record:  reconciled(c, EventReattach, to, res, resolution(c, to)+reason),
+		Record:  reconciled(c, EventReattach, to, res, resolution(c, to, newProcess)+reason),
 	}
 }
 
@@ -216,7 +249,7 @@ func decideExited(c sm.Container, w facts) Plan {
 	return Plan{
 		Actions:     actions,
 		Process:     w.Process,
-		Record:      reconciled(c, sm.EventExit, sm.StateStopped, &sm.Result{Exit: &exit}, resolution(c, sm.StateStopped)+reason),
+		Record:      reconciled(c, sm.EventExit, sm.StateStopped, &sm.Result{Exit: &exit}, resolution(c, sm.StateStopped, false)+reason),
 		UnknownExit: unknown,
 	}
 }
@@ -255,7 +288,7 @@ func decideIdle(c sm.Container, w facts) Plan {
 	if c.Pending == nil && len(actions) == 0 {
 		return Plan{}
 	}
-	reason := resolution(c, to) + "no process was started"
+	reason := resolution(c, to, false) + "no process was started"
 	if c.Pending == nil {
 		reason = ""
 	}

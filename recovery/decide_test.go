@@ -38,6 +38,8 @@ func code(n int) *sm.Exit { return sm.ExitCode(n, now) }
 func TestDecide_EveryRowOfTheTable(t *testing.T) {
 	frozen := alive(proc)
 	frozen.Frozen = true
+	freezing := alive(proc)
+	freezing.Freezing = true
 	reusedPID := alive(proc)
 	reusedPID.ProcessStartTime = 7777 // same PID, another process
 	reusedPID.ShimStartTime = 0
@@ -81,10 +83,12 @@ func TestDecide_EveryRowOfTheTable(t *testing.T) {
 		{"INTENT start, its process already exited: stopped with its code", container(sm.StateStopped, pending(sm.EventStart, sm.StateStopped, sm.StateRunning)), newExited, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "0", "rolled back", nil},
 		{"INTENT start, no process: roll back, unmount", container(sm.StateCreated, pending(sm.EventStart, sm.StateCreated, sm.StateRunning)), World{Mounted: true, Now: now}, sm.StateCreated, []Action{ActionUnmount}, "", "rolled back", nil},
 		{"INTENT restart, new process runs: roll forward", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), newRunning, sm.StateRunning, []Action{ActionReattach}, "", "rolled forward", newProc},
+		{"INTENT restart, old process still runs: roll back", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT restart, old process stopped, none started: stopped", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), World{Process: proc, Mounted: true, Now: now}, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "unknown", "rolled back", nil},
 		{"INTENT stop, process still alive: roll back", container(sm.StateRunning, pending(sm.EventStop, sm.StateRunning, sm.StateStopped)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT stop, process gone: roll forward with its code", container(sm.StateRunning, pending(sm.EventStop, sm.StateRunning, sm.StateStopped)), World{Process: proc, ShimStartTime: proc.ShimStartTime, Exit: code(143), Now: now}, sm.StateStopped, []Action{ActionCleanupRun}, "143", "rolled forward", nil},
 		{"INTENT pause, frozen: roll forward", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), frozen, sm.StatePaused, []Action{ActionReattach}, "", "rolled forward", nil},
+		{"INTENT pause, freeze cut off half-way: finished, paused", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), freezing, sm.StatePaused, []Action{ActionFinishFreeze, ActionReattach}, "", "finished a freeze", nil},
 		{"INTENT pause, thawed: roll back", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT unpause, still frozen: roll back, never thawed", container(sm.StatePaused, pending(sm.EventUnpause, sm.StatePaused, sm.StateRunning)), frozen, sm.StatePaused, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT kill, process died: stopped", container(sm.StateRunning, pending(sm.EventKill, sm.StateRunning, sm.StateRunning)), killed, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "137", "rolled back", nil},

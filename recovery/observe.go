@@ -43,7 +43,9 @@ func (r *Runner) observe(ctx context.Context, c sm.Container) World {
 		obs = r.Runtime.Observe(c.ID, executor.Process{})
 	}
 	w.Frozen = obs.Freezer == "FROZEN"
-	w.RuntimeLeftovers = obs.StateDirExists || obs.Freezer != "" || obs.Exit != nil
+	w.Freezing = obs.Freezer == "FREEZING"
+	// An exit record alone is no leftover: it stays until the next start.
+	w.RuntimeLeftovers = obs.StateDirExists || obs.Freezer != ""
 	if c.MountID != "" {
 		w.Mounted, _ = r.Layers.Mounted(c.MountID)
 	}

@@ -19,6 +19,7 @@ type Journal interface {
 type Runtime interface {
 	Observe(id string, p executor.Process) executor.Observation
 	Discover(ctx context.Context, id string) (executor.Process, bool)
+	Pause(id string) error
 	Cleanup(id string, p executor.Process) error
 	Remove(id string) error
 	IDs() ([]string, error)

@@ -99,43 +99,50 @@ func (r *Runner) crash(name string) {
 	}
 }
 
-// carryOut performs a plan's actions and appends its record. It returns the
-// container's new view when it is to be reattached.
+// carryOut performs a plan: the actions that must precede its record, the
+// record, then the rest (see afterRecord). It returns the container's new
+// view when it is to be reattached.
 func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.Container, error) {
 	if plan.Record == nil {
 		return nil, nil
 	}
 	var failures []error
-	reattach := false
 	for _, a := range plan.Actions {
-		switch a {
-		case ActionReattach:
-			reattach = true
-		case ActionAutoRemove:
-			// After the record, through the driver: see removeAutoRemoved.
-		default:
+		if !a.afterRecord() {
 			if err := r.act(ctx, c, plan, a); err != nil {
 				failures = append(failures, fmt.Errorf("%s: %w", a, err))
 			}
 		}
 	}
-	rec := *plan.Record
 	if len(failures) > 0 {
-		if rec.To == sm.StateRemoved || (c.Pending != nil && c.Pending.Event == sm.EventCreate) {
-			// Recording a create or remove that did not happen would be a
-			// lie; the intent stays for the next start to finish.
-			err := fmt.Errorf("recover %s: %w", c.ID, errors.Join(failures...))
-			r.Log.Error("recovery left an intent unfinished", "container", c.ID, "error", err)
-			return nil, err
-		}
-		rec.Error += fmt.Sprintf(" (%v)", errors.Join(failures...))
+		// Recording a create or remove that did not happen would be a lie;
+		// the intent stays for the next start to finish.
+		err := fmt.Errorf("recover %s: %w", c.ID, errors.Join(failures...))
+		r.Log.Error("recovery left an intent unfinished", "container", c.ID, "error", err)
+		return nil, err
 	}
+	rec := *plan.Record
 	r.crash("recovery.before-record")
 	if _, err := r.Journal.Append(rec); err != nil {
 		return nil, fmt.Errorf("record recovery of %s: %w", c.ID, err)
 	}
 	r.crash("recovery.after-record")
 	r.Log.Info("recovered", "container", c.ID, "event", rec.Event, "from", rec.From, "to", rec.To, "actions", plan.Actions, "reason", rec.Error)
+	reattach := false
+	for _, a := range plan.Actions {
+		switch a {
+		case ActionReattach:
+			reattach = true
+		case ActionAutoRemove:
+			// Through the driver once every container is recovered; see
+			// removeAutoRemoved.
+		case ActionCleanupRun, ActionUnmount:
+			if err := r.act(ctx, c, plan, a); err != nil {
+				// The record stands; the next start cleans what is left.
+				r.Log.Warn("recovery cleanup", "container", c.ID, "action", a, "error", err)
+			}
+		}
+	}
 	if !reattach {
 		return nil, nil
 	}
@@ -155,6 +162,8 @@ func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) e
 		return r.Runtime.Cleanup(c.ID, p)
 	case ActionUnmount:
 		return r.Layers.Unmount(c.MountID)
+	case ActionFinishFreeze:
+		return r.Runtime.Pause(c.ID)
 	case ActionCompleteCreate:
 		_, err := r.Layers.CreateMount(ctx, c.MountID, c.Image, layer.InitConfig{Hostname: c.Hostname})
 		return err

@@ -135,6 +135,10 @@ func (m *Machine) Kill(ctx context.Context, id string, sig syscall.Signal) (Cont
 		return c, err
 	}
 	if err := m.d.Runner.Signal(id, *c.Process, sig); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			// It exited a moment ago; its exit is on the way.
+			err = fmt.Errorf("container %s is not running any more: %w", id, errdefs.ErrFailedPrecondition)
+		}
 		return c, t.fail(c.State, nil, fmt.Errorf("signal %s: %w", id, err))
 	}
 	return t.done(nil)

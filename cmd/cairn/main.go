@@ -77,7 +77,7 @@ func newRoot() *cobra.Command {
 		createCmd(c), runCmd(c), startCmd(c), stopCmd(c), killCmd(c),
 		pauseCmd(c), unpauseCmd(c), restartCmd(c), rmCmd(c),
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c),
-		imageCmd(c),
+		imageCmd(c), drillCmd(), journalCmd(),
 	)
 	return root
 }

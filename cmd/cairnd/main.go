@@ -46,6 +46,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.StringVar(&cfg.ShimBinary, "shim", "", "the cairn binary to run as shim (default: cairn next to cairnd, else on PATH)")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", defaults.CgroupParent, "cgroup path under which containers get their cgroups")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "keep containers running while cairnd is stopped or restarted")
+	f.IntVar(&cfg.HistoryRetain, "history-retain", 10_000, "journal records kept whole by compaction; older histories of removed containers are deleted")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)

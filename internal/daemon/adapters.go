@@ -46,8 +46,10 @@ func (r runtime) Signal(id string, p sm.Process, sig syscall.Signal) error {
 func (r runtime) Pause(id string) error  { return r.exec.Pause(id) }
 func (r runtime) Resume(id string) error { return r.exec.Resume(id) }
 
-func (r runtime) Cleanup(id string, p sm.Process) error { return r.exec.Cleanup(id, executor.Process(p)) }
-func (r runtime) Remove(id string) error                { return r.exec.Remove(id) }
+func (r runtime) Cleanup(id string, p sm.Process) error {
+	return r.exec.Cleanup(id, executor.Process(p))
+}
+func (r runtime) Remove(id string) error { return r.exec.Remove(id) }
 
 // OpenLog opens the container's log for reading, creating it empty if the
 // container never ran, so a client can follow it before the start.

@@ -43,7 +43,11 @@ type Config struct {
 	CgroupParent string
 	// LiveRestore leaves containers running when the daemon stops.
 	LiveRestore bool
-	Logger      *slog.Logger
+	// HistoryRetain is how many of the newest journal records compaction
+	// keeps whole; older histories of removed containers are deleted.
+	// Default 10,000.
+	HistoryRetain int
+	Logger        *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -61,6 +65,9 @@ type Daemon struct {
 	serveWG sync.WaitGroup
 	errs    chan error
 	once    sync.Once
+
+	stopCompaction context.CancelFunc
+	compaction     sync.WaitGroup
 }
 
 // Start opens the journal (refusing a locked or corrupt one), reattaches to
@@ -95,6 +102,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d.gate.Open()
 	api.SetServing(d.health, true)
+	d.startCompaction()
 	d.log.Info("cairnd serving", "root", cfg.Root, "socket", cfg.Socket, "metrics", cfg.MetricsAddr, "live_restore", cfg.LiveRestore)
 	return d, nil
 }
@@ -111,6 +119,9 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.HistoryRetain <= 0 {
+		cfg.HistoryRetain = 10_000
 	}
 	if cfg.ShimBinary == "" {
 		bin, err := defaultShimBinary()
@@ -296,6 +307,10 @@ func (d *Daemon) closeServers(ctx context.Context) {
 // live restore is on, records a clean shutdown and closes the journal.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.once.Do(func() {
+		if d.stopCompaction != nil {
+			d.stopCompaction()
+			d.compaction.Wait()
+		}
 		d.gate.Close()
 		api.SetServing(d.health, false)
 		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -339,3 +354,35 @@ func (d *Daemon) stopAll(ctx context.Context) {
 
 // VerifyJournal replays the journal and checks it folds to the stored view.
 func (d *Daemon) VerifyJournal() error { return d.journal.Verify() }
+
+// compactEvery is how often the journal is looked at for compaction.
+const compactEvery = 5 * time.Minute
+
+// startCompaction compacts the journal in the background: once after
+// startup, then whenever half the retained window has been appended since
+// the last compaction. Startup itself never waits for it.
+func (d *Daemon) startCompaction() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopCompaction = cancel
+	d.compaction.Go(func() {
+		var compactedAt uint64
+		tick := time.NewTicker(compactEvery)
+		defer tick.Stop()
+		for {
+			if last := d.journal.LastSeq(); compactedAt == 0 || last-compactedAt >= uint64(d.cfg.HistoryRetain/2) {
+				res, err := d.journal.Compact(d.cfg.HistoryRetain, 1000)
+				if err != nil {
+					d.log.Error("journal compaction", "error", err)
+				} else if res.Deleted > 0 {
+					d.log.Info("journal compacted", "scanned", res.Scanned, "deleted", res.Deleted)
+				}
+				compactedAt = max(last, 1)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+}

@@ -107,12 +107,61 @@ func (e *Env) Kill() {
 // Running reports whether a daemon is up.
 func (e *Env) Running() bool { return e.Daemon != nil || e.Process != nil }
 
+// StartWith starts the binary daemon with extra environment, e.g. a crash
+// point (CAIRN_CRASH_AT=...). It does not wait for the daemon to serve:
+// armed with a crash point, it may die before it does (see WaitServing).
+func (e *Env) StartWith(env ...string) {
+	e.t.Helper()
+	e.launchBinary(env)
+}
+
+// WaitServing waits until the binary daemon answers, i.e. has recovered.
+func (e *Env) WaitServing() {
+	e.t.Helper()
+	e.waitServing()
+}
+
+// WaitCrash waits until the binary daemon has died on its own (a crash
+// point), and fails the test if it has not within timeout.
+func (e *Env) WaitCrash(timeout time.Duration) {
+	e.t.Helper()
+	if e.Process == nil {
+		e.t.Fatal("no daemon process to wait for")
+	}
+	select {
+	case <-e.processDone:
+		e.Process = nil
+	case <-time.After(timeout):
+		e.t.Fatalf("cairnd did not crash within %v", timeout)
+	}
+}
+
+// Crashed reports whether the binary daemon has died on its own.
+func (e *Env) Crashed() bool {
+	if e.Process == nil {
+		return false
+	}
+	select {
+	case <-e.processDone:
+		e.Process = nil
+		return true
+	default:
+		return false
+	}
+}
+
 func (e *Env) startBinary() {
+	e.launchBinary(nil)
+	e.waitServing()
+}
+
+func (e *Env) launchBinary(env []string) {
 	cairnd, _ := Binaries(e.t)
 	args := []string{"--root", e.Config.Root, "--socket", e.Config.Socket, "--shim", e.Config.ShimBinary,
 		"--cgroup-parent", e.Config.CgroupParent, "--metrics-addr", e.Config.MetricsAddr,
 		fmt.Sprintf("--live-restore=%v", e.Config.LiveRestore)}
 	cmd := exec.Command(cairnd, args...)
+	cmd.Env = append(os.Environ(), env...)
 	logFile, err := os.OpenFile(filepath.Join(e.Root, "cairnd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		e.t.Fatal(err)
@@ -125,6 +174,10 @@ func (e *Env) startBinary() {
 	e.Process = cmd.Process
 	e.processDone = make(chan error, 1)
 	go func() { e.processDone <- cmd.Wait() }()
+}
+
+// waitServing waits until the binary daemon answers, i.e. has recovered.
+func (e *Env) waitServing() {
 	clients := apiclient.New(e.Socket)
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -1,0 +1,166 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/testenv"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// gone is the expected outcome of a container that must not exist.
+const gone = cairnv1.ContainerState_CONTAINER_STATE_UNSPECIFIED
+
+// crashOutcome is the state a container must be in after the daemon died at
+// a crash point and recovered: what the world shows, per the decision table.
+var crashOutcome = map[string]cairnv1.ContainerState{
+	"create.after-intent": gone, "create.after-layers": sm2p(sm.StateCreated), "create.before-done": sm2p(sm.StateCreated), "create.after-done": sm2p(sm.StateCreated),
+	"start.after-intent": sm2p(sm.StateCreated), "start.after-mount": sm2p(sm.StateCreated), "start.after-exec": running, "start.before-done": running, "start.after-done": running,
+	"stop.after-intent": running, "stop.after-signal": stopped, "stop.before-done": stopped, "stop.after-done": stopped,
+	"pause.after-intent": running, "pause.after-freeze": paused, "pause.before-done": paused, "pause.after-done": paused,
+	"unpause.after-intent": paused, "unpause.after-freeze": running, "unpause.before-done": running, "unpause.after-done": running,
+	"restart.after-intent": running, "restart.after-signal": stopped, "restart.after-mount": stopped, "restart.after-exec": running, "restart.before-done": running, "restart.after-done": running,
+	"kill.after-intent": running, "kill.before-done": running, "kill.after-done": running,
+	"remove.after-intent": gone, "remove.after-files": gone, "remove.before-done": gone, "remove.after-done": gone,
+	"force-remove.after-intent": gone, "force-remove.after-kill": gone, "force-remove.after-files": gone, "force-remove.before-done": gone, "force-remove.after-done": gone,
+	"exit.after-intent": stopped, "exit.before-done": stopped, "exit.after-done": stopped,
+	"journal.mid-commit": gone,
+}
+
+func sm2p(s sm.State) cairnv1.ContainerState {
+	return map[sm.State]cairnv1.ContainerState{sm.StateCreated: cairnv1.ContainerState_CONTAINER_STATE_CREATED}[s]
+}
+
+// reach performs the operations that lead to the crash point's event, and
+// returns the container they are about.
+func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
+	event := event(point)
+	cmd := []string{"sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"}
+	if event == "exit" {
+		cmd = []string{"sh", "-c", "sleep 0.2; exit 5"}
+	}
+	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd}))
+	if err != nil {
+		return "", fmt.Errorf("create: %w", err)
+	}
+	id := res.Msg.Container.Id
+	five := int32(5)
+	steps := map[string][]string{
+		"create": nil, "start": {"start"}, "stop": {"start", "stop"}, "pause": {"start", "pause"},
+		"unpause": {"start", "pause", "unpause"}, "restart": {"start", "restart"}, "kill": {"start", "kill"},
+		"remove": {"remove"}, "force-remove": {"start", "force-remove"}, "exit": {"start", "wait"}, "journal": nil,
+	}
+	for _, step := range steps[event] {
+		switch step {
+		case "start":
+			_, err = e.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
+		case "stop":
+			_, err = e.Containers.Stop(ctx, connect.NewRequest(&cairnv1.StopRequest{Id: id, TimeoutSeconds: &five}))
+		case "pause":
+			_, err = e.Containers.Pause(ctx, connect.NewRequest(&cairnv1.PauseRequest{Id: id}))
+		case "unpause":
+			_, err = e.Containers.Unpause(ctx, connect.NewRequest(&cairnv1.UnpauseRequest{Id: id}))
+		case "restart":
+			_, err = e.Containers.Restart(ctx, connect.NewRequest(&cairnv1.RestartRequest{Id: id, TimeoutSeconds: &five}))
+		case "kill":
+			_, err = e.Containers.Kill(ctx, connect.NewRequest(&cairnv1.KillRequest{Id: id, Signal: "USR1"}))
+		case "remove", "force-remove":
+			_, err = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: step == "force-remove"}))
+		case "wait":
+			_, err = e.Containers.Wait(ctx, connect.NewRequest(&cairnv1.WaitRequest{Id: id}))
+		}
+		if err != nil {
+			return id, fmt.Errorf("%s: %w", step, err)
+		}
+	}
+	return id, nil
+}
+
+// stateAfterCrash is the container's state, or gone; when the create itself
+// crashed, the client never learnt the id, so it is looked up.
+func stateAfterCrash(t *testing.T, e *testenv.Env, id string) (cairnv1.ContainerState, string) {
+	t.Helper()
+	if id == "" {
+		cs := list(t, e)
+		if len(cs) == 0 {
+			return gone, ""
+		}
+		id = cs[0].Id
+	}
+	res, err := e.Containers.Get(context.Background(), connect.NewRequest(&cairnv1.GetRequest{Id: id}))
+	var ce *connect.Error
+	switch {
+	case err == nil:
+		return res.Msg.Container.State, id
+	case errors.As(err, &ce) && ce.Code() == connect.CodeNotFound:
+		return gone, id
+	}
+	t.Fatal(err)
+	return gone, id
+}
+
+func event(point string) string { return point[:len(point)-len(pointStep(point))-1] }
+
+func pointStep(point string) string {
+	for i := len(point) - 1; i >= 0; i-- {
+		if point[i] == '.' {
+			return point[i+1:]
+		}
+	}
+	return point
+}
+
+func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
+	points := append(sm.CrashPoints(), "journal.mid-commit")
+	for _, point := range points {
+		if _, ok := crashOutcome[point]; !ok {
+			t.Errorf("crash point %s has no expected outcome in this test", point)
+		}
+	}
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel() // each on its own root, socket and cgroup parent
+			e := testenv.NewBinaryDaemon(t)
+			e.Stop()
+			e.StartWith("CAIRN_CRASH_AT=" + point)
+			e.WaitServing()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			id, err := reach(ctx, e, point)
+			e.WaitCrash(30 * time.Second)
+			if err == nil {
+				t.Logf("the operations completed before the crash (%s fires after the reply)", point)
+			}
+			e.Start()
+			want := crashOutcome[point]
+			// A process signalled just before the crash may still be dying
+			// when recovery looks; then its exit comes a moment later, so
+			// the state must settle to the expected one.
+			var got cairnv1.ContainerState
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, id = stateAfterCrash(t, e, id)
+				if got == want || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got != want {
+				t.Errorf("after a crash at %s the container is %v, want %v; recovery said %v", point, got, want, reconciledReasons(t, e, id))
+			}
+			if got == stopped && event(point) == "exit" {
+				if c := get(t, e, id); c.ExitCode == nil || *c.ExitCode != 5 {
+					t.Errorf("exit code %v, want the real 5", c.ExitCode)
+				}
+			}
+			assertWorldMatchesJournal(t, e)
+			checkJournalOffline(t, e)
+		})
+	}
+}

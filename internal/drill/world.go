@@ -1,0 +1,157 @@
+package drill
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/inspect"
+)
+
+// World is what the machine shows of one drill's daemon, read from the
+// kernel rather than asked of the daemon.
+type World struct {
+	// ExecDir is the executor directory: a shim whose working directory it
+	// is has no container yet (the standby shim).
+	ExecDir   string
+	DaemonPID int
+	// Procs holds every process of interest by pid: those discovered and
+	// those the containers name (pid, shim_pid), gone ones included.
+	Procs map[int]Proc
+	// Discovered are the live processes of this daemon found on the
+	// machine: command line naming the root, or member of its cgroups.
+	Discovered []int
+	Mounts     []string            // mount points under the drill's directory
+	Cgroups    map[string][]string // child of the cgroup parent (a container id) → its directories
+	Freezer    map[string]string   // container id → freezer.state
+	Markers    map[string]Marker   // container id → its upper/marker
+}
+
+// Proc is one process as /proc shows it.
+type Proc struct {
+	PID     int
+	Gone    bool // no /proc entry
+	Stat    inspect.Stat
+	Cmdline string
+	Cwd     string
+	// Cgroup is the child of the cgroup parent whose freezer cgroup holds
+	// the process, "/" for the parent itself, "" for neither.
+	Cgroup string
+	// Shim is set for a `cairn shim` of this daemon's executor.
+	Shim bool
+}
+
+// Marker is the content of a container's /marker in its writable layer;
+// Err is set when the file exists but cannot be read.
+type Marker struct {
+	Content string
+	Err     string
+}
+
+func (p Proc) alive(startTime uint64) bool {
+	return !p.Gone && !p.Stat.Dead() && p.Stat.StartTime == startTime
+}
+
+func (p Proc) String() string {
+	if p.Gone {
+		return fmt.Sprintf("pid %d gone", p.PID)
+	}
+	s := fmt.Sprintf("pid %d [%c ppid %d start %d] %q", p.PID, p.Stat.State, p.Stat.PPID, p.Stat.StartTime, p.Cmdline)
+	if p.Cgroup != "" {
+		s += " in cgroup " + shortID(p.Cgroup)
+	}
+	if p.Cwd != "" {
+		s += " cwd " + p.Cwd
+	}
+	return s
+}
+
+func (w World) describePID(pid int) string {
+	if pid <= 0 {
+		return fmt.Sprintf("pid %d", pid)
+	}
+	p, ok := w.Procs[pid]
+	if !ok {
+		return fmt.Sprintf("pid %d not observed", pid)
+	}
+	return p.String()
+}
+
+// observer reads the world of one drill daemon.
+type observer struct {
+	dir, execDir, cgroupParent string
+}
+
+// observe reads the machine for the containers listed.
+func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
+	w := World{
+		ExecDir: ob.execDir, DaemonPID: daemonPID, Procs: map[int]Proc{},
+		Mounts: inspect.MountsUnder(ob.dir), Cgroups: map[string][]string{},
+		Freezer: map[string]string{}, Markers: map[string]Marker{},
+	}
+	for _, dir := range inspect.CgroupDirs(ob.cgroupParent) {
+		if id, ok := inspect.CgroupOwner(ob.cgroupParent, dir); ok {
+			w.Cgroups[id] = append(w.Cgroups[id], dir)
+		}
+	}
+	for id := range w.Cgroups {
+		if state, err := inspect.FreezerState(ob.cgroupParent, id); err == nil {
+			w.Freezer[id] = state
+		}
+	}
+	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
+	for _, pid := range w.Discovered {
+		w.Procs[pid] = ob.proc(pid)
+	}
+	for _, c := range cs {
+		for _, pid := range []int{int(c.Pid), int(c.ShimPid)} {
+			if _, seen := w.Procs[pid]; pid > 0 && !seen {
+				w.Procs[pid] = ob.proc(pid)
+			}
+		}
+		if c.Layers != nil && c.Layers.Upper != "" {
+			w.Markers[c.Id] = readMarker(filepath.Join(c.Layers.Upper, "marker"))
+		}
+	}
+	return w
+}
+
+func (ob observer) proc(pid int) Proc {
+	st, err := inspect.ReadStat(pid)
+	if err != nil {
+		return Proc{PID: pid, Gone: true}
+	}
+	cmdline := inspect.Cmdline(pid)
+	return Proc{
+		PID: pid, Stat: st, Cmdline: cmdline, Cwd: inspect.Cwd(pid),
+		Cgroup: ob.cgroupChild(pid),
+		Shim:   isShimCmdline(cmdline, ob.execDir),
+	}
+}
+
+// cgroupChild finds which child of the cgroup parent holds pid in the
+// freezer hierarchy: "/" for the parent itself, "" for none.
+func (ob observer) cgroupChild(pid int) string {
+	path, parent := inspect.CgroupOf(pid, "freezer"), "/"+ob.cgroupParent
+	switch {
+	case path == parent:
+		return "/"
+	case strings.HasPrefix(path, parent+"/"):
+		return strings.SplitN(strings.TrimPrefix(path, parent+"/"), "/", 2)[0]
+	}
+	return ""
+}
+
+func readMarker(path string) Marker {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Marker{}
+	case err != nil:
+		return Marker{Err: err.Error()}
+	}
+	return Marker{Content: string(data)}
+}

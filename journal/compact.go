@@ -1,0 +1,103 @@
+package journal
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Compaction keeps the journal file from growing with the length of
+// history. The records of a container that is gone from the view (removed,
+// or a create that failed) are deleted once all of them are older than the
+// newest `retain` records, so `cairn history` still shows recently removed
+// containers and a replay never meets half a history. Live containers keep
+// every record. Startup never replays the journal (the view is stored), so
+// compaction is not needed for correctness; it bounds the file, and with it
+// bbolt's integrity check at startup.
+
+// CompactResult says what a compaction did: records scanned, deleted.
+type CompactResult struct {
+	Scanned, Deleted int
+}
+
+// Compact deletes the records of gone containers older than the newest
+// retain records, at most batch keys per write transaction so appends are
+// never held up for long.
+func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
+	var res CompactResult
+	doomed, scanned, err := j.compactable(uint64(max(retain, 0)))
+	res.Scanned = scanned
+	if err != nil {
+		return res, err
+	}
+	for len(doomed) > 0 {
+		n := min(batch, len(doomed))
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			jb := journalBucket(tx)
+			for _, key := range doomed[:n] {
+				if err := jb.Delete(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("compact journal: %w", err)
+		}
+		res.Deleted += n
+		doomed = doomed[n:]
+	}
+	return res, nil
+}
+
+// compactable lists the keys of records of containers that are gone from
+// the view and whose every record is older than the newest retain records.
+func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
+	type history struct {
+		keys   [][]byte
+		newest uint64
+	}
+	histories := map[string]*history{}
+	scanned := 0
+	var horizon uint64
+	err := j.db.View(func(tx *bolt.Tx) error {
+		jb := journalBucket(tx)
+		if last := jb.Sequence(); last > retain {
+			horizon = last - retain
+		}
+		c := jb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			scanned++
+			var rec struct {
+				Container string `json:"container"`
+			}
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("record %d: %w: %w", keySeq(k), ErrCorrupt, err)
+			}
+			h := histories[rec.Container]
+			if h == nil {
+				h = &history{}
+				histories[rec.Container] = h
+			}
+			if keySeq(k) <= horizon {
+				h.keys = append(h.keys, append([]byte(nil), k...))
+			}
+			h.newest = keySeq(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, scanned, err
+	}
+	// A history with a record past the horizon is recent (or still being
+	// written), so it stays whole.
+	var doomed [][]byte
+	for id, h := range histories {
+		if _, live := j.Container(id); live || h.newest > horizon {
+			continue
+		}
+		doomed = append(doomed, h.keys...)
+	}
+	return doomed, scanned, nil
+}
