@@ -51,18 +51,21 @@ func (s *Store) Images() ([]Image, error) {
 func (s *Store) Image(name string) (Image, error) {
 	var img Image
 	err := s.db.View(func(tx *bolt.Tx) error {
-		var rec imageRecord
-		ok, err := getJSON(imagesBucket(tx), name, &rec)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
-		}
+		rec, err := imageRecordOf(tx, name)
 		img = imageFromRecord(name, rec)
-		return nil
+		return err
 	})
 	return img, err
+}
+
+// imageRecordOf reads the record of image name, or ErrNotFound.
+func imageRecordOf(tx *bolt.Tx, name string) (imageRecord, error) {
+	var rec imageRecord
+	ok, err := getJSON(imagesBucket(tx), name, &rec)
+	if err == nil && !ok {
+		err = fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+	}
+	return rec, err
 }
 
 // RemoveImage unregisters the image. It refuses with ErrFailedPrecondition,
@@ -71,13 +74,9 @@ func (s *Store) Image(name string) (Image, error) {
 func (s *Store) RemoveImage(name string) error {
 	var freed []string // cacheIDs whose records this transaction deleted
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var rec imageRecord
-		ok, err := getJSON(imagesBucket(tx), name, &rec)
+		rec, err := imageRecordOf(tx, name)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
 		}
 		users, err := mountsUsingImage(tx, name)
 		if err != nil {
@@ -128,13 +127,9 @@ func releaseLayer(tx *bolt.Tx, chainID string) ([]string, error) {
 	var freed []string
 	b := layersBucket(tx)
 	for chainID != "" {
-		var rec layerRecord
-		ok, err := getJSON(b, chainID, &rec)
+		rec, err := registeredLayer(b, chainID)
 		if err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("layer %s is referenced but not registered (store inconsistent)", chainID)
 		}
 		rec.Refcount--
 		if rec.Refcount > 0 {
@@ -149,19 +144,28 @@ func releaseLayer(tx *bolt.Tx, chainID string) ([]string, error) {
 	return freed, nil
 }
 
+// registeredLayer reads the record of a layer something refers to.
+func registeredLayer(b *bolt.Bucket, chainID string) (layerRecord, error) {
+	var rec layerRecord
+	ok, err := getJSON(b, chainID, &rec)
+	if err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, fmt.Errorf("layer %s is referenced but not registered (store inconsistent)", chainID)
+	}
+	return rec, nil
+}
+
 // layerDirs returns the directories of the chain ending at chainID, top
 // first — the order overlay's lowerdir wants.
 func (s *Store) layerDirs(tx *bolt.Tx, chainID string) ([]string, error) {
 	var dirs []string
 	b := layersBucket(tx)
 	for chainID != "" {
-		var rec layerRecord
-		ok, err := getJSON(b, chainID, &rec)
+		rec, err := registeredLayer(b, chainID)
 		if err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("layer %s is referenced but not registered (store inconsistent)", chainID)
 		}
 		dirs = append(dirs, s.layerDir(rec.CacheID))
 		chainID = rec.Parent

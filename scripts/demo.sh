@@ -11,10 +11,22 @@ work=${CAIRN_DEMO_DIR:-/tmp/cairn-demo}
 rm -rf "$work" && mkdir -p "$work"
 export CAIRN_SOCKET="$work/cairn.sock"
 cairn() { ./bin/cairn "$@"; }
-step() { printf '\n$ cairn'; printf ' %q' "$@"; printf '\n'; cairn "$@"; }
+step() {
+  printf '\n$ cairn'
+  for a in "$@"; do
+    case "$a" in *[[:space:]\"\$\;]*) printf " '%s'" "$a" ;; *) printf ' %s' "$a" ;; esac
+  done
+  printf '\n'
+  cairn "$@"
+}
 
-./bin/cairnd --root "$work/root" --socket "$CAIRN_SOCKET" --metrics-addr 127.0.0.1:9464 >"$work/cairnd.log" 2>&1 &
-daemon=$!
+start_daemon() {
+  ./bin/cairnd --root "$work/root" --socket "$CAIRN_SOCKET" --metrics-addr 127.0.0.1:9464 >>"$work/cairnd.log" 2>&1 &
+  daemon=$!
+  for _ in $(seq 200); do cairn image ls >/dev/null 2>&1 && return; sleep 0.05; done
+  echo "cairnd did not start; see $work/cairnd.log" >&2; exit 1
+}
+start_daemon
 cleanup() {
   if [ "${KEEP:-}" = 1 ]; then
     echo; echo "cairnd left running (pid $daemon): export CAIRN_SOCKET=$CAIRN_SOCKET; log: $work/cairnd.log"
@@ -24,9 +36,7 @@ cleanup() {
   kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do [ -S "$CAIRN_SOCKET" ] && break; sleep 0.05; done
-
-./scripts/mkbusybox.sh "$work/busybox.tar"
+go run ./scripts/mkbusybox "$work/busybox.tar"
 step image import "$work/busybox.tar" busybox
 step run --rm busybox sh -c 'echo "hello from $(hostname), pid $$ in my own namespaces"'
 step run --name web -d busybox sh -c 'trap "echo bye; exit 0" TERM; echo started; while true; do sleep 1; done'
@@ -39,4 +49,18 @@ step logs web
 step run --rm busybox sh -c 'exit 3' || echo "(exit status $?)"
 step history web
 step rm web
+
+echo; echo "== crash recovery: kill -9 cairnd while containers run, exit or stay paused"
+step run -d --name survivor busybox sh -c 'echo data >> /root/file; while true; do sleep 1; done'
+step run -d --name napper busybox sh -c 'while true; do sleep 1; done'
+step pause napper
+step run -d --name quick busybox sh -c 'sleep 1; exit 7'
+step ps
+kill -9 "$daemon"; wait "$daemon" 2>/dev/null || true
+echo; echo "(cairnd killed with SIGKILL; 'quick' exits with 7 while it is down)"; sleep 2
+start_daemon
+echo "(cairnd restarted: recovery reattached what runs and recorded what exited)"
+step ps -a
+step history survivor
+step history quick
 echo; echo "demo done: the journal is $work/root/cairn.db, the daemon log $work/cairnd.log"

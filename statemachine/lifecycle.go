@@ -79,69 +79,49 @@ func (m *Machine) reserveName(name string) (func(), error) {
 
 // Start runs a created or stopped container.
 func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
-	unlock := m.lock(id)
-	defer unlock()
-	c, err := m.current(id)
-	if err != nil {
-		return c, err
-	}
 	m.warm()
-	t, err := m.begin(c, EventStart, nil)
-	if err != nil {
-		return c, err
-	}
+	return m.perform(id, EventStart, nil, func(c Container, t *transition) (Container, error) {
+		return m.start(ctx, c, t)
+	})
+}
+
+func (m *Machine) start(ctx context.Context, c Container, t *transition) (Container, error) {
 	p, err := m.launch(context.WithoutCancel(ctx), c, EventStart)
 	if err != nil {
 		return c, t.fail(c.State, nil, err)
 	}
-	m.watch(id, p)
+	m.watch(c.ID, p)
 	return t.done(&Result{Process: &p})
 }
 
 // Stop ends a running or paused container: SIGTERM, then SIGKILL after the
 // timeout. The writable layer stays.
 func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (Container, error) {
-	unlock := m.lock(id)
-	defer unlock()
-	c, err := m.current(id)
-	if err != nil {
+	return m.perform(id, EventStop, &Args{Timeout: Duration(timeout)}, func(c Container, t *transition) (Container, error) {
+		exit, err := m.halt(c, EventStop, syscall.SIGTERM, timeout)
+		if err != nil {
+			return c, t.fail(c.State, nil, err)
+		}
+		c, err = t.done(&Result{Exit: &exit})
+		if err == nil {
+			m.autoRemove(c)
+		}
 		return c, err
-	}
-	t, err := m.begin(c, EventStop, &Args{Timeout: Duration(timeout)})
-	if err != nil {
-		return c, err
-	}
-	exit, err := m.halt(c, EventStop, syscall.SIGTERM, timeout)
-	if err != nil {
-		return c, t.fail(c.State, nil, err)
-	}
-	c, err = t.done(&Result{Exit: &exit})
-	if err == nil {
-		m.autoRemove(c)
-	}
-	return c, err
+	})
 }
 
 // Kill sends a signal to a running container's process.
 func (m *Machine) Kill(ctx context.Context, id string, sig syscall.Signal) (Container, error) {
-	unlock := m.lock(id)
-	defer unlock()
-	c, err := m.current(id)
-	if err != nil {
-		return c, err
-	}
-	t, err := m.begin(c, EventKill, &Args{Signal: SignalName(sig)})
-	if err != nil {
-		return c, err
-	}
-	if err := m.d.Runner.Signal(id, *c.Process, sig); err != nil {
-		if errors.Is(err, errdefs.ErrNotFound) {
-			// It exited a moment ago; its exit is on the way.
-			err = fmt.Errorf("container %s is not running any more: %w", id, errdefs.ErrFailedPrecondition)
+	return m.perform(id, EventKill, &Args{Signal: SignalName(sig)}, func(c Container, t *transition) (Container, error) {
+		if err := m.d.Runner.Signal(id, *c.Process, sig); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				// It exited a moment ago; its exit is on the way.
+				err = fmt.Errorf("container %s is not running any more: %w", id, errdefs.ErrFailedPrecondition)
+			}
+			return c, t.fail(c.State, nil, fmt.Errorf("signal %s: %w", id, err))
 		}
-		return c, t.fail(c.State, nil, fmt.Errorf("signal %s: %w", id, err))
-	}
-	return t.done(nil)
+		return t.done(nil)
+	})
 }
 
 // Pause freezes every process of a running container.
@@ -155,42 +135,30 @@ func (m *Machine) Unpause(ctx context.Context, id string) (Container, error) {
 }
 
 func (m *Machine) freeze(id string, event Event, do, undo func(string) error) (Container, error) {
-	unlock := m.lock(id)
-	defer unlock()
-	c, err := m.current(id)
-	if err != nil {
-		return c, err
-	}
-	t, err := m.begin(c, event, nil)
-	if err != nil {
-		return c, err
-	}
-	err = do(id)
-	m.crash(event, stepAfterFreeze)
-	if err != nil {
-		err = fmt.Errorf("%s %s: %w", event, id, err)
-		if uerr := undo(id); uerr != nil {
-			err = fmt.Errorf("%w (and undoing: %w)", err, uerr)
+	return m.perform(id, event, nil, func(c Container, t *transition) (Container, error) {
+		err := do(id)
+		m.crash(event, stepAfterFreeze)
+		if err != nil {
+			err = fmt.Errorf("%s %s: %w", event, id, err)
+			if uerr := undo(id); uerr != nil {
+				err = fmt.Errorf("%w (and undoing: %w)", err, uerr)
+			}
+			return c, t.fail(c.State, nil, err)
 		}
-		return c, t.fail(c.State, nil, err)
-	}
-	return t.done(nil)
+		return t.done(nil)
+	})
 }
 
 // Restart stops a running container (as Stop does) and starts it again,
 // keeping its writable layer. A created or stopped container is started.
 func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration) (Container, error) {
-	unlock := m.lock(id)
-	defer unlock()
-	c, err := m.current(id)
-	if err != nil {
-		return c, err
-	}
 	m.warm()
-	t, err := m.begin(c, EventRestart, &Args{Timeout: Duration(timeout)})
-	if err != nil {
-		return c, err
-	}
+	return m.perform(id, EventRestart, &Args{Timeout: Duration(timeout)}, func(c Container, t *transition) (Container, error) {
+		return m.restart(ctx, c, t, timeout)
+	})
+}
+
+func (m *Machine) restart(ctx context.Context, c Container, t *transition, timeout time.Duration) (Container, error) {
 	res := &Result{}
 	stoppedIn := c.State
 	if c.State.HasProcess() {
@@ -207,7 +175,7 @@ func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration)
 		}
 		return c, t.fail(stoppedIn, res, err)
 	}
-	m.watch(id, p)
+	m.watch(c.ID, p)
 	res.Process = &p
 	return t.done(res)
 }

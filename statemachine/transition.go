@@ -13,6 +13,24 @@ type transition struct {
 	start  time.Time
 }
 
+// perform runs one lifecycle verb on container id: it takes the
+// container's lock, checks that nothing is pending and the rule allows
+// event, records the intent, then lets effects perform the side effects and
+// finish the transition.
+func (m *Machine) perform(id string, event Event, args *Args, effects func(Container, *transition) (Container, error)) (Container, error) {
+	unlock := m.lock(id)
+	defer unlock()
+	c, err := m.current(id)
+	if err != nil {
+		return c, err
+	}
+	t, err := m.begin(c, event, args)
+	if err != nil {
+		return c, err
+	}
+	return effects(c, t)
+}
+
 // begin checks the rule and records the intent. Nothing has been touched
 // when it returns an error.
 func (m *Machine) begin(c Container, event Event, args *Args) (*transition, error) {

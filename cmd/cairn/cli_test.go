@@ -108,3 +108,18 @@ func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
 		}
 	}
 }
+
+func TestCLI_JournalCheckOfAStoppedDaemon(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	cli(t, e, "create", "--name", "kept", "busybox", "true")
+	_, errOut, code := cli(t, e, "journal", "check", "--root", e.Config.Root)
+	if code == 0 || !strings.Contains(errOut, "locked") {
+		t.Fatalf("check while the daemon runs: code %d, %q; want a refusal naming the lock", code, errOut)
+	}
+	e.Stop()
+	out, errOut, code := cli(t, e, "journal", "check", "--root", e.Config.Root)
+	if code != 0 || !strings.Contains(out, "ok") || !strings.Contains(out, "1 containers") || !strings.Contains(out, "clean shutdown: yes") {
+		t.Fatalf("check: code %d, %q %q", code, out, errOut)
+	}
+	e.Start()
+}

@@ -81,7 +81,11 @@ func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
 		line += fmt.Sprintf("  (intent %d)", r.IntentSeq)
 	}
 	if r.Error != "" {
-		line += "  error: " + r.Error
+		label := "error"
+		if r.Kind == cairnv1.RecordKind_RECORD_KIND_RECONCILED {
+			label = "reason"
+		}
+		line += "  " + label + ": " + r.Error
 	}
 	if r.DetailsJson != "" {
 		line += "  " + r.DetailsJson

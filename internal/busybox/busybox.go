@@ -1,7 +1,7 @@
 // Package busybox builds the smallest useful container image: a rootfs tar
 // holding a static busybox, a symlink per applet and the few files and
-// directories a shell expects. It is the same image scripts/mkbusybox.sh
-// packs, built in Go so that a tool (cairn drill) needs no shell or tar.
+// directories a shell expects. The demo (scripts/mkbusybox), the tests and
+// cairn drill all build their image with it.
 //
 // It only writes a tar stream; importing it is the daemon's business.
 package busybox
@@ -127,4 +127,19 @@ func listApplets(busyboxPath string) ([]string, error) {
 		return nil, fmt.Errorf("%s --list names no applet", busyboxPath)
 	}
 	return applets, nil
+}
+
+// WriteFile writes the rootfs tar to a new file at path; a failed write
+// leaves no file behind.
+func WriteFile(path, busyboxPath string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := WriteRootfsTar(f, busyboxPath); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return err
+	}
+	return f.Close()
 }

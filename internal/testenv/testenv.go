@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/cairn-run/cairn/internal/busybox"
 )
 
 // RequireRootEnv, when set to 1, turns a root-only test's skip into a
@@ -66,18 +68,13 @@ func build(t testing.TB) {
 		artifacts.cairnd = filepath.Join(dir, "cairnd")
 		artifacts.cairn = filepath.Join(dir, "cairn")
 		artifacts.busyboxTar = filepath.Join(dir, "busybox.tar")
-		steps := [][]string{
-			{"go", "build", "-o", dir, "./cmd/cairnd", "./cmd/cairn"},
-			{filepath.Join(RepoRoot(), "scripts", "mkbusybox.sh"), artifacts.busyboxTar},
+		cmd := exec.Command("go", "build", "-o", dir, "./cmd/cairnd", "./cmd/cairn")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			artifacts.err = &buildError{step: cmd.Args, out: string(out), err: err}
+			return
 		}
-		for _, step := range steps {
-			cmd := exec.Command(step[0], step[1:]...)
-			cmd.Dir = RepoRoot()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				artifacts.err = &buildError{step: step, out: string(out), err: err}
-				return
-			}
-		}
+		artifacts.err = busybox.WriteFile(artifacts.busyboxTar, busybox.DefaultPath)
 	})
 	if artifacts.err != nil {
 		t.Fatal(artifacts.err)
