@@ -110,7 +110,7 @@ func runShim(ctl *os.File) int {
 	// be inherited by the container's processes, caught ones are reset by
 	// exec.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	prepErr := prepareShimProcess()
+	oomErr, prepErr := prepareShimProcess()
 
 	var a assignment
 	if err := json.NewDecoder(ctl).Decode(&a); err != nil {
@@ -133,6 +133,9 @@ func runShim(ctl *os.File) int {
 	}
 	redirectStderr(filepath.Join(o.dir, shimLogName))
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("container", o.id)
+	if oomErr != nil {
+		log.Warn("the OOM killer may pick this shim (and lose the exit code): could not lower oom_score_adj", "err", oomErr)
+	}
 
 	s, err := startContainer(o, a.Spec)
 	if err != nil {
@@ -145,15 +148,14 @@ func runShim(ctl *os.File) int {
 }
 
 // prepareShimProcess does what does not depend on the container, while the
-// shim waits for one.
-func prepareShimProcess() error {
+// shim waits for one. Lowering the OOM score is best effort (it needs
+// CAP_SYS_RESOURCE): a shim that may be OOM-killed is still better than no
+// container, so that failure is only reported, as oomErr.
+func prepareShimProcess() (oomErr, err error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set child subreaper: %w", err)
+		return nil, fmt.Errorf("set child subreaper: %w", err)
 	}
-	// Best effort: an unprivileged shim cannot lower its score, and a shim
-	// that may be OOM-killed is still better than no container.
-	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
-	return nil
+	return os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0), nil
 }
 
 // redirectStderr points fd 2 at the shim log so that libcontainer's logrus

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sys/unix"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/daemon"
@@ -141,6 +143,19 @@ func TestRecover_KilledDaemonReattachesRunningAndPausedKeepsPIDs(t *testing.T) {
 	run := runDetached(t, e, "sh", "-c", "echo hello; "+trapped)
 	frozen := runDetached(t, e, "sh", "-c", trapped)
 	pause(t, e, frozen.Id)
+	// The shim is hard to lose: its own session, spared by the OOM killer
+	// (lowering the score needs CAP_SYS_RESOURCE, which some sandboxes
+	// withhold even from root).
+	adj, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", run.ShimPid))
+	switch {
+	case !hasCapSysResource(t):
+		t.Logf("no CAP_SYS_RESOURCE here: the shim's oom_score_adj stays %s", strings.TrimSpace(string(adj)))
+	case strings.TrimSpace(string(adj)) != "-999":
+		t.Errorf("shim oom_score_adj = %q, want -999", adj)
+	}
+	if sid, _ := unix.Getsid(int(run.ShimPid)); sid != int(run.ShimPid) {
+		t.Errorf("shim %d is in session %d, want its own", run.ShimPid, sid)
+	}
 	e.Kill()
 	e.Start()
 	for _, c := range []*cairnv1.Container{run, frozen} {
@@ -156,7 +171,14 @@ func TestRecover_KilledDaemonReattachesRunningAndPausedKeepsPIDs(t *testing.T) {
 		t.Fatalf("paused container is %s after recovery", stateName(got))
 	}
 	assertWorldMatchesJournal(t, e)
-	// Reattached containers are fully usable: logs follow, stop, pause, rm.
+	// Reattached containers are fully usable: pause, logs follow, stop, rm.
+	pause(t, e, run.Id)
+	if got, _ := inspect.FreezerState(e.CgroupParent, run.Id); got != "FROZEN" {
+		t.Fatalf("pause of a reattached container: freezer %s", got)
+	}
+	if _, err := e.Containers.Unpause(bg, connect.NewRequest(&cairnv1.UnpauseRequest{Id: run.Id})); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		stop(t, e, run.Id, 10)
@@ -363,4 +385,21 @@ func historyEvents(t testing.TB, e *testenv.Env, id string) []string {
 		}
 	}
 	return out
+}
+
+// hasCapSysResource reports whether this process may lower oom_score_adj.
+func hasCapSysResource(t testing.TB) bool {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var caps uint64
+			fmt.Sscanf(strings.TrimSpace(rest), "%x", &caps)
+			return caps&(1<<unix.CAP_SYS_RESOURCE) != 0
+		}
+	}
+	return false
 }
