@@ -10,10 +10,11 @@ import (
 // Moving a process between cgroups takes a global lock whose first writer
 // after a quiet period waits for an RCU grace period: on this kind of
 // machine 5-20 ms, the largest single cost of a container start, paid when
-// libcontainer puts the new init into its cgroups. warmCgroupMigration
-// starts that wait early, in the background, by "moving" the daemon into
-// the cgroup it is already in (a no-op migration that takes the same lock),
-// so the wait overlaps the shim's own startup instead of following it.
+// libcontainer puts the new init into its cgroups. WarmUp starts that
+// wait early, in the background, by "moving" the daemon into the cgroup
+// it is already in (a no-op migration that takes the same lock), so the
+// wait overlaps the intent's fsync and the rootfs mount instead of
+// following them.
 
 // selfFreezerProcs is the cgroup.procs file of this process's own freezer
 // cgroup, or "" when it cannot be found.
@@ -45,10 +46,9 @@ func hasController(list, name string) bool {
 }
 
 // WarmUp starts, in the background, the slow kernel work the next Start
-// will need; calling it shortly before Start makes the start faster.
-func (e *Executor) WarmUp() { e.warmCgroupMigration() }
-
-func (e *Executor) warmCgroupMigration() {
+// will need; calling it shortly before Start (the daemon does, as a create
+// or start transition begins) makes the start faster.
+func (e *Executor) WarmUp() {
 	if e.selfProcs == "" {
 		return
 	}

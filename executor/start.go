@@ -44,7 +44,6 @@ func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 
-	e.warmCgroupMigration()
 	p, err := e.spawnShim(ctx, spec)
 	if err != nil {
 		if serr := e.scrubFailedStart(id, hadLog, hadShimLog); serr != nil {

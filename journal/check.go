@@ -15,7 +15,13 @@ import (
 
 // Check runs bbolt's page-level integrity check on the file at path through
 // a read-only handle and reports every problem found. It never writes.
-func Check(path string, lockTimeout time.Duration) (err error) {
+func Check(path string, lockTimeout time.Duration) error {
+	return checkReadOnly(path, lockTimeout, nil)
+}
+
+// checkReadOnly opens path read-only, runs bbolt's integrity check and then
+// more, if given, in the same read transaction.
+func checkReadOnly(path string, lockTimeout time.Duration, more func(*bolt.Tx) error) (err error) {
 	defer func() {
 		// bbolt may panic on a damaged file before Check gets to run.
 		if r := recover(); r != nil {
@@ -34,6 +40,12 @@ func Check(path string, lockTimeout time.Duration) (err error) {
 		}
 		if len(errs) > 0 {
 			return fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, errors.Join(errs...))
+		}
+		if more == nil {
+			return nil
+		}
+		if err := more(tx); err != nil {
+			return fmt.Errorf("journal %s: %w", path, err)
 		}
 		return nil
 	})
@@ -144,15 +156,7 @@ func CheckFile(path string, lockTimeout time.Duration) (Report, error) {
 	if _, err := os.Stat(path); err != nil {
 		return rep, fmt.Errorf("journal %s: %w", path, err)
 	}
-	if err := Check(path, lockTimeout); err != nil {
-		return rep, err
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
-	if err != nil {
-		return rep, openError(path, err)
-	}
-	defer func() { _ = db.Close() }()
-	err = db.View(func(tx *bolt.Tx) error {
+	err := checkReadOnly(path, lockTimeout, func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketJournal, bucketContainers, bucketPending, bucketNames, bucketMeta} {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("bucket %s is missing: %w", b, ErrCorrupt)
@@ -166,8 +170,5 @@ func CheckFile(path string, lockTimeout time.Duration) (Report, error) {
 		rep.CleanShutdown = metaBucket(tx).Get(metaCleanShutdown) != nil
 		return nil
 	})
-	if err != nil {
-		return rep, fmt.Errorf("journal %s: %w", path, err)
-	}
-	return rep, nil
+	return rep, err
 }
