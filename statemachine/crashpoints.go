@@ -1,53 +1,52 @@
 package statemachine
 
-// Crash drills stop the daemon dead at named steps of the transition
+import "slices"
+
+// Crash drills stop the daemon dead at named points of the transition
 // protocol, to prove that recovery finds its way from each of them. A name
-// is "<event>.<step>":
+// is "<event>.<point>":
 //
 //	<event>.after-intent   the intent is durable, no side effect done yet
+//	<event>.after-<step>   the step of stepsOf(event, ...) is done, the next not begun
 //	<event>.before-done    the side effects are done, the outcome not recorded
 //	<event>.after-done     the outcome is recorded, the caller not answered
-//	create.after-layers    the init and writable layers exist
-//	start|restart.after-mount  the rootfs is mounted, no process yet
-//	start|restart.after-exec   the process runs, not yet recorded
-//	stop|restart.after-signal  SIGTERM sent, the process may be exiting
-//	pause|unpause.after-freeze the freezer changed
-//	remove.after-kill      a running container was killed
-//	remove.after-files     layers and runtime files are gone
+//
+// The list follows from the step lists, so it cannot drift from the code.
 
 const (
 	stepAfterIntent = "after-intent"
 	stepBeforeDone  = "before-done"
 	stepAfterDone   = "after-done"
-	stepAfterLayers = "after-layers"
-	stepAfterMount  = "after-mount"
-	stepAfterExec   = "after-exec"
-	stepAfterSignal = "after-signal"
-	stepAfterFreeze = "after-freeze"
-	stepAfterKill   = "after-kill"
-	stepAfterFiles  = "after-files"
 )
 
-// CrashPoints lists every crash point name the driver can reach.
+// events is every event, in the order CrashPoints lists them.
+var events = []Event{EventCreate, EventStart, EventStop, EventPause, EventUnpause, EventRestart, EventKill, EventRemove, EventForceRemove, EventExit}
+
+// states is every state an event can start from.
+var states = []State{StateNone, StateCreated, StateRunning, StatePaused, StateStopped}
+
+// CrashPoints lists every crash point the driver can reach.
 func CrashPoints() []string {
 	var names []string
-	for _, ev := range []Event{EventCreate, EventStart, EventStop, EventPause, EventUnpause, EventRestart, EventKill, EventRemove, EventForceRemove, EventExit} {
-		for _, step := range []string{stepAfterIntent, stepBeforeDone, stepAfterDone} {
-			names = append(names, string(ev)+"."+step)
+	for _, ev := range events {
+		names = append(names, string(ev)+"."+stepAfterIntent)
+		for _, from := range states {
+			if _, err := Target(from, ev); err != nil {
+				continue
+			}
+			for _, s := range stepsOf(ev, from) {
+				if name := string(ev) + ".after-" + s.name; !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
 		}
+		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)
 	}
-	return append(names,
-		"create."+stepAfterLayers,
-		"start."+stepAfterMount, "start."+stepAfterExec,
-		"restart."+stepAfterSignal, "restart."+stepAfterMount, "restart."+stepAfterExec,
-		"stop."+stepAfterSignal,
-		"pause."+stepAfterFreeze, "unpause."+stepAfterFreeze,
-		"force-remove."+stepAfterKill, "force-remove."+stepAfterFiles, "remove."+stepAfterFiles,
-	)
+	return names
 }
 
-func (m *Machine) crash(event Event, step string) {
+func (m *Machine) crash(event Event, point string) {
 	if m.d.CrashPoint != nil {
-		m.d.CrashPoint(string(event) + "." + step)
+		m.d.CrashPoint(string(event) + "." + point)
 	}
 }

@@ -25,6 +25,11 @@ type fakeWorld struct {
 	frozen    map[string]bool
 	failStart error
 	ignoreSig map[syscall.Signal]bool
+	// waitErrs are returned, in order, by the next calls of Wait; a nil
+	// entry lets that call wait for real.
+	waitErrs []error
+	waits    int
+	signals  []syscall.Signal
 }
 
 type fakeProc struct {
@@ -50,7 +55,15 @@ func (w *fakeWorld) Start(_ context.Context, spec sm.RunSpec) (sm.Process, error
 func (w *fakeWorld) Wait(ctx context.Context, _ string, p sm.Process) (sm.Exit, error) {
 	w.mu.Lock()
 	proc := w.procs[p.PID]
+	w.waits++
+	var injected error
+	if len(w.waitErrs) > 0 {
+		injected, w.waitErrs = w.waitErrs[0], w.waitErrs[1:]
+	}
 	w.mu.Unlock()
+	if injected != nil {
+		return sm.Exit{}, injected
+	}
 	select {
 	case <-ctx.Done():
 		return sm.Exit{}, ctx.Err()
@@ -76,6 +89,7 @@ func (w *fakeWorld) Signal(_ string, p sm.Process, sig syscall.Signal) error {
 	w.mu.Lock()
 	_, ok := w.procs[p.PID]
 	ignore := w.ignoreSig[sig]
+	w.signals = append(w.signals, sig)
 	w.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("pid %d: %w", p.PID, errdefs.ErrNotFound)
@@ -171,4 +185,10 @@ func (h *harness) create(t *testing.T, name string) sm.Container {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func (w *fakeWorld) signalsSent() []syscall.Signal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]syscall.Signal(nil), w.signals...)
 }

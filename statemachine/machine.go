@@ -40,7 +40,7 @@ type Machine struct {
 	watchers sync.WaitGroup
 
 	mu         sync.Mutex
-	locks      map[string]*sync.Mutex
+	slots      map[string]*slot
 	runs       map[string]*run
 	changed    map[string]chan struct{}
 	reserved   map[string]bool
@@ -63,7 +63,7 @@ func New(d Deps) *Machine {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Machine{
 		d: d, log: d.Logger, ctx: ctx, cancel: cancel,
-		locks:      map[string]*sync.Mutex{},
+		slots:      map[string]*slot{},
 		runs:       map[string]*run{},
 		changed:    map[string]chan struct{}{},
 		reserved:   map[string]bool{},
@@ -76,19 +76,6 @@ func New(d Deps) *Machine {
 func (m *Machine) Close() {
 	m.cancel()
 	m.watchers.Wait()
-}
-
-// lock serialises transitions of one container.
-func (m *Machine) lock(id string) func() {
-	m.mu.Lock()
-	l, ok := m.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[id] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }
 
 // Changes returns a channel that is closed at the next finished transition
@@ -118,7 +105,7 @@ func (m *Machine) notify(id string) {
 func (m *Machine) forget(last Container) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.locks, last.ID)
+	delete(m.slots, last.ID)
 	delete(m.runs, last.ID)
 	last.State = StateRemoved
 	m.tombstones[last.ID] = last
@@ -147,11 +134,14 @@ func (m *Machine) current(id string) (Container, error) {
 // the auto-remove that follows it happen under one hold, so after Settle a
 // stopped auto-remove container is either gone or its removal failed.
 func (m *Machine) Settle(id string) {
-	m.lock(id)()
+	if unlock, err := m.lock(context.Background(), id); err == nil {
+		unlock()
+	}
 }
 
-// Wait blocks until container id is not running (created, stopped or
-// removed) and returns its last view.
+// Wait blocks until container id has run and is not running any more
+// (stopped or removed), and returns its last view. Like Docker's, a wait
+// on a container that was never started blocks until it has run.
 func (m *Machine) Wait(ctx context.Context, id string) (Container, error) {
 	for {
 		changed := m.Changes(id)
@@ -165,7 +155,7 @@ func (m *Machine) Wait(ctx context.Context, id string) (Container, error) {
 			}
 			return Container{}, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
 		}
-		if c.State != StateNone && !c.State.HasProcess() && c.Pending == nil {
+		if c.State == StateStopped && c.Pending == nil {
 			return c, nil
 		}
 		select {

@@ -1,6 +1,7 @@
 package statemachine
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -9,26 +10,50 @@ import (
 // exactly one of done or fail.
 type transition struct {
 	m      *Machine
+	before Container // the view the intent was recorded on
 	intent Record
 	start  time.Time
 }
 
 // perform runs one lifecycle verb on container id: it takes the
-// container's lock, checks that nothing is pending and the rule allows
-// event, records the intent, then lets effects perform the side effects and
-// finish the transition.
-func (m *Machine) perform(id string, event Event, args *Args, effects func(Container, *transition) (Container, error)) (Container, error) {
-	unlock := m.lock(id)
+// container's slot (waiting no longer than ctx allows), checks that nothing
+// is pending and the rule allows event, records the intent, runs the
+// event's steps and records the outcome. then, if set, runs under the same
+// hold after a successful outcome (auto-remove after a stop).
+func (m *Machine) perform(ctx context.Context, id string, event Event, args *Args, then func(Container)) (Container, error) {
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
 	defer unlock()
 	c, err := m.current(id)
 	if err != nil {
 		return c, err
 	}
+	c, err = m.transit(ctx, c, event, args)
+	if err == nil && then != nil {
+		then(c)
+	}
+	return c, err
+}
+
+// transit runs event on c, whose slot the caller holds.
+func (m *Machine) transit(ctx context.Context, c Container, event Event, args *Args) (Container, error) {
+	var p *preemption
+	if halts(event, c.State) {
+		var end func()
+		p, end = m.startHalting(c.ID)
+		defer end()
+	}
 	t, err := m.begin(c, event, args)
 	if err != nil {
 		return c, err
 	}
-	return effects(c, t)
+	if args == nil {
+		args = &Args{} // the record keeps no empty arguments; the steps read a value
+	}
+	w := &work{ctx: context.WithoutCancel(ctx), c: c, event: event, args: args, state: c.State, preempt: p}
+	return m.carryOut(t, w)
 }
 
 // begin checks the rule and records the intent. Nothing has been touched
@@ -44,17 +69,27 @@ func (m *Machine) begin(c Container, event Event, args *Args) (*transition, erro
 		return nil, fmt.Errorf("record intent to %s %s: %w", event, c.ID, err)
 	}
 	m.crash(event, stepAfterIntent)
-	return &transition{m: m, intent: intent, start: start}, nil
+	return &transition{m: m, before: c, intent: intent, start: start}, nil
 }
 
-// done records that the side effects happened and returns the new view.
+// done records that the side effects happened and returns the new view;
+// for a container gone from the view (removed), its last view with the
+// outcome applied.
 func (t *transition) done(res *Result) (Container, error) {
 	rec, err := t.finish(KindDone, t.intent.To, res, "")
 	if err != nil {
 		return Container{}, err
 	}
-	c, _ := t.m.d.Journal.Container(rec.Container)
-	return c, nil
+	if c, ok := t.m.d.Journal.Container(rec.Container); ok {
+		return c, nil
+	}
+	last := t.before.Clone()
+	last.State = rec.To
+	if res != nil && res.Exit != nil {
+		exit := *res.Exit
+		last.Exit, last.Process, last.FinishedAt = &exit, nil, exit.FinishedAt
+	}
+	return last, nil
 }
 
 // fail records that the transition was abandoned, leaving the container in

@@ -1,0 +1,364 @@
+package statemachine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+)
+
+// A transition's side effects are data: stepsOf gives, for an event and
+// the state it starts from, the named steps to run in order. One loop
+// (carryOut) runs them after the intent is durable, hits the crash point
+// "<event>.after-<step>" after each, undoes the completed ones in reverse
+// when one fails, and records the outcome. Adding a side effect to a
+// transition is adding a step; the crash-point list follows (CrashPoints).
+
+// step is one side effect. do leaves nothing behind when it fails; undo
+// reverses a do that succeeded (nil: nothing to reverse, or nothing can be).
+type step struct {
+	name string
+	do   func(*Machine, *work) error
+	undo func(*Machine, *work) error
+}
+
+// The steps. They are assigned in init because their functions lead back,
+// through auto-remove, to stepsOf: a var initializer would be a cycle.
+var (
+	stepLayers  step // create
+	stepMount   step // start, restart
+	stepExec    step
+	stepSignal  step // stop, restart: ask the process to end,
+	stepExit    step // wait for it,
+	stepRelease step // release its run
+	stepKill    step // force-remove of a live container
+	stepFreeze  step // pause
+	stepThaw    step // unpause
+	stepDeliver step // kill
+	stepFiles   step // remove
+)
+
+func init() {
+	stepLayers = step{name: "layers", do: (*Machine).makeLayers, undo: (*Machine).removeLayers}
+	stepMount = step{name: "mount", do: (*Machine).mountRootfs, undo: (*Machine).unmountRootfs}
+	stepExec = step{name: "exec", do: (*Machine).execProcess}
+	stepSignal = step{name: "signal", do: (*Machine).signalStop}
+	stepExit = step{name: "exit", do: (*Machine).awaitExit}
+	stepRelease = step{name: "release", do: (*Machine).releaseRun}
+	stepKill = step{name: "kill", do: (*Machine).killProcess}
+	stepFreeze = step{name: "freeze", do: (*Machine).freeze, undo: (*Machine).thaw}
+	stepThaw = step{name: "thaw", do: (*Machine).thaw, undo: (*Machine).freeze}
+	stepDeliver = step{name: "signal", do: (*Machine).deliverSignal}
+	stepFiles = step{name: "files", do: (*Machine).removeFiles}
+}
+
+// stepsOf is the ordered list of side effects of event on a container in
+// state from. It is pure; a legal event with no side effects has none.
+func stepsOf(event Event, from State) []step {
+	switch event {
+	case EventCreate:
+		return []step{stepLayers}
+	case EventStart:
+		return []step{stepMount, stepExec}
+	case EventStop:
+		return []step{stepSignal, stepExit, stepRelease}
+	case EventRestart:
+		if from.HasProcess() {
+			return []step{stepSignal, stepExit, stepRelease, stepMount, stepExec}
+		}
+		return []step{stepMount, stepExec}
+	case EventPause:
+		return []step{stepFreeze}
+	case EventUnpause:
+		return []step{stepThaw}
+	case EventKill:
+		return []step{stepDeliver}
+	case EventRemove:
+		return []step{stepFiles}
+	case EventForceRemove:
+		if from.HasProcess() {
+			return []step{stepKill, stepRelease, stepFiles}
+		}
+		return []step{stepFiles}
+	case EventExit:
+		return []step{stepRelease}
+	}
+	return nil
+}
+
+// halts reports whether event on a container in state from waits for its
+// process to end, so that a kill or force-remove may preempt it.
+func halts(event Event, from State) bool {
+	for _, s := range stepsOf(event, from) {
+		if s.name == stepExit.name || s.name == stepKill.name {
+			return true
+		}
+	}
+	return false
+}
+
+// work is what the steps of one transition share.
+type work struct {
+	// ctx is the caller's context without its cancellation: once the
+	// intent is durable, the transition finishes even if the client left.
+	ctx   context.Context
+	c     Container
+	event Event
+	args  *Args
+	// state is the state the container is in as far as the steps got: a
+	// failure is recorded with it.
+	state State
+	// rootfs is where the mount step mounted the container's root.
+	rootfs string
+	res    Result
+	run   *run
+	// preempt delivers the signals of kills and force-removes that arrive
+	// while the process is being halted; nil when nobody can preempt.
+	preempt *preemption
+}
+
+// result is what the steps produced, or nil when nothing.
+func (w *work) result() *Result {
+	if w.res.Process == nil && w.res.Exit == nil {
+		return nil
+	}
+	r := w.res
+	return &r
+}
+
+// carryOut runs the steps of t's event and records the outcome.
+func (m *Machine) carryOut(t *transition, w *work) (Container, error) {
+	steps := stepsOf(w.event, w.c.State)
+	for i, s := range steps {
+		if err := s.do(m, w); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				if undo := steps[j].undo; undo != nil {
+					if uerr := undo(m, w); uerr != nil {
+						err = fmt.Errorf("%w (and undoing %s: %w)", err, steps[j].name, uerr)
+					}
+				}
+			}
+			return w.c, t.fail(w.state, w.result(), err)
+		}
+		m.crash(w.event, "after-"+s.name)
+	}
+	return t.done(w.result())
+}
+
+func (m *Machine) makeLayers(w *work) error {
+	a := w.args
+	if err := m.d.Layers.CreateMount(w.ctx, a.MountID, a.Image, a.Hostname); err != nil {
+		// CreateMount undoes its own work, but a crash-proof retry costs
+		// nothing: RemoveMount is idempotent.
+		if rerr := m.d.Layers.RemoveMount(a.MountID); rerr != nil {
+			err = fmt.Errorf("%w (and undoing: %w)", err, rerr)
+		}
+		return fmt.Errorf("create layers of %s: %w", w.c.ID, err)
+	}
+	return nil
+}
+
+func (m *Machine) removeLayers(w *work) error { return m.d.Layers.RemoveMount(w.args.MountID) }
+
+func (m *Machine) mountRootfs(w *work) error {
+	rootfs, err := m.d.Mounter.Mount(w.c.MountID)
+	if err != nil {
+		return fmt.Errorf("mount rootfs of %s: %w", w.c.ID, err)
+	}
+	w.rootfs = rootfs
+	return nil
+}
+
+func (m *Machine) unmountRootfs(w *work) error { return m.d.Mounter.Unmount(w.c.MountID) }
+
+// execProcess starts the container's process on its mounted rootfs and
+// watches it for its exit.
+func (m *Machine) execProcess(w *work) error {
+	c := w.c
+	p, err := m.d.Runner.Start(w.ctx, RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.ID, err)
+	}
+	m.watch(c.ID, p)
+	w.res.Process = &p
+	w.state = StateRunning
+	return nil
+}
+
+// signalStop asks the process to end: it thaws a paused container first
+// (a frozen process cannot act on a signal) and sends SIGTERM.
+func (m *Machine) signalStop(w *work) error {
+	w.run = m.runOf(w.c)
+	if err := m.thawForSignal(w); err != nil {
+		return err
+	}
+	return m.signal(w.c, syscall.SIGTERM)
+}
+
+func (m *Machine) thawForSignal(w *work) error {
+	if w.c.State != StatePaused {
+		return nil
+	}
+	if err := m.d.Freezer.Resume(w.c.ID); err != nil {
+		return fmt.Errorf("thaw %s before signalling it: %w", w.c.ID, err)
+	}
+	return nil
+}
+
+// awaitExit waits out the grace period for the process to end, sends
+// SIGKILL after it, and takes the exit. Signals handed over by preempting
+// kills are delivered at once.
+func (m *Machine) awaitExit(w *work) error {
+	grace := time.NewTimer(time.Duration(w.args.Timeout))
+	defer grace.Stop()
+	return m.waitRun(w, grace.C)
+}
+
+// killProcess ends the process at once: thaw, SIGKILL, the exit.
+func (m *Machine) killProcess(w *work) error {
+	w.run = m.runOf(w.c)
+	if err := m.thawForSignal(w); err != nil {
+		return err
+	}
+	if err := m.signal(w.c, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return m.waitRun(w, nil)
+}
+
+// waitRun waits for w's run to end. When graceOver fires, SIGKILL is sent;
+// once SIGKILL is sent (now, if graceOver is nil), the process has
+// KillWait to go.
+func (m *Machine) waitRun(w *work, graceOver <-chan time.Time) error {
+	var requests chan preemptRequest
+	if w.preempt != nil {
+		requests = w.preempt.requests
+	}
+	var killWait <-chan time.Time
+	killed := func() {
+		graceOver, killWait = nil, time.After(m.d.KillWait)
+	}
+	if graceOver == nil {
+		killed()
+	}
+	for {
+		select {
+		case <-w.run.done:
+			exit := w.run.exit
+			w.res.Exit, w.state = &exit, StateStopped
+			return nil
+		case <-graceOver:
+			if err := m.signal(w.c, syscall.SIGKILL); err != nil {
+				return err
+			}
+			killed()
+		case req := <-requests:
+			err := m.signal(w.c, req.sig)
+			req.delivered <- err
+			if err == nil && req.sig == syscall.SIGKILL && killWait == nil {
+				killed()
+			}
+			m.log.Info("signal delivered during a halt", "container", w.c.ID, "event", w.event, "signal", SignalName(req.sig), "error", err)
+		case <-killWait:
+			return fmt.Errorf("container %s (pid %d) still alive %v after SIGKILL", w.c.ID, w.c.Process.PID, m.d.KillWait)
+		}
+	}
+}
+
+// releaseRun frees what a finished run held: its runtime state and the
+// rootfs mount. The writable layer stays. Failures are logged, not fatal:
+// the process is gone either way, and both are retried by the next start,
+// remove or recovery.
+func (m *Machine) releaseRun(w *work) error {
+	c := w.c
+	done := make(chan struct{})
+	if c.Process != nil {
+		// Independent of the unmount, so done side by side: both are on
+		// the path of every exit.
+		go func() {
+			defer close(done)
+			if err := m.d.Janitor.Cleanup(c.ID, *c.Process); err != nil {
+				m.log.Warn("cleanup after exit", "container", c.ID, "error", err)
+			}
+		}()
+	} else {
+		close(done)
+	}
+	if err := m.d.Mounter.Unmount(c.MountID); err != nil {
+		m.log.Warn("unmount after exit", "container", c.ID, "error", err)
+	}
+	<-done
+	if w.run != nil {
+		m.dropRun(c.ID, w.run)
+	}
+	return nil
+}
+
+func (m *Machine) freeze(w *work) error {
+	if err := m.d.Freezer.Pause(w.c.ID); err != nil {
+		err = fmt.Errorf("pause %s: %w", w.c.ID, err)
+		if uerr := m.d.Freezer.Resume(w.c.ID); uerr != nil {
+			err = fmt.Errorf("%w (and thawing: %w)", err, uerr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (m *Machine) thaw(w *work) error {
+	if err := m.d.Freezer.Resume(w.c.ID); err != nil {
+		err = fmt.Errorf("unpause %s: %w", w.c.ID, err)
+		if uerr := m.d.Freezer.Pause(w.c.ID); uerr != nil {
+			err = fmt.Errorf("%w (and freezing again: %w)", err, uerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// deliverSignal is kill: the signal reaches the process or the kill fails.
+func (m *Machine) deliverSignal(w *work) error {
+	sig, err := ParseSignal(w.args.Signal)
+	if err != nil {
+		return err
+	}
+	if err := m.d.Runner.Signal(w.c.ID, *w.c.Process, sig); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			// It exited a moment ago; its exit is on the way.
+			err = fmt.Errorf("container %s is not running any more: %w", w.c.ID, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("signal %s: %w", w.c.ID, err)
+	}
+	return nil
+}
+
+// removeFiles deletes a container's layers and runtime files; the two are
+// independent, so they are removed side by side.
+func (m *Machine) removeFiles(w *work) error {
+	c := w.c
+	layersErr := make(chan error, 1)
+	go func() {
+		if err := m.d.Layers.RemoveMount(c.MountID); err != nil {
+			layersErr <- fmt.Errorf("remove layers of %s: %w", c.ID, err)
+			return
+		}
+		layersErr <- nil
+	}()
+	var runtimeErr error
+	if err := m.d.Janitor.Remove(c.ID); err != nil {
+		runtimeErr = fmt.Errorf("remove runtime files of %s: %w", c.ID, err)
+	}
+	return errors.Join(<-layersErr, runtimeErr)
+}
+
+// signal delivers sig; a process that is already gone is not an error.
+func (m *Machine) signal(c Container, sig syscall.Signal) error {
+	err := m.d.Runner.Signal(c.ID, *c.Process, sig)
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("signal %s %v: %w", c.ID, SignalName(sig), err)
+	}
+	return nil
+}
