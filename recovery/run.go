@@ -93,6 +93,15 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
+// Recovery's crash points: around the record of each decision.
+const (
+	CrashBeforeRecord = "recovery.before-record"
+	CrashAfterRecord  = "recovery.after-record"
+)
+
+// CrashPoints lists recovery's crash points.
+func CrashPoints() []string { return []string{CrashBeforeRecord, CrashAfterRecord} }
+
 func (r *Runner) crash(name string) {
 	if r.CrashPoint != nil {
 		r.CrashPoint(name)
@@ -122,11 +131,11 @@ func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.C
 		return nil, err
 	}
 	rec := *plan.Record
-	r.crash("recovery.before-record")
+	r.crash(CrashBeforeRecord)
 	if _, err := r.Journal.Append(rec); err != nil {
 		return nil, fmt.Errorf("record recovery of %s: %w", c.ID, err)
 	}
-	r.crash("recovery.after-record")
+	r.crash(CrashAfterRecord)
 	r.Log.Info("recovered", "container", c.ID, "event", rec.Event, "from", rec.From, "to", rec.To, "actions", plan.Actions, "reason", rec.Error)
 	reattach := false
 	for _, a := range plan.Actions {

@@ -78,6 +78,12 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4)}
+	if err := crashpoint.Check(CrashPoints()); err != nil {
+		return nil, err
+	}
+	if crashpoint.Ignored() {
+		d.log.Warn(crashpoint.Env + " is set but this cairnd was built without crash points (go build -tags crashpoints): ignored")
+	}
 	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
 	}

@@ -277,3 +277,9 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Log returns what the binary daemon wrote to its log so far.
+func (e *Env) Log() string {
+	data, _ := os.ReadFile(filepath.Join(e.Root, "cairnd.log"))
+	return string(data)
+}

@@ -68,7 +68,8 @@ func build(t testing.TB) {
 		artifacts.cairnd = filepath.Join(dir, "cairnd")
 		artifacts.cairn = filepath.Join(dir, "cairn")
 		artifacts.busyboxTar = filepath.Join(dir, "busybox.tar")
-		cmd := exec.Command("go", "build", "-o", dir, "./cmd/cairnd", "./cmd/cairn")
+		// Built with crash points, so tests can kill the daemon at any of them.
+		cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", dir, "./cmd/cairnd", "./cmd/cairn")
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			artifacts.err = &buildError{step: cmd.Args, out: string(out), err: err}

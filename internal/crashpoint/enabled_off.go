@@ -1,0 +1,6 @@
+//go:build !crashpoints
+
+package crashpoint
+
+// Enabled: this binary was built with -tags crashpoints.
+const Enabled = false

@@ -1,0 +1,17 @@
+package daemon
+
+import (
+	"slices"
+
+	"github.com/cairn-run/cairn/journal"
+	"github.com/cairn-run/cairn/recovery"
+	sm "github.com/cairn-run/cairn/statemachine"
+)
+
+// CrashPoints is every crash point cairnd can reach, in one list: the
+// driver's (derived from its step lists), the journal's and recovery's.
+// cairnd refuses to start with CAIRN_CRASH_AT naming anything else, and the
+// full-matrix crash test walks this list.
+func CrashPoints() []string {
+	return slices.Concat(sm.CrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
+}
