@@ -114,7 +114,7 @@ type work struct {
 	// rootfs is where the mount step mounted the container's root.
 	rootfs string
 	res    Result
-	run   *run
+	run    *run
 	// preempt delivers the signals of kills and force-removes that arrive
 	// while the process is being halted; nil when nobody can preempt.
 	preempt *preemption
