@@ -22,13 +22,12 @@ type World struct {
 	ShimStartTime    uint64
 	// Exit is the shim's exit record of Process, if it wrote one.
 	Exit *sm.Exit
-	// Frozen: the container's freezer cgroup is FROZEN; Freezing: a freeze
-	// was cut off half-way (FREEZING).
-	Frozen, Freezing bool
+	// Freezer is the state of the container's freezer cgroup.
+	Freezer Freezer
 	// Mounted: the container's rootfs overlay is mounted on the host.
-	Mounted bool
+	Mounted Fact
 	// LayersComplete: the init and writable layers of a create exist.
-	LayersComplete bool
+	LayersComplete Fact
 	// RuntimeLeftovers: cgroup, libcontainer state or shim files of a run
 	// that is over are still on the machine.
 	RuntimeLeftovers bool
@@ -37,6 +36,38 @@ type World struct {
 	// Now is when the observation was made.
 	Now time.Time
 }
+
+// Fact is an observation that may have failed: recovery acts on Yes and No,
+// and never takes Unknown for either.
+type Fact int8
+
+const (
+	No Fact = iota
+	Yes
+	Unknown
+)
+
+// FactOf turns an observation and its error into a Fact.
+func FactOf(v bool, err error) Fact {
+	switch {
+	case err != nil:
+		return Unknown
+	case v:
+		return Yes
+	}
+	return No
+}
+
+// Freezer is the state of a container's freezer cgroup.
+type Freezer string
+
+const (
+	FreezerAbsent   Freezer = ""         // no cgroup
+	FreezerThawed   Freezer = "THAWED"   // running
+	FreezerFrozen   Freezer = "FROZEN"   // paused
+	FreezerFreezing Freezer = "FREEZING" // a freeze was cut off half-way
+	FreezerUnknown  Freezer = "unknown"  // it could not be read
+)
 
 // Action is one side effect of a plan.
 type Action string
@@ -96,6 +127,10 @@ type Plan struct {
 	Record *sm.Record
 	// UnknownExit: the record carries an exit whose code nobody can know.
 	UnknownExit bool
+	// Uncertain says why nothing is decided: an observation the decision
+	// needs could not be made. The container keeps its journal state (and
+	// any unfinished intent) for the next start to decide.
+	Uncertain string
 }
 
 // Decide is recovery's decision table: the journal's view of a container
@@ -112,6 +147,7 @@ type Plan struct {
 //	INTENT start, restart        no process                           roll back to the old state, clean up
 //	INTENT other (stop, pause…)  as for running / paused above        resolved to what the world shows
 //	created / stopped            rootfs mounted / run leftovers       unmount / clean up
+//	anything                     a fact the decision needs unknown    nothing decided (Plan.Uncertain)
 func Decide(c sm.Container, world World) Plan {
 	w := facts{World: world}
 	if p := world.Process; p != nil {
@@ -173,7 +209,10 @@ func resolution(c sm.Container, to sm.State, newProcess bool) string {
 }
 
 func decideCreate(c sm.Container, w facts) Plan {
-	if w.LayersComplete {
+	switch w.LayersComplete {
+	case Unknown:
+		return Plan{Uncertain: "could not tell whether the layers of the unfinished create are complete"}
+	case Yes:
 		return Plan{
 			Actions: []Action{ActionCompleteCreate},
 			Record:  reconciled(c, sm.EventCreate, sm.StateCreated, nil, "unfinished create rolled forward: its layers are complete"),
@@ -198,10 +237,16 @@ func decideRemove(c sm.Container) Plan {
 func decideLive(c sm.Container, w facts) Plan {
 	to := sm.StateRunning
 	actions := []Action{ActionReattach}
-	if w.Frozen || w.Freezing {
+	switch w.Freezer {
+	case FreezerFrozen, FreezerFreezing:
 		to = sm.StatePaused
+	case FreezerUnknown:
+		if c.Pending != nil {
+			return Plan{Uncertain: fmt.Sprintf("could not read the freezer of pid %d to resolve the unfinished %s", w.Process.PID, c.Pending.Event)}
+		}
+		to = c.State // the journal's word stands: no guess either way
 	}
-	if w.Freezing {
+	if w.Freezer == FreezerFreezing {
 		// Part of the processes are frozen: thawing would undo a pause the
 		// journal may promise, so the freeze is finished instead.
 		actions = []Action{ActionFinishFreeze, ActionReattach}
@@ -217,13 +262,16 @@ func decideLive(c sm.Container, w facts) Plan {
 	if c.Pending == nil && to != c.State {
 		reason += fmt.Sprintf("; the freezer shows it %s", to)
 	}
+	if w.Freezer == FreezerUnknown {
+		reason += "; its freezer could not be read, so it stays " + string(to)
+	}
 	if !w.shimAlive {
 		reason += "; its shim is gone, so its exit code will be unknown"
 	}
-	if !w.Mounted {
+	if w.Mounted == No {
 		reason += "; its rootfs is not mounted on the host"
 	}
-	if w.Freezing {
+	if w.Freezer == FreezerFreezing {
 		reason += "; finished a freeze that was cut off half-way"
 	}
 	return Plan{
@@ -236,7 +284,9 @@ func decideLive(c sm.Container, w facts) Plan {
 func decideExited(c sm.Container, w facts) Plan {
 	exit, unknown := exitOf(c, w)
 	actions := []Action{ActionCleanupRun}
-	if w.Mounted {
+	if w.Mounted != No {
+		// Unknown too: unmounting the rootfs of a process that is gone is
+		// safe, and Unmount does nothing when nothing is mounted.
 		actions = append(actions, ActionUnmount)
 	}
 	if c.AutoRemove {
@@ -275,13 +325,16 @@ func decideIdle(c sm.Container, w facts) Plan {
 	if c.Pending != nil {
 		to = c.Pending.From
 	}
+	if c.Pending != nil && w.Mounted == Unknown {
+		return Plan{Uncertain: fmt.Sprintf("could not tell whether the rootfs is mounted to roll back the unfinished %s", c.Pending.Event)}
+	}
 	var actions []Action
 	var done []string
 	if w.RuntimeLeftovers || w.shimAlive {
 		actions = append(actions, ActionCleanupRun)
 		done = append(done, "removed the runtime leftovers of a finished run")
 	}
-	if w.Mounted {
+	if w.Mounted == Yes {
 		actions = append(actions, ActionUnmount)
 		done = append(done, "unmounted a stale rootfs")
 	}

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,27 +31,31 @@ func pending(ev sm.Event, from, to sm.State) *sm.Pending {
 
 // alive is a world where p runs with its shim.
 func alive(p *sm.Process) World {
-	return World{Process: p, ProcessStartTime: p.StartTime, ShimStartTime: p.ShimStartTime, Mounted: true, Now: now}
+	return World{Process: p, ProcessStartTime: p.StartTime, ShimStartTime: p.ShimStartTime, Mounted: Yes, Now: now}
 }
 
 func code(n int) *sm.Exit { return sm.ExitCode(n, now) }
 
 func TestDecide_EveryRowOfTheTable(t *testing.T) {
 	frozen := alive(proc)
-	frozen.Frozen = true
+	frozen.Freezer = FreezerFrozen
 	freezing := alive(proc)
-	freezing.Freezing = true
+	freezing.Freezer = FreezerFreezing
+	freezerUnreadable := alive(proc)
+	freezerUnreadable.Freezer = FreezerUnknown
+	mountUnknown := World{Mounted: Unknown, Now: now}
+	exitedMountUnknown := World{Process: proc, Exit: code(3), Mounted: Unknown, Now: now}
 	reusedPID := alive(proc)
 	reusedPID.ProcessStartTime = 7777 // same PID, another process
 	reusedPID.ShimStartTime = 0
-	exited := World{Process: proc, ShimStartTime: proc.ShimStartTime, Exit: code(3), Mounted: true, Now: now}
-	killed := World{Process: proc, Exit: code(137), Mounted: true, Now: now}
-	allGone := World{Process: proc, Mounted: true, Now: now}
+	exited := World{Process: proc, ShimStartTime: proc.ShimStartTime, Exit: code(3), Mounted: Yes, Now: now}
+	killed := World{Process: proc, Exit: code(137), Mounted: Yes, Now: now}
+	allGone := World{Process: proc, Mounted: Yes, Now: now}
 	rebooted := World{Process: proc, Rebooted: true, Now: now}
 	shimLost := alive(proc)
 	shimLost.ShimStartTime = 0
 	newRunning := alive(newProc)
-	newExited := World{Process: newProc, Exit: code(0), Mounted: true, Now: now}
+	newExited := World{Process: newProc, Exit: code(0), Mounted: Yes, Now: now}
 	autoRemove := container(sm.StateRunning, nil)
 	autoRemove.AutoRemove = true
 	exitIntent := container(sm.StateRunning, pending(sm.EventExit, sm.StateRunning, sm.StateStopped))
@@ -76,15 +81,15 @@ func TestDecide_EveryRowOfTheTable(t *testing.T) {
 		{"running, shim and process gone, no record: unknown", container(sm.StateRunning, nil), allGone, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "unknown", "both gone", nil},
 		{"running, machine rebooted: unknown, says why", container(sm.StateRunning, nil), rebooted, sm.StateStopped, []Action{ActionCleanupRun}, "unknown", "rebooted", nil},
 		{"auto-remove container exited while down: removed after", autoRemove, exited, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount, ActionAutoRemove}, "3", "exited", nil},
-		{"INTENT create, layers complete: roll forward", container(sm.StateNone, pending(sm.EventCreate, sm.StateNone, sm.StateCreated)), World{LayersComplete: true, Now: now}, sm.StateCreated, []Action{ActionCompleteCreate}, "", "rolled forward", nil},
+		{"INTENT create, layers complete: roll forward", container(sm.StateNone, pending(sm.EventCreate, sm.StateNone, sm.StateCreated)), World{LayersComplete: Yes, Now: now}, sm.StateCreated, []Action{ActionCompleteCreate}, "", "rolled forward", nil},
 		{"INTENT create, layers partial: roll back", container(sm.StateNone, pending(sm.EventCreate, sm.StateNone, sm.StateCreated)), World{Now: now}, sm.StateNone, []Action{ActionRemoveLayers, ActionRemoveRuntime}, "", "rolled back", nil},
 		{"INTENT remove: always rolled forward", container(sm.StateRunning, pending(sm.EventForceRemove, sm.StateRunning, sm.StateRemoved)), alive(proc), sm.StateRemoved, []Action{ActionRemoveRuntime, ActionRemoveLayers}, "", "rolled forward", nil},
 		{"INTENT start, its process runs: roll forward", container(sm.StateCreated, pending(sm.EventStart, sm.StateCreated, sm.StateRunning)), newRunning, sm.StateRunning, []Action{ActionReattach}, "", "rolled forward", newProc},
 		{"INTENT start, its process already exited: stopped with its code", container(sm.StateStopped, pending(sm.EventStart, sm.StateStopped, sm.StateRunning)), newExited, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "0", "rolled back", nil},
-		{"INTENT start, no process: roll back, unmount", container(sm.StateCreated, pending(sm.EventStart, sm.StateCreated, sm.StateRunning)), World{Mounted: true, Now: now}, sm.StateCreated, []Action{ActionUnmount}, "", "rolled back", nil},
+		{"INTENT start, no process: roll back, unmount", container(sm.StateCreated, pending(sm.EventStart, sm.StateCreated, sm.StateRunning)), World{Mounted: Yes, Now: now}, sm.StateCreated, []Action{ActionUnmount}, "", "rolled back", nil},
 		{"INTENT restart, new process runs: roll forward", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), newRunning, sm.StateRunning, []Action{ActionReattach}, "", "rolled forward", newProc},
 		{"INTENT restart, old process still runs: roll back", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
-		{"INTENT restart, old process stopped, none started: stopped", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), World{Process: proc, Mounted: true, Now: now}, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "unknown", "rolled back", nil},
+		{"INTENT restart, old process stopped, none started: stopped", container(sm.StateRunning, pending(sm.EventRestart, sm.StateRunning, sm.StateRunning)), World{Process: proc, Mounted: Yes, Now: now}, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "unknown", "rolled back", nil},
 		{"INTENT stop, process still alive: roll back", container(sm.StateRunning, pending(sm.EventStop, sm.StateRunning, sm.StateStopped)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT stop, process gone: roll forward with its code", container(sm.StateRunning, pending(sm.EventStop, sm.StateRunning, sm.StateStopped)), World{Process: proc, ShimStartTime: proc.ShimStartTime, Exit: code(143), Now: now}, sm.StateStopped, []Action{ActionCleanupRun}, "143", "rolled forward", nil},
 		{"INTENT pause, frozen: roll forward", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), frozen, sm.StatePaused, []Action{ActionReattach}, "", "rolled forward", nil},
@@ -92,10 +97,18 @@ func TestDecide_EveryRowOfTheTable(t *testing.T) {
 		{"INTENT pause, thawed: roll back", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), alive(proc), sm.StateRunning, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT unpause, still frozen: roll back, never thawed", container(sm.StatePaused, pending(sm.EventUnpause, sm.StatePaused, sm.StateRunning)), frozen, sm.StatePaused, []Action{ActionReattach}, "", "rolled back", nil},
 		{"INTENT kill, process died: stopped", container(sm.StateRunning, pending(sm.EventKill, sm.StateRunning, sm.StateRunning)), killed, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "137", "rolled back", nil},
-		{"INTENT exit: roll forward with the code it carries", exitIntent, World{Process: proc, Mounted: true, Now: now}, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "42", "rolled forward", nil},
-		{"created, rootfs mounted: unmount", container(sm.StateCreated, nil), World{Mounted: true, Now: now}, sm.StateCreated, []Action{ActionUnmount}, "", "unmounted a stale rootfs", nil},
+		{"INTENT exit: roll forward with the code it carries", exitIntent, World{Process: proc, Mounted: Yes, Now: now}, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "42", "rolled forward", nil},
+		{"created, rootfs mounted: unmount", container(sm.StateCreated, nil), World{Mounted: Yes, Now: now}, sm.StateCreated, []Action{ActionUnmount}, "", "unmounted a stale rootfs", nil},
 		{"stopped, run leftovers: clean up", container(sm.StateStopped, nil), World{RuntimeLeftovers: true, Now: now}, sm.StateStopped, []Action{ActionCleanupRun}, "", "runtime leftovers", nil},
 		{"stopped and clean: nothing to do", container(sm.StateStopped, nil), World{Now: now}, noRecord, nil, "", "", nil},
+		// Observations that failed are never taken for yes or no.
+		{"INTENT create, layers unknown: nothing decided", container(sm.StateNone, pending(sm.EventCreate, sm.StateNone, sm.StateCreated)), World{LayersComplete: Unknown, Now: now}, uncertain, nil, "", "", nil},
+		{"paused, freezer unreadable: stays paused, no guess", container(sm.StatePaused, nil), freezerUnreadable, sm.StatePaused, []Action{ActionReattach}, "", "could not be read", nil},
+		{"running, freezer unreadable: stays running, no guess", container(sm.StateRunning, nil), freezerUnreadable, sm.StateRunning, []Action{ActionReattach}, "", "could not be read", nil},
+		{"INTENT pause, freezer unreadable: nothing decided", container(sm.StateRunning, pending(sm.EventPause, sm.StateRunning, sm.StatePaused)), freezerUnreadable, uncertain, nil, "", "", nil},
+		{"INTENT start, no process, mount unknown: nothing decided", container(sm.StateCreated, pending(sm.EventStart, sm.StateCreated, sm.StateRunning)), mountUnknown, uncertain, nil, "", "", nil},
+		{"created, mount unknown: nothing to claim", container(sm.StateCreated, nil), mountUnknown, noRecord, nil, "", "", nil},
+		{"running, exited, mount unknown: exit recorded, unmount tried", container(sm.StateRunning, nil), exitedMountUnknown, sm.StateStopped, []Action{ActionCleanupRun, ActionUnmount}, "3", "exited", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +116,10 @@ func TestDecide_EveryRowOfTheTable(t *testing.T) {
 			if !slices.Equal(plan.Actions, tc.actions) {
 				t.Errorf("actions %v, want %v", plan.Actions, tc.actions)
 			}
-			if tc.to == noRecord {
+			if (plan.Uncertain != "") != (tc.to == uncertain) {
+				t.Errorf("uncertain %q, want uncertain=%v", plan.Uncertain, tc.to == uncertain)
+			}
+			if tc.to == noRecord || tc.to == uncertain {
 				if plan.Record != nil {
 					t.Errorf("recorded %+v, want nothing", plan.Record)
 				}
@@ -142,5 +158,15 @@ func TestDecide_EveryRowOfTheTable(t *testing.T) {
 	}
 }
 
-// noRecord marks a row whose plan records nothing.
-const noRecord sm.State = "<no record>"
+// noRecord marks a row whose plan records nothing; uncertain one whose
+// plan decides nothing because an observation failed.
+const (
+	noRecord  sm.State = "<no record>"
+	uncertain sm.State = "<uncertain>"
+)
+
+func TestFactOf(t *testing.T) {
+	if FactOf(true, nil) != Yes || FactOf(false, nil) != No || FactOf(true, errors.New("x")) != Unknown || FactOf(false, errors.New("x")) != Unknown {
+		t.Fatal("FactOf maps wrongly")
+	}
+}

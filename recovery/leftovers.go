@@ -55,12 +55,12 @@ func (r *Runner) orphanMounts(known map[string]bool, errs *[]error) []string {
 			out = append(out, id)
 		}
 	}
-	registered, err := r.Layers.Mounts()
+	registered, err := r.Layers.MountIDs()
 	if err != nil {
 		*errs = append(*errs, err)
 	}
-	for _, m := range registered {
-		add(m.ID)
+	for _, id := range registered {
+		add(id)
 	}
 	mounted, err := r.Layers.MountedIDs()
 	if err != nil {

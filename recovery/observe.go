@@ -2,11 +2,8 @@ package recovery
 
 import (
 	"context"
-	"errors"
-	"os"
 	"time"
 
-	"github.com/cairn-run/cairn/executor"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -19,43 +16,38 @@ const exitRecordWait = 2 * time.Second
 func (r *Runner) observe(ctx context.Context, c sm.Container) World {
 	w := World{Now: time.Now().UTC(), Rebooted: r.Rebooted}
 	if c.Pending != nil && c.Pending.Event == sm.EventCreate {
-		w.LayersComplete = r.layersComplete(c.MountID)
+		w.LayersComplete = FactOf(r.Layers.MountComplete(c.MountID))
 		return w
 	}
 	p := c.Process
 	if startPending(c) {
 		if found, ok := r.Runtime.Discover(ctx, c.ID); ok {
-			sp := sm.Process(found)
-			p = &sp
+			p = &found
 		}
 	}
-	var obs executor.Observation
+	var obs Observation
 	if p != nil {
 		w.Process = p
-		w.ProcessStartTime, _ = executor.StartTime(p.PID)
-		w.ShimStartTime, _ = executor.StartTime(p.ShimPID)
-		obs = r.observeExit(ctx, c.ID, *p, w)
-		if obs.Exit != nil {
-			e := ExitFromExecutor(*obs.Exit)
-			w.Exit = &e
-		}
+		w.ProcessStartTime = r.Runtime.StartTime(p.PID)
+		w.ShimStartTime = r.Runtime.StartTime(p.ShimPID)
+		obs = r.observeExit(ctx, c.ID, *p)
+		w.Exit = obs.Exit
 	} else {
-		obs = r.Runtime.Observe(c.ID, executor.Process{})
+		obs = r.Runtime.Observe(c.ID, sm.Process{})
 	}
-	w.Frozen = obs.Freezer == "FROZEN"
-	w.Freezing = obs.Freezer == "FREEZING"
+	w.Freezer = obs.Freezer
 	// An exit record alone is no leftover: it stays until the next start.
-	w.RuntimeLeftovers = obs.StateDirExists || obs.Freezer != ""
+	w.RuntimeLeftovers = obs.StateDirExists || obs.Freezer != FreezerAbsent
 	if c.MountID != "" {
-		w.Mounted, _ = r.Layers.Mounted(c.MountID)
+		w.Mounted = FactOf(r.Layers.Mounted(c.MountID))
 	}
 	return w
 }
 
 // observeExit observes p; when its process is gone but its shim still
 // lives, the shim is about to write the exit record, so it waits for it.
-func (r *Runner) observeExit(ctx context.Context, id string, p sm.Process, w World) executor.Observation {
-	obs := r.Runtime.Observe(id, executor.Process(p))
+func (r *Runner) observeExit(ctx context.Context, id string, p sm.Process) Observation {
+	obs := r.Runtime.Observe(id, p)
 	if obs.ProcessAlive || !obs.ShimAlive || obs.Exit != nil {
 		return obs
 	}
@@ -69,31 +61,7 @@ func (r *Runner) observeExit(ctx context.Context, id string, p sm.Process, w Wor
 			return obs
 		case <-tick.C:
 		}
-		obs = r.Runtime.Observe(id, executor.Process(p))
+		obs = r.Runtime.Observe(id, p)
 	}
 	return obs
-}
-
-// layersComplete reports whether a create got its layers fully made: the
-// mount is registered and its last directory exists.
-func (r *Runner) layersComplete(mountID string) bool {
-	m, err := r.Layers.MountInfo(mountID)
-	if err != nil {
-		return false
-	}
-	for _, dir := range []string{m.Init, m.Upper, m.Work, m.Rootfs} {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return false
-		}
-	}
-	return true
-}
-
-// ExitFromExecutor is the journal's form of an exit the executor observed.
-func ExitFromExecutor(e executor.Exit) sm.Exit {
-	exit := sm.Exit{Code: e.Code, Reason: e.Reason, FinishedAt: e.FinishedAt}
-	if exit.Reason == "" && e.Signal != "" {
-		exit.Reason = "killed by " + e.Signal
-	}
-	return exit
 }

@@ -3,10 +3,13 @@ package recovery
 import (
 	"context"
 
-	"github.com/cairn-run/cairn/executor"
-	"github.com/cairn-run/cairn/layer"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
+
+// Recovery reaches the machine only through these ports, in the state
+// machine's types; the daemon's adapters convert from the executor's and
+// the layer store's, so recovery (and its pure decision table) links
+// neither.
 
 // Journal records decisions and serves the view to recover.
 type Journal interface {
@@ -15,23 +18,46 @@ type Journal interface {
 	Containers() []sm.Container
 }
 
+// Observation is what the runtime shows of a container's run.
+type Observation struct {
+	ShimAlive    bool
+	ProcessAlive bool
+	// Exit is the shim's exit record of the process, if it wrote one.
+	Exit *sm.Exit
+	// Freezer is the state of the container's freezer cgroup.
+	Freezer Freezer
+	// StateDirExists: the runtime's state of a run is still on disk.
+	StateDirExists bool
+}
+
 // Runtime is the part of the executor recovery observes and cleans with.
 type Runtime interface {
-	Observe(id string, p executor.Process) executor.Observation
-	Discover(ctx context.Context, id string) (executor.Process, bool)
-	Pause(id string) error
-	Cleanup(id string, p executor.Process) error
+	// Observe reports what the machine shows of container id's process p
+	// (p may be the zero Process: then only the cgroup and state).
+	Observe(id string, p sm.Process) Observation
+	// Discover finds the process of an unfinished start from what its
+	// shim left; ok is false when no start got as far as a shim.
+	Discover(ctx context.Context, id string) (p sm.Process, ok bool)
+	// StartTime is the start time of the live process pid, 0 if none.
+	StartTime(pid int) uint64
+	// FinishFreeze completes a freeze that was cut off half-way.
+	FinishFreeze(id string) error
+	Cleanup(id string, p sm.Process) error
 	Remove(id string) error
+	// IDs lists the containers that have anything of the runtime on disk.
 	IDs() ([]string, error)
 }
 
 // Layers is the part of the layer store recovery observes and cleans with.
 type Layers interface {
-	MountInfo(mountID string) (layer.Mount, error)
+	// MountComplete: mount id is registered and all its directories exist.
+	MountComplete(mountID string) (bool, error)
 	Mounted(mountID string) (bool, error)
-	Mounts() ([]layer.Mount, error)
+	// MountIDs lists the registered mounts.
+	MountIDs() ([]string, error)
+	// MountedIDs lists the mounts that are mounted now, registered or not.
 	MountedIDs() (map[string]bool, error)
-	CreateMount(ctx context.Context, mountID, image string, init layer.InitConfig) (layer.Mount, error)
+	CreateMount(ctx context.Context, mountID, image, hostname string) error
 	Unmount(mountID string) error
 	RemoveMount(mountID string) error
 }

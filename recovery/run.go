@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairn-run/cairn/executor"
-	"github.com/cairn-run/cairn/layer"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -112,6 +110,11 @@ func (r *Runner) crash(name string) {
 // record, then the rest (see afterRecord). It returns the container's new
 // view when it is to be reattached.
 func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.Container, error) {
+	if plan.Uncertain != "" {
+		err := fmt.Errorf("recover %s: nothing decided: %s", c.ID, plan.Uncertain)
+		r.Log.Error("recovery left a container as the journal has it", "container", c.ID, "reason", plan.Uncertain)
+		return nil, err
+	}
 	if plan.Record == nil {
 		return nil, nil
 	}
@@ -162,9 +165,9 @@ func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.C
 }
 
 func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) error {
-	var p executor.Process
+	var p sm.Process
 	if plan.Process != nil {
-		p = executor.Process(*plan.Process)
+		p = *plan.Process
 	}
 	switch a {
 	case ActionCleanupRun:
@@ -172,10 +175,9 @@ func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) e
 	case ActionUnmount:
 		return r.Layers.Unmount(c.MountID)
 	case ActionFinishFreeze:
-		return r.Runtime.Pause(c.ID)
+		return r.Runtime.FinishFreeze(c.ID)
 	case ActionCompleteCreate:
-		_, err := r.Layers.CreateMount(ctx, c.MountID, c.Image, layer.InitConfig{Hostname: c.Hostname})
-		return err
+		return r.Layers.CreateMount(ctx, c.MountID, c.Image, c.Hostname)
 	case ActionRemoveLayers:
 		return r.Layers.RemoveMount(c.MountID)
 	case ActionRemoveRuntime:

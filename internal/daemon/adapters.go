@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
 	"github.com/cairn-run/cairn/recovery"
@@ -36,7 +38,16 @@ func (r runtime) Wait(ctx context.Context, id string, p sm.Process) (sm.Exit, er
 	if err == nil && e.Code == nil {
 		r.metrics.ExitCodeUnknown()
 	}
-	return recovery.ExitFromExecutor(e), err
+	return exitOf(e), err
+}
+
+// exitOf is the journal's form of an exit the executor observed.
+func exitOf(e executor.Exit) sm.Exit {
+	exit := sm.Exit{Code: e.Code, Reason: e.Reason, FinishedAt: e.FinishedAt}
+	if exit.Reason == "" && e.Signal != "" {
+		exit.Reason = "killed by " + e.Signal
+	}
+	return exit
 }
 
 func (r runtime) Signal(id string, p sm.Process, sig syscall.Signal) error {
@@ -78,6 +89,88 @@ func (l layers) RemoveMount(mountID string) error              { return l.store.
 func (l layers) Mount(mountID string) (string, error)          { return l.store.Mount(mountID) }
 func (l layers) Unmount(mountID string) error                  { return l.store.Unmount(mountID) }
 func (l layers) MountInfo(mountID string) (layer.Mount, error) { return l.store.MountInfo(mountID) }
+
+// recoveryRuntime adapts the executor to recovery's Runtime.
+type recoveryRuntime struct{ exec *executor.Executor }
+
+func (r recoveryRuntime) Observe(id string, p sm.Process) recovery.Observation {
+	o := r.exec.Observe(id, executor.Process(p))
+	obs := recovery.Observation{ShimAlive: o.ShimAlive, ProcessAlive: o.ProcessAlive, StateDirExists: o.StateDirExists}
+	if o.Exit != nil {
+		e := exitOf(*o.Exit)
+		obs.Exit = &e
+	}
+	// Read on its own: Observe cannot say a freezer it failed to read
+	// from one that is not there, and recovery must not guess.
+	switch state, err := r.exec.FreezerState(id); {
+	case errors.Is(err, errdefs.ErrNotFound):
+		obs.Freezer = recovery.FreezerAbsent
+	case err != nil:
+		obs.Freezer = recovery.FreezerUnknown
+	default:
+		obs.Freezer = recovery.Freezer(state)
+	}
+	return obs
+}
+
+func (r recoveryRuntime) Discover(ctx context.Context, id string) (sm.Process, bool) {
+	p, ok := r.exec.Discover(ctx, id)
+	return sm.Process(p), ok
+}
+
+func (r recoveryRuntime) StartTime(pid int) uint64 {
+	t, _ := executor.StartTime(pid)
+	return t
+}
+
+func (r recoveryRuntime) FinishFreeze(id string) error { return r.exec.Pause(id) }
+func (r recoveryRuntime) Cleanup(id string, p sm.Process) error {
+	return r.exec.Cleanup(id, executor.Process(p))
+}
+func (r recoveryRuntime) Remove(id string) error { return r.exec.Remove(id) }
+func (r recoveryRuntime) IDs() ([]string, error) { return r.exec.IDs() }
+
+// recoveryLayers adapts the layer store to recovery's Layers.
+type recoveryLayers struct{ store *layer.Store }
+
+func (l recoveryLayers) MountComplete(mountID string) (bool, error) {
+	m, err := l.store.MountInfo(mountID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, dir := range []string{m.Init, m.Upper, m.Work, m.Rootfs} {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (l recoveryLayers) Mounted(mountID string) (bool, error) { return l.store.Mounted(mountID) }
+
+func (l recoveryLayers) MountIDs() ([]string, error) {
+	mounts, err := l.store.Mounts()
+	ids := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		ids = append(ids, m.ID)
+	}
+	return ids, err
+}
+
+func (l recoveryLayers) MountedIDs() (map[string]bool, error) { return l.store.MountedIDs() }
+
+func (l recoveryLayers) CreateMount(ctx context.Context, mountID, image, hostname string) error {
+	_, err := l.store.CreateMount(ctx, mountID, image, layer.InitConfig{Hostname: hostname})
+	return err
+}
+
+func (l recoveryLayers) Unmount(mountID string) error     { return l.store.Unmount(mountID) }
+func (l recoveryLayers) RemoveMount(mountID string) error { return l.store.RemoveMount(mountID) }
 
 // observer feeds finished transitions to the metrics.
 type observer struct{ metrics *metrics.Metrics }
