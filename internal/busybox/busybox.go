@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,7 +45,9 @@ var files = []struct{ name, content string }{
 // WriteRootfsTar writes a rootfs tar to w: the directories, bin/busybox
 // (read from busyboxPath, which must be statically linked), bin/<applet>
 // symlinks for every applet `busybox --list` names, and etc/passwd and
-// etc/group. Entries are owned by root and dated now.
+// etc/group. Entries are owned by root and all dated Epoch (or
+// $SOURCE_DATE_EPOCH), so the same busybox always gives the same tar, the
+// same diffID and the same chain ID.
 func WriteRootfsTar(w io.Writer, busyboxPath string) error {
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
@@ -57,10 +60,13 @@ func WriteRootfsTar(w io.Writer, busyboxPath string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().Truncate(time.Second)
+	date, err := buildDate()
+	if err != nil {
+		return err
+	}
 	tw := tar.NewWriter(w)
 	add := func(h *tar.Header, body []byte) error {
-		h.ModTime, h.Format = now, tar.FormatPAX
+		h.ModTime, h.Format = date, tar.FormatPAX
 		if err := tw.WriteHeader(h); err != nil {
 			return fmt.Errorf("tar %s: %w", h.Name, err)
 		}
@@ -91,6 +97,22 @@ func WriteRootfsTar(w io.Writer, busyboxPath string) error {
 		return fmt.Errorf("tar: %w", err)
 	}
 	return nil
+}
+
+// Epoch is the date of every entry of the image unless SOURCE_DATE_EPOCH
+// (the reproducible-builds convention) says otherwise.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func buildDate() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return Epoch, nil
+	}
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || secs < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a count of seconds", v)
+	}
+	return time.Unix(secs, 0).UTC(), nil
 }
 
 // checkStatic rejects an ELF binary that asks for a program interpreter

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func staticBusybox(t *testing.T) string {
@@ -95,5 +96,36 @@ func TestWriteRootfsTar_RejectsWhatIsNotABinary(t *testing.T) {
 		if buf.Len() != 0 {
 			t.Errorf("%s: wrote %d bytes before failing", name, buf.Len())
 		}
+	}
+}
+
+func TestWriteRootfsTar_IsReproducible(t *testing.T) {
+	bin := staticBusybox(t)
+	write := func() []byte {
+		var buf bytes.Buffer
+		if err := WriteRootfsTar(&buf, bin); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	first := write()
+	time.Sleep(1100 * time.Millisecond) // a clock-dated tar would differ now
+	if second := write(); !bytes.Equal(first, second) {
+		t.Fatal("two tars of the same busybox differ")
+	}
+	for name, h := range readTar(t, first) {
+		if !h.ModTime.Equal(Epoch) {
+			t.Fatalf("%s dated %v, want %v", name, h.ModTime, Epoch)
+		}
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "1000000000")
+	for name, h := range readTar(t, write()) {
+		if h.ModTime.Unix() != 1000000000 {
+			t.Fatalf("%s dated %v, want SOURCE_DATE_EPOCH", name, h.ModTime)
+		}
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+	if err := WriteRootfsTar(io.Discard, bin); err == nil {
+		t.Fatal("a malformed SOURCE_DATE_EPOCH was accepted")
 	}
 }
