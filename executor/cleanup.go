@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -67,7 +66,9 @@ func (e *Executor) Remove(id string) error {
 	if err := e.killInit(id); err != nil {
 		errs = append(errs, err)
 	}
-	if rec, ok := readShimRecord(e.containerDir(id)); ok {
+	if rec, ok, err := readShimRecord(e.containerDir(id)); err != nil {
+		errs = append(errs, err)
+	} else if ok {
 		if err := stopShim(rec.PID, rec.StartTime); err != nil {
 			errs = append(errs, err)
 		}
@@ -195,14 +196,22 @@ func (e *Executor) destroy(id string) error {
 	return errors.Join(errs...)
 }
 
-func readShimRecord(dir string) (shimRecord, bool) {
+// readShimRecord reads shim.json in dir; ok is false when there is none or
+// it names no process (a torn or foreign file). A record of a newer protocol
+// version is an error: its shim cannot be judged from here.
+func readShimRecord(dir string) (rec shimRecord, ok bool, err error) {
 	data, err := os.ReadFile(filepath.Join(dir, shimFileName))
 	if err != nil {
-		return shimRecord{}, false
+		return shimRecord{}, false, nil
 	}
-	var rec shimRecord
-	if json.Unmarshal(data, &rec) != nil || rec.PID <= 0 {
-		return shimRecord{}, false
+	if err := decodeMessage(shimFileName, data, &rec); err != nil {
+		if errors.Is(err, errProtocolTooNew) {
+			return shimRecord{}, false, err
+		}
+		return shimRecord{}, false, nil
 	}
-	return rec, true
+	if rec.PID <= 0 {
+		return shimRecord{}, false, nil
+	}
+	return rec, true, nil
 }

@@ -23,15 +23,15 @@ func (e *Executor) Discover(ctx context.Context, id string) (Process, bool) {
 		return Process{}, false
 	}
 	dir := e.containerDir(id)
-	rec, ok := readShimRecord(dir)
-	if !ok {
+	rec, ok, err := readShimRecord(dir)
+	if err != nil || !ok {
 		return Process{}, false
 	}
 	p := Process{ShimPID: rec.PID, ShimStartTime: rec.StartTime}
 	if processAlive(rec.PID, rec.StartTime) {
 		ctx, cancel := context.WithTimeout(ctx, discoverWait)
 		defer cancel()
-		if resp, err := callShim(ctx, dir, opState); err == nil && resp.Error == "" {
+		if resp, err := callShim(ctx, dir, shimRequest{Op: opState}); err == nil {
 			p.PID, p.StartTime = resp.PID, resp.StartTime
 			p.StartedAt = startedAt(p.StartTime)
 			return p, true

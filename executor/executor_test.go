@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -466,4 +467,51 @@ func TestShim_SurvivesTermButContainerDoesNotInheritIgnore(t *testing.T) {
 	if x := env.wait(env.ex, "term", p); x.Code == nil || *x.Code != 137 {
 		t.Fatalf("exit = %s, want 137", codeOf(x))
 	}
+}
+
+func TestShim_WritesItsFilesInTheCurrentProtocolVersion(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.start("ver", "sh", "-c", "sleep 0.2; exit 4")
+	dir := env.ex.containerDir("ver")
+	var shimFile map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, shimFileName))), &shimFile); err != nil {
+		t.Fatal(err)
+	}
+	if shimFile["version"] != float64(protocolVersion) || shimFile["pid"] != float64(p.ShimPID) {
+		t.Errorf("shim.json = %v", shimFile)
+	}
+	if x := env.wait(env.ex, "ver", p); x.Code == nil || *x.Code != 4 {
+		t.Fatalf("exit = %s, want 4", codeOf(x))
+	}
+	var exitFile map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, exitFileName))), &exitFile); err != nil {
+		t.Fatal(err)
+	}
+	if exitFile["version"] != float64(protocolVersion) || exitFile["exec_id"] != "" || exitFile["exit_code"] != float64(4) {
+		t.Errorf("exit.json = %v", exitFile)
+	}
+}
+
+func TestShim_RefusesAnAssignmentOfANewerVersion(t *testing.T) {
+	env := newTestEnv(t)
+	sp, err := env.ex.launchShim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.kill()
+	spec := env.spec("newer", "true")
+	if err := json.NewEncoder(sp.ctl).Encode(assignment{Version: protocolVersion + 1, Spec: spec,
+		Dir: env.ex.containerDir("newer"), Runtime: env.ex.runtimeRoot(), CgroupParent: env.parent}); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.ctl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var msg readyMessage
+	if err := json.NewDecoder(sp.ctl).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.Version != protocolVersion || msg.PID != 0 || !strings.Contains(msg.Error, "version 3") {
+		t.Fatalf("ready = %+v, want a refusal naming version 3", msg)
+	}
+	<-sp.exited
+	assertNothingLeft(t, env, "newer")
 }

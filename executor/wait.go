@@ -21,7 +21,7 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 		return Exit{}, err
 	}
 	dir := e.containerDir(id)
-	resp, err := callShim(ctx, dir, opWait)
+	resp, err := callShim(ctx, dir, shimRequest{Op: opWait})
 	if err == nil {
 		if resp.Status != statusExited {
 			return Exit{}, fmt.Errorf("wait %s: shim answered status %q", id, resp.Status)
