@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,6 +101,38 @@ func (m cgroupMounts) freezerState(rel string) (string, error) {
 		return string(cgroups.Frozen), nil
 	}
 	return string(cgroups.Thawed), nil
+}
+
+// setFreezer freezes or thaws cgroup rel through the cgroup library's
+// manager, which retries a v1 freezer stuck in FREEZING and waits for a v2
+// one to settle.
+func (m cgroupMounts) setFreezer(rel string, state cgroups.FreezerState) error {
+	paths := map[string]string{"freezer": filepath.Join(m.freezer, rel)}
+	if m.freezer == "" {
+		paths = map[string]string{"": filepath.Join(m.unified, rel)}
+	}
+	mgr, err := manager.NewWithPaths(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, paths)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", rel, err)
+	}
+	if err := mgr.Freeze(state); err != nil {
+		return fmt.Errorf("freezer of cgroup %s: %w", rel, err)
+	}
+	return nil
+}
+
+// inCgroup reports whether process pid is in cgroup rel: of the freezer
+// hierarchy, or of the unified one on a cgroup v2 host.
+func (m cgroupMounts) inCgroup(pid int, rel string) bool {
+	paths, err := cgroups.ParseCgroupFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return false
+	}
+	key := "freezer"
+	if m.freezer == "" {
+		key = ""
+	}
+	return paths[key] == "/"+rel
 }
 
 // thaw makes cgroup rel runnable again; frozen tasks cannot even die.

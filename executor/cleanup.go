@@ -104,25 +104,48 @@ func (e *Executor) IDs() ([]string, error) {
 	return slices.Compact(ids), nil
 }
 
-// killInit SIGKILLs the container's init if libcontainer's state names a
-// live one, and waits until it is gone. libcontainer thaws a frozen cgroup
-// for SIGKILL, which would otherwise hold the process.
+// killInit SIGKILLs the container's init and waits until it is gone, so
+// that its shim can record the exit and finish on its own. The init is the
+// one libcontainer's state names; without that state every process in the
+// container's cgroup is killed instead (the init, once dead, takes the rest
+// of its PID namespace with it anyway). Either way a frozen cgroup is thawed,
+// as a frozen process cannot even die.
 func (e *Executor) killInit(id string) error {
 	c, err := libcontainer.Load(e.runtimeRoot(), id)
 	if err != nil {
-		return nil // no state: destroy deals with whatever is in the cgroup
+		return e.killCgroup(id)
 	}
 	st, err := c.State()
 	if err != nil || !processAlive(st.InitProcessPid, st.InitProcessStartTime) {
-		return nil
+		return e.killCgroup(id)
 	}
-	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) &&
+		processAlive(st.InitProcessPid, st.InitProcessStartTime) {
 		return fmt.Errorf("kill container: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), killWait)
 	defer cancel()
 	if err := waitProcessGone(ctx, st.InitProcessPid, st.InitProcessStartTime); err != nil {
 		return fmt.Errorf("container init %d did not die: %w", st.InitProcessPid, err)
+	}
+	return nil
+}
+
+// killCgroup SIGKILLs every process in the container's cgroup and waits
+// until the cgroup is empty.
+func (e *Executor) killCgroup(id string) error {
+	rel := e.cgroupPath(id)
+	if e.mounts.kill(rel) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), killWait)
+	defer cancel()
+	for len(e.mounts.pids(rel)) > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("processes %v of cgroup %s did not die", e.mounts.pids(rel), rel)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	return nil
 }
@@ -179,15 +202,10 @@ func (e *Executor) destroy(id string) error {
 		// Unreadable state, e.g. a crash while libcontainer wrote it: remove
 		// by hand below.
 	}
-	rel := e.cgroupPath(id)
-	if e.mounts.kill(rel) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), killWait)
-		for len(e.mounts.pids(rel)) > 0 && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
+	if err := e.killCgroup(id); err != nil {
+		errs = append(errs, err)
 	}
-	if err := e.mounts.remove(rel); err != nil {
+	if err := e.mounts.remove(e.cgroupPath(id)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(filepath.Join(e.runtimeRoot(), id)); err != nil {

@@ -70,8 +70,9 @@ func TestPauseResume_Freezer(t *testing.T) {
 	p := env.start("fz", "sleep", "100")
 	stateFile := filepath.Join(env.cgroupDir("freezer", "fz"), "freezer.state")
 
-	for range 2 { // the second Pause replays the first
-		if err := env.ex.Pause("fz"); err != nil {
+	// The second Pause replays the first, from a caller without the handle.
+	for _, handle := range []Process{p, {}} {
+		if err := env.ex.Pause("fz", handle); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,22 +82,22 @@ func TestPauseResume_Freezer(t *testing.T) {
 	if got, err := env.ex.FreezerState("fz"); err != nil || got != "FROZEN" {
 		t.Fatalf("FreezerState = %q, %v", got, err)
 	}
-	if err := env.ex.Resume("fz"); err != nil {
+	if err := env.ex.Resume("fz", p); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.TrimSpace(readFile(t, stateFile)); got != "THAWED" {
 		t.Fatalf("freezer.state after Resume = %q", got)
 	}
-	if err := env.ex.Resume("fz"); err != nil {
+	if err := env.ex.Resume("fz", Process{}); err != nil {
 		t.Errorf("Resume replayed on a running container: %v", err)
 	}
 	if err := env.ex.Signal("fz", p, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	env.wait(env.ex, "fz", p)
-	for name, err := range map[string]error{"Pause": env.ex.Pause("fz"), "Resume": env.ex.Resume("fz")} {
-		if !errors.Is(err, errdefs.ErrNotFound) && !errors.Is(err, errdefs.ErrFailedPrecondition) {
-			t.Errorf("%s after exit: %v, want ErrNotFound or ErrFailedPrecondition", name, err)
+	for name, err := range map[string]error{"Pause": env.ex.Pause("fz", p), "Resume": env.ex.Resume("fz", p)} {
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("%s after exit: %v, want ErrFailedPrecondition", name, err)
 		}
 	}
 	if _, err := env.ex.FreezerState("fz"); !errors.Is(err, errdefs.ErrNotFound) {
@@ -107,7 +108,7 @@ func TestPauseResume_Freezer(t *testing.T) {
 func TestSignal_KillsPausedContainer(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.start("pk", "sleep", "100")
-	if err := env.ex.Pause("pk"); err != nil {
+	if err := env.ex.Pause("pk", p); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.ex.Signal("pk", p, unix.SIGKILL); err != nil {
@@ -365,7 +366,7 @@ func TestCleanup_RefusesRunningProcess(t *testing.T) {
 func TestRemove_KillsRunningPausedContainer(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.start("rm", "sleep", "100")
-	if err := env.ex.Pause("rm"); err != nil {
+	if err := env.ex.Pause("rm", p); err != nil {
 		t.Fatal(err)
 	}
 	if ids, err := env.ex.IDs(); err != nil || len(ids) != 1 || ids[0] != "rm" {

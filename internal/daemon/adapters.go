@@ -43,8 +43,10 @@ func (r runtime) Signal(id string, p sm.Process, sig syscall.Signal) error {
 	return r.exec.Signal(id, executor.Process(p), sig)
 }
 
-func (r runtime) Pause(id string) error  { return r.exec.Pause(id) }
-func (r runtime) Resume(id string) error { return r.exec.Resume(id) }
+// Pause and Resume pass no process: the driver's Freezer port names the
+// container only, and the executor then looks the init up itself.
+func (r runtime) Pause(id string) error  { return r.exec.Pause(id, executor.Process{}) }
+func (r runtime) Resume(id string) error { return r.exec.Resume(id, executor.Process{}) }
 
 func (r runtime) Cleanup(id string, p sm.Process) error {
 	return r.exec.Cleanup(id, executor.Process(p))
@@ -60,6 +62,12 @@ func (r runtime) OpenLog(id string) (*os.File, error) {
 	}
 	return os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
 }
+
+// recoveryRuntime is the executor as recovery's Runtime, whose Pause also
+// names the container only.
+type recoveryRuntime struct{ *executor.Executor }
+
+func (r recoveryRuntime) Pause(id string) error { return r.Executor.Pause(id, executor.Process{}) }
 
 // layers adapts the layer store to the driver's Layers and Mounter.
 type layers struct{ store *layer.Store }

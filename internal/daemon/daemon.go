@@ -185,7 +185,7 @@ func (d *Daemon) recover() error {
 	}
 	d.log.Info("journal opened", "path", d.journal.Path(), "clean_shutdown", info.CleanShutdown, "first_start", info.FirstStart, "rebooted", info.Rebooted)
 	runner := recovery.Runner{
-		Journal: d.journal, Runtime: d.exec, Layers: d.layers, Lifecycle: d.machine,
+		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: d.layers, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
 	}
 	rep, err := runner.Run(context.Background())
