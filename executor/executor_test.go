@@ -100,8 +100,13 @@ func TestPauseResume_Freezer(t *testing.T) {
 			t.Errorf("%s after exit: %v, want ErrFailedPrecondition", name, err)
 		}
 	}
+	// The shim answers Wait before it destroys the container; Cleanup waits
+	// for the shim to finish.
+	if err := env.ex.Cleanup("fz", p); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := env.ex.FreezerState("fz"); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Errorf("FreezerState after exit: %v, want ErrNotFound", err)
+		t.Errorf("FreezerState after exit and Cleanup: %v, want ErrNotFound", err)
 	}
 }
 

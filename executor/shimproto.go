@@ -64,8 +64,8 @@ import (
 //	{"version":2,"op":"state","exec_id":""}
 //	  -> {"version":2,"exec_id":"","pid":123,"start_time":456,"status":"running"}
 //	{"version":2,"op":"wait","exec_id":""}
-//	  -> once the process has exited, exit.json is on disk and the container
-//	     is destroyed:
+//	  -> once the process has exited and exit.json is on disk (the shim
+//	     destroys the container right after answering, then exits):
 //	     {"version":2,"exec_id":"","pid":123,"start_time":456,"status":"exited",
 //	      "exit_code":137,"signal":"SIGKILL","finished_at":"2026-11-25T12:00:00Z"}
 //	     or, when the shim could not read the exit status (exit_code absent):
