@@ -139,7 +139,12 @@ func runShim(ctl *os.File) int {
 	s, err := startContainer(o, a.Spec)
 	if err != nil {
 		log.Error("start container", "err", err)
-		report(readyMessage{Error: err.Error()})
+		command := ""
+		if len(a.Spec.Args) > 0 {
+			command = a.Spec.Args[0]
+		}
+		kind, msg := classifyStartError(command, err)
+		report(readyMessage{Error: msg, ErrorKind: kind})
 		return 1
 	}
 	report(readyMessage{PID: s.pid, StartTime: s.startTime})
