@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
@@ -26,34 +26,22 @@ type cgroupMounts struct {
 }
 
 func findCgroupMounts() (cgroupMounts, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
-		return cgroupMounts{}, err
+		return cgroupMounts{}, fmt.Errorf("mountinfo: %w", err)
 	}
-	defer f.Close()
 	var m cgroupMounts
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if sep < 5 || len(fields) < sep+4 {
-			continue
-		}
-		mnt, fstype, opts := fields[4], fields[sep+1], fields[sep+3]
-		switch fstype {
+	for _, info := range infos {
+		switch info.FSType {
 		case "cgroup":
-			if slices.Contains(strings.Split(opts, ","), "freezer") {
-				m.freezer = mnt
+			// A v1 hierarchy names its controllers in the super options.
+			if slices.Contains(strings.Split(info.VFSOptions, ","), "freezer") {
+				m.freezer = info.Mountpoint
 			}
 		case "cgroup2":
-			m.unified = mnt
-		default:
-			continue
+			m.unified = info.Mountpoint
 		}
-		m.all = append(m.all, mnt)
-	}
-	if err := sc.Err(); err != nil {
-		return cgroupMounts{}, fmt.Errorf("mountinfo: %w", err)
+		m.all = append(m.all, info.Mountpoint)
 	}
 	if len(m.all) == 0 {
 		return cgroupMounts{}, errors.New("no cgroup hierarchy mounted")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ func (e *Executor) Cleanup(id string, p Process) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
-	if processAlive(p.PID, p.StartTime) {
+	if procstat.Alive(p.PID, p.StartTime) {
 		return fmt.Errorf("cleanup %s: process %d still running: %w", id, p.PID, errdefs.ErrFailedPrecondition)
 	}
 	var errs []error
@@ -116,11 +117,11 @@ func (e *Executor) killInit(id string) error {
 		return e.killCgroup(id)
 	}
 	st, err := c.State()
-	if err != nil || !processAlive(st.InitProcessPid, st.InitProcessStartTime) {
+	if err != nil || !procstat.Alive(st.InitProcessPid, st.InitProcessStartTime) {
 		return e.killCgroup(id)
 	}
 	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) &&
-		processAlive(st.InitProcessPid, st.InitProcessStartTime) {
+		procstat.Alive(st.InitProcessPid, st.InitProcessStartTime) {
 		return fmt.Errorf("kill container: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), killWait)
@@ -154,7 +155,7 @@ func (e *Executor) killCgroup(id string) error {
 // shim a moment to finish on its own (record the exit, destroy, answer),
 // since killing it mid-way could lose an exit code.
 func stopShim(pid int, startTime uint64) error {
-	if !processAlive(pid, startTime) {
+	if !procstat.Alive(pid, startTime) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), shimExitGrace)
@@ -168,7 +169,7 @@ func stopShim(pid int, startTime uint64) error {
 		return nil // gone in the meantime
 	}
 	defer unix.Close(pidfd)
-	if !processAlive(pid, startTime) {
+	if !procstat.Alive(pid, startTime) {
 		return nil
 	}
 	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // The verbs below act through libcontainer's state when it is there. Its
@@ -48,7 +49,7 @@ func (e *Executor) Signal(id string, p Process, sig unix.Signal) error {
 	}
 	if err := c.Signal(sig); err != nil {
 		// The init may exit between the checks above and the signal.
-		if errors.Is(err, libcontainer.ErrNotRunning) || !processAlive(p.PID, p.StartTime) {
+		if errors.Is(err, libcontainer.ErrNotRunning) || !procstat.Alive(p.PID, p.StartTime) {
 			return fmt.Errorf("signal %s: %w: %w", id, err, errdefs.ErrNotFound)
 		}
 		return fmt.Errorf("signal %s: %w", id, err)
@@ -89,7 +90,7 @@ func (e *Executor) pinInit(id string, p Process) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("process %d has exited: %w", p.PID, errdefs.ErrNotFound)
 	}
-	if !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(p.PID, p.StartTime) {
 		unix.Close(pidfd)
 		return -1, fmt.Errorf("process %d (start %d) has exited: %w", p.PID, p.StartTime, errdefs.ErrNotFound)
 	}
@@ -143,7 +144,7 @@ func (e *Executor) freeze(id string, p Process, want cgroups.FreezerState) error
 	// Whatever failed, an init that is gone (or never was) means the
 	// container is not running: that is the caller's precondition, not a
 	// missing object, even when its exit removed the state and cgroup.
-	if !known || !processAlive(init.PID, init.StartTime) {
+	if !known || !procstat.Alive(init.PID, init.StartTime) {
 		return fmt.Errorf("%s %s: container is not running: %w", verb, id, errdefs.ErrFailedPrecondition)
 	}
 	return fmt.Errorf("%s %s: %w", verb, id, err)
@@ -230,7 +231,7 @@ func (e *Executor) initOf(id string, p Process, c *libcontainer.Container) (init
 	}
 	dir := e.containerDir(id)
 	rec, ok, err := readShimRecord(dir)
-	if err != nil || !ok || !processAlive(rec.PID, rec.StartTime) {
+	if err != nil || !ok || !procstat.Alive(rec.PID, rec.StartTime) {
 		return Process{}, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), initLookupWait)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -263,7 +264,7 @@ func TestSignal_WrongStartTimeRefused(t *testing.T) {
 	if err := env.ex.Signal("reuse", stale, unix.SIGKILL); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Signal with wrong start time: %v, want ErrNotFound", err)
 	}
-	if !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(p.PID, p.StartTime) {
 		t.Fatal("container was signalled through a stale handle")
 	}
 	if err := env.ex.Signal("nope", p, unix.SIGKILL); !errors.Is(err, errdefs.ErrNotFound) {
@@ -363,7 +364,7 @@ func TestCleanup_RefusesRunningProcess(t *testing.T) {
 	if err := env.ex.Cleanup("busy", p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("Cleanup of a running container: %v", err)
 	}
-	if !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(p.PID, p.StartTime) {
 		t.Fatal("Cleanup hurt a running container")
 	}
 }
@@ -380,7 +381,7 @@ func TestRemove_KillsRunningPausedContainer(t *testing.T) {
 	if err := env.ex.Remove("rm"); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(p.PID, p.StartTime) || processAlive(p.ShimPID, p.ShimStartTime) {
+	if procstat.Alive(p.PID, p.StartTime) || procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		t.Fatal("Remove left the container or its shim running")
 	}
 	assertNothingLeft(t, env, "rm")
@@ -450,7 +451,7 @@ func TestShim_SurvivesTermButContainerDoesNotInheritIgnore(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	if !processAlive(p.ShimPID, p.ShimStartTime) {
+	if !procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		t.Fatal("shim died of SIGTERM/SIGINT/SIGHUP")
 	}
 	// SigIgn is the hex mask of ignored signals; bit n-1 is signal n.

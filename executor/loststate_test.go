@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // startThenLoseState starts a container and deletes its libcontainer state
@@ -58,7 +59,7 @@ func TestLostState_SignalRefusesAProcessThatIsNotThisContainersInit(t *testing.T
 			t.Errorf("Signal with %s: %v, want ErrNotFound", name, err)
 		}
 	}
-	if !processAlive(other.PID, other.StartTime) || !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(other.PID, other.StartTime) || !procstat.Alive(p.PID, p.StartTime) {
 		t.Fatal("a process was signalled through a handle that does not name the container's init")
 	}
 }
@@ -117,7 +118,7 @@ func TestLostState_RemoveLeavesNothing(t *testing.T) {
 			if err := env.ex.Remove(id); err != nil {
 				t.Fatal(err)
 			}
-			if processAlive(p.PID, p.StartTime) || processAlive(p.ShimPID, p.ShimStartTime) {
+			if procstat.Alive(p.PID, p.StartTime) || procstat.Alive(p.ShimPID, p.ShimStartTime) {
 				t.Fatal("Remove left the container's init or its shim running")
 			}
 			assertNothingLeft(t, env, id)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // notRunning checks that a Pause or Resume of a container whose init is gone
@@ -65,7 +66,7 @@ func TestPauseResume_RacingTheExitIsNeverNotFound(t *testing.T) {
 		id := "race-" + string(rune('a'+i))
 		p := env.start(id, "sh", "-c", "sleep 0.0"+string(rune('1'+i)))
 		calls := 0
-		for processAlive(p.PID, p.StartTime) || calls < 4 {
+		for procstat.Alive(p.PID, p.StartTime) || calls < 4 {
 			for _, handle := range []Process{p, {}} {
 				if err := env.ex.Pause(id, handle); err != nil {
 					notRunning(t, "Pause racing the exit", err)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // RunShim is the whole `<bin> shim` subcommand; args are the arguments after
@@ -196,7 +197,7 @@ type shim struct {
 }
 
 func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
-	self, err := readProcStat(os.Getpid())
+	self, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +255,7 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	waitExec(pid)
 	// The init is our unreaped child, so its /proc entry outlives even an
 	// immediate exit and the start time can always be read.
-	st, err := readProcStat(pid)
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // Start runs spec's container under a new shim and returns once the
@@ -83,7 +84,7 @@ func (e *Executor) checkNotRunning(id string) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}
-	if ok && processAlive(rec.PID, rec.StartTime) {
+	if ok && procstat.Alive(rec.PID, rec.StartTime) {
 		return fmt.Errorf("start %s: shim %d still running: %w", id, rec.PID, errdefs.ErrAlreadyExists)
 	}
 	if _, err := os.Stat(filepath.Join(e.runtimeRoot(), id)); err == nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // reasonLost is the Exit.Reason when nothing recorded how the process ended.
@@ -44,7 +46,7 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 	}
 	// A shim that is alive after all (it was only unreachable) records the
 	// exit on its way out; give it the chance.
-	if processAlive(p.ShimPID, p.ShimStartTime) {
+	if procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		if err := waitProcessGone(ctx, p.ShimPID, p.ShimStartTime); err != nil {
 			return Exit{}, fmt.Errorf("wait %s: %w", id, err)
 		}
