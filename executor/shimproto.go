@@ -43,12 +43,13 @@ import (
 //	  {"version":2,"spec":{"ID":"<id>","Rootfs":"/...","Args":["sh"],"Env":[...],"Hostname":"..."},
 //	   "dir":"<Dir>/containers/<id>","runtime":"<Dir>/runtime","cgroup_parent":"cairn"}
 //	shim -> daemon  ready: the container's init identity, once libcontainer's
-//	  Run has returned and the init has exec'd the user's command:
+//	  Run has returned and the init has exec'd the user's command (or
+//	  execWaitLimit passed, see execwait.go):
 //	  {"version":2,"pid":123,"start_time":456}
 //	  or why it could not start (the shim has undone everything and exits 1):
 //	  {"version":2,"error":"...","error_kind":"command_not_found"}
 //
-// Ready error kinds (readyErrorKind): "" another failure;
+// Ready error kinds (readyError* below; classified in startfail.go): "" another failure;
 // "command_not_found": the command does not exist in the container
 // (errdefs.ErrCommandNotFound); "command_not_executable": it exists but
 // cannot be executed, e.g. no x bit or a directory
@@ -73,9 +74,10 @@ import (
 //	a request the shim cannot serve:
 //	  -> {"version":2,"exec_id":"...","error":"...","error_kind":"unknown_exec"}
 //
-// Socket error kinds: "bad_request" (not JSON, unknown op), "unsupported_version"
-// (the request is of a newer version than the shim's), "unknown_exec" (no
-// exec session by that id; errdefs.ErrNotFound on the daemon side).
+// Socket error kinds: "bad_request" (not JSON, unknown op),
+// "unsupported_version" (the request is of a newer version than the shim's),
+// "unknown_exec" (no exec session by that id; errdefs.ErrNotFound on the
+// daemon side). A version 1 shim answers errors with "error" alone.
 //
 // # Files in <Dir>/containers/<id>/
 //
