@@ -1,15 +1,17 @@
 package executor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,34 +26,22 @@ type cgroupMounts struct {
 }
 
 func findCgroupMounts() (cgroupMounts, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
-		return cgroupMounts{}, err
+		return cgroupMounts{}, fmt.Errorf("mountinfo: %w", err)
 	}
-	defer f.Close()
 	var m cgroupMounts
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if sep < 5 || len(fields) < sep+4 {
-			continue
-		}
-		mnt, fstype, opts := fields[4], fields[sep+1], fields[sep+3]
-		switch fstype {
+	for _, info := range infos {
+		switch info.FSType {
 		case "cgroup":
-			if slices.Contains(strings.Split(opts, ","), "freezer") {
-				m.freezer = mnt
+			// A v1 hierarchy names its controllers in the super options.
+			if slices.Contains(strings.Split(info.VFSOptions, ","), "freezer") {
+				m.freezer = info.Mountpoint
 			}
 		case "cgroup2":
-			m.unified = mnt
-		default:
-			continue
+			m.unified = info.Mountpoint
 		}
-		m.all = append(m.all, mnt)
-	}
-	if err := sc.Err(); err != nil {
-		return cgroupMounts{}, fmt.Errorf("mountinfo: %w", err)
+		m.all = append(m.all, info.Mountpoint)
 	}
 	if len(m.all) == 0 {
 		return cgroupMounts{}, errors.New("no cgroup hierarchy mounted")
@@ -99,6 +89,38 @@ func (m cgroupMounts) freezerState(rel string) (string, error) {
 		return string(cgroups.Frozen), nil
 	}
 	return string(cgroups.Thawed), nil
+}
+
+// setFreezer freezes or thaws cgroup rel through the cgroup library's
+// manager, which retries a v1 freezer stuck in FREEZING and waits for a v2
+// one to settle.
+func (m cgroupMounts) setFreezer(rel string, state cgroups.FreezerState) error {
+	paths := map[string]string{"freezer": filepath.Join(m.freezer, rel)}
+	if m.freezer == "" {
+		paths = map[string]string{"": filepath.Join(m.unified, rel)}
+	}
+	mgr, err := manager.NewWithPaths(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, paths)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", rel, err)
+	}
+	if err := mgr.Freeze(state); err != nil {
+		return fmt.Errorf("freezer of cgroup %s: %w", rel, err)
+	}
+	return nil
+}
+
+// inCgroup reports whether process pid is in cgroup rel: of the freezer
+// hierarchy, or of the unified one on a cgroup v2 host.
+func (m cgroupMounts) inCgroup(pid int, rel string) bool {
+	paths, err := cgroups.ParseCgroupFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return false
+	}
+	key := "freezer"
+	if m.freezer == "" {
+		key = ""
+	}
+	return paths[key] == "/"+rel
 }
 
 // thaw makes cgroup rel runnable again; frozen tasks cannot even die.

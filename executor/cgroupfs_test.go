@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/cgroups"
+	"golang.org/x/sys/unix"
 )
 
 func TestSelfFreezerProcs_NamesTheCgroupWeAreIn(t *testing.T) {
@@ -22,11 +25,36 @@ func TestSelfFreezerProcs_NamesTheCgroupWeAreIn(t *testing.T) {
 	}
 }
 
-func TestHasController(t *testing.T) {
-	cases := map[string]bool{"freezer": true, "cpu,cpuacct": false, "name=systemd": false, "blkio,freezer": true, "": false}
-	for list, want := range cases {
-		if got := hasController(list, "freezer"); got != want {
-			t.Errorf("hasController(%q) = %v", list, got)
+func TestFindCgroupMounts_FindsEveryHierarchy(t *testing.T) {
+	m, err := findCgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	magic := func(dir string) int64 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			t.Fatalf("statfs %s: %v", dir, err)
 		}
+		return st.Type
+	}
+	for _, dir := range m.all {
+		if typ := magic(dir); typ != unix.CGROUP_SUPER_MAGIC && typ != unix.CGROUP2_SUPER_MAGIC {
+			t.Errorf("%s is no cgroup file system (type %#x)", dir, typ)
+		}
+	}
+	if m.unified != "" && magic(m.unified) != unix.CGROUP2_SUPER_MAGIC {
+		t.Errorf("unified %s is not cgroup2", m.unified)
+	}
+	if m.freezer != "" {
+		if magic(m.freezer) != unix.CGROUP_SUPER_MAGIC {
+			t.Errorf("freezer %s is not a v1 hierarchy", m.freezer)
+		}
+		// libcontainer's own lookup agrees.
+		if want, err := cgroups.FindCgroupMountpoint("", "freezer"); err != nil || want != m.freezer {
+			t.Errorf("freezer = %s, the cgroup library finds %s (%v)", m.freezer, want, err)
+		}
+	}
+	if m.freezer == "" && m.unified == "" {
+		t.Error("neither a v1 freezer nor a cgroup2 hierarchy found")
 	}
 }

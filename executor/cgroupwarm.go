@@ -4,7 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/opencontainers/cgroups"
 )
 
 // Moving a process between cgroups takes a global lock whose first writer
@@ -22,27 +23,11 @@ func (m cgroupMounts) selfFreezerProcs() string {
 	if m.freezer == "" {
 		return ""
 	}
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
+	paths, err := cgroups.ParseCgroupFile("/proc/self/cgroup")
+	if err != nil || paths["freezer"] == "" {
 		return ""
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		// hierarchy-ID:controller-list:path
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 && hasController(parts[1], "freezer") {
-			return filepath.Join(m.freezer, parts[2], "cgroup.procs")
-		}
-	}
-	return ""
-}
-
-func hasController(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
+	return filepath.Join(m.freezer, paths["freezer"], "cgroup.procs")
 }
 
 // WarmUp starts, in the background, the slow kernel work the next Start

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +35,7 @@ func (e *Executor) Cleanup(id string, p Process) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
-	if processAlive(p.PID, p.StartTime) {
+	if procstat.Alive(p.PID, p.StartTime) {
 		return fmt.Errorf("cleanup %s: process %d still running: %w", id, p.PID, errdefs.ErrFailedPrecondition)
 	}
 	var errs []error
@@ -67,7 +67,9 @@ func (e *Executor) Remove(id string) error {
 	if err := e.killInit(id); err != nil {
 		errs = append(errs, err)
 	}
-	if rec, ok := readShimRecord(e.containerDir(id)); ok {
+	if rec, ok, err := readShimRecord(e.containerDir(id)); err != nil {
+		errs = append(errs, err)
+	} else if ok {
 		if err := stopShim(rec.PID, rec.StartTime); err != nil {
 			errs = append(errs, err)
 		}
@@ -103,19 +105,23 @@ func (e *Executor) IDs() ([]string, error) {
 	return slices.Compact(ids), nil
 }
 
-// killInit SIGKILLs the container's init if libcontainer's state names a
-// live one, and waits until it is gone. libcontainer thaws a frozen cgroup
-// for SIGKILL, which would otherwise hold the process.
+// killInit SIGKILLs the container's init and waits until it is gone, so
+// that its shim can record the exit and finish on its own. The init is the
+// one libcontainer's state names; without that state every process in the
+// container's cgroup is killed instead (the init, once dead, takes the rest
+// of its PID namespace with it anyway). Either way a frozen cgroup is thawed,
+// as a frozen process cannot even die.
 func (e *Executor) killInit(id string) error {
 	c, err := libcontainer.Load(e.runtimeRoot(), id)
 	if err != nil {
-		return nil // no state: destroy deals with whatever is in the cgroup
+		return e.killCgroup(id)
 	}
 	st, err := c.State()
-	if err != nil || !processAlive(st.InitProcessPid, st.InitProcessStartTime) {
-		return nil
+	if err != nil || !procstat.Alive(st.InitProcessPid, st.InitProcessStartTime) {
+		return e.killCgroup(id)
 	}
-	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) &&
+		procstat.Alive(st.InitProcessPid, st.InitProcessStartTime) {
 		return fmt.Errorf("kill container: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), killWait)
@@ -126,11 +132,30 @@ func (e *Executor) killInit(id string) error {
 	return nil
 }
 
+// killCgroup SIGKILLs every process in the container's cgroup and waits
+// until the cgroup is empty.
+func (e *Executor) killCgroup(id string) error {
+	rel := e.cgroupPath(id)
+	if e.mounts.kill(rel) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), killWait)
+	defer cancel()
+	for len(e.mounts.pids(rel)) > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("processes %v of cgroup %s did not die", e.mounts.pids(rel), rel)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // stopShim makes sure the shim pid+startTime is gone. It first gives the
 // shim a moment to finish on its own (record the exit, destroy, answer),
 // since killing it mid-way could lose an exit code.
 func stopShim(pid int, startTime uint64) error {
-	if !processAlive(pid, startTime) {
+	if !procstat.Alive(pid, startTime) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), shimExitGrace)
@@ -144,7 +169,7 @@ func stopShim(pid int, startTime uint64) error {
 		return nil // gone in the meantime
 	}
 	defer unix.Close(pidfd)
-	if !processAlive(pid, startTime) {
+	if !procstat.Alive(pid, startTime) {
 		return nil
 	}
 	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -178,15 +203,10 @@ func (e *Executor) destroy(id string) error {
 		// Unreadable state, e.g. a crash while libcontainer wrote it: remove
 		// by hand below.
 	}
-	rel := e.cgroupPath(id)
-	if e.mounts.kill(rel) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), killWait)
-		for len(e.mounts.pids(rel)) > 0 && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
+	if err := e.killCgroup(id); err != nil {
+		errs = append(errs, err)
 	}
-	if err := e.mounts.remove(rel); err != nil {
+	if err := e.mounts.remove(e.cgroupPath(id)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(filepath.Join(e.runtimeRoot(), id)); err != nil {
@@ -195,14 +215,22 @@ func (e *Executor) destroy(id string) error {
 	return errors.Join(errs...)
 }
 
-func readShimRecord(dir string) (shimRecord, bool) {
+// readShimRecord reads shim.json in dir; ok is false when there is none or
+// it names no process (a torn or foreign file). A record of a newer protocol
+// version is an error: its shim cannot be judged from here.
+func readShimRecord(dir string) (rec shimRecord, ok bool, err error) {
 	data, err := os.ReadFile(filepath.Join(dir, shimFileName))
 	if err != nil {
-		return shimRecord{}, false
+		return shimRecord{}, false, nil
 	}
-	var rec shimRecord
-	if json.Unmarshal(data, &rec) != nil || rec.PID <= 0 {
-		return shimRecord{}, false
+	if err := decodeMessage(shimFileName, data, &rec); err != nil {
+		if errors.Is(err, errProtocolTooNew) {
+			return shimRecord{}, false, err
+		}
+		return shimRecord{}, false, nil
 	}
-	return rec, true
+	if rec.PID <= 0 {
+		return shimRecord{}, false, nil
+	}
+	return rec, true, nil
 }

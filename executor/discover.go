@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // discoverWait bounds how long Discover waits for a shim that is still
@@ -23,15 +25,15 @@ func (e *Executor) Discover(ctx context.Context, id string) (Process, bool) {
 		return Process{}, false
 	}
 	dir := e.containerDir(id)
-	rec, ok := readShimRecord(dir)
-	if !ok {
+	rec, ok, err := readShimRecord(dir)
+	if err != nil || !ok {
 		return Process{}, false
 	}
 	p := Process{ShimPID: rec.PID, ShimStartTime: rec.StartTime}
-	if processAlive(rec.PID, rec.StartTime) {
+	if procstat.Alive(rec.PID, rec.StartTime) {
 		ctx, cancel := context.WithTimeout(ctx, discoverWait)
 		defer cancel()
-		if resp, err := callShim(ctx, dir, opState); err == nil && resp.Error == "" {
+		if resp, err := callShim(ctx, dir, shimRequest{Op: opState}); err == nil {
 			p.PID, p.StartTime = resp.PID, resp.StartTime
 			p.StartedAt = startedAt(p.StartTime)
 			return p, true
@@ -49,8 +51,8 @@ func (e *Executor) Discover(ctx context.Context, id string) (Process, bool) {
 // StartTime returns the start time (/proc/<pid>/stat field 22) of the live
 // process pid; ok is false when there is none (or only a zombie).
 func StartTime(pid int) (uint64, bool) {
-	st, err := readProcStat(pid)
-	if err != nil || st.zombie() {
+	st, err := procstat.Read(pid)
+	if err != nil || st.Dead() {
 		return 0, false
 	}
 	return st.StartTime, true

@@ -11,13 +11,17 @@
 //
 // On disk, for container <id>:
 //
-//	<Dir>/containers/<id>/spec.json      what Start asked for; read by the shim
 //	<Dir>/containers/<id>/shim.json      the shim's own pid and start time (for Remove without a handle)
 //	<Dir>/containers/<id>/shim.sock      the shim's socket (newline-delimited JSON)
 //	<Dir>/containers/<id>/exit.json      exit code, written durably by the shim before it tells anyone
 //	<Dir>/containers/<id>/container.log  the container's stdout and stderr (kept until Remove)
 //	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
 //	<Dir>/runtime/<id>/                  libcontainer state
+//
+// Everything the daemon and a shim say to each other, and the shim's files,
+// follow the versioned shim protocol described in shimproto.go; a daemon
+// reads what shims of older versions said and wrote, so it can take over
+// their containers after an upgrade.
 //
 // The package never writes the journal and never decides what a container
 // should be doing: it performs verbs and reports what the machine shows.

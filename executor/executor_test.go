@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,8 +71,9 @@ func TestPauseResume_Freezer(t *testing.T) {
 	p := env.start("fz", "sleep", "100")
 	stateFile := filepath.Join(env.cgroupDir("freezer", "fz"), "freezer.state")
 
-	for range 2 { // the second Pause replays the first
-		if err := env.ex.Pause("fz"); err != nil {
+	// The second Pause replays the first, from a caller without the handle.
+	for _, handle := range []Process{p, {}} {
+		if err := env.ex.Pause("fz", handle); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,33 +83,38 @@ func TestPauseResume_Freezer(t *testing.T) {
 	if got, err := env.ex.FreezerState("fz"); err != nil || got != "FROZEN" {
 		t.Fatalf("FreezerState = %q, %v", got, err)
 	}
-	if err := env.ex.Resume("fz"); err != nil {
+	if err := env.ex.Resume("fz", p); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.TrimSpace(readFile(t, stateFile)); got != "THAWED" {
 		t.Fatalf("freezer.state after Resume = %q", got)
 	}
-	if err := env.ex.Resume("fz"); err != nil {
+	if err := env.ex.Resume("fz", Process{}); err != nil {
 		t.Errorf("Resume replayed on a running container: %v", err)
 	}
 	if err := env.ex.Signal("fz", p, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	env.wait(env.ex, "fz", p)
-	for name, err := range map[string]error{"Pause": env.ex.Pause("fz"), "Resume": env.ex.Resume("fz")} {
-		if !errors.Is(err, errdefs.ErrNotFound) && !errors.Is(err, errdefs.ErrFailedPrecondition) {
-			t.Errorf("%s after exit: %v, want ErrNotFound or ErrFailedPrecondition", name, err)
+	for name, err := range map[string]error{"Pause": env.ex.Pause("fz", p), "Resume": env.ex.Resume("fz", p)} {
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("%s after exit: %v, want ErrFailedPrecondition", name, err)
 		}
 	}
+	// The shim answers Wait before it destroys the container; Cleanup waits
+	// for the shim to finish.
+	if err := env.ex.Cleanup("fz", p); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := env.ex.FreezerState("fz"); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Errorf("FreezerState after exit: %v, want ErrNotFound", err)
+		t.Errorf("FreezerState after exit and Cleanup: %v, want ErrNotFound", err)
 	}
 }
 
 func TestSignal_KillsPausedContainer(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.start("pk", "sleep", "100")
-	if err := env.ex.Pause("pk"); err != nil {
+	if err := env.ex.Pause("pk", p); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.ex.Signal("pk", p, unix.SIGKILL); err != nil {
@@ -256,7 +264,7 @@ func TestSignal_WrongStartTimeRefused(t *testing.T) {
 	if err := env.ex.Signal("reuse", stale, unix.SIGKILL); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Signal with wrong start time: %v, want ErrNotFound", err)
 	}
-	if !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(p.PID, p.StartTime) {
 		t.Fatal("container was signalled through a stale handle")
 	}
 	if err := env.ex.Signal("nope", p, unix.SIGKILL); !errors.Is(err, errdefs.ErrNotFound) {
@@ -356,7 +364,7 @@ func TestCleanup_RefusesRunningProcess(t *testing.T) {
 	if err := env.ex.Cleanup("busy", p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("Cleanup of a running container: %v", err)
 	}
-	if !processAlive(p.PID, p.StartTime) {
+	if !procstat.Alive(p.PID, p.StartTime) {
 		t.Fatal("Cleanup hurt a running container")
 	}
 }
@@ -364,7 +372,7 @@ func TestCleanup_RefusesRunningProcess(t *testing.T) {
 func TestRemove_KillsRunningPausedContainer(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.start("rm", "sleep", "100")
-	if err := env.ex.Pause("rm"); err != nil {
+	if err := env.ex.Pause("rm", p); err != nil {
 		t.Fatal(err)
 	}
 	if ids, err := env.ex.IDs(); err != nil || len(ids) != 1 || ids[0] != "rm" {
@@ -373,7 +381,7 @@ func TestRemove_KillsRunningPausedContainer(t *testing.T) {
 	if err := env.ex.Remove("rm"); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(p.PID, p.StartTime) || processAlive(p.ShimPID, p.ShimStartTime) {
+	if procstat.Alive(p.PID, p.StartTime) || procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		t.Fatal("Remove left the container or its shim running")
 	}
 	assertNothingLeft(t, env, "rm")
@@ -443,7 +451,7 @@ func TestShim_SurvivesTermButContainerDoesNotInheritIgnore(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	if !processAlive(p.ShimPID, p.ShimStartTime) {
+	if !procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		t.Fatal("shim died of SIGTERM/SIGINT/SIGHUP")
 	}
 	// SigIgn is the hex mask of ignored signals; bit n-1 is signal n.
@@ -466,4 +474,51 @@ func TestShim_SurvivesTermButContainerDoesNotInheritIgnore(t *testing.T) {
 	if x := env.wait(env.ex, "term", p); x.Code == nil || *x.Code != 137 {
 		t.Fatalf("exit = %s, want 137", codeOf(x))
 	}
+}
+
+func TestShim_WritesItsFilesInTheCurrentProtocolVersion(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.start("ver", "sh", "-c", "sleep 0.2; exit 4")
+	dir := env.ex.containerDir("ver")
+	var shimFile map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, shimFileName))), &shimFile); err != nil {
+		t.Fatal(err)
+	}
+	if shimFile["version"] != float64(protocolVersion) || shimFile["pid"] != float64(p.ShimPID) {
+		t.Errorf("shim.json = %v", shimFile)
+	}
+	if x := env.wait(env.ex, "ver", p); x.Code == nil || *x.Code != 4 {
+		t.Fatalf("exit = %s, want 4", codeOf(x))
+	}
+	var exitFile map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, exitFileName))), &exitFile); err != nil {
+		t.Fatal(err)
+	}
+	if exitFile["version"] != float64(protocolVersion) || exitFile["exec_id"] != "" || exitFile["exit_code"] != float64(4) {
+		t.Errorf("exit.json = %v", exitFile)
+	}
+}
+
+func TestShim_RefusesAnAssignmentOfANewerVersion(t *testing.T) {
+	env := newTestEnv(t)
+	sp, err := env.ex.launchShim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.kill()
+	spec := env.spec("newer", "true")
+	if err := json.NewEncoder(sp.ctl).Encode(assignment{Version: protocolVersion + 1, Spec: spec,
+		Dir: env.ex.containerDir("newer"), Runtime: env.ex.runtimeRoot(), CgroupParent: env.parent}); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.ctl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var msg readyMessage
+	if err := json.NewDecoder(sp.ctl).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.Version != protocolVersion || msg.PID != 0 || !strings.Contains(msg.Error, "version 3") {
+		t.Fatalf("ready = %+v, want a refusal naming version 3", msg)
+	}
+	<-sp.exited
+	assertNothingLeft(t, env, "newer")
 }

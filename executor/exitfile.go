@@ -6,33 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 )
 
-// exitRecord is the content of exit.json. The shim writes it durably before
-// telling anyone the container exited, so the code survives a daemon that was
-// not listening and a machine that crashed right after. It names the shim
-// that wrote it: the record stays until a later run's shim replaces it, and
-// must not be taken for the exit of another run.
-type exitRecord struct {
-	ExitCode      int       `json:"exit_code"`
-	Signal        string    `json:"signal,omitempty"`
-	FinishedAt    time.Time `json:"finished_at"`
-	ShimPID       int       `json:"shim_pid"`
-	ShimStartTime uint64    `json:"shim_start_time"`
-}
-
-// of reports whether the record was written by the shim of process p.
-func (r exitRecord) of(p Process) bool {
-	return r.ShimPID == p.ShimPID && r.ShimStartTime == p.ShimStartTime
-}
-
-func (r exitRecord) exit() Exit {
-	code := r.ExitCode
-	return Exit{Code: &code, Signal: r.Signal, FinishedAt: r.FinishedAt}
-}
-
+// writeExitFile writes r as exit.json, durably: the shim writes it before
+// telling anyone the container exited, so the code survives a daemon that
+// was not listening and a machine that crashed right after.
 func writeExitFile(dir string, r exitRecord) error {
+	r.Version = protocolVersion
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -40,18 +20,10 @@ func writeExitFile(dir string, r exitRecord) error {
 	return writeFileAtomic(dir, exitFileName, data, true)
 }
 
-// readExitFile returns the exit record in dir written for process p; ok is
-// false when there is none (or only one of another run).
+// readExitFile returns the init's exit record in dir written for process p;
+// ok is false when there is none (or only one of another run). A record of a
+// newer protocol version is an error.
 func readExitFile(dir string, p Process) (rec exitRecord, ok bool, err error) {
-	rec, ok, err = readAnyExitFile(dir)
-	if err != nil || !ok || !rec.of(p) {
-		return exitRecord{}, false, err
-	}
-	return rec, true, nil
-}
-
-// readAnyExitFile returns the exit record in dir, whoever wrote it.
-func readAnyExitFile(dir string) (rec exitRecord, ok bool, err error) {
 	data, err := os.ReadFile(filepath.Join(dir, exitFileName))
 	if errors.Is(err, os.ErrNotExist) {
 		return exitRecord{}, false, nil
@@ -59,8 +31,11 @@ func readAnyExitFile(dir string) (rec exitRecord, ok bool, err error) {
 	if err != nil {
 		return exitRecord{}, false, err
 	}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return exitRecord{}, false, fmt.Errorf("%s: %w", exitFileName, err)
+	if err := decodeMessage(exitFileName, data, &rec); err != nil {
+		return exitRecord{}, false, err
+	}
+	if !rec.of(p) {
+		return exitRecord{}, false, nil
 	}
 	return rec, true, nil
 }

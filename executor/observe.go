@@ -3,6 +3,8 @@ package executor
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // Observe reports what the machine shows for a container, for startup
@@ -15,8 +17,8 @@ func (e *Executor) Observe(id string, p Process) Observation {
 		return Observation{}
 	}
 	o := Observation{
-		ShimAlive:    processAlive(p.ShimPID, p.ShimStartTime),
-		ProcessAlive: processAlive(p.PID, p.StartTime),
+		ShimAlive:    procstat.Alive(p.ShimPID, p.ShimStartTime),
+		ProcessAlive: procstat.Alive(p.PID, p.StartTime),
 	}
 	if rec, ok, err := readExitFile(e.containerDir(id), p); err == nil && ok {
 		x := rec.exit()

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,62 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
-
-// procStat holds the fields of /proc/<pid>/stat that identify a process
-// across PID reuse: a PID names a process only together with its start time.
-type procStat struct {
-	State     byte   // field 3: R, S, D, Z, X, ...
-	StartTime uint64 // field 22: clock ticks after boot
-}
-
-// parseProcStat parses the content of /proc/<pid>/stat. The command name
-// (field 2) may contain spaces and parentheses, so fields are counted from the
-// last ')'.
-func parseProcStat(data []byte) (procStat, error) {
-	end := bytes.LastIndexByte(data, ')')
-	if end < 0 {
-		return procStat{}, errors.New("proc stat: no command name")
-	}
-	// After ") " come fields 3, 4, ...; field 22 is the 20th of them.
-	fields := bytes.Fields(data[end+1:])
-	const startTimeIdx = 22 - 3
-	if len(fields) <= startTimeIdx || len(fields[0]) != 1 {
-		return procStat{}, fmt.Errorf("proc stat: %d fields after the command name, want > %d", len(fields), startTimeIdx)
-	}
-	start, err := strconv.ParseUint(string(fields[startTimeIdx]), 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("proc stat: start time: %w", err)
-	}
-	return procStat{State: fields[0][0], StartTime: start}, nil
-}
-
-func readProcStat(pid int) (procStat, error) {
-	if pid <= 0 {
-		return procStat{}, fmt.Errorf("pid %d: %w", pid, os.ErrNotExist)
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(data)
-}
-
-// identifies reports whether st is the live process that was recorded with
-// startTime. A zombie has finished running and no longer counts.
-func (st procStat) identifies(startTime uint64) bool {
-	return st.StartTime == startTime && !st.zombie()
-}
-
-// zombie: the process has exited and only waits to be reaped (or is dead).
-func (st procStat) zombie() bool { return st.State == 'Z' || st.State == 'X' }
-
-// processAlive reports whether pid still names the process that was recorded
-// with startTime and that process has not exited.
-func processAlive(pid int, startTime uint64) bool {
-	st, err := readProcStat(pid)
-	return err == nil && st.identifies(startTime)
-}
 
 // waitProcessGone blocks until the process pid+startTime has exited (or was
 // never there). It works for processes that are not our children by polling a
@@ -86,7 +32,7 @@ func waitProcessGone(ctx context.Context, pid int, startTime uint64) error {
 	defer unix.Close(pidfd)
 	// Checked after opening the pidfd: if the start time still matches now,
 	// the pidfd refers to the recorded process and not a PID-reusing successor.
-	if !processAlive(pid, startTime) {
+	if !procstat.Alive(pid, startTime) {
 		return nil
 	}
 	return pollUntilReadable(ctx, pidfd)

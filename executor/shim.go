@@ -17,6 +17,9 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // RunShim is the whole `<bin> shim` subcommand; args are the arguments after
@@ -50,15 +53,6 @@ type shimOptions struct {
 	dir          string // <Dir>/containers/<id>
 	runtime      string // libcontainer state root
 	cgroupParent string
-}
-
-// assignment is what the daemon sends a waiting shim: the container to run
-// and where its files go.
-type assignment struct {
-	Spec         Spec   `json:"spec"`
-	Dir          string `json:"dir"`
-	Runtime      string `json:"runtime"`
-	CgroupParent string `json:"cgroup_parent"`
 }
 
 func (a assignment) options() (shimOptions, error) {
@@ -112,15 +106,21 @@ func runShim(ctl *os.File) int {
 	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	oomErr, prepErr := prepareShimProcess()
 
-	var a assignment
-	if err := json.NewDecoder(ctl).Decode(&a); err != nil {
+	var raw json.RawMessage
+	if err := json.NewDecoder(ctl).Decode(&raw); err != nil {
 		return 0 // the daemon closed a shim it did not need
 	}
 	report := func(m readyMessage) {
+		m.Version = protocolVersion
 		_ = json.NewEncoder(ctl).Encode(m)
 		_ = ctl.Close()
 	}
-	o, err := a.options()
+	var a assignment
+	var o shimOptions
+	err := decodeMessage("assignment", raw, &a)
+	if err == nil {
+		o, err = a.options()
+	}
 	if err == nil {
 		err = prepErr
 	}
@@ -140,7 +140,12 @@ func runShim(ctl *os.File) int {
 	s, err := startContainer(o, a.Spec)
 	if err != nil {
 		log.Error("start container", "err", err)
-		report(readyMessage{Error: err.Error()})
+		command := ""
+		if len(a.Spec.Args) > 0 {
+			command = a.Spec.Args[0]
+		}
+		kind, msg := classifyStartError(command, err)
+		report(readyMessage{Error: msg, ErrorKind: kind})
 		return 1
 	}
 	report(readyMessage{PID: s.pid, StartTime: s.startTime})
@@ -192,11 +197,11 @@ type shim struct {
 }
 
 func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
-	self, err := readProcStat(os.Getpid())
+	self, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
-	rec, _ := json.Marshal(shimRecord{PID: os.Getpid(), StartTime: self.StartTime})
+	rec, _ := json.Marshal(shimRecord{Version: protocolVersion, PID: os.Getpid(), StartTime: self.StartTime})
 	if err := writeFileAtomic(o.dir, shimFileName, rec, false); err != nil {
 		return nil, fmt.Errorf("write %s: %w", shimFileName, err)
 	}
@@ -250,7 +255,7 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	waitExec(pid)
 	// The init is our unreaped child, so its /proc entry outlives even an
 	// immediate exit and the start time can always be read.
-	st, err := readProcStat(pid)
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
@@ -375,26 +380,38 @@ func (s *shim) handle(conn *net.UnixConn) {
 		if err != nil {
 			return
 		}
-		var req shimRequest
-		var resp shimResponse
-		if err := json.Unmarshal(line, &req); err != nil {
-			resp.Error = "bad request: " + err.Error()
-		} else {
-			switch req.Op {
-			case opState:
-				resp = s.state()
-			case opWait:
-				<-s.done
-				resp = s.state()
-			default:
-				resp.Error = fmt.Sprintf("unknown op %q", req.Op)
-			}
-		}
+		resp := s.answer(line)
+		resp.Version = protocolVersion
 		out, _ := json.Marshal(resp)
 		if _, err := conn.Write(append(out, '\n')); err != nil {
 			return
 		}
 	}
+}
+
+// answer serves one request line. A version 1 request (no version, no
+// exec_id) is about the init, like every request of that version.
+func (s *shim) answer(line []byte) shimResponse {
+	var req shimRequest
+	if err := decodeMessage("request", line, &req); err != nil {
+		kind := socketErrorBadRequest
+		if errors.Is(err, errProtocolTooNew) {
+			kind = socketErrorUnsupportedVersion
+		}
+		return shimResponse{Error: err.Error(), ErrorKind: kind}
+	}
+	if req.ExecID != "" {
+		return shimResponse{ExecID: req.ExecID, ErrorKind: socketErrorUnknownExec,
+			Error: fmt.Sprintf("exec session %s: this shim runs no exec session by that id", errdefs.Quote(req.ExecID))}
+	}
+	switch req.Op {
+	case opState:
+		return s.state()
+	case opWait:
+		<-s.done
+		return s.state()
+	}
+	return shimResponse{Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
 }
 
 func (s *shim) state() shimResponse {

@@ -1,13 +1,20 @@
 package executor
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
 // fakeShim runs the shim's socket server without a container, so the
@@ -43,14 +50,14 @@ func TestShimProtocol_StateThenWait(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	st, err := callShim(ctx, dir, opState)
+	st, err := callShim(ctx, dir, shimRequest{Op: opState})
 	if err != nil || st.Status != statusRunning || st.PID != 4242 || st.StartTime != 99 || st.ExitCode != nil {
 		t.Fatalf("state = %+v, %v", st, err)
 	}
 
 	got := make(chan shimResponse, 1)
 	go func() {
-		r, err := callShim(ctx, dir, opWait)
+		r, err := callShim(ctx, dir, shimRequest{Op: opWait})
 		if err != nil {
 			t.Error(err)
 		}
@@ -70,7 +77,7 @@ func TestShimProtocol_StateThenWait(t *testing.T) {
 	}
 
 	s.shutdown()
-	if _, err := callShim(ctx, dir, opState); !errors.Is(err, errShimUnreachable) {
+	if _, err := callShim(ctx, dir, shimRequest{Op: opState}); !errors.Is(err, errShimUnreachable) {
 		t.Fatalf("after shutdown: %v, want errShimUnreachable", err)
 	}
 	if fileExists(dir + "/" + socketName) {
@@ -81,7 +88,7 @@ func TestShimProtocol_StateThenWait(t *testing.T) {
 func TestShimProtocol_UnknownStatus(t *testing.T) {
 	s, dir := fakeShim(t)
 	s.fakeExit(nil, "shim could not read the exit status: boom")
-	r, err := callShim(context.Background(), dir, opWait)
+	r, err := callShim(context.Background(), dir, shimRequest{Op: opWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +99,7 @@ func TestShimProtocol_UnknownStatus(t *testing.T) {
 
 func TestShimProtocol_BadRequests(t *testing.T) {
 	_, dir := fakeShim(t)
-	if _, err := callShim(context.Background(), dir, "explode"); err == nil {
+	if _, err := callShim(context.Background(), dir, shimRequest{Op: "explode"}); err == nil {
 		t.Fatal("unknown op accepted")
 	}
 	c, err := dialUnixIn(context.Background(), dir, socketName)
@@ -113,7 +120,209 @@ func TestCallShim_ContextCancelled(t *testing.T) {
 	_, dir := fakeShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := callShim(ctx, dir, opWait); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := callShim(ctx, dir, shimRequest{Op: opWait}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait with expiring context: %v", err)
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	for _, tc := range []struct {
+		in, want int
+		tooNew   bool
+		bad      bool
+	}{
+		{0, 1, false, false}, // absent: version 1
+		{1, 1, false, false},
+		{2, 2, false, false},
+		{3, 0, true, false},
+		{99, 0, true, false},
+		{-1, 0, false, true},
+	} {
+		got, err := checkVersion("msg", tc.in)
+		switch {
+		case tc.tooNew:
+			if !errors.Is(err, errProtocolTooNew) || !strings.Contains(err.Error(), "version "+strconv.Itoa(tc.in)) {
+				t.Errorf("checkVersion(%d) = %d, %v; want a too-new error naming the version", tc.in, got, err)
+			}
+		case tc.bad:
+			if err == nil || errors.Is(err, errProtocolTooNew) {
+				t.Errorf("checkVersion(%d) = %d, %v; want an invalid-version error", tc.in, got, err)
+			}
+		case err != nil || got != tc.want:
+			t.Errorf("checkVersion(%d) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// The version 1 messages and files below are exactly what commit 85b056e
+// writes.
+func TestDecode_Version1MessagesAndFiles(t *testing.T) {
+	var ready readyMessage
+	if err := decodeMessage("ready", []byte(`{"pid":5,"start_time":6}`), &ready); err != nil || ready.PID != 5 || ready.StartTime != 6 {
+		t.Fatalf("v1 ready = %+v, %v", ready, err)
+	}
+	var failed readyMessage
+	if err := decodeMessage("ready", []byte(`{"error":"run container: boom"}`), &failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := failed.startError(); err == nil || err.Error() != "run container: boom" ||
+		errors.Is(err, errdefs.ErrCommandNotFound) || errors.Is(err, errdefs.ErrCommandNotExecutable) {
+		t.Fatalf("v1 failed ready: %v", err)
+	}
+	var resp shimResponse
+	v1Wait := `{"pid":7,"start_time":8,"status":"exited","exit_code":3,"finished_at":"2026-11-25T12:00:00Z"}`
+	if err := decodeMessage("answer", []byte(v1Wait), &resp); err != nil || resp.ExecID != "" {
+		t.Fatalf("v1 answer = %+v, %v", resp, err)
+	}
+	if x := exitFromResponse(resp); x.Code == nil || *x.Code != 3 || x.FinishedAt.IsZero() {
+		t.Fatalf("v1 answer exit = %+v", x)
+	}
+	var req shimRequest
+	if err := decodeMessage("request", []byte(`{"op":"wait"}`), &req); err != nil || req.Op != opWait || req.ExecID != "" {
+		t.Fatalf("v1 request = %+v, %v", req, err)
+	}
+}
+
+func TestReadyMessage_ErrorKindsMapToSentinels(t *testing.T) {
+	for kind, want := range map[string]error{
+		readyErrorCommandNotFound:      errdefs.ErrCommandNotFound,
+		readyErrorCommandNotExecutable: errdefs.ErrCommandNotExecutable,
+	} {
+		err := readyMessage{Version: 2, Error: "exec: nope", ErrorKind: kind}.startError()
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), "exec: nope") {
+			t.Errorf("kind %q: %v, want %v with the shim's message", kind, err, want)
+		}
+	}
+	err := readyMessage{Version: 2, Error: "cgroup: boom", ErrorKind: "some_future_kind"}.startError()
+	if errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("unknown kind mapped to a sentinel: %v", err)
+	}
+}
+
+func TestDecode_NewerVersionIsRefusedBeforeItsFields(t *testing.T) {
+	// exit_code changed type in this imaginary version 3: the refusal must
+	// be about the version, not the field.
+	var rec exitRecord
+	err := decodeMessage(exitFileName, []byte(`{"version":3,"exit_code":"137"}`), &rec)
+	if !errors.Is(err, errProtocolTooNew) || !strings.Contains(err.Error(), exitFileName) {
+		t.Fatalf("v3 exit record: %v, want a too-new error naming the file", err)
+	}
+	if err := decodeMessage("ready", []byte(`{"version":"2"}`), &readyMessage{}); err == nil {
+		t.Fatal("a string version was accepted")
+	}
+}
+
+// v1Shim answers every request line with answer and hands the request lines
+// it got to the test.
+func v1Shim(t *testing.T, answer string) (dir string, requests <-chan string) {
+	t.Helper()
+	dir = t.TempDir()
+	ln, err := listenUnixIn(dir, socketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	got := make(chan string, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					got <- line
+					_, _ = c.Write([]byte(answer + "\n"))
+				}
+			}()
+		}
+	}()
+	return dir, got
+}
+
+func TestCallShim_SpeaksVersion2AndReadsVersion1Answers(t *testing.T) {
+	dir, requests := v1Shim(t, `{"pid":7,"start_time":8,"status":"exited","exit_code":42,"finished_at":"2026-11-25T12:00:00Z"}`)
+	resp, err := callShim(context.Background(), dir, shimRequest{Op: opWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := exitFromResponse(resp); x.Code == nil || *x.Code != 42 || resp.PID != 7 || resp.StartTime != 8 {
+		t.Fatalf("answer of a version 1 shim read as %+v", resp)
+	}
+	var sent map[string]any
+	if err := json.Unmarshal([]byte(<-requests), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if sent["version"] != float64(protocolVersion) || sent["op"] != opWait {
+		t.Errorf("request = %v, want version %d and op wait", sent, protocolVersion)
+	}
+	if id, ok := sent["exec_id"]; !ok || id != "" {
+		t.Errorf("request = %v, want an empty exec_id (the init)", sent)
+	}
+}
+
+func TestCallShim_RefusesANewerAnswer(t *testing.T) {
+	dir, _ := v1Shim(t, `{"version":3,"status":"exited","exit_code":{"code":1}}`)
+	if _, err := callShim(context.Background(), dir, shimRequest{Op: opWait}); !errors.Is(err, errProtocolTooNew) {
+		t.Fatalf("answer of version 3: %v, want errProtocolTooNew", err)
+	}
+}
+
+func TestShimProtocol_ServesVersion1RequestsAndRefusesNewerOnes(t *testing.T) {
+	_, dir := fakeShim(t)
+	c, err := dialUnixIn(context.Background(), dir, socketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	roundTrip := func(line string) map[string]any {
+		t.Helper()
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// What an old daemon sends.
+	if m := roundTrip(`{"op":"state"}`); m["status"] != statusRunning || m["pid"] != float64(4242) ||
+		m["version"] != float64(protocolVersion) || m["exec_id"] != "" || m["error"] != nil {
+		t.Errorf("version 1 request answered %v", m)
+	}
+	if m := roundTrip(`{"version":3,"op":"state","exec_id":""}`); m["error_kind"] != socketErrorUnsupportedVersion ||
+		!strings.Contains(fmt.Sprint(m["error"]), "version 3") || m["status"] != nil {
+		t.Errorf("version 3 request answered %v", m)
+	}
+	if m := roundTrip(`not json`); m["error_kind"] != socketErrorBadRequest {
+		t.Errorf("garbage answered %v", m)
+	}
+}
+
+func TestShimProtocol_UnknownExecIDIsAClearNotFound(t *testing.T) {
+	_, dir := fakeShim(t)
+	for _, op := range []string{opState, opWait} {
+		_, err := callShim(context.Background(), dir, shimRequest{Op: op, ExecID: "exec-1"})
+		if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), `"exec-1"`) {
+			t.Errorf("%s of an unknown exec session: %v, want ErrNotFound naming it", op, err)
+		}
+	}
+	huge := strings.Repeat("x", 10_000)
+	_, err := callShim(context.Background(), dir, shimRequest{Op: opState, ExecID: huge})
+	if err == nil || len(err.Error()) > 1000 {
+		t.Errorf("a 10 kB exec id came back in full: %d bytes", len(err.Error()))
 	}
 }

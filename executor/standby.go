@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // A shim's own startup (exec of the binary, Go runtime, preparing the
@@ -53,7 +55,7 @@ func (e *Executor) launchShim() (*shimProc, error) {
 	sp := &shimProc{cmd: cmd, ctl: ours, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	// Read before anyone can reap the shim: an unreaped child keeps its /proc
 	// entry even if it already exited.
-	st, statErr := readProcStat(sp.pid)
+	st, statErr := procstat.Read(sp.pid)
 	go func() {
 		_ = cmd.Wait()
 		close(sp.exited)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // Start runs spec's container under a new shim and returns once the
@@ -79,7 +80,11 @@ func (e *Executor) checkSpec(spec Spec) error {
 // libcontainer state or a cgroup: those belong to a run that was not cleaned
 // up yet.
 func (e *Executor) checkNotRunning(id string) error {
-	if rec, ok := readShimRecord(e.containerDir(id)); ok && processAlive(rec.PID, rec.StartTime) {
+	rec, ok, err := readShimRecord(e.containerDir(id))
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	if ok && procstat.Alive(rec.PID, rec.StartTime) {
 		return fmt.Errorf("start %s: shim %d still running: %w", id, rec.PID, errdefs.ErrAlreadyExists)
 	}
 	if _, err := os.Stat(filepath.Join(e.runtimeRoot(), id)); err == nil {
@@ -99,15 +104,15 @@ func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
 		sp.kill()
 		return Process{}, err
 	}
-	a := assignment{Spec: spec, Dir: e.containerDir(spec.ID), Runtime: e.runtimeRoot(), CgroupParent: e.cfg.CgroupParent}
+	a := assignment{Version: protocolVersion, Spec: spec, Dir: e.containerDir(spec.ID), Runtime: e.runtimeRoot(), CgroupParent: e.cfg.CgroupParent}
 	startedAt := time.Now()
 	if err := json.NewEncoder(sp.ctl).Encode(a); err != nil {
 		return fail(fmt.Errorf("hand container to shim %d: %w", sp.pid, err))
 	}
 	stop := context.AfterFunc(ctx, func() { _ = sp.ctl.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	var msg readyMessage
-	if err := json.NewDecoder(sp.ctl).Decode(&msg); err != nil {
+	var raw json.RawMessage
+	if err := json.NewDecoder(sp.ctl).Decode(&raw); err != nil {
 		if ctx.Err() != nil {
 			return fail(ctx.Err())
 		}
@@ -115,9 +120,15 @@ func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
 		<-sp.exited
 		return Process{}, fmt.Errorf("shim exited without reporting (%s): %s", sp.cmd.ProcessState, e.shimLogTail(spec.ID))
 	}
+	var msg readyMessage
+	if err := decodeMessage("shim ready message", raw, &msg); err != nil {
+		// A shim binary newer than this daemon: its container cannot be
+		// managed from here, so it is not kept.
+		return fail(err)
+	}
 	if msg.Error != "" {
 		<-sp.exited
-		return Process{}, errors.New(msg.Error)
+		return Process{}, msg.startError()
 	}
 	return Process{
 		PID:           msg.PID,
@@ -147,7 +158,9 @@ func (e *Executor) shimLogTail(id string) string {
 // shim destroys its container on failure, but it may have been killed
 // half-way, so the cgroup and state are checked here again.
 func (e *Executor) scrubFailedStart(id string, keepLog, keepShimLog bool) error {
-	err := e.destroy(id)
+	// A shim killed after it started the container (its ready message
+	// could not be used) leaves a live init behind.
+	err := errors.Join(e.killInit(id), e.destroy(id))
 	dir := e.containerDir(id)
 	remove := []string{socketName, exitFileName, shimFileName}
 	if !keepLog {

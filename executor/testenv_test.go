@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // testEnv is one scratch executor: its own Dir and its own cgroup parent,
@@ -154,7 +156,7 @@ func shimsUnder(dir string) []int {
 		}
 		args := strings.Split(string(cmdline), "\x00")
 		if len(args) > 2 && args[1] == "shim" && strings.Contains(string(cmdline), dir+string(filepath.Separator)) {
-			if st, err := readProcStat(pid); err == nil && st.State != 'Z' {
+			if st, err := procstat.Read(pid); err == nil && st.State != 'Z' {
 				out = append(out, pid)
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // reasonLost is the Exit.Reason when nothing recorded how the process ended.
@@ -21,7 +23,7 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 		return Exit{}, err
 	}
 	dir := e.containerDir(id)
-	resp, err := callShim(ctx, dir, opWait)
+	resp, err := callShim(ctx, dir, shimRequest{Op: opWait})
 	if err == nil {
 		if resp.Status != statusExited {
 			return Exit{}, fmt.Errorf("wait %s: shim answered status %q", id, resp.Status)
@@ -44,7 +46,7 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 	}
 	// A shim that is alive after all (it was only unreachable) records the
 	// exit on its way out; give it the chance.
-	if processAlive(p.ShimPID, p.ShimStartTime) {
+	if procstat.Alive(p.ShimPID, p.ShimStartTime) {
 		if err := waitProcessGone(ctx, p.ShimPID, p.ShimStartTime); err != nil {
 			return Exit{}, fmt.Errorf("wait %s: %w", id, err)
 		}

@@ -1,15 +1,14 @@
 package layer
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
@@ -95,7 +94,8 @@ func (s *Store) unmountLocked(mountID string) error {
 // mounted on it (an overlay always has its own device), which spares reading
 // a mountinfo that grows with the number of containers on every start. Only
 // a bind mount of the same file system onto merged/ would fool it, and
-// nothing makes one. Otherwise /proc/self/mountinfo decides.
+// nothing makes one. Otherwise the mount table decides (read and unescaped
+// by moby/sys/mountinfo, so a path with a space, "\040" there, matches).
 func (s *Store) Mounted(mountID string) (bool, error) {
 	if err := validateMountID(mountID); err != nil {
 		return false, err
@@ -114,28 +114,37 @@ func (s *Store) Mounted(mountID string) (bool, error) {
 	if st.Dev == parent.Dev {
 		return false, nil
 	}
-	found := false
-	err := readMountinfo(func(mountPoint, _ string) bool {
-		found = mountPoint == target
-		return found
-	})
-	return found, err
+	return isMountPoint(target)
+}
+
+// isMountPoint reports whether path is a mount point in this process's
+// mount table.
+func isMountPoint(path string) (bool, error) {
+	infos, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(path))
+	if err != nil {
+		return false, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return len(infos) > 0, nil
 }
 
 // MountedIDs lists the mount ids whose Rootfs (<dir>/mounts/<id>/merged) is
 // a mount point now, according to /proc/self/mountinfo, registered or not.
 // Recovery compares it with the journal to find stale mounts.
 func (s *Store) MountedIDs() (map[string]bool, error) {
+	return mountedIDsIn(s.mountsDir)
+}
+
+// mountedIDsIn lists the mount ids whose <dir>/<id>/merged is a mount point.
+func mountedIDsIn(dir string) (map[string]bool, error) {
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
 	ids := map[string]bool{}
-	prefix := s.mountsDir + "/"
-	err := readMountinfo(func(mountPoint, _ string) bool {
-		if id, ok := mountIDFromRootfs(prefix, mountPoint); ok {
+	for _, info := range infos {
+		if id, ok := mountIDFromRootfs(dir+"/", info.Mountpoint); ok {
 			ids[id] = true
 		}
-		return false
-	})
-	if err != nil {
-		return nil, err
 	}
 	return ids, nil
 }
@@ -152,63 +161,6 @@ func mountIDFromRootfs(prefix, mountPoint string) (string, bool) {
 	}
 	return id, true
 }
-
-func readMountinfo(fn func(mountPoint, fsType string) (stop bool)) error {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := scanMountinfo(f, fn); err != nil {
-		return fmt.Errorf("read /proc/self/mountinfo: %w", err)
-	}
-	return nil
-}
-
-// scanMountinfo calls fn with the (unescaped) mount point and file system
-// type of each line of a mountinfo file until fn returns true. Format
-// (proc(5)): id parent major:minor root mountpoint options [optional...] - fstype source superoptions.
-func scanMountinfo(r io.Reader, fn func(mountPoint, fsType string) (stop bool)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			return fmt.Errorf("malformed line %q", sc.Text())
-		}
-		fsType := ""
-		for i := 6; i < len(fields)-1; i++ {
-			if fields[i] == "-" {
-				fsType = fields[i+1]
-				break
-			}
-		}
-		if fn(unescapeMountinfo(fields[4]), fsType) {
-			return nil
-		}
-	}
-	return sc.Err()
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for space, \011,
-// \012, \134) in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // lockMount serialises Mount and Unmount of one mount id, so two concurrent
 // Mount calls cannot both see "not mounted" and stack two overlays. Different

@@ -83,39 +83,6 @@ func TestValidateMountID(t *testing.T) {
 	}
 }
 
-func TestScanMountinfo(t *testing.T) {
-	const info = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-98 22 0:50 / /var/lib/cairn/layer/mounts/` + hex64 + `/merged rw,relatime shared:40 - overlay overlay rw,lowerdir=/a,upperdir=/b,workdir=/c
-99 22 0:51 / /mnt/with\040space rw - tmpfs tmpfs rw
-100 22 0:52 / /var/lib/cairn/layer/mounts/short/merged rw - overlay overlay rw
-`
-	type mp struct{ point, fs string }
-	var got []mp
-	if err := scanMountinfo(strings.NewReader(info), func(point, fs string) bool {
-		got = append(got, mp{point, fs})
-		return false
-	}); err != nil {
-		t.Fatal(err)
-	}
-	want := []mp{
-		{"/", "ext4"},
-		{"/var/lib/cairn/layer/mounts/" + hex64 + "/merged", "overlay"},
-		{"/mnt/with space", "tmpfs"},
-		{"/var/lib/cairn/layer/mounts/short/merged", "overlay"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("line %d: %v, want %v", i, got[i], want[i])
-		}
-	}
-	if err := scanMountinfo(strings.NewReader("garbage line\n"), func(string, string) bool { return false }); err == nil {
-		t.Error("malformed mountinfo accepted")
-	}
-}
-
 const hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func TestMountIDFromRootfs(t *testing.T) {
@@ -134,21 +101,6 @@ func TestMountIDFromRootfs(t *testing.T) {
 		id, ok := mountIDFromRootfs(prefix, tt.point)
 		if id != tt.id || ok != tt.ok {
 			t.Errorf("mountIDFromRootfs(%q) = %q, %v", tt.point, id, ok)
-		}
-	}
-}
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:         "/plain",
-		`/a\040b`:        "/a b",
-		`/tab\011nl\012`: "/tab\tnl\n",
-		`/back\134slash`: `/back\slash`,
-		`/not\08octal`:   `/not\08octal`,
-		`/trailing\04`:   `/trailing\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

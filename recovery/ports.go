@@ -40,8 +40,8 @@ type Runtime interface {
 	Discover(ctx context.Context, id string) (p sm.Process, ok bool)
 	// StartTime is the start time of the live process pid, 0 if none.
 	StartTime(pid int) uint64
-	// FinishFreeze completes a freeze that was cut off half-way.
-	FinishFreeze(id string) error
+	// FinishFreeze completes a freeze of p that was cut off half-way.
+	FinishFreeze(id string, p sm.Process) error
 	Cleanup(id string, p sm.Process) error
 	Remove(id string) error
 	// IDs lists the containers that have anything of the runtime on disk.

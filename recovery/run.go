@@ -175,7 +175,7 @@ func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) e
 	case ActionUnmount:
 		return r.Layers.Unmount(c.MountID)
 	case ActionFinishFreeze:
-		return r.Runtime.FinishFreeze(c.ID)
+		return r.Runtime.FinishFreeze(c.ID, p)
 	case ActionCompleteCreate:
 		return r.Layers.CreateMount(ctx, c.MountID, c.Image, c.Hostname)
 	case ActionRemoveLayers:

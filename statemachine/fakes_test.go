@@ -100,8 +100,8 @@ func (w *fakeWorld) Signal(_ string, p sm.Process, sig syscall.Signal) error {
 	return nil
 }
 
-func (w *fakeWorld) Pause(id string) error  { return w.setFrozen(id, true) }
-func (w *fakeWorld) Resume(id string) error { return w.setFrozen(id, false) }
+func (w *fakeWorld) Pause(id string, _ sm.Process) error  { return w.setFrozen(id, true) }
+func (w *fakeWorld) Resume(id string, _ sm.Process) error { return w.setFrozen(id, false) }
 func (w *fakeWorld) setFrozen(id string, v bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

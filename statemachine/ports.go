@@ -40,10 +40,12 @@ type Warmer interface {
 	Warm()
 }
 
-// Freezer pauses and resumes every process of a container.
+// Freezer pauses and resumes every process of a container; p is its
+// process as the journal knows it, which the freezer may use to find the
+// container when its runtime state is lost.
 type Freezer interface {
-	Pause(id string) error
-	Resume(id string) error
+	Pause(id string, p Process) error
+	Resume(id string, p Process) error
 }
 
 // Janitor removes what a run or a container leaves behind.

@@ -202,7 +202,7 @@ func (m *Machine) thawForSignal(w *work) error {
 	if w.c.State != StatePaused {
 		return nil
 	}
-	if err := m.d.Freezer.Resume(w.c.ID); err != nil {
+	if err := m.d.Freezer.Resume(w.c.ID, *w.c.Process); err != nil {
 		return fmt.Errorf("thaw %s before signalling it: %w", w.c.ID, err)
 	}
 	return nil
@@ -298,9 +298,9 @@ func (m *Machine) releaseRun(w *work) error {
 }
 
 func (m *Machine) freeze(w *work) error {
-	if err := m.d.Freezer.Pause(w.c.ID); err != nil {
+	if err := m.d.Freezer.Pause(w.c.ID, *w.c.Process); err != nil {
 		err = fmt.Errorf("pause %s: %w", w.c.ID, err)
-		if uerr := m.d.Freezer.Resume(w.c.ID); uerr != nil {
+		if uerr := m.d.Freezer.Resume(w.c.ID, *w.c.Process); uerr != nil {
 			err = fmt.Errorf("%w (and thawing: %w)", err, uerr)
 		}
 		return err
@@ -309,9 +309,9 @@ func (m *Machine) freeze(w *work) error {
 }
 
 func (m *Machine) thaw(w *work) error {
-	if err := m.d.Freezer.Resume(w.c.ID); err != nil {
+	if err := m.d.Freezer.Resume(w.c.ID, *w.c.Process); err != nil {
 		err = fmt.Errorf("unpause %s: %w", w.c.ID, err)
-		if uerr := m.d.Freezer.Pause(w.c.ID); uerr != nil {
+		if uerr := m.d.Freezer.Pause(w.c.ID, *w.c.Process); uerr != nil {
 			err = fmt.Errorf("%w (and freezing again: %w)", err, uerr)
 		}
 		return err

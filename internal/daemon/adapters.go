@@ -54,8 +54,13 @@ func (r runtime) Signal(id string, p sm.Process, sig syscall.Signal) error {
 	return r.exec.Signal(id, executor.Process(p), sig)
 }
 
-func (r runtime) Pause(id string) error  { return r.exec.Pause(id) }
-func (r runtime) Resume(id string) error { return r.exec.Resume(id) }
+func (r runtime) Pause(id string, p sm.Process) error {
+	return r.exec.Pause(id, executor.Process(p))
+}
+
+func (r runtime) Resume(id string, p sm.Process) error {
+	return r.exec.Resume(id, executor.Process(p))
+}
 
 func (r runtime) Cleanup(id string, p sm.Process) error {
 	return r.exec.Cleanup(id, executor.Process(p))
@@ -71,6 +76,7 @@ func (r runtime) OpenLog(id string) (*os.File, error) {
 	}
 	return os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
 }
+
 
 // layers adapts the layer store to the driver's Layers and Mounter.
 type layers struct{ store *layer.Store }
@@ -123,7 +129,9 @@ func (r recoveryRuntime) StartTime(pid int) uint64 {
 	return t
 }
 
-func (r recoveryRuntime) FinishFreeze(id string) error { return r.exec.Pause(id) }
+func (r recoveryRuntime) FinishFreeze(id string, p sm.Process) error {
+	return r.exec.Pause(id, executor.Process(p))
+}
 func (r recoveryRuntime) Cleanup(id string, p sm.Process) error {
 	return r.exec.Cleanup(id, executor.Process(p))
 }

@@ -9,15 +9,16 @@
 package inspect
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
+	"github.com/opencontainers/cgroups"
+
+	"github.com/cairn-run/cairn/internal/procstat"
 )
 
 // CgroupRoot is where the cgroup hierarchies are mounted.
@@ -27,17 +28,14 @@ const CgroupRoot = "/sys/fs/cgroup"
 // as this process's mount namespace sees them. A path mounted twice appears
 // twice.
 func MountsUnder(root string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(root))
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], root+"/") {
-			out = append(out, fields[4])
+	for _, info := range infos {
+		if info.Mountpoint != root {
+			out = append(out, info.Mountpoint)
 		}
 	}
 	return out
@@ -100,17 +98,11 @@ func FreezerState(cgroupParent, id string) (string, error) {
 // CgroupOf returns the path of pid's cgroup in the hierarchy of controller,
 // from /proc/<pid>/cgroup ("4:freezer:/parent/id"); "" when it cannot be read.
 func CgroupOf(pid int, controller string) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	paths, err := cgroups.ParseCgroupFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), controller) {
-			return parts[2]
-		}
-	}
-	return ""
+	return paths[controller]
 }
 
 // CgroupProcs lists the pids in a cgroup directory.
@@ -174,60 +166,18 @@ func Cwd(pid int) string {
 
 // Stat holds the fields of /proc/<pid>/stat that say whether a process is
 // the one that was recorded.
-type Stat struct {
-	State     byte   // field 3: R, S, D, Z, ...
-	PPID      int    // field 4
-	StartTime uint64 // field 22, clock ticks after boot: with the pid, names one process
-}
-
-// ParseStat parses the content of /proc/<pid>/stat. The command name (field
-// 2) may hold spaces and parentheses, so fields are counted from the last ')'.
-func ParseStat(data []byte) (Stat, error) {
-	end := bytes.LastIndexByte(data, ')')
-	if end < 0 {
-		return Stat{}, errors.New("proc stat: no command name")
-	}
-	fields := bytes.Fields(data[end+1:]) // fields 3, 4, ...
-	const startTimeIdx = 22 - 3
-	if len(fields) <= startTimeIdx || len(fields[0]) != 1 {
-		return Stat{}, fmt.Errorf("proc stat: %d fields after the command name, want > %d", len(fields), startTimeIdx)
-	}
-	ppid, err := strconv.Atoi(string(fields[1]))
-	if err != nil {
-		return Stat{}, fmt.Errorf("proc stat: ppid: %w", err)
-	}
-	start, err := strconv.ParseUint(string(fields[startTimeIdx]), 10, 64)
-	if err != nil {
-		return Stat{}, fmt.Errorf("proc stat: start time: %w", err)
-	}
-	return Stat{State: fields[0][0], PPID: ppid, StartTime: start}, nil
-}
+type Stat = procstat.Stat
 
 // ReadStat reads /proc/<pid>/stat.
-func ReadStat(pid int) (Stat, error) {
-	if pid <= 0 {
-		return Stat{}, fmt.Errorf("pid %d: %w", pid, os.ErrNotExist)
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return Stat{}, err
-	}
-	return ParseStat(data)
-}
-
-// Dead reports whether a stat shows a process that has finished running.
-func (s Stat) Dead() bool { return s.State == 'Z' || s.State == 'X' }
+func ReadStat(pid int) (Stat, error) { return procstat.Read(pid) }
 
 // IsZombie reports whether pid is gone or has finished running (a zombie
 // waiting to be reaped).
 func IsZombie(pid int) bool {
-	st, err := ReadStat(pid)
+	st, err := procstat.Read(pid)
 	return err != nil || st.Dead()
 }
 
 // Alive reports whether pid is the live process that started at startTime,
 // and not a later process that reused the pid.
-func Alive(pid int, startTime uint64) bool {
-	st, err := ReadStat(pid)
-	return err == nil && !st.Dead() && st.StartTime == startTime
-}
+func Alive(pid int, startTime uint64) bool { return procstat.Alive(pid, startTime) }

@@ -28,10 +28,14 @@ type Env struct {
 	Root, Socket, CgroupParent string
 	Config                     daemon.Config
 	Daemon                     *daemon.Daemon
-	Process                    *os.Process
-	processDone                chan error
-	binary                     bool
-	t                          testing.TB
+	// Cairnd is the cairnd binary a binary daemon runs; "" is this tree's
+	// (Binaries). Changing it between a Stop or Kill and the next Start
+	// upgrades or downgrades the daemon on the same root.
+	Cairnd      string
+	Process     *os.Process
+	processDone chan error
+	binary      bool
+	t           testing.TB
 }
 
 // Option changes the daemon's configuration before it starts.
@@ -41,16 +45,23 @@ type Option func(*daemon.Config)
 // parent, with the busybox image imported as "busybox". Teardown removes
 // every container, stops the daemon and cleans the machine.
 func NewDaemon(t testing.TB, opts ...Option) *Env {
-	return newEnv(t, false, opts)
+	return newEnv(t, false, "", opts)
 }
 
 // NewBinaryDaemon is NewDaemon with the cairnd binary in a process of its
 // own, for tests that signal or kill the daemon.
 func NewBinaryDaemon(t testing.TB, opts ...Option) *Env {
-	return newEnv(t, true, opts)
+	return newEnv(t, true, "", opts)
 }
 
-func newEnv(t testing.TB, binary bool, opts []Option) *Env {
+// NewBinaryDaemonOf is NewBinaryDaemon with the given cairnd binary, e.g.
+// one built from an earlier commit; pass an Option setting ShimBinary to
+// run that version's shims too.
+func NewBinaryDaemonOf(t testing.TB, cairnd string, opts ...Option) *Env {
+	return newEnv(t, true, cairnd, opts)
+}
+
+func newEnv(t testing.TB, binary bool, cairnd string, opts []Option) *Env {
 	t.Helper()
 	RequireRoot(t)
 	_, cairn := Binaries(t)
@@ -58,7 +69,7 @@ func newEnv(t testing.TB, binary bool, opts []Option) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Root: root, Socket: filepath.Join(root, "cairn.sock"), CgroupParent: "cairn-test-" + randomHex(6), binary: binary, t: t}
+	e := &Env{Root: root, Socket: filepath.Join(root, "cairn.sock"), CgroupParent: "cairn-test-" + randomHex(6), binary: binary, Cairnd: cairnd, t: t}
 	e.Config = daemon.Config{
 		Root: filepath.Join(root, "root"), Socket: e.Socket, ShimBinary: cairn, CgroupParent: e.CgroupParent,
 		LiveRestore: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -156,7 +167,10 @@ func (e *Env) startBinary() {
 }
 
 func (e *Env) launchBinary(env []string) {
-	cairnd, _ := Binaries(e.t)
+	cairnd := e.Cairnd
+	if cairnd == "" {
+		cairnd, _ = Binaries(e.t)
+	}
 	args := []string{"--root", e.Config.Root, "--socket", e.Config.Socket, "--shim", e.Config.ShimBinary,
 		"--cgroup-parent", e.Config.CgroupParent, "--metrics-addr", e.Config.MetricsAddr,
 		fmt.Sprintf("--live-restore=%v", e.Config.LiveRestore)}
