@@ -137,12 +137,7 @@ func (m *Machine) remove(ctx context.Context, c Container, force bool) (Containe
 	if force {
 		event = EventForceRemove
 	}
-	last, err := m.transit(ctx, c, event, nil)
-	if err != nil {
-		return last, err
-	}
-	m.forget(last)
-	return last, nil
+	return m.transit(ctx, c, event, nil)
 }
 
 // autoRemove removes a stopped container created with auto-remove; it

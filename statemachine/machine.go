@@ -100,6 +100,14 @@ func (m *Machine) notify(id string) {
 	}
 }
 
+// drop forgets a container that never was (a create rolled back).
+func (m *Machine) drop(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.slots, id)
+	delete(m.runs, id)
+}
+
 // forget drops what the driver kept in memory about a removed container,
 // keeping its last view as a tombstone.
 func (m *Machine) forget(last Container) {
@@ -114,6 +122,13 @@ func (m *Machine) forget(last Container) {
 		delete(m.tombstones, m.tombOrder[0])
 		m.tombOrder = m.tombOrder[1:]
 	}
+}
+
+func (m *Machine) tombstone(id string) (Container, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last, ok := m.tombstones[id]
+	return last, ok
 }
 
 // current returns the view of a container that exists and has no
@@ -147,10 +162,13 @@ func (m *Machine) Wait(ctx context.Context, id string) (Container, error) {
 		changed := m.Changes(id)
 		c, ok := m.d.Journal.Container(id)
 		if !ok {
-			m.mu.Lock()
-			last, gone := m.tombstones[id]
-			m.mu.Unlock()
-			if gone {
+			if last, gone := m.tombstone(id); gone {
+				return last, nil
+			}
+			// A removal may have just left the view without its
+			// tombstone yet: it is kept before the removal lets go.
+			m.Settle(id)
+			if last, gone := m.tombstone(id); gone {
 				return last, nil
 			}
 			return Container{}, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)

@@ -81,6 +81,7 @@ func (t *transition) done(res *Result) (Container, error) {
 		return Container{}, err
 	}
 	if c, ok := t.m.d.Journal.Container(rec.Container); ok {
+		t.m.notify(rec.Container)
 		return c, nil
 	}
 	last := t.before.Clone()
@@ -89,6 +90,10 @@ func (t *transition) done(res *Result) (Container, error) {
 		exit := *res.Exit
 		last.Exit, last.Process, last.FinishedAt = &exit, nil, exit.FinishedAt
 	}
+	// Kept before waiters are woken, so none finds the container gone
+	// without its last view.
+	t.m.forget(last)
+	t.m.notify(rec.Container)
 	return last, nil
 }
 
@@ -96,9 +101,14 @@ func (t *transition) done(res *Result) (Container, error) {
 // state to (its old state, unless a side effect could not be undone), and
 // returns cause.
 func (t *transition) fail(to State, res *Result, cause error) error {
-	if _, err := t.finish(KindFailed, to, res, cause.Error()); err != nil {
+	rec, err := t.finish(KindFailed, to, res, cause.Error())
+	if err != nil {
 		return fmt.Errorf("%w (and recording the failure: %w)", cause, err)
 	}
+	if _, ok := t.m.d.Journal.Container(rec.Container); !ok {
+		t.m.drop(rec.Container) // a create rolled back: nothing to remember
+	}
+	t.m.notify(rec.Container)
 	return cause
 }
 
@@ -111,7 +121,6 @@ func (t *transition) finish(kind Kind, to State, res *Result, cause string) (Rec
 	}
 	t.m.crash(i.Event, stepAfterDone)
 	d := time.Since(t.start)
-	t.m.notify(i.Container)
 	if t.m.d.Observer != nil {
 		t.m.d.Observer.Transition(i.Event, kind, d)
 	}

@@ -44,7 +44,10 @@ func sm2p(s sm.State) cairnv1.ContainerState {
 // returns the container they are about.
 func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
 	event := event(point)
-	cmd := []string{"sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"}
+	// The trap is in place before "ready" is written: a SIGTERM before it
+	// would be ignored by the container's init, and the stop would end in
+	// SIGKILL instead of the exit the table expects.
+	cmd := []string{"sh", "-c", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"}
 	if event == "exit" {
 		cmd = []string{"sh", "-c", "sleep 0.2; exit 5"}
 	}
@@ -63,6 +66,9 @@ func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
 		switch step {
 		case "start":
 			_, err = e.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
+			if err == nil && event != "exit" {
+				err = untilLogged(ctx, e, id, "ready")
+			}
 		case "stop":
 			_, err = e.Containers.Stop(ctx, connect.NewRequest(&cairnv1.StopRequest{Id: id, TimeoutSeconds: &five}))
 		case "pause":
@@ -83,6 +89,31 @@ func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
 		}
 	}
 	return id, nil
+}
+
+// untilLogged waits until the container's log holds want.
+func untilLogged(ctx context.Context, e *testenv.Env, id, want string) error {
+	for {
+		stream, err := e.Containers.Logs(ctx, connect.NewRequest(&cairnv1.LogsRequest{Id: id}))
+		if err != nil {
+			return err
+		}
+		var got strings.Builder
+		for stream.Receive() {
+			got.Write(stream.Msg().Data)
+		}
+		if err := stream.Err(); err != nil {
+			return err
+		}
+		if strings.Contains(got.String(), want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q in the log: %w", want, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // stateAfterCrash is the container's state, or gone; when the create itself
