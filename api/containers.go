@@ -43,8 +43,8 @@ type ContainerServer struct {
 }
 
 func (s *ContainerServer) resolve(ref string) (string, error) {
-	if ref == "" {
-		return "", toConnect(fmt.Errorf("no container given: %w", errdefs.ErrInvalidArgument))
+	if err := checkRef(ref); err != nil {
+		return "", toConnect(err)
 	}
 	id, err := s.View.Resolve(ref)
 	return id, toConnect(err)
@@ -85,6 +85,9 @@ func timeout(seconds *int32) (time.Duration, error) {
 
 func (s *ContainerServer) Create(ctx context.Context, req *connect.Request[cairnv1.CreateRequest]) (*connect.Response[cairnv1.CreateResponse], error) {
 	m := req.Msg
+	if err := checkCreate(m.Name, m.Image); err != nil {
+		return nil, toConnect(err)
+	}
 	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove})
 	if err != nil {
 		return nil, toConnect(err)

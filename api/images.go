@@ -39,6 +39,9 @@ func (s *ImageServer) Import(ctx context.Context, stream *connect.ClientStream[c
 	if name == "" {
 		return nil, toConnect(fmt.Errorf("the first import message must name the image: %w", errdefs.ErrInvalidArgument))
 	}
+	if err := checkImageRef(name); err != nil {
+		return nil, toConnect(err)
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		if _, err := pw.Write(stream.Msg().Chunk); err != nil {
@@ -72,8 +75,8 @@ func (s *ImageServer) List(ctx context.Context, req *connect.Request[cairnv1.Ima
 }
 
 func (s *ImageServer) Remove(ctx context.Context, req *connect.Request[cairnv1.ImageServiceRemoveRequest]) (*connect.Response[cairnv1.ImageServiceRemoveResponse], error) {
-	if req.Msg.Name == "" {
-		return nil, toConnect(fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument))
+	if err := checkImageRef(req.Msg.Name); err != nil {
+		return nil, toConnect(err)
 	}
 	if err := s.Store.RemoveImage(req.Msg.Name); err != nil {
 		return nil, toConnect(err)

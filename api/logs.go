@@ -49,6 +49,9 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 	if cr == nil {
 		cr = &cairnv1.CreateRequest{}
 	}
+	if err := checkCreate(cr.Name, cr.Image); err != nil {
+		return toConnect(err)
+	}
 	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: cr.Name, Image: cr.Image, Command: cr.Command, Env: cr.Env, AutoRemove: cr.AutoRemove})
 	if err != nil {
 		return toConnect(err)

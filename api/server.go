@@ -52,13 +52,14 @@ func SetServing(h *grpchealth.StaticChecker, serving bool) {
 // health and reflection, on one handler.
 func (h Handlers) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	gated := connect.WithInterceptors(h.Gate)
-	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated))
-	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated))
-	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated))
-	mux.Handle(grpchealth.NewHandler(h.Health))
+	gated := h.handlerOptions()
+	ungated := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated...))
+	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated...))
+	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))
+	mux.Handle(grpchealth.NewHandler(h.Health, ungated...))
 	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName}, ServiceNames...)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, ungated...))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, ungated...))
 	return mux
 }

@@ -45,7 +45,7 @@ const (
 func (s *Store) Import(ctx context.Context, name string, r io.Reader, opts ImportOptions) (Image, error) {
 	img, err := s.importImage(ctx, name, r, opts)
 	if err != nil {
-		return Image{}, fmt.Errorf("import %q: %w", name, err)
+		return Image{}, fmt.Errorf("import %s: %w", errdefs.Quote(name), err)
 	}
 	return img, nil
 }
@@ -137,7 +137,7 @@ func (s *Store) importImage(ctx context.Context, name string, r io.Reader, opts 
 
 func nameFree(tx *bolt.Tx, name string) error {
 	if imagesBucket(tx).Get([]byte(name)) != nil {
-		return fmt.Errorf("image %q: %w", name, errdefs.ErrAlreadyExists)
+		return fmt.Errorf("image %s: %w", errdefs.Quote(name), errdefs.ErrAlreadyExists)
 	}
 	return nil
 }

@@ -239,10 +239,7 @@ func (d *Daemon) listen() error {
 	if err != nil {
 		return err
 	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	d.serve(&http.Server{Handler: mux, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second}, sock)
+	d.serve(api.NewHTTPServer(mux), sock)
 	if d.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
 		if err != nil {
