@@ -24,6 +24,8 @@ func codeOf(err error) connect.Code {
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return connect.CodeUnavailable
+	case errors.Is(err, errImportMismatch):
+		return connect.CodeAborted
 	case errors.Is(err, context.Canceled):
 		return connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):

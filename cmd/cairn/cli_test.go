@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,8 +18,15 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // cli runs the cairn binary against e's daemon, through CAIRN_SOCKET.
 func cli(t *testing.T, e *testenv.Env, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliWithInput(t, e, nil, args...)
+}
+
+// cliWithInput is cli with stdin read from in.
+func cliWithInput(t *testing.T, e *testenv.Env, in io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	_, cairn := testenv.Binaries(t)
 	cmd := exec.Command(cairn, args...)
+	cmd.Stdin = in
 	cmd.Env = append(os.Environ(), "CAIRN_SOCKET="+e.Socket)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -122,4 +130,24 @@ func TestCLI_JournalCheckOfAStoppedDaemon(t *testing.T) {
 		t.Fatalf("check: code %d, %q %q", code, out, errOut)
 	}
 	e.Start()
+}
+
+func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	tarball, err := os.ReadFile(testenv.BusyboxTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// head -c 4096 busybox.tar | cairn image import - x
+	_, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball[:4096]), "image", "import", "-", "x")
+	if code == 0 || !strings.Contains(errOut, "truncated") {
+		t.Fatalf("truncated import: code %d, %q", code, errOut)
+	}
+	out, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball), "image", "import", "-", "whole")
+	if code != 0 || !strings.HasPrefix(out, "whole sha256:") {
+		t.Fatalf("import from stdin: code %d, %q %q", code, out, errOut)
+	}
+	if ls, _, _ := cli(t, e, "image", "ls"); strings.Contains(ls, "\nx ") || !strings.Contains(ls, "\nwhole ") {
+		t.Fatalf("image ls:\n%s", ls)
+	}
 }

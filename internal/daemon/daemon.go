@@ -47,7 +47,10 @@ type Config struct {
 	// keeps whole; older histories of removed containers are deleted.
 	// Default 10,000.
 	HistoryRetain int
-	Logger        *slog.Logger
+	// MaxImportBytes bounds the uncompressed size of one image import;
+	// default 8 GiB (layer.ImportOptions.MaxBytes).
+	MaxImportBytes int64
+	Logger         *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -227,7 +230,7 @@ func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
-		Images:     &api.ImageServer{Store: d.layers},
+		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
 		Journal:    &api.JournalServer{Journal: d.journal},
 		Health:     d.health,
 		Gate:       &d.gate,

@@ -1789,8 +1789,10 @@ func (x *Image) GetCreatedAt() *timestamppb.Timestamp {
 type ImageServiceImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set in the first message only.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Name  string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set in the last message only (which may carry a chunk too).
+	End           *ImportEnd `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1839,6 +1841,69 @@ func (x *ImageServiceImportRequest) GetChunk() []byte {
 	return nil
 }
 
+func (x *ImageServiceImportRequest) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// ImportEnd closes an import stream: what the client sent, counted and
+// hashed as it was sent.
+type ImportEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Total bytes of every chunk.
+	Size int64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// sha256 of the concatenated chunks, lowercase hex.
+	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportEnd) Reset() {
+	*x = ImportEnd{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportEnd) ProtoMessage() {}
+
+func (x *ImportEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
+func (*ImportEnd) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ImportEnd) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ImportEnd) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 type ImageServiceImportResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
@@ -1848,7 +1913,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1925,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1938,7 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
@@ -1891,7 +1956,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +1968,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +1981,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
 }
 
 type ImageServiceListResponse struct {
@@ -1928,7 +1993,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2005,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2018,7 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
@@ -1972,7 +2037,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2049,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2062,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -2015,7 +2080,7 @@ type ImageServiceRemoveResponse struct {
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2092,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2105,7 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -2064,7 +2129,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2141,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2154,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -2172,7 +2237,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2249,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2262,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -2216,7 +2281,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2293,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2306,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2375,10 +2440,14 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bchain_id\x18\x03 \x01(\tR\achainId\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"E\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
 	"\x19ImageServiceImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"C\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x03 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"7\n" +
+	"\tImportEnd\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"C\n" +
 	"\x1aImageServiceImportResponse\x12%\n" +
 	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"\x19\n" +
 	"\x17ImageServiceListRequest\"C\n" +
@@ -2453,7 +2522,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ContainerState)(0),                // 0: cairn.v1.ContainerState
 	(RecordKind)(0),                    // 1: cairn.v1.RecordKind
@@ -2487,22 +2556,23 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*RunResponse)(nil),                // 29: cairn.v1.RunResponse
 	(*Image)(nil),                      // 30: cairn.v1.Image
 	(*ImageServiceImportRequest)(nil),  // 31: cairn.v1.ImageServiceImportRequest
-	(*ImageServiceImportResponse)(nil), // 32: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 33: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 34: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 35: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 36: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 37: cairn.v1.JournalRecord
-	(*HistoryRequest)(nil),             // 38: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 39: cairn.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
+	(*ImportEnd)(nil),                  // 32: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 33: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceListRequest)(nil),    // 34: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 35: cairn.v1.ImageServiceListResponse
+	(*ImageServiceRemoveRequest)(nil),  // 36: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 37: cairn.v1.ImageServiceRemoveResponse
+	(*JournalRecord)(nil),              // 38: cairn.v1.JournalRecord
+	(*HistoryRequest)(nil),             // 39: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 40: cairn.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil),      // 41: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	2,  // 1: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	40, // 2: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	40, // 3: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	40, // 4: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	41, // 2: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	41, // 3: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	41, // 4: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	3,  // 6: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	3,  // 7: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -2517,51 +2587,52 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	4,  // 16: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	3,  // 17: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	25, // 18: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	40, // 19: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	30, // 20: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	30, // 21: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	1,  // 22: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	40, // 23: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	37, // 24: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	4,  // 25: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	6,  // 26: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	8,  // 27: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	10, // 28: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	12, // 29: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	14, // 30: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	16, // 31: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	18, // 32: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	20, // 33: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	22, // 34: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	24, // 35: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	26, // 36: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	28, // 37: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	31, // 38: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	33, // 39: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	35, // 40: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	38, // 41: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	5,  // 42: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	7,  // 43: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	9,  // 44: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	11, // 45: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	13, // 46: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	15, // 47: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	17, // 48: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	19, // 49: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	21, // 50: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	23, // 51: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	25, // 52: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	27, // 53: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	29, // 54: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	32, // 55: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	34, // 56: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	36, // 57: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	39, // 58: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	41, // 19: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	32, // 20: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	30, // 21: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	30, // 22: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	1,  // 23: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	41, // 24: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	38, // 25: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	4,  // 26: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	6,  // 27: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	8,  // 28: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	10, // 29: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	12, // 30: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	14, // 31: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	16, // 32: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	18, // 33: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	20, // 34: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	22, // 35: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	24, // 36: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	26, // 37: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	28, // 38: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	31, // 39: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	34, // 40: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	36, // 41: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	39, // 42: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	5,  // 43: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	7,  // 44: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	9,  // 45: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	11, // 46: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	13, // 47: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	15, // 48: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	17, // 49: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	19, // 50: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	21, // 51: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	23, // 52: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	25, // 53: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	27, // 54: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	29, // 55: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	33, // 56: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	35, // 57: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	37, // 58: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	40, // 59: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	43, // [43:60] is the sub-list for method output_type
+	26, // [26:43] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -2579,7 +2650,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

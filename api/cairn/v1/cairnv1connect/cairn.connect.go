@@ -471,8 +471,14 @@ func (UnimplementedContainerServiceHandler) Run(context.Context, *connect.Reques
 
 // ImageServiceClient is a client for the cairn.v1.ImageService service.
 type ImageServiceClient interface {
-	// Import receives a name in the first message and the tar (optionally
-	// gzip-compressed) in chunks after it.
+	// Import receives a name in the first message, the tar (optionally
+	// gzip-compressed) in chunks, and an end in the last message. The image
+	// is registered only if the stream ends with that end and its size and
+	// sha256 match the chunks received: a stream that stops without it
+	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
+	// registers nothing. A tar without its end-of-archive marker is
+	// INVALID_ARGUMENT; one that would leave the layer store short of space
+	// is RESOURCE_EXHAUSTED.
 	Import(context.Context) *connect.ClientStreamForClient[v1.ImageServiceImportRequest, v1.ImageServiceImportResponse]
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
@@ -534,8 +540,14 @@ func (c *imageServiceClient) Remove(ctx context.Context, req *connect.Request[v1
 
 // ImageServiceHandler is an implementation of the cairn.v1.ImageService service.
 type ImageServiceHandler interface {
-	// Import receives a name in the first message and the tar (optionally
-	// gzip-compressed) in chunks after it.
+	// Import receives a name in the first message, the tar (optionally
+	// gzip-compressed) in chunks, and an end in the last message. The image
+	// is registered only if the stream ends with that end and its size and
+	// sha256 match the chunks received: a stream that stops without it
+	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
+	// registers nothing. A tar without its end-of-archive marker is
+	// INVALID_ARGUMENT; one that would leave the layer store short of space
+	// is RESOURCE_EXHAUSTED.
 	Import(context.Context, *connect.ClientStream[v1.ImageServiceImportRequest]) (*connect.Response[v1.ImageServiceImportResponse], error)
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
