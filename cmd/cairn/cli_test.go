@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,9 +113,15 @@ func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
 	cli(t, e, "create", "--name", "holder", "busybox", "true")
 	for want, args := range cases {
 		_, errOut, code := cli(t, e, args...)
-		if code == 0 || !strings.Contains(errOut, want) {
-			t.Errorf("%v: code %d, stderr %q, want %s", args, code, errOut, want)
+		if code != 125 || !strings.Contains(errOut, want) {
+			t.Errorf("%v: code %d, stderr %q, want 125 and %s", args, code, errOut, want)
 		}
+	}
+	// A deadline on a call that would block.
+	cli(t, e, "run", "-d", "--name", "forever", "busybox", "sleep", "1000")
+	_, errOut, code := cli(t, e, "--timeout", "200ms", "wait", "forever")
+	if code != 125 || !strings.Contains(errOut, "deadline_exceeded") {
+		t.Errorf("wait with --timeout: code %d, stderr %q", code, errOut)
 	}
 }
 
@@ -149,5 +157,32 @@ func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
 	}
 	if ls, _, _ := cli(t, e, "image", "ls"); strings.Contains(ls, "\nx ") || !strings.Contains(ls, "\nwhole ") {
 		t.Fatalf("image ls:\n%s", ls)
+	}
+}
+
+func TestCLI_NoDaemonSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.sock")
+	// A stale socket file: bound once, nobody accepts on it.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	_, cairn := testenv.Binaries(t)
+	for _, sock := range []string{missing, stale} {
+		var errb bytes.Buffer
+		cmd := exec.Command(cairn, "--socket", sock, "ps")
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+			t.Errorf("%s: %v, want exit 125", sock, err)
+		}
+		if want := "cannot reach cairnd at " + sock + ": is cairnd running?"; !strings.Contains(errb.String(), want) {
+			t.Errorf("%s: stderr %q, want %q", sock, errb.String(), want)
+		}
 	}
 }

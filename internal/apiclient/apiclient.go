@@ -32,7 +32,11 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 	hc := &http.Client{Transport: &http.Transport{
 		Protocols: protocols,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			conn, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, unreachable(socket, err)
+			}
+			return conn, nil
 		},
 	}}
 	return Clients{
