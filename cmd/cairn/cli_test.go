@@ -186,3 +186,21 @@ func TestCLI_NoDaemonSaysSo(t *testing.T) {
 		}
 	}
 }
+
+func TestCLI_VersionOfClientAndDaemon(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	out, errOut, code := cli(t, e, "version")
+	if code != 0 {
+		t.Fatalf("version: code %d, %s", code, errOut)
+	}
+	for _, want := range []string{"Client:\n  Version:", "Server:\n  API version: 1.2\n", "Go version: go1.", "Revision:", "Modified:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+	cairnd, _ := testenv.Binaries(t)
+	v, err := exec.Command(cairnd, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(v), "cairnd ") || !strings.Contains(string(v), " go1.") {
+		t.Fatalf("cairnd --version: %q %v", v, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/defaults"
 )
@@ -28,6 +29,7 @@ machine, so a crash or restart loses no container, exit code or paused state.
 
 With --live-restore (the default) containers keep running when cairnd stops;
 --live-restore=false stops every container gracefully on shutdown.`,
+		Version:       buildinfo.Read().String(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -45,6 +47,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 			return run(cmd.Context(), cfg)
 		},
 	}
+	cmd.SetVersionTemplate("cairnd {{.Version}}\n")
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", defaults.Root, "directory for the journal, layers and container state")
 	f.StringVar(&cfg.Socket, "socket", defaults.Socket, "unix socket to serve the API on")

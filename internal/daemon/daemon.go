@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
 	"github.com/cairn-run/cairn/journal"
@@ -232,6 +233,7 @@ func (d *Daemon) listen() error {
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
 		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
 		Journal:    &api.JournalServer{Journal: d.journal},
+		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
 	}.Mux()

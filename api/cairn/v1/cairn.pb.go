@@ -2416,6 +2416,176 @@ func (x *HistoryResponse) GetRecords() []*JournalRecord {
 	return nil
 }
 
+// BuildInfo is what the Go toolchain stamped into a binary.
+type BuildInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Module version; "(devel)" for a plain go build.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// VCS revision the binary was built from.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Commit time of that revision, RFC 3339.
+	Time string `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// Built from a tree with uncommitted changes.
+	Modified      bool   `protobuf:"varint,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	GoVersion     string `protobuf:"bytes,5,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildInfo) Reset() {
+	*x = BuildInfo{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildInfo) ProtoMessage() {}
+
+func (x *BuildInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
+func (*BuildInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BuildInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetTime() string {
+	if x != nil {
+		return x.Time
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetModified() bool {
+	if x != nil {
+		return x.Modified
+	}
+	return false
+}
+
+func (x *BuildInfo) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
+type VersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionRequest) Reset() {
+	*x = VersionRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionRequest) ProtoMessage() {}
+
+func (x *VersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
+func (*VersionRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+}
+
+type VersionResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Daemon *BuildInfo             `protobuf:"bytes,1,opt,name=daemon,proto3" json:"daemon,omitempty"`
+	// Version of the cairn.v1 API the daemon serves, e.g. "1.2".
+	ApiVersion    string `protobuf:"bytes,2,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionResponse) Reset() {
+	*x = VersionResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionResponse) ProtoMessage() {}
+
+func (x *VersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
+func (*VersionResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *VersionResponse) GetDaemon() *BuildInfo {
+	if x != nil {
+		return x.Daemon
+	}
+	return nil
+}
+
+func (x *VersionResponse) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
 var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
@@ -2575,7 +2745,19 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x0eHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
 	"\x0fHistoryResponse\x121\n" +
-	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords*x\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords\"\x90\x01\n" +
+	"\tBuildInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12\x12\n" +
+	"\x04time\x18\x03 \x01(\tR\x04time\x12\x1a\n" +
+	"\bmodified\x18\x04 \x01(\bR\bmodified\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x05 \x01(\tR\tgoVersion\"\x10\n" +
+	"\x0eVersionRequest\"_\n" +
+	"\x0fVersionResponse\x12+\n" +
+	"\x06daemon\x18\x01 \x01(\v2\x13.cairn.v1.BuildInfoR\x06daemon\x12\x1f\n" +
+	"\vapi_version\x18\x02 \x01(\tR\n" +
+	"apiVersion*x\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_COMMAND_NOT_FOUND\x10\x01\x12'\n" +
@@ -2613,7 +2795,9 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
 	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2R\n" +
 	"\x0eJournalService\x12@\n" +
-	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01B1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x012O\n" +
+	"\rSystemService\x12>\n" +
+	"\aVersion\x12\x18.cairn.v1.VersionRequest\x1a\x19.cairn.v1.VersionResponseB1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_cairn_proto_rawDescOnce sync.Once
@@ -2628,7 +2812,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -2673,15 +2857,18 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*JournalRecord)(nil),              // 40: cairn.v1.JournalRecord
 	(*HistoryRequest)(nil),             // 41: cairn.v1.HistoryRequest
 	(*HistoryResponse)(nil),            // 42: cairn.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
+	(*BuildInfo)(nil),                  // 43: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 44: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 45: cairn.v1.VersionResponse
+	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	43, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	43, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	43, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	46, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	46, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	46, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	5,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	5,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	5,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -2696,52 +2883,55 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	6,  // 17: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	5,  // 18: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	27, // 19: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	43, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	46, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	34, // 21: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	32, // 22: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	32, // 23: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
 	2,  // 24: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	43, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	46, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
 	40, // 26: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	6,  // 27: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	8,  // 28: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	10, // 29: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	12, // 30: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	14, // 31: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	16, // 32: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	18, // 33: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	20, // 34: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	22, // 35: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	24, // 36: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	26, // 37: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	28, // 38: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	30, // 39: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	33, // 40: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	36, // 41: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	38, // 42: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	41, // 43: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	7,  // 44: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	9,  // 45: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	11, // 46: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	13, // 47: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	15, // 48: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	17, // 49: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	19, // 50: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	21, // 51: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	23, // 52: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	25, // 53: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	27, // 54: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	29, // 55: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	31, // 56: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	35, // 57: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	37, // 58: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	39, // 59: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	42, // 60: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	43, // 27: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	6,  // 28: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	8,  // 29: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	10, // 30: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	12, // 31: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	14, // 32: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	16, // 33: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	18, // 34: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	20, // 35: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	22, // 36: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	24, // 37: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	26, // 38: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	28, // 39: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	30, // 40: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	33, // 41: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	36, // 42: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	38, // 43: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	41, // 44: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	44, // 45: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	7,  // 46: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	9,  // 47: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	11, // 48: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	13, // 49: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	15, // 50: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	17, // 51: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	19, // 52: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	21, // 53: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	23, // 54: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	25, // 55: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	27, // 56: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	29, // 57: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	31, // 58: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	35, // 59: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	37, // 60: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	39, // 61: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	42, // 62: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	45, // 63: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	46, // [46:64] is the sub-list for method output_type
+	28, // [28:46] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -2759,9 +2949,9 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_cairn_v1_cairn_proto_goTypes,
 		DependencyIndexes: file_cairn_v1_cairn_proto_depIdxs,
