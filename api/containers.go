@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -13,6 +14,27 @@ import (
 	"github.com/cairn-run/cairn/layer"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
+
+// Lifecycle is the port to the transition driver: the methods of
+// *statemachine.Machine the container handlers call. Every lifecycle verb
+// is journaled behind it; the handlers only resolve, convert and map errors.
+type Lifecycle interface {
+	Create(ctx context.Context, req sm.CreateRequest) (sm.Container, error)
+	Start(ctx context.Context, id string) (sm.Container, error)
+	Stop(ctx context.Context, id string, grace time.Duration) (sm.Container, error)
+	Kill(ctx context.Context, id string, sig syscall.Signal) (sm.Container, error)
+	Pause(ctx context.Context, id string) (sm.Container, error)
+	Unpause(ctx context.Context, id string) (sm.Container, error)
+	Restart(ctx context.Context, id string, grace time.Duration) (sm.Container, error)
+	Remove(ctx context.Context, id string, force bool) (sm.Container, error)
+	// Wait blocks until the container is not running and returns its last
+	// view (a removed container's from memory).
+	Wait(ctx context.Context, id string) (sm.Container, error)
+	// Changes is closed at the container's next finished transition.
+	Changes(id string) <-chan struct{}
+	// Settle waits until no transition holds the container.
+	Settle(id string)
+}
 
 // View is the read side of the journal that the handlers use.
 type View interface {
@@ -34,7 +56,7 @@ type LogOpener interface {
 
 // ContainerServer implements cairn.v1.ContainerService.
 type ContainerServer struct {
-	Machine  *sm.Machine
+	Machine  Lifecycle
 	View     View
 	Mounts   MountLookup
 	LogFiles LogOpener
