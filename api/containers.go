@@ -48,8 +48,9 @@ type MountLookup interface {
 	MountInfo(mountID string) (layer.Mount, error)
 }
 
-// LogOpener opens a container's log for reading, creating it if the
-// container has not written anything yet.
+// LogOpener opens a container's log read-only. An error that is
+// fs.ErrNotExist means there is no log: the container has not run yet, or
+// it is being removed. It never creates the log.
 type LogOpener interface {
 	OpenLog(id string) (*os.File, error)
 }

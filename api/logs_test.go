@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,62 @@ func TestRun_RefusalsAndAFailedStart(t *testing.T) {
 	}
 	if _, ok := r.machine.Container(created.Id); ok {
 		t.Errorf("an auto-remove container whose start failed was kept: %v", r.machine.called())
+	}
+}
+
+func TestLogs_AContainerThatHasNotRunHasNoLogYet(t *testing.T) {
+	r := newRig(t)
+	c := r.machine.add(sm.Container{Name: "c", State: sm.StateCreated})
+	stream, err := r.Containers.Logs(bg, connect.NewRequest(&cairnv1.LogsRequest{Id: "c"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stream.Receive() {
+		if len(stream.Msg().Data) > 0 {
+			t.Errorf("data from a container that never ran: %q", stream.Msg().Data)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("logs of a created container: %v", err)
+	}
+	if _, err := os.Stat(r.logs.path(c.ID)); !os.IsNotExist(err) {
+		t.Fatalf("reading the log created it: %v", err)
+	}
+	// A follower waits for the log to appear and reads it from the start.
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		r.machine.set(c.ID, func(c *sm.Container) { c.State = sm.StateRunning })
+		r.exitLater(t, c.ID, "first line\n", 0)
+	}()
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	stream, err = r.Containers.Logs(ctx, connect.NewRequest(&cairnv1.LogsRequest{Id: "c", Follow: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for stream.Receive() {
+		b.Write(stream.Msg().Data)
+	}
+	if err := stream.Err(); err != nil || b.String() != "first line\n" {
+		t.Fatalf("follow from before the start: %q %v", b.String(), err)
+	}
+}
+
+func TestRun_OpensTheLogWhileTheStartRuns(t *testing.T) {
+	r := newRig(t)
+	// The process writes and exits while the start is still being
+	// journaled, and the auto-remove deletes the log right after.
+	r.machine.onStart = func(id string) {
+		r.logs.write(t, id, "quick\n")
+		code := 0
+		r.machine.set(id, func(c *sm.Container) { c.State = sm.StateStopped; c.Exit = &sm.Exit{Code: &code} })
+		time.Sleep(20 * time.Millisecond)
+		_ = os.Remove(r.logs.path(id))
+		_, _ = r.machine.Remove(bg, id, true)
+	}
+	_, data, exit, err := runAll(t, r, &cairnv1.CreateRequest{Image: "busybox", Command: []string{"echo", "quick"}, AutoRemove: true})
+	if err != nil || data != "quick\n" || exit == nil {
+		t.Fatalf("run of a quick auto-remove container: %q %v %v", data, exit, err)
 	}
 }
