@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"connectrpc.com/connect"
+	units "github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -104,15 +105,6 @@ func imageRmCmd(c *clients) *cobra.Command {
 	}
 }
 
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanSize prints an image size as docker image ls does (decimal units,
+// three significant digits).
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
