@@ -55,3 +55,29 @@ func TestLogs_RacingRemoveNeitherFailsNorLeaks(t *testing.T) {
 		}
 	}
 }
+
+func TestRun_QuickAutoRemoveContainersLoseNoOutput(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	for round := range 30 {
+		ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		stream, err := e.Containers.Run(ctx, connect.NewRequest(&cairnv1.RunRequest{Create: &cairnv1.CreateRequest{
+			Image: "busybox", Command: []string{"echo", "hello"}, AutoRemove: true}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		var exit *cairnv1.WaitResponse
+		for stream.Receive() {
+			out = append(out, stream.Msg().Data...)
+			if stream.Msg().Exit != nil {
+				exit = stream.Msg().Exit
+			}
+		}
+		err = stream.Err()
+		stream.Close()
+		cancel()
+		if err != nil || string(out) != "hello\n" || exit == nil || exit.ExitCode == nil || *exit.ExitCode != 0 {
+			t.Fatalf("round %d: output %q, exit %v, %v", round, out, exit, err)
+		}
+	}
+}
