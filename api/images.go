@@ -55,9 +55,16 @@ func (s *ImageServer) Import(ctx context.Context, stream *connect.ClientStream[c
 		return nil, toConnect(err)
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(pumpImport(stream, pw)) }()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		pw.CloseWithError(pumpImport(stream, pw))
+	}()
 	img, err := s.Store.Import(ctx, name, pr, s.Options)
 	pr.CloseWithError(errors.New("import finished"))
+	// The stream is not to be touched once the handler returns; the pump
+	// stops at its next write, or when the client sends or closes.
+	<-pumped
 	if err != nil {
 		return nil, toConnect(err)
 	}
