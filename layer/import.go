@@ -49,7 +49,8 @@ const (
 // existing layer is shared (refcount+1) and the new directory discarded.
 //
 // Refusals are ErrInvalidArgument naming the entry and the reason; a taken
-// name is ErrAlreadyExists. On any error nothing is registered and nothing
+// name is ErrAlreadyExists; a tar over opts' limits, or one that would eat
+// into the free-space reserve, is ErrResourceExhausted. On any error nothing is registered and nothing
 // is left on disk.
 func (s *Store) Import(ctx context.Context, name string, r io.Reader, opts ImportOptions) (Image, error) {
 	img, err := s.importImage(ctx, name, r, opts)
@@ -228,7 +229,7 @@ func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOpt
 		}
 		entries++
 		if entries > opts.MaxEntries {
-			return "", 0, fmt.Errorf("more than %d entries: %w", opts.MaxEntries, errdefs.ErrInvalidArgument)
+			return "", 0, fmt.Errorf("more than %d entries: %w", opts.MaxEntries, errdefs.ErrResourceExhausted)
 		}
 		if err := x.entry(hdr, tr); err != nil {
 			return "", 0, classify(err, src, lim)
@@ -273,14 +274,15 @@ func detectCompression(br *bufio.Reader) (gzipped bool, err error) {
 }
 
 // classify turns a read or extraction error into what the caller should see:
-// cancellation and I/O errors of the source as they are, the size cap and any
-// format error of the stream as ErrInvalidArgument.
+// cancellation and I/O errors of the source as they are, the size cap and
+// the free-space reserve as ErrResourceExhausted, any format error of the
+// stream as ErrInvalidArgument.
 func classify(err error, src *sourceReader, lim *limitReader) error {
 	switch {
 	case src.err != nil:
 		return fmt.Errorf("read image stream: %w", src.err)
 	case lim != nil && lim.exceeded:
-		return fmt.Errorf("uncompressed size exceeds %d bytes: %w", lim.max, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("uncompressed size exceeds %d bytes: %w", lim.max, errdefs.ErrResourceExhausted)
 	case lim != nil && lim.spaceErr != nil:
 		return lim.spaceErr
 	case errors.Is(err, errdefs.ErrInvalidArgument):

@@ -111,6 +111,28 @@ func storeOnTmpfs(t *testing.T, size int64) *Store {
 	return s
 }
 
+func TestImport_LimitsAreResourceExhausted(t *testing.T) {
+	big := tarOf(t, file("big", strings.Repeat("x", 10000)))
+	tests := []struct {
+		name   string
+		input  []byte
+		opts   ImportOptions
+		reason string
+	}{
+		{"too many bytes", big, ImportOptions{MaxBytes: 4096}, "exceeds 4096 bytes"},
+		{"too many bytes gzip", gzipOf(t, big), ImportOptions{MaxBytes: 4096}, "exceeds 4096 bytes"},
+		{"too many entries", tarOf(t, dir("a/"), file("a/1", ""), file("a/2", "")), ImportOptions{MaxEntries: 2}, "more than 2 entries"},
+	}
+	for _, tt := range tests {
+		s := newTestStore(t)
+		_, err := s.Import(t.Context(), "img", bytes.NewReader(tt.input), tt.opts)
+		if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), tt.reason) {
+			t.Errorf("%s: got %v, want ErrResourceExhausted saying %q", tt.name, err, tt.reason)
+		}
+		assertNothingImported(t, s)
+	}
+}
+
 func TestImport_RefusesToFillTheDisk(t *testing.T) {
 	s := storeOnTmpfs(t, 48<<20)
 	// Up front: the reserve is larger than the whole file system.

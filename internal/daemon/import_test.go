@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/testenv"
 )
 
@@ -190,6 +192,16 @@ func TestImport_CancelledStreamsNeverRegister(t *testing.T) {
 	wg.Wait()
 	if registered != 0 {
 		t.Errorf("%d of 200 cancelled imports were registered", registered)
+	}
+	assertOnlyBusybox(t, e)
+}
+
+func TestImport_MaxImportBytesBoundsTheUnpackedSize(t *testing.T) {
+	e := testenv.NewDaemon(t, func(c *daemon.Config) { c.MaxImportBytes = 4 << 20 })
+	big := tarOf(t, &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 5 << 20, Mode: 0o644})
+	err := importBytes(e, "big", big)
+	if codeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "exceeds 4194304 bytes") {
+		t.Fatalf("a 5 MiB tar with --max-import-bytes 4MiB: %v", err)
 	}
 	assertOnlyBusybox(t, e)
 }
