@@ -481,8 +481,8 @@ type ImageServiceClient interface {
 	// sha256 match the chunks received: a stream that stops without it
 	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
 	// registers nothing. A tar without its end-of-archive marker is
-	// INVALID_ARGUMENT; one that would leave the layer store short of space
-	// is RESOURCE_EXHAUSTED.
+	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
+	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context) *connect.ClientStreamForClient[v1.ImageServiceImportRequest, v1.ImageServiceImportResponse]
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
@@ -550,8 +550,8 @@ type ImageServiceHandler interface {
 	// sha256 match the chunks received: a stream that stops without it
 	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
 	// registers nothing. A tar without its end-of-archive marker is
-	// INVALID_ARGUMENT; one that would leave the layer store short of space
-	// is RESOURCE_EXHAUSTED.
+	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
+	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context, *connect.ClientStream[v1.ImageServiceImportRequest]) (*connect.Response[v1.ImageServiceImportResponse], error)
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
