@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -13,6 +14,27 @@ import (
 	"github.com/cairn-run/cairn/layer"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
+
+// Lifecycle is the port to the transition driver: the methods of
+// *statemachine.Machine the container handlers call. Every lifecycle verb
+// is journaled behind it; the handlers only resolve, convert and map errors.
+type Lifecycle interface {
+	Create(ctx context.Context, req sm.CreateRequest) (sm.Container, error)
+	Start(ctx context.Context, id string) (sm.Container, error)
+	Stop(ctx context.Context, id string, grace time.Duration) (sm.Container, error)
+	Kill(ctx context.Context, id string, sig syscall.Signal) (sm.Container, error)
+	Pause(ctx context.Context, id string) (sm.Container, error)
+	Unpause(ctx context.Context, id string) (sm.Container, error)
+	Restart(ctx context.Context, id string, grace time.Duration) (sm.Container, error)
+	Remove(ctx context.Context, id string, force bool) (sm.Container, error)
+	// Wait blocks until the container is not running and returns its last
+	// view (a removed container's from memory).
+	Wait(ctx context.Context, id string) (sm.Container, error)
+	// Changes is closed at the container's next finished transition.
+	Changes(id string) <-chan struct{}
+	// Settle waits until no transition holds the container.
+	Settle(id string)
+}
 
 // View is the read side of the journal that the handlers use.
 type View interface {
@@ -26,15 +48,16 @@ type MountLookup interface {
 	MountInfo(mountID string) (layer.Mount, error)
 }
 
-// LogOpener opens a container's log for reading, creating it if the
-// container has not written anything yet.
+// LogOpener opens a container's log read-only. An error that is
+// fs.ErrNotExist means there is no log: the container has not run yet, or
+// it is being removed. It never creates the log.
 type LogOpener interface {
 	OpenLog(id string) (*os.File, error)
 }
 
 // ContainerServer implements cairn.v1.ContainerService.
 type ContainerServer struct {
-	Machine  *sm.Machine
+	Machine  Lifecycle
 	View     View
 	Mounts   MountLookup
 	LogFiles LogOpener
@@ -43,8 +66,8 @@ type ContainerServer struct {
 }
 
 func (s *ContainerServer) resolve(ref string) (string, error) {
-	if ref == "" {
-		return "", toConnect(fmt.Errorf("no container given: %w", errdefs.ErrInvalidArgument))
+	if err := checkRef(ref); err != nil {
+		return "", toConnect(err)
 	}
 	id, err := s.View.Resolve(ref)
 	return id, toConnect(err)
@@ -85,6 +108,9 @@ func timeout(seconds *int32) (time.Duration, error) {
 
 func (s *ContainerServer) Create(ctx context.Context, req *connect.Request[cairnv1.CreateRequest]) (*connect.Response[cairnv1.CreateResponse], error) {
 	m := req.Msg
+	if err := checkCreate(m.Name, m.Image); err != nil {
+		return nil, toConnect(err)
+	}
 	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove})
 	if err != nil {
 		return nil, toConnect(err)

@@ -12,6 +12,7 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/api/cairn/v1/cairnv1connect"
+	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/layer"
 )
 
@@ -26,7 +27,7 @@ func (noImages) RemoveImage(string) error       { return nil }
 func TestGate_RefusesUntilRecoveryIsDoneAndHealthSaysSo(t *testing.T) {
 	gate := &Gate{}
 	health := NewHealth()
-	h := Handlers{Containers: &ContainerServer{}, Images: &ImageServer{Store: noImages{}}, Journal: &JournalServer{}, Health: health, Gate: gate}
+	h := Handlers{Containers: &ContainerServer{}, Images: &ImageServer{Store: noImages{}}, Journal: &JournalServer{}, System: &SystemServer{Build: buildinfo.Read()}, Health: health, Gate: gate}
 	srv := httptest.NewUnstartedServer(h.Mux())
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
@@ -37,6 +38,13 @@ func TestGate_RefusesUntilRecoveryIsDoneAndHealthSaysSo(t *testing.T) {
 	_, err := images.List(context.Background(), connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
 	if connect.CodeOf(err) != connect.CodeUnavailable {
 		t.Fatalf("during recovery: %v, want Unavailable", err)
+	}
+	system := cairnv1connect.NewSystemServiceClient(srv.Client(), srv.URL)
+	if res, err := system.Version(context.Background(), connect.NewRequest(&cairnv1.VersionRequest{})); err != nil || res.Msg.ApiVersion != Version {
+		t.Fatalf("version during recovery: %v %v", res, err)
+	}
+	if res, err := checker.Check(context.Background(), &grpchealth.CheckRequest{Service: cairnv1connect.SystemServiceName}); err != nil || res.Status != grpchealth.StatusServing {
+		t.Fatalf("health of SystemService during recovery: %v %v", res, err)
 	}
 	for _, service := range append([]string{""}, ServiceNames...) {
 		res, err := checker.Check(context.Background(), &grpchealth.CheckRequest{Service: service})

@@ -29,6 +29,9 @@ const historyBatch = 256
 func (s *JournalServer) History(ctx context.Context, req *connect.Request[cairnv1.HistoryRequest], stream *connect.ServerStream[cairnv1.HistoryResponse]) error {
 	container := req.Msg.Id
 	if container != "" {
+		if err := checkRef(container); err != nil {
+			return toConnect(err)
+		}
 		id, err := s.Journal.Resolve(container)
 		switch {
 		case err == nil:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -14,26 +16,36 @@ import (
 
 const logChunk = 32 << 10
 
-// Logs streams the container's log. With follow, it first sends an
-// "attached" message (a client may start the container after it without
-// missing output), then keeps streaming until the container has stopped
-// (and, with auto-remove, is removed) and the log is drained, and ends with
-// the exit.
+// startLogPoll is how often Run looks for the log while the start runs.
+const startLogPoll = time.Millisecond
+
+// Logs streams the container's log. Without follow it sends what the log
+// holds (nothing if the container has not run). With follow, it first sends
+// an "attached" message (a client may start the container after it: the log
+// is read from its beginning once the shim has created it), then keeps
+// streaming until the container has run and stopped (and, with auto-remove,
+// is removed) and the log is drained, and ends with the exit.
 func (s *ContainerServer) Logs(ctx context.Context, req *connect.Request[cairnv1.LogsRequest], stream *connect.ServerStream[cairnv1.LogsResponse]) error {
 	id, err := s.resolve(req.Msg.Id)
 	if err != nil {
 		return err
 	}
-	f, err := s.LogFiles.OpenLog(id)
+	f, err := s.openLog(id)
 	if err != nil {
-		return toConnect(err)
+		return err
 	}
-	defer f.Close()
 	send := func(data []byte) error { return stream.Send(&cairnv1.LogsResponse{Data: data}) }
 	if !req.Msg.Follow {
+		if f == nil {
+			return nil
+		}
+		defer f.Close()
 		return sendAvailable(f, make([]byte, logChunk), send)
 	}
 	if err := stream.Send(&cairnv1.LogsResponse{Attached: true}); err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return err
 	}
 	last, err := s.follow(ctx, id, f, send)
@@ -43,29 +55,41 @@ func (s *ContainerServer) Logs(ctx context.Context, req *connect.Request[cairnv1
 	return stream.Send(&cairnv1.LogsResponse{Exit: waitToProto(last)})
 }
 
+// openLog opens the container's log read-only; nil without an error when
+// there is none (yet).
+func (s *ContainerServer) openLog(id string) (*os.File, error) {
+	f, err := s.LogFiles.OpenLog(id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, toConnect(err)
+	}
+	return f, nil
+}
+
 // Run is create, attach, start and follow in one call.
 func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.RunRequest], stream *connect.ServerStream[cairnv1.RunResponse]) error {
 	cr := req.Msg.Create
 	if cr == nil {
 		cr = &cairnv1.CreateRequest{}
 	}
+	if err := checkCreate(cr.Name, cr.Image); err != nil {
+		return toConnect(err)
+	}
 	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: cr.Name, Image: cr.Image, Command: cr.Command, Env: cr.Env, AutoRemove: cr.AutoRemove})
 	if err != nil {
 		return toConnect(err)
 	}
-	f, err := s.LogFiles.OpenLog(c.ID)
-	if err != nil {
-		return toConnect(err)
-	}
-	defer f.Close()
 	if err := stream.Send(&cairnv1.RunResponse{Container: s.toProto(c)}); err != nil {
 		return err
 	}
-	if _, err := s.Machine.Start(ctx, c.ID); err != nil {
+	f, err := s.startWithLog(ctx, c.ID)
+	if err != nil {
 		if cr.AutoRemove {
 			_, _ = s.Machine.Remove(context.WithoutCancel(ctx), c.ID, true)
 		}
-		return toConnect(err)
+		return err
 	}
 	last, err := s.follow(ctx, c.ID, f, func(data []byte) error { return stream.Send(&cairnv1.RunResponse{Data: data}) })
 	if err != nil {
@@ -74,9 +98,54 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 	return stream.Send(&cairnv1.RunResponse{Exit: waitToProto(last)})
 }
 
-// follow sends what the container writes to f until it has stopped (and,
-// with auto-remove, is removed) and f is drained, and returns its last view.
-func (s *ContainerServer) follow(ctx context.Context, id string, f io.Reader, send func([]byte) error) (sm.Container, error) {
+// startWithLog starts container id and opens its log while the start
+// runs. The shim creates the log before the process runs, and nothing can
+// remove the container (an auto-remove after a quick exit included) before
+// the start has finished, so a log opened by then misses nothing. A last
+// look is taken right after the start; if even that finds nothing, follow
+// keeps looking.
+func (s *ContainerServer) startWithLog(ctx context.Context, id string) (*os.File, error) {
+	started := make(chan error, 1)
+	go func() {
+		_, err := s.Machine.Start(ctx, id)
+		started <- err
+	}()
+	tick := time.NewTicker(startLogPoll)
+	defer tick.Stop()
+	var f *os.File
+	var logErr, startErr error
+	for done := false; !done; {
+		select {
+		case startErr = <-started:
+			done = true
+		case <-tick.C:
+		}
+		if f == nil && logErr == nil {
+			f, logErr = s.openLog(id)
+		}
+	}
+	switch {
+	case startErr != nil:
+		if f != nil {
+			f.Close()
+		}
+		return nil, toConnect(startErr)
+	case logErr != nil:
+		return nil, logErr
+	}
+	return f, nil
+}
+
+// follow sends what the container writes to its log (f, or the log once it
+// appears when f is nil) until it has run and stopped (and, with
+// auto-remove, is removed) and the log is drained, and returns its last
+// view. It closes the log.
+func (s *ContainerServer) follow(ctx context.Context, id string, f *os.File, send func([]byte) error) (sm.Container, error) {
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	poll := s.LogPoll
 	if poll == 0 {
 		poll = 20 * time.Millisecond
@@ -90,9 +159,18 @@ func (s *ContainerServer) follow(ctx context.Context, id string, f io.Reader, se
 			// Let the auto-remove that follows the exit finish first.
 			s.Machine.Settle(id)
 		}
-		// Read after deciding: once stopped, everything is in the file.
-		if err := sendAvailable(f, buf, send); err != nil {
-			return sm.Container{}, err
+		// Open and read after deciding: once stopped, everything is in the
+		// file, and a stopped container that has no log never wrote one.
+		if f == nil {
+			var err error
+			if f, err = s.openLog(id); err != nil {
+				return sm.Container{}, err
+			}
+		}
+		if f != nil {
+			if err := sendAvailable(f, buf, send); err != nil {
+				return sm.Container{}, err
+			}
 		}
 		if finished {
 			last, err := s.Machine.Wait(ctx, id)

@@ -10,7 +10,8 @@ import (
 	"github.com/cairn-run/cairn/api/cairn/v1/cairnv1connect"
 )
 
-// ServiceNames are the services Cairn serves, for health and reflection.
+// ServiceNames are the services behind the recovery gate, for health and
+// reflection; SystemService serves throughout and is always SERVING.
 var ServiceNames = []string{
 	cairnv1connect.ContainerServiceName,
 	cairnv1connect.ImageServiceName,
@@ -22,15 +23,18 @@ type Handlers struct {
 	Containers *ContainerServer
 	Images     *ImageServer
 	Journal    *JournalServer
+	// System is not gated (see SystemServer).
+	System *SystemServer
 	// Health reports NOT_SERVING until recovery is done.
 	Health *grpchealth.StaticChecker
 	// Gate refuses calls until recovery is done.
 	Gate *Gate
 }
 
-// NewHealth returns a checker on which every Cairn service starts NOT_SERVING.
+// NewHealth returns a checker on which every gated Cairn service starts
+// NOT_SERVING; SystemService is SERVING from the start.
 func NewHealth() *grpchealth.StaticChecker {
-	h := grpchealth.NewStaticChecker(ServiceNames...)
+	h := grpchealth.NewStaticChecker(append([]string{cairnv1connect.SystemServiceName}, ServiceNames...)...)
 	SetServing(h, false)
 	return h
 }
@@ -52,13 +56,19 @@ func SetServing(h *grpchealth.StaticChecker, serving bool) {
 // health and reflection, on one handler.
 func (h Handlers) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	gated := connect.WithInterceptors(h.Gate)
-	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated))
-	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated))
-	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated))
-	mux.Handle(grpchealth.NewHandler(h.Health))
-	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName}, ServiceNames...)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	gated := h.handlerOptions()
+	ungated := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated...))
+	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated...))
+	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))
+	system := h.System
+	if system == nil {
+		system = &SystemServer{}
+	}
+	mux.Handle(cairnv1connect.NewSystemServiceHandler(system, ungated...))
+	mux.Handle(grpchealth.NewHandler(h.Health, ungated...))
+	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName, cairnv1connect.SystemServiceName}, ServiceNames...)...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, ungated...))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, ungated...))
 	return mux
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
 // extractor writes tar entries under one layer root. Every file system call
@@ -105,7 +107,7 @@ func openBeneath(rootFD int, rel string) (int, error) {
 			return fd, nil
 		}
 		if !errors.Is(err, unix.ENOSYS) {
-			return -1, fmt.Errorf("open %q in layer: %w", rel, err)
+			return -1, fmt.Errorf("open %s in layer: %w", errdefs.Quote(rel), err)
 		}
 		openat2Missing.Store(true) // kernel < 5.6: walk instead
 	}
@@ -116,7 +118,7 @@ func openBeneath(rootFD int, rel string) (int, error) {
 			unix.Close(fd)
 		}
 		if err != nil {
-			return -1, fmt.Errorf("open %q in layer: %w", rel, err)
+			return -1, fmt.Errorf("open %s in layer: %w", errdefs.Quote(rel), err)
 		}
 		fd = next
 	}
@@ -194,7 +196,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		if err := unix.Mkdirat(pfd, path.Base(m), 0o755); err != nil {
-			return fmt.Errorf("extract %q: mkdir %q: %w", hdr.Name, m, err)
+			return fmt.Errorf("extract %s: mkdir %s: %w", errdefs.Quote(hdr.Name), errdefs.Quote(m), err)
 		}
 		x.tree[m] = kindDir
 		x.setDirMeta(dirMeta{name: m, implicit: true})
@@ -206,7 +208,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	base := path.Base(name)
 	if unlinkFirst {
 		if err := unix.Unlinkat(pfd, base, 0); err != nil {
-			return fmt.Errorf("extract %q: replace: %w", hdr.Name, err)
+			return fmt.Errorf("extract %s: replace: %w", errdefs.Quote(hdr.Name), err)
 		}
 		delete(x.tree, name)
 	}
@@ -217,7 +219,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			// 0700 until finish applies the real mode, so a read-only
 			// directory cannot block its own children.
 			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return fmt.Errorf("extract %q: mkdir: %w", hdr.Name, err)
+				return fmt.Errorf("extract %s: mkdir: %w", errdefs.Quote(hdr.Name), err)
 			}
 		}
 		x.setDirMeta(metaOf(name, hdr))
@@ -235,7 +237,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("extract %q: %w", hdr.Name, err)
+		return fmt.Errorf("extract %s: %w", errdefs.Quote(hdr.Name), err)
 	}
 	x.tree[name] = kind
 	return nil
@@ -305,7 +307,7 @@ func (x *extractor) hardlink(pfd int, base, target, name string) error {
 	// flags 0: never follow a symlink target; a link to a symlink links the
 	// symlink itself.
 	if err := unix.Linkat(tfd, path.Base(target), pfd, base, 0); err != nil {
-		return fmt.Errorf("link to %q: %w", target, err)
+		return fmt.Errorf("link to %s: %w", errdefs.Quote(target), err)
 	}
 	return nil
 }
@@ -347,21 +349,21 @@ func (x *extractor) finish() error {
 		}
 		if d.implicit {
 			if err := unix.Fchmodat(pfd, base, 0o755, 0); err != nil {
-				return fmt.Errorf("chmod %q: %w", d.name, err)
+				return fmt.Errorf("chmod %s: %w", errdefs.Quote(d.name), err)
 			}
 			continue
 		}
 		if x.owner {
 			if err := unix.Fchownat(pfd, base, d.uid, d.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fmt.Errorf("chown %q: %w", d.name, err)
+				return fmt.Errorf("chown %s: %w", errdefs.Quote(d.name), err)
 			}
 		}
 		if err := unix.Fchmodat(pfd, base, d.mode, 0); err != nil {
-			return fmt.Errorf("chmod %q: %w", d.name, err)
+			return fmt.Errorf("chmod %s: %w", errdefs.Quote(d.name), err)
 		}
 		ts := []unix.Timespec{timespec(d.atime), timespec(d.mtime)}
 		if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("set times of %q: %w", d.name, err)
+			return fmt.Errorf("set times of %s: %w", errdefs.Quote(d.name), err)
 		}
 	}
 	return nil

@@ -26,7 +26,7 @@ const (
 // refuse builds the error for a refused entry: ErrInvalidArgument with the
 // entry name and the reason.
 func refuse(entry, format string, args ...any) error {
-	return fmt.Errorf("tar entry %q: %s: %w", entry, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	return fmt.Errorf("tar entry %s: %s: %w", errdefs.Quote(entry), fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
 }
 
 // cleanEntryName returns the layer-relative path of a tar entry name ("." for
@@ -95,7 +95,7 @@ func checkSymlink(entry, target string) error {
 	case strings.IndexByte(target, 0) >= 0:
 		return refuse(entry, "NUL byte in symlink target")
 	case symlinkTargetEscapes(entry, target):
-		return refuse(entry, "symlink target %q escapes the layer root", target)
+		return refuse(entry, "symlink target %s escapes the layer root", errdefs.Quote(target))
 	}
 	return nil
 }
@@ -108,20 +108,20 @@ func checkHardlink(tree map[string]entryKind, entry, linkname string) (string, e
 		return "", refuse(entry, "empty hardlink target")
 	}
 	if strings.HasPrefix(linkname, "/") {
-		return "", refuse(entry, "hardlink target %q is absolute", linkname)
+		return "", refuse(entry, "hardlink target %s is absolute", errdefs.Quote(linkname))
 	}
 	target, err := cleanEntryName(linkname)
 	if err != nil {
-		return "", refuse(entry, "hardlink target %q is not a safe path", linkname)
+		return "", refuse(entry, "hardlink target %s is not a safe path", errdefs.Quote(linkname))
 	}
 	if target == entry {
 		return "", refuse(entry, "hardlink to itself")
 	}
 	switch tree[target] {
 	case kindNone:
-		return "", refuse(entry, "hardlink target %q does not exist in the layer yet", linkname)
+		return "", refuse(entry, "hardlink target %s does not exist in the layer yet", errdefs.Quote(linkname))
 	case kindDir:
-		return "", refuse(entry, "hardlink target %q is a directory", linkname)
+		return "", refuse(entry, "hardlink target %s is a directory", errdefs.Quote(linkname))
 	}
 	return target, nil
 }
@@ -144,12 +144,12 @@ func checkParents(tree map[string]entryKind, name string) ([]string, error) {
 			if len(missing) > 0 {
 				// Cannot happen: a directory's parents exist. Refuse rather
 				// than guess.
-				return nil, refuse(name, "inconsistent tree at %q", anc)
+				return nil, refuse(name, "inconsistent tree at %s", errdefs.Quote(anc))
 			}
 		case kindSymlink:
-			return nil, refuse(name, "parent %q is a symlink", anc)
+			return nil, refuse(name, "parent %s is a symlink", errdefs.Quote(anc))
 		default:
-			return nil, refuse(name, "parent %q is not a directory", anc)
+			return nil, refuse(name, "parent %s is not a directory", errdefs.Quote(anc))
 		}
 	}
 	return missing, nil

@@ -13,10 +13,31 @@ import (
 
 var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
-// ValidateCreate refuses a create request that could never work.
+// idLike matches what Resolve would take as an id or id prefix: ids are
+// lowercase hex and prefixes need 4 characters. A name like that would
+// shadow the prefix of every container whose id starts with it.
+var idLike = regexp.MustCompile(`^[0-9a-f]{4,64}$`)
+
+// Limits of a container's command and environment, after Linux's execve:
+// MAX_ARG_STRLEN (32 pages) per string, and a total (counting a NUL per
+// string, as the kernel does) of half the default ARG_MAX (a quarter of an
+// 8 MiB stack), so a request that passes always fits in one API message
+// (api.MaxMessageBytes, 4 MiB) and one journal record stays small.
+const (
+	MaxArgBytes   = 128 << 10 // one command argument or environment entry
+	MaxArgs       = 4096      // command arguments
+	MaxEnv        = 4096      // environment entries
+	MaxArgsAndEnv = 1 << 20   // every argument and entry, plus a NUL each
+)
+
+// ValidateCreate refuses a create request that could never work, or that is
+// larger than an exec could take.
 func ValidateCreate(req CreateRequest) error {
 	if req.Name != "" && !namePattern.MatchString(req.Name) {
-		return fmt.Errorf("invalid container name %q: must match %s: %w", req.Name, namePattern, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("invalid container name %s: must match %s: %w", errdefs.Quote(req.Name), namePattern, errdefs.ErrInvalidArgument)
+	}
+	if idLike.MatchString(req.Name) {
+		return fmt.Errorf("invalid container name %s: 4 to 64 hex digits would read as an id prefix: %w", errdefs.Quote(req.Name), errdefs.ErrInvalidArgument)
 	}
 	if req.Image == "" {
 		return fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
@@ -24,15 +45,46 @@ func ValidateCreate(req CreateRequest) error {
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return fmt.Errorf("no command given: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := checkArgSizes(req.Command, req.Env); err != nil {
+		return err
+	}
 	for _, e := range req.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.ContainsRune(e, 0) {
-			return fmt.Errorf("invalid environment entry %q: want KEY=VALUE: %w", e, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("invalid environment entry %s: want KEY=VALUE: %w", errdefs.Quote(e), errdefs.ErrInvalidArgument)
 		}
 	}
-	for _, a := range req.Command {
+	for i, a := range req.Command {
 		if strings.ContainsRune(a, 0) {
-			return fmt.Errorf("command argument contains a NUL byte: %w", errdefs.ErrInvalidArgument)
+			return fmt.Errorf("command argument %d contains a NUL byte: %w", i, errdefs.ErrInvalidArgument)
 		}
+	}
+	return nil
+}
+
+// checkArgSizes applies the execve-like limits: per string, per list and
+// in total.
+func checkArgSizes(command, env []string) error {
+	if len(command) > MaxArgs {
+		return fmt.Errorf("%d command arguments, at most %d are allowed: %w", len(command), MaxArgs, errdefs.ErrInvalidArgument)
+	}
+	if len(env) > MaxEnv {
+		return fmt.Errorf("%d environment entries, at most %d are allowed: %w", len(env), MaxEnv, errdefs.ErrInvalidArgument)
+	}
+	total := 0
+	lists := []struct {
+		what  string
+		items []string
+	}{{"command argument", command}, {"environment entry", env}}
+	for _, l := range lists {
+		for i, s := range l.items {
+			if len(s) > MaxArgBytes {
+				return fmt.Errorf("%s %d is %d bytes, at most %d are allowed: %w", l.what, i, len(s), MaxArgBytes, errdefs.ErrInvalidArgument)
+			}
+			total += len(s) + 1
+		}
+	}
+	if total > MaxArgsAndEnv {
+		return fmt.Errorf("command and environment are %d bytes, at most %d are allowed: %w", total, MaxArgsAndEnv, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -57,7 +109,7 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	return 0, fmt.Errorf("unknown signal %q: %w", s, errdefs.ErrInvalidArgument)
+	return 0, fmt.Errorf("unknown signal %s: %w", errdefs.Quote(s), errdefs.ErrInvalidArgument)
 }
 
 // SignalName is the SIG-prefixed name of sig, or its number.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,8 +20,15 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // cli runs the cairn binary against e's daemon, through CAIRN_SOCKET.
 func cli(t *testing.T, e *testenv.Env, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliWithInput(t, e, nil, args...)
+}
+
+// cliWithInput is cli with stdin read from in.
+func cliWithInput(t *testing.T, e *testenv.Env, in io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	_, cairn := testenv.Binaries(t)
 	cmd := exec.Command(cairn, args...)
+	cmd.Stdin = in
 	cmd.Env = append(os.Environ(), "CAIRN_SOCKET="+e.Socket)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -103,9 +113,15 @@ func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
 	cli(t, e, "create", "--name", "holder", "busybox", "true")
 	for want, args := range cases {
 		_, errOut, code := cli(t, e, args...)
-		if code == 0 || !strings.Contains(errOut, want) {
-			t.Errorf("%v: code %d, stderr %q, want %s", args, code, errOut, want)
+		if code != 125 || !strings.Contains(errOut, want) {
+			t.Errorf("%v: code %d, stderr %q, want 125 and %s", args, code, errOut, want)
 		}
+	}
+	// A deadline on a call that would block.
+	cli(t, e, "run", "-d", "--name", "forever", "busybox", "sleep", "1000")
+	_, errOut, code := cli(t, e, "--timeout", "200ms", "wait", "forever")
+	if code != 125 || !strings.Contains(errOut, "deadline_exceeded") {
+		t.Errorf("wait with --timeout: code %d, stderr %q", code, errOut)
 	}
 }
 
@@ -122,4 +138,69 @@ func TestCLI_JournalCheckOfAStoppedDaemon(t *testing.T) {
 		t.Fatalf("check: code %d, %q %q", code, out, errOut)
 	}
 	e.Start()
+}
+
+func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	tarball, err := os.ReadFile(testenv.BusyboxTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// head -c 4096 busybox.tar | cairn image import - x
+	_, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball[:4096]), "image", "import", "-", "x")
+	if code == 0 || !strings.Contains(errOut, "truncated") {
+		t.Fatalf("truncated import: code %d, %q", code, errOut)
+	}
+	out, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball), "image", "import", "-", "whole")
+	if code != 0 || !strings.HasPrefix(out, "whole sha256:") {
+		t.Fatalf("import from stdin: code %d, %q %q", code, out, errOut)
+	}
+	if ls, _, _ := cli(t, e, "image", "ls"); strings.Contains(ls, "\nx ") || !strings.Contains(ls, "\nwhole ") {
+		t.Fatalf("image ls:\n%s", ls)
+	}
+}
+
+func TestCLI_NoDaemonSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.sock")
+	// A stale socket file: bound once, nobody accepts on it.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	_, cairn := testenv.Binaries(t)
+	for _, sock := range []string{missing, stale} {
+		var errb bytes.Buffer
+		cmd := exec.Command(cairn, "--socket", sock, "ps")
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+			t.Errorf("%s: %v, want exit 125", sock, err)
+		}
+		if want := "cannot reach cairnd at " + sock + ": is cairnd running?"; !strings.Contains(errb.String(), want) {
+			t.Errorf("%s: stderr %q, want %q", sock, errb.String(), want)
+		}
+	}
+}
+
+func TestCLI_VersionOfClientAndDaemon(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	out, errOut, code := cli(t, e, "version")
+	if code != 0 {
+		t.Fatalf("version: code %d, %s", code, errOut)
+	}
+	for _, want := range []string{"Client:\n  Version:", "Server:\n  API version: 1.2\n", "Go version: go1.", "Revision:", "Modified:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+	cairnd, _ := testenv.Binaries(t)
+	v, err := exec.Command(cairnd, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(v), "cairnd ") || !strings.Contains(string(v), " go1.") {
+		t.Fatalf("cairnd --version: %q %v", v, err)
+	}
 }

@@ -1,21 +1,20 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 
 	"connectrpc.com/connect"
+	units "github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/apiclient"
 )
-
-const importChunk = 256 << 10
 
 func imageCmd(c *clients) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
@@ -25,47 +24,49 @@ func imageCmd(c *clients) *cobra.Command {
 
 func imageImportCmd(c *clients) *cobra.Command {
 	return &cobra.Command{
-		Use:   "import ROOTFS.tar NAME",
-		Short: "Import a root filesystem tar (plain or gzip) as an image",
-		Args:  cobra.ExactArgs(2),
+		Use:   "import ROOTFS.tar|- NAME",
+		Short: "Import a root filesystem tar (plain or gzip; - reads stdin) as an image",
+		Long: `Import a root filesystem tar (plain or gzip; - reads stdin) as an image.
+
+The tar must end with its end-of-archive marker: a truncated tar is refused.
+The daemon registers the image only if every byte sent arrived (the CLI
+sends their size and sha256 last), so an interrupted import leaves nothing.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
+			src, size, closeSrc, err := openImportSource(args[0], cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			var src io.Reader = f
-			if fi, err := f.Stat(); err == nil && term.IsTerminal(int(os.Stderr.Fd())) {
-				bar := progressbar.DefaultBytes(fi.Size(), "importing "+args[1])
-				src = io.TeeReader(f, bar)
+			defer closeSrc()
+			if size >= 0 && term.IsTerminal(int(os.Stderr.Fd())) {
+				bar := progressbar.DefaultBytes(size, "importing "+args[1])
+				src = io.TeeReader(src, bar)
 			}
-			stream := c.Images.Import(cmd.Context())
-			if err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: args[1]}); err != nil && !errors.Is(err, io.EOF) {
-				return err
-			}
-			buf := make([]byte, importChunk)
-			for {
-				n, rerr := src.Read(buf)
-				if n > 0 {
-					if err := stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: buf[:n]}); err != nil {
-						break // the server answered early (a refusal); CloseAndReceive has it
-					}
-				}
-				if errors.Is(rerr, io.EOF) {
-					break
-				}
-				if rerr != nil {
-					return rerr
-				}
-			}
-			res, err := stream.CloseAndReceive()
+			img, err := apiclient.ImportImage(cmd.Context(), c.Images, args[1], src)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", res.Msg.Image.Name, res.Msg.Image.ChainId)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", img.Name, img.ChainId)
 			return nil
 		},
 	}
+}
+
+// openImportSource opens the tar to import: a file, or stdin for "-". size
+// is -1 when unknown.
+func openImportSource(path string, stdin io.Reader) (r io.Reader, size int64, closeFn func(), err error) {
+	if path == "-" {
+		return stdin, -1, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	size = -1
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, func() { f.Close() }, nil
 }
 
 func imageLsCmd(c *clients) *cobra.Command {
@@ -104,15 +105,6 @@ func imageRmCmd(c *clients) *cobra.Command {
 	}
 }
 
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanSize prints an image size as docker image ls does (decimal units,
+// three significant digits).
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -91,27 +93,39 @@ func psTable(w io.Writer, cs []*cairnv1.Container) error {
 	return tw.Flush()
 }
 
+// truncate shortens s to n runes, the last one an ellipsis, so a
+// multi-byte character is never cut in half.
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	runes := []rune(s)
+	return string(runes[:n-1]) + "…"
+}
+
+// since is how long ago ts was, as Docker prints it ("3 seconds",
+// "About a minute"), or "-" without a time.
+func since(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return units.HumanDuration(time.Since(ts.AsTime()))
 }
 
 func ago(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return "-"
 	}
-	return time.Since(ts.AsTime()).Round(time.Second).String() + " ago"
+	return since(ts) + " ago"
 }
 
-// status reads like docker's: "Up 3s", "Exited (3) 2s ago".
+// status reads like docker's: "Up 3 seconds", "Exited (3) 2 minutes ago".
 func status(c *cairnv1.Container) string {
 	switch c.State {
 	case cairnv1.ContainerState_CONTAINER_STATE_RUNNING:
-		return "Up " + strings.TrimSuffix(ago(c.StartedAt), " ago")
+		return "Up " + since(c.StartedAt)
 	case cairnv1.ContainerState_CONTAINER_STATE_PAUSED:
-		return "Up " + strings.TrimSuffix(ago(c.StartedAt), " ago") + " (Paused)"
+		return "Up " + since(c.StartedAt) + " (Paused)"
 	case cairnv1.ContainerState_CONTAINER_STATE_STOPPED:
 		code := "unknown"
 		if c.ExitCode != nil {

@@ -62,7 +62,7 @@ func eachRef(cmd *cobra.Command, refs []string, verb func(ctx context.Context, r
 		fmt.Fprintln(cmd.OutOrStdout(), ref)
 	}
 	if first != nil {
-		return exitError{code: 1}
+		return exitError{code: exitCodeOf(first)}
 	}
 	return nil
 }

@@ -9,15 +9,17 @@ import (
 	"os/signal"
 	"syscall"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/defaults"
 )
 
 func main() {
 	cfg := daemon.Config{}
-	var logLevel string
+	var logLevel, maxImport string
 	cmd := &cobra.Command{
 		Use:   "cairnd",
 		Short: "Cairn container daemon: journals every lifecycle transition before it happens",
@@ -27,6 +29,7 @@ machine, so a crash or restart loses no container, exit code or paused state.
 
 With --live-restore (the default) containers keep running when cairnd stops;
 --live-restore=false stops every container gracefully on shutdown.`,
+		Version:       buildinfo.Read().String(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -35,10 +38,16 @@ With --live-restore (the default) containers keep running when cairnd stops;
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
+			n, err := parseSize(maxImport)
+			if err != nil {
+				return fmt.Errorf("--max-import-bytes: %w", err)
+			}
+			cfg.MaxImportBytes = n
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			return run(cmd.Context(), cfg)
 		},
 	}
+	cmd.SetVersionTemplate("cairnd {{.Version}}\n")
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", defaults.Root, "directory for the journal, layers and container state")
 	f.StringVar(&cfg.Socket, "socket", defaults.Socket, "unix socket to serve the API on")
@@ -48,6 +57,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "keep containers running while cairnd is stopped or restarted")
 	f.IntVar(&cfg.HistoryRetain, "history-retain", 10_000, "journal records kept whole by compaction; older histories of removed containers are deleted")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)
 		os.Exit(1)
@@ -67,4 +77,17 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	}
 	d.Stop(context.Background())
 	return err
+}
+
+// parseSize reads a size such as "8GiB", "512m" or "1073741824" (binary
+// units, as Docker's flags do).
+func parseSize(s string) (int64, error) {
+	n, err := units.RAMInBytes(s)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("size %q must be positive", s)
+	}
+	return n, nil
 }

@@ -17,6 +17,7 @@ type Clients struct {
 	Containers cairnv1connect.ContainerServiceClient
 	Images     cairnv1connect.ImageServiceClient
 	Journal    cairnv1connect.JournalServiceClient
+	System     cairnv1connect.SystemServiceClient
 	HTTP       *http.Client
 }
 
@@ -32,13 +33,18 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 	hc := &http.Client{Transport: &http.Transport{
 		Protocols: protocols,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			conn, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, unreachable(socket, err)
+			}
+			return conn, nil
 		},
 	}}
 	return Clients{
 		Containers: cairnv1connect.NewContainerServiceClient(hc, BaseURL, opts...),
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
+		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,
 	}
 }

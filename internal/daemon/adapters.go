@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -67,14 +65,11 @@ func (r runtime) Cleanup(id string, p sm.Process) error {
 }
 func (r runtime) Remove(id string) error { return r.exec.Remove(id) }
 
-// OpenLog opens the container's log for reading, creating it empty if the
-// container never ran, so a client can follow it before the start.
+// OpenLog opens the container's log read-only. It never creates anything:
+// a log (or directory) made here could outlive a Remove running at the same
+// time. A container that has not run has no log (fs.ErrNotExist).
 func (r runtime) OpenLog(id string) (*os.File, error) {
-	path := r.exec.LogPath(id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("log of %s: %w", id, err)
-	}
-	return os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
+	return os.Open(r.exec.LogPath(id))
 }
 
 // layers adapts the layer store to the driver's Layers and Mounter.

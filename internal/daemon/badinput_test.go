@@ -94,11 +94,7 @@ func tarOf(t *testing.T, entries ...*tar.Header) []byte {
 }
 
 func importBytes(e *testenv.Env, name string, data []byte) error {
-	stream := e.Images.Import(bg)
-	if err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: name, Chunk: data}); err != nil {
-		return err
-	}
-	_, err := stream.CloseAndReceive()
+	_, err := apiclient.ImportImage(bg, e.Images, name, bytes.NewReader(data))
 	return err
 }
 

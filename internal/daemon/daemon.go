@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
 	"github.com/cairn-run/cairn/journal"
@@ -47,7 +48,10 @@ type Config struct {
 	// keeps whole; older histories of removed containers are deleted.
 	// Default 10,000.
 	HistoryRetain int
-	Logger        *slog.Logger
+	// MaxImportBytes bounds the uncompressed size of one image import;
+	// default 8 GiB (layer.ImportOptions.MaxBytes).
+	MaxImportBytes int64
+	Logger         *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -233,8 +237,9 @@ func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
-		Images:     &api.ImageServer{Store: d.layers},
+		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
 		Journal:    &api.JournalServer{Journal: d.journal},
+		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
 	}.Mux()
@@ -245,10 +250,7 @@ func (d *Daemon) listen() error {
 	if err != nil {
 		return err
 	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	d.serve(&http.Server{Handler: mux, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second}, sock)
+	d.serve(api.NewHTTPServer(mux), sock)
 	if d.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
 		if err != nil {

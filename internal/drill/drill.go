@@ -29,6 +29,7 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/apiclient"
 	"github.com/cairn-run/cairn/internal/busybox"
 )
 
@@ -306,23 +307,7 @@ func (r *run) importImage(ctx context.Context) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(busybox.WriteRootfsTar(pw, r.cfg.Busybox)) }()
 	defer pr.Close()
-	stream := r.daemon.clients.Images.Import(ctx)
-	err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: imageName})
-	buf := make([]byte, 256<<10)
-	for err == nil {
-		n, readErr := pr.Read(buf)
-		if n > 0 {
-			err = stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: buf[:n]})
-		}
-		if readErr == io.EOF {
-			break
-		}
-		if readErr != nil {
-			return fmt.Errorf("drill: image: %w", readErr)
-		}
-	}
-	// A failed Send only says the stream broke; the response says why.
-	if _, err := stream.CloseAndReceive(); err != nil {
+	if _, err := apiclient.ImportImage(ctx, r.daemon.clients.Images, imageName, pr); err != nil {
 		return fmt.Errorf("drill: import image: %w", err)
 	}
 	return nil

@@ -241,26 +241,7 @@ func (e *Env) ImportImage(tarPath, name string) {
 		e.t.Fatal(err)
 	}
 	defer f.Close()
-	stream := e.Images.Import(context.Background())
-	if err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: name}); err != nil {
-		e.t.Fatal(err)
-	}
-	buf := make([]byte, 256<<10)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if serr := stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: buf[:n]}); serr != nil {
-				break
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	if _, err := stream.CloseAndReceive(); err != nil {
+	if _, err := apiclient.ImportImage(context.Background(), e.Images, name, f); err != nil {
 		e.t.Fatalf("import %s: %v", tarPath, err)
 	}
 }

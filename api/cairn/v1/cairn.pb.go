@@ -25,6 +25,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ErrorReason says why a call failed where the code alone does not; it
+// travels as an ErrorInfo error detail.
+type ErrorReason int32
+
+const (
+	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
+	// The container's command does not exist in its filesystem
+	// (INVALID_ARGUMENT; Docker exits 127).
+	ErrorReason_ERROR_REASON_COMMAND_NOT_FOUND ErrorReason = 1
+	// The container's command exists but cannot be executed
+	// (FAILED_PRECONDITION; Docker exits 126).
+	ErrorReason_ERROR_REASON_COMMAND_NOT_EXECUTABLE ErrorReason = 2
+)
+
+// Enum value maps for ErrorReason.
+var (
+	ErrorReason_name = map[int32]string{
+		0: "ERROR_REASON_UNSPECIFIED",
+		1: "ERROR_REASON_COMMAND_NOT_FOUND",
+		2: "ERROR_REASON_COMMAND_NOT_EXECUTABLE",
+	}
+	ErrorReason_value = map[string]int32{
+		"ERROR_REASON_UNSPECIFIED":            0,
+		"ERROR_REASON_COMMAND_NOT_FOUND":      1,
+		"ERROR_REASON_COMMAND_NOT_EXECUTABLE": 2,
+	}
+)
+
+func (x ErrorReason) Enum() *ErrorReason {
+	p := new(ErrorReason)
+	*p = x
+	return p
+}
+
+func (x ErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[0].Descriptor()
+}
+
+func (ErrorReason) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[0]
+}
+
+func (x ErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorReason.Descriptor instead.
+func (ErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{0}
+}
+
 // ContainerState is the lifecycle state of a container.
 type ContainerState int32
 
@@ -68,11 +123,11 @@ func (x ContainerState) String() string {
 }
 
 func (ContainerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_cairn_v1_cairn_proto_enumTypes[0].Descriptor()
+	return file_cairn_v1_cairn_proto_enumTypes[1].Descriptor()
 }
 
 func (ContainerState) Type() protoreflect.EnumType {
-	return &file_cairn_v1_cairn_proto_enumTypes[0]
+	return &file_cairn_v1_cairn_proto_enumTypes[1]
 }
 
 func (x ContainerState) Number() protoreflect.EnumNumber {
@@ -81,7 +136,7 @@ func (x ContainerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ContainerState.Descriptor instead.
 func (ContainerState) EnumDescriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{0}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
 }
 
 // RecordKind is the kind of a journal record.
@@ -124,11 +179,11 @@ func (x RecordKind) String() string {
 }
 
 func (RecordKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_cairn_v1_cairn_proto_enumTypes[1].Descriptor()
+	return file_cairn_v1_cairn_proto_enumTypes[2].Descriptor()
 }
 
 func (RecordKind) Type() protoreflect.EnumType {
-	return &file_cairn_v1_cairn_proto_enumTypes[1]
+	return &file_cairn_v1_cairn_proto_enumTypes[2]
 }
 
 func (x RecordKind) Number() protoreflect.EnumNumber {
@@ -137,7 +192,52 @@ func (x RecordKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RecordKind.Descriptor instead.
 func (RecordKind) EnumDescriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+}
+
+// ErrorInfo is the error detail that carries an ErrorReason.
+type ErrorInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        ErrorReason            `protobuf:"varint,1,opt,name=reason,proto3,enum=cairn.v1.ErrorReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorInfo) Reset() {
+	*x = ErrorInfo{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorInfo) ProtoMessage() {}
+
+func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
+func (*ErrorInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ErrorInfo) GetReason() ErrorReason {
+	if x != nil {
+		return x.Reason
+	}
+	return ErrorReason_ERROR_REASON_UNSPECIFIED
 }
 
 // LayerPaths are the host paths that make up a container's root filesystem.
@@ -159,7 +259,7 @@ type LayerPaths struct {
 
 func (x *LayerPaths) Reset() {
 	*x = LayerPaths{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[0]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -171,7 +271,7 @@ func (x *LayerPaths) String() string {
 func (*LayerPaths) ProtoMessage() {}
 
 func (x *LayerPaths) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[0]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -184,7 +284,7 @@ func (x *LayerPaths) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerPaths.ProtoReflect.Descriptor instead.
 func (*LayerPaths) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{0}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *LayerPaths) GetRootfs() string {
@@ -258,7 +358,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[1]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +370,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[1]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +383,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Container) GetId() string {
@@ -441,7 +541,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[2]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +553,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[2]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +566,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateRequest) GetName() string {
@@ -513,7 +613,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +625,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +638,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateResponse) GetContainer() *Container {
@@ -559,7 +659,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +671,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +684,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StartRequest) GetId() string {
@@ -603,7 +703,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +715,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +728,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StartResponse) GetContainer() *Container {
@@ -649,7 +749,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +761,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +774,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StopRequest) GetId() string {
@@ -700,7 +800,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +812,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +825,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StopResponse) GetContainer() *Container {
@@ -746,7 +846,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +858,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +871,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KillRequest) GetId() string {
@@ -797,7 +897,7 @@ type KillResponse struct {
 
 func (x *KillResponse) Reset() {
 	*x = KillResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +909,7 @@ func (x *KillResponse) String() string {
 func (*KillResponse) ProtoMessage() {}
 
 func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +922,7 @@ func (x *KillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
 func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KillResponse) GetContainer() *Container {
@@ -841,7 +941,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +953,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +966,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PauseRequest) GetId() string {
@@ -885,7 +985,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +997,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1010,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PauseResponse) GetContainer() *Container {
@@ -929,7 +1029,7 @@ type UnpauseRequest struct {
 
 func (x *UnpauseRequest) Reset() {
 	*x = UnpauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1041,7 @@ func (x *UnpauseRequest) String() string {
 func (*UnpauseRequest) ProtoMessage() {}
 
 func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1054,7 @@ func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseRequest.ProtoReflect.Descriptor instead.
 func (*UnpauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UnpauseRequest) GetId() string {
@@ -973,7 +1073,7 @@ type UnpauseResponse struct {
 
 func (x *UnpauseResponse) Reset() {
 	*x = UnpauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1085,7 @@ func (x *UnpauseResponse) String() string {
 func (*UnpauseResponse) ProtoMessage() {}
 
 func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1098,7 @@ func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseResponse.ProtoReflect.Descriptor instead.
 func (*UnpauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnpauseResponse) GetContainer() *Container {
@@ -1018,7 +1118,7 @@ type RestartRequest struct {
 
 func (x *RestartRequest) Reset() {
 	*x = RestartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1130,7 @@ func (x *RestartRequest) String() string {
 func (*RestartRequest) ProtoMessage() {}
 
 func (x *RestartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1143,7 @@ func (x *RestartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRequest.ProtoReflect.Descriptor instead.
 func (*RestartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RestartRequest) GetId() string {
@@ -1069,7 +1169,7 @@ type RestartResponse struct {
 
 func (x *RestartResponse) Reset() {
 	*x = RestartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1181,7 @@ func (x *RestartResponse) String() string {
 func (*RestartResponse) ProtoMessage() {}
 
 func (x *RestartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1194,7 @@ func (x *RestartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartResponse.ProtoReflect.Descriptor instead.
 func (*RestartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RestartResponse) GetContainer() *Container {
@@ -1115,7 +1215,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1227,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1240,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveRequest) GetId() string {
@@ -1166,7 +1266,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1278,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1291,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveResponse) GetId() string {
@@ -1210,7 +1310,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1322,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1335,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1254,7 +1354,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1366,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1379,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetResponse) GetContainer() *Container {
@@ -1299,7 +1399,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1411,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1424,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListRequest) GetAll() bool {
@@ -1343,7 +1443,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1455,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1468,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -1387,7 +1487,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1499,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1512,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -1434,7 +1534,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1546,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1559,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WaitResponse) GetExitCode() int32 {
@@ -1494,7 +1594,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1606,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1619,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -1551,7 +1651,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1663,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1676,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -1609,7 +1709,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1721,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1734,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunRequest) GetCreate() *CreateRequest {
@@ -1658,7 +1758,7 @@ type RunResponse struct {
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1770,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1783,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RunResponse) GetContainer() *Container {
@@ -1723,7 +1823,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1835,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1848,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Image) GetName() string {
@@ -1789,15 +1889,17 @@ func (x *Image) GetCreatedAt() *timestamppb.Timestamp {
 type ImageServiceImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set in the first message only.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Name  string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set in the last message only (which may carry a chunk too).
+	End           *ImportEnd `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1911,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1924,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -1839,6 +1941,69 @@ func (x *ImageServiceImportRequest) GetChunk() []byte {
 	return nil
 }
 
+func (x *ImageServiceImportRequest) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// ImportEnd closes an import stream: what the client sent, counted and
+// hashed as it was sent.
+type ImportEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Total bytes of every chunk.
+	Size int64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// sha256 of the concatenated chunks, lowercase hex.
+	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportEnd) Reset() {
+	*x = ImportEnd{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportEnd) ProtoMessage() {}
+
+func (x *ImportEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
+func (*ImportEnd) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ImportEnd) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ImportEnd) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 type ImageServiceImportResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
@@ -1848,7 +2013,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2025,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2038,7 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
@@ -1891,7 +2056,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2068,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2081,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
 }
 
 type ImageServiceListResponse struct {
@@ -1928,7 +2093,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2105,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2118,7 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
@@ -1972,7 +2137,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2149,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2162,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -2015,7 +2180,7 @@ type ImageServiceRemoveResponse struct {
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2192,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2205,7 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -2064,7 +2229,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2241,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2254,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -2172,7 +2337,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2349,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2362,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -2216,7 +2381,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2393,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2406,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2251,11 +2416,183 @@ func (x *HistoryResponse) GetRecords() []*JournalRecord {
 	return nil
 }
 
+// BuildInfo is what the Go toolchain stamped into a binary.
+type BuildInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Module version; "(devel)" for a plain go build.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// VCS revision the binary was built from.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Commit time of that revision, RFC 3339.
+	Time string `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// Built from a tree with uncommitted changes.
+	Modified      bool   `protobuf:"varint,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	GoVersion     string `protobuf:"bytes,5,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildInfo) Reset() {
+	*x = BuildInfo{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildInfo) ProtoMessage() {}
+
+func (x *BuildInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
+func (*BuildInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BuildInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetTime() string {
+	if x != nil {
+		return x.Time
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetModified() bool {
+	if x != nil {
+		return x.Modified
+	}
+	return false
+}
+
+func (x *BuildInfo) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
+type VersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionRequest) Reset() {
+	*x = VersionRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionRequest) ProtoMessage() {}
+
+func (x *VersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
+func (*VersionRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+}
+
+type VersionResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Daemon *BuildInfo             `protobuf:"bytes,1,opt,name=daemon,proto3" json:"daemon,omitempty"`
+	// Version of the cairn.v1 API the daemon serves, e.g. "1.2".
+	ApiVersion    string `protobuf:"bytes,2,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionResponse) Reset() {
+	*x = VersionResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionResponse) ProtoMessage() {}
+
+func (x *VersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
+func (*VersionResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *VersionResponse) GetDaemon() *BuildInfo {
+	if x != nil {
+		return x.Daemon
+	}
+	return nil
+}
+
+func (x *VersionResponse) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
 var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\tErrorInfo\x12-\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
 	"LayerPaths\x12\x16\n" +
 	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x12\x14\n" +
@@ -2375,10 +2712,14 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bchain_id\x18\x03 \x01(\tR\achainId\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"E\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
 	"\x19ImageServiceImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"C\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x03 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"7\n" +
+	"\tImportEnd\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"C\n" +
 	"\x1aImageServiceImportResponse\x12%\n" +
 	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"\x19\n" +
 	"\x17ImageServiceListRequest\"C\n" +
@@ -2404,7 +2745,23 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x0eHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
 	"\x0fHistoryResponse\x121\n" +
-	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords*\xc1\x01\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords\"\x90\x01\n" +
+	"\tBuildInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12\x12\n" +
+	"\x04time\x18\x03 \x01(\tR\x04time\x12\x1a\n" +
+	"\bmodified\x18\x04 \x01(\bR\bmodified\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x05 \x01(\tR\tgoVersion\"\x10\n" +
+	"\x0eVersionRequest\"_\n" +
+	"\x0fVersionResponse\x12+\n" +
+	"\x06daemon\x18\x01 \x01(\v2\x13.cairn.v1.BuildInfoR\x06daemon\x12\x1f\n" +
+	"\vapi_version\x18\x02 \x01(\tR\n" +
+	"apiVersion*x\n" +
+	"\vErrorReason\x12\x1c\n" +
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eERROR_REASON_COMMAND_NOT_FOUND\x10\x01\x12'\n" +
+	"#ERROR_REASON_COMMAND_NOT_EXECUTABLE\x10\x02*\xc1\x01\n" +
 	"\x0eContainerState\x12\x1f\n" +
 	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONTAINER_STATE_CREATED\x10\x01\x12\x1b\n" +
@@ -2438,7 +2795,9 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
 	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2R\n" +
 	"\x0eJournalService\x12@\n" +
-	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01B1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x012O\n" +
+	"\rSystemService\x12>\n" +
+	"\aVersion\x12\x18.cairn.v1.VersionRequest\x1a\x19.cairn.v1.VersionResponseB1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_cairn_proto_rawDescOnce sync.Once
@@ -2452,116 +2811,127 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_cairn_proto_rawDescData
 }
 
-var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_cairn_v1_cairn_proto_goTypes = []any{
-	(ContainerState)(0),                // 0: cairn.v1.ContainerState
-	(RecordKind)(0),                    // 1: cairn.v1.RecordKind
-	(*LayerPaths)(nil),                 // 2: cairn.v1.LayerPaths
-	(*Container)(nil),                  // 3: cairn.v1.Container
-	(*CreateRequest)(nil),              // 4: cairn.v1.CreateRequest
-	(*CreateResponse)(nil),             // 5: cairn.v1.CreateResponse
-	(*StartRequest)(nil),               // 6: cairn.v1.StartRequest
-	(*StartResponse)(nil),              // 7: cairn.v1.StartResponse
-	(*StopRequest)(nil),                // 8: cairn.v1.StopRequest
-	(*StopResponse)(nil),               // 9: cairn.v1.StopResponse
-	(*KillRequest)(nil),                // 10: cairn.v1.KillRequest
-	(*KillResponse)(nil),               // 11: cairn.v1.KillResponse
-	(*PauseRequest)(nil),               // 12: cairn.v1.PauseRequest
-	(*PauseResponse)(nil),              // 13: cairn.v1.PauseResponse
-	(*UnpauseRequest)(nil),             // 14: cairn.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),            // 15: cairn.v1.UnpauseResponse
-	(*RestartRequest)(nil),             // 16: cairn.v1.RestartRequest
-	(*RestartResponse)(nil),            // 17: cairn.v1.RestartResponse
-	(*RemoveRequest)(nil),              // 18: cairn.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 19: cairn.v1.RemoveResponse
-	(*GetRequest)(nil),                 // 20: cairn.v1.GetRequest
-	(*GetResponse)(nil),                // 21: cairn.v1.GetResponse
-	(*ListRequest)(nil),                // 22: cairn.v1.ListRequest
-	(*ListResponse)(nil),               // 23: cairn.v1.ListResponse
-	(*WaitRequest)(nil),                // 24: cairn.v1.WaitRequest
-	(*WaitResponse)(nil),               // 25: cairn.v1.WaitResponse
-	(*LogsRequest)(nil),                // 26: cairn.v1.LogsRequest
-	(*LogsResponse)(nil),               // 27: cairn.v1.LogsResponse
-	(*RunRequest)(nil),                 // 28: cairn.v1.RunRequest
-	(*RunResponse)(nil),                // 29: cairn.v1.RunResponse
-	(*Image)(nil),                      // 30: cairn.v1.Image
-	(*ImageServiceImportRequest)(nil),  // 31: cairn.v1.ImageServiceImportRequest
-	(*ImageServiceImportResponse)(nil), // 32: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 33: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 34: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 35: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 36: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 37: cairn.v1.JournalRecord
-	(*HistoryRequest)(nil),             // 38: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 39: cairn.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
+	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
+	(ContainerState)(0),                // 1: cairn.v1.ContainerState
+	(RecordKind)(0),                    // 2: cairn.v1.RecordKind
+	(*ErrorInfo)(nil),                  // 3: cairn.v1.ErrorInfo
+	(*LayerPaths)(nil),                 // 4: cairn.v1.LayerPaths
+	(*Container)(nil),                  // 5: cairn.v1.Container
+	(*CreateRequest)(nil),              // 6: cairn.v1.CreateRequest
+	(*CreateResponse)(nil),             // 7: cairn.v1.CreateResponse
+	(*StartRequest)(nil),               // 8: cairn.v1.StartRequest
+	(*StartResponse)(nil),              // 9: cairn.v1.StartResponse
+	(*StopRequest)(nil),                // 10: cairn.v1.StopRequest
+	(*StopResponse)(nil),               // 11: cairn.v1.StopResponse
+	(*KillRequest)(nil),                // 12: cairn.v1.KillRequest
+	(*KillResponse)(nil),               // 13: cairn.v1.KillResponse
+	(*PauseRequest)(nil),               // 14: cairn.v1.PauseRequest
+	(*PauseResponse)(nil),              // 15: cairn.v1.PauseResponse
+	(*UnpauseRequest)(nil),             // 16: cairn.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),            // 17: cairn.v1.UnpauseResponse
+	(*RestartRequest)(nil),             // 18: cairn.v1.RestartRequest
+	(*RestartResponse)(nil),            // 19: cairn.v1.RestartResponse
+	(*RemoveRequest)(nil),              // 20: cairn.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 21: cairn.v1.RemoveResponse
+	(*GetRequest)(nil),                 // 22: cairn.v1.GetRequest
+	(*GetResponse)(nil),                // 23: cairn.v1.GetResponse
+	(*ListRequest)(nil),                // 24: cairn.v1.ListRequest
+	(*ListResponse)(nil),               // 25: cairn.v1.ListResponse
+	(*WaitRequest)(nil),                // 26: cairn.v1.WaitRequest
+	(*WaitResponse)(nil),               // 27: cairn.v1.WaitResponse
+	(*LogsRequest)(nil),                // 28: cairn.v1.LogsRequest
+	(*LogsResponse)(nil),               // 29: cairn.v1.LogsResponse
+	(*RunRequest)(nil),                 // 30: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 31: cairn.v1.RunResponse
+	(*Image)(nil),                      // 32: cairn.v1.Image
+	(*ImageServiceImportRequest)(nil),  // 33: cairn.v1.ImageServiceImportRequest
+	(*ImportEnd)(nil),                  // 34: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 35: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceListRequest)(nil),    // 36: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 37: cairn.v1.ImageServiceListResponse
+	(*ImageServiceRemoveRequest)(nil),  // 38: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 39: cairn.v1.ImageServiceRemoveResponse
+	(*JournalRecord)(nil),              // 40: cairn.v1.JournalRecord
+	(*HistoryRequest)(nil),             // 41: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 42: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 43: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 44: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 45: cairn.v1.VersionResponse
+	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
-	0,  // 0: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
-	2,  // 1: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	40, // 2: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	40, // 3: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	40, // 4: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	3,  // 5: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	3,  // 6: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	3,  // 7: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	3,  // 8: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	3,  // 9: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	3,  // 10: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	3,  // 11: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	3,  // 12: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	3,  // 13: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	0,  // 14: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	25, // 15: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	4,  // 16: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	3,  // 17: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	25, // 18: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	40, // 19: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	30, // 20: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	30, // 21: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	1,  // 22: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	40, // 23: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	37, // 24: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	4,  // 25: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	6,  // 26: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	8,  // 27: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	10, // 28: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	12, // 29: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	14, // 30: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	16, // 31: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	18, // 32: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	20, // 33: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	22, // 34: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	24, // 35: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	26, // 36: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	28, // 37: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	31, // 38: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	33, // 39: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	35, // 40: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	38, // 41: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	5,  // 42: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	7,  // 43: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	9,  // 44: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	11, // 45: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	13, // 46: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	15, // 47: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	17, // 48: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	19, // 49: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	21, // 50: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	23, // 51: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	25, // 52: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	27, // 53: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	29, // 54: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	32, // 55: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	34, // 56: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	36, // 57: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	39, // 58: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
+	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
+	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
+	46, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	46, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	46, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	5,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	5,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	5,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	5,  // 9: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	5,  // 10: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 11: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 12: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	5,  // 13: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	5,  // 14: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	1,  // 15: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	27, // 16: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	6,  // 17: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	5,  // 18: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	27, // 19: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	46, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	34, // 21: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	32, // 22: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	32, // 23: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	2,  // 24: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	46, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	40, // 26: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	43, // 27: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	6,  // 28: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	8,  // 29: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	10, // 30: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	12, // 31: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	14, // 32: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	16, // 33: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	18, // 34: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	20, // 35: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	22, // 36: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	24, // 37: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	26, // 38: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	28, // 39: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	30, // 40: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	33, // 41: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	36, // 42: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	38, // 43: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	41, // 44: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	44, // 45: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	7,  // 46: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	9,  // 47: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	11, // 48: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	13, // 49: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	15, // 50: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	17, // 51: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	19, // 52: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	21, // 53: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	23, // 54: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	25, // 55: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	27, // 56: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	29, // 57: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	31, // 58: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	35, // 59: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	37, // 60: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	39, // 61: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	42, // 62: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	45, // 63: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	46, // [46:64] is the sub-list for method output_type
+	28, // [28:46] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -2569,19 +2939,19 @@ func file_cairn_v1_cairn_proto_init() {
 	if File_cairn_v1_cairn_proto != nil {
 		return
 	}
-	file_cairn_v1_cairn_proto_msgTypes[1].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[6].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[14].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[23].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[7].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[15].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   38,
+			NumEnums:      3,
+			NumMessages:   43,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_cairn_v1_cairn_proto_goTypes,
 		DependencyIndexes: file_cairn_v1_cairn_proto_depIdxs,

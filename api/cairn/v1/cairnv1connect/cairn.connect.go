@@ -29,6 +29,8 @@ const (
 	ImageServiceName = "cairn.v1.ImageService"
 	// JournalServiceName is the fully-qualified name of the JournalService service.
 	JournalServiceName = "cairn.v1.JournalService"
+	// SystemServiceName is the fully-qualified name of the SystemService service.
+	SystemServiceName = "cairn.v1.SystemService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -75,6 +77,8 @@ const (
 	ImageServiceRemoveProcedure = "/cairn.v1.ImageService/Remove"
 	// JournalServiceHistoryProcedure is the fully-qualified name of the JournalService's History RPC.
 	JournalServiceHistoryProcedure = "/cairn.v1.JournalService/History"
+	// SystemServiceVersionProcedure is the fully-qualified name of the SystemService's Version RPC.
+	SystemServiceVersionProcedure = "/cairn.v1.SystemService/Version"
 )
 
 // ContainerServiceClient is a client for the cairn.v1.ContainerService service.
@@ -471,8 +475,14 @@ func (UnimplementedContainerServiceHandler) Run(context.Context, *connect.Reques
 
 // ImageServiceClient is a client for the cairn.v1.ImageService service.
 type ImageServiceClient interface {
-	// Import receives a name in the first message and the tar (optionally
-	// gzip-compressed) in chunks after it.
+	// Import receives a name in the first message, the tar (optionally
+	// gzip-compressed) in chunks, and an end in the last message. The image
+	// is registered only if the stream ends with that end and its size and
+	// sha256 match the chunks received: a stream that stops without it
+	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
+	// registers nothing. A tar without its end-of-archive marker is
+	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
+	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context) *connect.ClientStreamForClient[v1.ImageServiceImportRequest, v1.ImageServiceImportResponse]
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
@@ -534,8 +544,14 @@ func (c *imageServiceClient) Remove(ctx context.Context, req *connect.Request[v1
 
 // ImageServiceHandler is an implementation of the cairn.v1.ImageService service.
 type ImageServiceHandler interface {
-	// Import receives a name in the first message and the tar (optionally
-	// gzip-compressed) in chunks after it.
+	// Import receives a name in the first message, the tar (optionally
+	// gzip-compressed) in chunks, and an end in the last message. The image
+	// is registered only if the stream ends with that end and its size and
+	// sha256 match the chunks received: a stream that stops without it
+	// (INVALID_ARGUMENT, or CANCELED), or whose end does not match (ABORTED),
+	// registers nothing. A tar without its end-of-archive marker is
+	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
+	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context, *connect.ClientStream[v1.ImageServiceImportRequest]) (*connect.Response[v1.ImageServiceImportResponse], error)
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
@@ -665,4 +681,76 @@ type UnimplementedJournalServiceHandler struct{}
 
 func (UnimplementedJournalServiceHandler) History(context.Context, *connect.Request[v1.HistoryRequest], *connect.ServerStream[v1.HistoryResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JournalService.History is not implemented"))
+}
+
+// SystemServiceClient is a client for the cairn.v1.SystemService service.
+type SystemServiceClient interface {
+	// Version reports the daemon's build and the API version it serves.
+	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
+}
+
+// NewSystemServiceClient constructs a client for the cairn.v1.SystemService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewSystemServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) SystemServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	systemServiceMethods := v1.File_cairn_v1_cairn_proto.Services().ByName("SystemService").Methods()
+	return &systemServiceClient{
+		version: connect.NewClient[v1.VersionRequest, v1.VersionResponse](
+			httpClient,
+			baseURL+SystemServiceVersionProcedure,
+			connect.WithSchema(systemServiceMethods.ByName("Version")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// systemServiceClient implements SystemServiceClient.
+type systemServiceClient struct {
+	version *connect.Client[v1.VersionRequest, v1.VersionResponse]
+}
+
+// Version calls cairn.v1.SystemService.Version.
+func (c *systemServiceClient) Version(ctx context.Context, req *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error) {
+	return c.version.CallUnary(ctx, req)
+}
+
+// SystemServiceHandler is an implementation of the cairn.v1.SystemService service.
+type SystemServiceHandler interface {
+	// Version reports the daemon's build and the API version it serves.
+	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
+}
+
+// NewSystemServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewSystemServiceHandler(svc SystemServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	systemServiceMethods := v1.File_cairn_v1_cairn_proto.Services().ByName("SystemService").Methods()
+	systemServiceVersionHandler := connect.NewUnaryHandler(
+		SystemServiceVersionProcedure,
+		svc.Version,
+		connect.WithSchema(systemServiceMethods.ByName("Version")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/cairn.v1.SystemService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case SystemServiceVersionProcedure:
+			systemServiceVersionHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedSystemServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedSystemServiceHandler struct{}
+
+func (UnimplementedSystemServiceHandler) Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.SystemService.Version is not implemented"))
 }
