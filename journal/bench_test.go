@@ -100,3 +100,30 @@ func BenchmarkFdatasync(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "fsyncs/s")
 }
+
+// BenchmarkOpen measures Open (with every startup check) and Close of a
+// journal of about 100k records: 64 clients driving random transitions of
+// their containers, as randomWorkload does.
+func BenchmarkOpen(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "cairn.db")
+	j, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	randomWorkload(b, j, 64, 1400, 7)
+	records := j.LastSeq()
+	if err := j.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		j, err := Open(path, benchOpenOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := j.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(records), "records")
+}

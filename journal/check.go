@@ -6,87 +6,170 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cairn-run/cairn/internal/schema"
 
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// Check runs bbolt's page-level integrity check on the file at path through
-// a read-only handle and reports every problem found. It never writes.
-func Check(path string, lockTimeout time.Duration) error {
-	return checkReadOnly(path, lockTimeout, nil)
+func openError(path string, err error) error {
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("journal %s: %w (is another cairnd running on this root?)", path, ErrLocked)
+	}
+	return fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
 }
 
-// checkReadOnly opens path read-only, runs bbolt's integrity check and then
-// more, if given, in the same read transaction.
-func checkReadOnly(path string, lockTimeout time.Duration, more func(*bolt.Tx) error) (err error) {
-	defer func() {
-		// bbolt may panic on a damaged file before Check gets to run.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("journal %s: %w: %v", path, ErrCorrupt, r)
-		}
-	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+// inspectReadOnly is the verification of an existing file that Open and
+// CheckFile share, through a read-only handle that never writes: bbolt's meta
+// pages against the file size (a page past the end of the file would be a
+// SIGBUS when bbolt touches it), bbolt's page-level check, the schema version
+// and buckets, and, for a file of the current schema, verify. It returns the
+// stored schema version, or 0 for a bbolt file without any bucket (a new file
+// whose first transaction never committed). more, if set, runs last in the
+// same transaction.
+func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version int) error) (version int, err error) {
+	fm, err := schema.ReadFileMeta(path)
 	if err != nil {
-		return openError(path, err)
+		return 0, fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
+	}
+	if err := schema.CheckPages(path, fm); err != nil {
+		return 0, fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
+	}
+	if fm.Freelist == noFreelist {
+		// bbolt would write the freelist as it opens such a file for
+		// writing, before anything could refuse it. cairnd never makes one.
+		return 0, fmt.Errorf("journal %s: %w: written without a freelist (bbolt NoFreelistSync), which cairnd never does", path, ErrCorrupt)
+	}
+	defer guard(path, &err)()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})
+	if err != nil {
+		return 0, openError(path, err)
 	}
 	defer func() { _ = db.Close() }()
-	return db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bolt.Tx) error {
 		var errs []error
 		for e := range tx.Check() {
 			errs = append(errs, e)
 		}
 		if len(errs) > 0 {
-			return fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, errors.Join(errs...))
+			return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(errs...))
 		}
-		if more == nil {
-			return nil
+		if !hasBuckets(tx) {
+			version = 0
+		} else {
+			if version, err = schema.StoredVersion(tx); err != nil {
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			if err := schema.CheckVersion(version); err != nil {
+				if errors.Is(err, schema.ErrNewerSchema) {
+					return err
+				}
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			if err := schema.CheckBuckets(tx, version); err != nil {
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			if version == schema.Version {
+				if err := verify(tx, opts.Checks); err != nil {
+					return err
+				}
+			}
 		}
-		if err := more(tx); err != nil {
-			return fmt.Errorf("journal %s: %w", path, err)
+		if more != nil {
+			return more(tx, version)
 		}
 		return nil
 	})
+	if err != nil {
+		return version, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return version, nil
 }
 
-// Replay folds every record of the journal from scratch.
-func Replay(records func(fn func(sm.Record) error) error) (map[string]sm.Container, map[string]string, error) {
-	containers := map[string]sm.Container{}
-	names := map[string]string{}
-	err := records(func(rec sm.Record) error {
-		var prev *sm.Container
-		if c, ok := containers[rec.Container]; ok {
-			prev = &c
+const noFreelist = ^uint64(0)
+
+// guard turns what a damaged file can do to a reader into an error naming
+// the file: bbolt panics on some damaged pages, and a read of the mapped
+// file past its end (a key whose stored length runs off the last page) is a
+// fault, made a panic of this goroutine for as long as the guard is on.
+// Use as: defer guard(path, &err)().
+func guard(path string, err *error) func() {
+	old := debug.SetPanicOnFault(true)
+	return func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			*err = fmt.Errorf("journal %s: %w: %v", path, ErrCorrupt, r)
 		}
-		next, err := Apply(prev, rec)
+	}
+}
+
+func hasBuckets(tx *bolt.Tx) bool {
+	c := tx.Cursor()
+	k, _ := c.First()
+	return k != nil
+}
+
+// verify checks a file of the current schema in tx: its version and
+// buckets, the replay of the whole journal against the stored view and
+// names, and every check of the other stores. Any failure wraps ErrCorrupt.
+func verify(tx *bolt.Tx, checks []schema.Check) error {
+	v, err := schema.StoredVersion(tx)
+	if err == nil && v != schema.Version {
+		err = fmt.Errorf("schema version %d, want %d", v, schema.Version)
+	}
+	if err == nil {
+		err = schema.CheckBuckets(tx, schema.Version)
+	}
+	if err == nil {
+		err = verifyView(tx)
+	}
+	for _, c := range checks {
 		if err != nil {
-			return err
+			break
 		}
-		if prev != nil && prev.Name != "" && names[prev.Name] == prev.ID && next == nil {
-			delete(names, prev.Name)
+		if e := c.Run(tx); e != nil {
+			err = fmt.Errorf("%s: %w", c.Name, e)
 		}
-		if next == nil {
-			delete(containers, rec.Container)
-			return nil
+	}
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// Replay folds every record of the journal from scratch, each with the fold
+// of its kind of object, exactly as the committer does.
+func Replay(records func(fn func(sm.Record) error) error) (map[string]sm.Container, map[string]string, error) {
+	view := newBatchView(&Journal{containers: map[string]*sm.Container{}, names: map[string]string{}})
+	err := records(view.fold)
+	containers := map[string]sm.Container{}
+	for id, c := range view.containers {
+		if c != nil {
+			containers[id] = *c
 		}
-		containers[rec.Container] = *next
-		if next.Name != "" {
-			names[next.Name] = next.ID
+	}
+	names := map[string]string{}
+	for name, id := range view.names {
+		if id != "" {
+			names[name] = id
 		}
-		return nil
-	})
+	}
 	return containers, names, err
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
 var ErrViewMismatch = errors.New("stored view differs from the fold of the journal")
 
-// Verify replays the whole journal and compares the result with the stored
-// view, container by container and name by name.
+// Verify runs the verification of Open on the open journal: it replays the
+// whole journal and compares the result with the stored view, container by
+// container and name by name, and runs the other stores' checks.
 func (j *Journal) Verify() error {
-	return j.db.View(verifyView)
+	return j.db.View(func(tx *bolt.Tx) error { return verify(tx, j.checks) })
 }
 
 // verifyView is Verify inside a read transaction.
@@ -142,33 +225,80 @@ func verifyView(tx *bolt.Tx) error {
 
 // Report is what an offline check of a journal file found.
 type Report struct {
-	Records       int
-	Containers    int
+	Records    int
+	Containers int
+	// Schema is the file's stored schema version; an older one is migrated
+	// by the next Open (the check verified the migrated result).
+	Schema        int
 	CleanShutdown bool
 }
 
-// CheckFile checks a journal file without a daemon: bbolt's integrity
-// check, then the replay of the whole journal against the stored view. It
-// opens the file read-only and never changes it; a file in use by a running
+// errRollback ends a transaction that must not commit.
+var errRollback = errors.New("rolled back")
+
+// CheckFile checks a journal file without a daemon, exactly as Open does
+// before it accepts a file: bbolt's meta pages and page-level check, the
+// schema, the replay of the whole journal against the stored view, and
+// checks (pass the same list as Options.Checks of the daemon). A file of an
+// older schema is migrated in a scratch copy and the result verified. The
+// file is opened read-only and never changed; a file in use by a running
 // cairnd is ErrLocked.
-func CheckFile(path string, lockTimeout time.Duration) (Report, error) {
-	var rep Report
+func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (rep Report, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return rep, fmt.Errorf("journal %s: %w", path, err)
 	}
-	err := checkReadOnly(path, lockTimeout, func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJournal, bucketContainers, bucketPending, bucketNames, bucketMeta} {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("bucket %s is missing: %w", b, ErrCorrupt)
-			}
+	opts := Options{LockTimeout: lockTimeout, Checks: checks}
+	var old *os.File // a copy of an older file, to migrate
+	defer func() {
+		if old != nil {
+			_ = old.Close()
+			_ = os.Remove(old.Name())
 		}
-		if err := verifyView(tx); err != nil {
+	}()
+	version, err := inspectReadOnly(path, opts, func(tx *bolt.Tx, version int) error {
+		rep.Schema = version
+		if version == 0 {
+			return fmt.Errorf("%w: no buckets: not a journal", ErrCorrupt)
+		}
+		if version == schema.Version {
+			rep.fill(tx)
+			return nil
+		}
+		f, err := os.CreateTemp("", "cairn-check-*.db")
+		if err != nil {
 			return err
 		}
-		rep.Records = journalBucket(tx).Stats().KeyN
-		rep.Containers = containersBucket(tx).Stats().KeyN
-		rep.CleanShutdown = metaBucket(tx).Get(metaCleanShutdown) != nil
-		return nil
+		old = f
+		_, err = tx.WriteTo(f)
+		return err
 	})
-	return rep, err
+	if err != nil || version == schema.Version {
+		return rep, err
+	}
+	defer guard(path, &err)()
+	db, err := bolt.Open(old.Name(), 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		return rep, fmt.Errorf("journal %s: copy to migrate: %w", path, err)
+	}
+	defer func() { _ = db.Close() }()
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := schema.Migrate(tx); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		if err := verify(tx, checks); err != nil {
+			return err
+		}
+		rep.fill(tx)
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		return rep, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return rep, nil
+}
+
+func (rep *Report) fill(tx *bolt.Tx) {
+	rep.Records = journalBucket(tx).Stats().KeyN
+	rep.Containers = containersBucket(tx).Stats().KeyN
+	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
 }

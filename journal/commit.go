@@ -8,73 +8,124 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// ErrClosed is returned by Append after Close.
-var ErrClosed = errors.New("journal is closed")
+// ErrClosed is returned by Append and Commit after Close. It is an
+// Unavailable error: the daemon is shutting down.
+var ErrClosed = fmt.Errorf("journal is closed: %w", errdefs.ErrUnavailable)
 
 // maxBatch bounds one group commit so a flood of appends cannot build one
-// huge transaction.
+// huge transaction: a batch takes calls until it holds this many records.
 const maxBatch = 2048
 
-type appendRequest struct {
-	rec  sm.Record
-	data []byte // rec encoded without its seq, which only the committer knows
-	done chan appendResult
+// commitRequest is one call of Commit: its records, committed together with
+// its writes or not at all.
+type commitRequest struct {
+	recs []sm.Record
+	data [][]byte // recs encoded without their seqs, which only the committer knows
+	ops  []schema.Op
+	done chan commitResult
 }
 
-type appendResult struct {
-	rec sm.Record
-	err error
+type commitResult struct {
+	recs []sm.Record
+	err  error
 }
 
 // Append adds rec to the journal, folds it into the view, and returns once
 // both are durable on disk. It assigns rec.Seq and, when zero, rec.Time. An
 // appended record that cannot follow the current view is refused with
-// ErrInconsistent and nothing is written.
+// ErrInconsistent and nothing is written. It is Commit of one record.
 func (j *Journal) Append(rec sm.Record) (sm.Record, error) {
-	if rec.Time.IsZero() {
-		rec.Time = time.Now().UTC()
-	}
-	// Encoded here, in the caller, so that concurrent appenders share the
-	// work instead of queueing it on the single committer.
-	data, err := encodeRecord(rec)
+	recs, err := j.Commit([]sm.Record{rec})
 	if err != nil {
-		return rec, err
+		return rec.Normalized(), err
 	}
-	req := &appendRequest{rec: rec, data: data, done: make(chan appendResult, 1)}
-	select {
-	case <-j.stop:
-		return rec, ErrClosed
-	case j.appends <- req:
+	return recs[0], nil
+}
+
+// Commit appends recs, in order, and applies writes (schema.Op values) in
+// one transaction, and returns once it is durable: either every record and
+// every write of the call committed, or none did. It assigns each record's
+// Seq (consecutive) and, when zero, its Time. A record that cannot follow
+// the view (ErrInconsistent, ErrAlreadyExists for a name) or a refused write
+// refuses the whole call, and the error says which. Concurrent calls share a
+// transaction and its fsync (group commit) without sharing their fate.
+func (j *Journal) Commit(recs []sm.Record, writes ...sm.Write) ([]sm.Record, error) {
+	req, err := newCommitRequest(recs, writes)
+	if err != nil || req == nil {
+		return nil, err
 	}
-	// Once queued, the record will be committed or refused; waiting for the
+	// Close takes the write lock before it stops the committer, so a call
+	// is either queued before that (and the committer, which drains the
+	// queue before it stops, answers it) or sees closed.
+	j.closeMu.RLock()
+	if j.closed {
+		j.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	j.appends <- req
+	j.closeMu.RUnlock()
+	// Once queued, the call will be committed or refused; waiting for the
 	// outcome is what makes the caller's next step safe.
 	res := <-req.done
-	return res.rec, res.err
+	return res.recs, res.err
+}
+
+// newCommitRequest normalizes and encodes the records of a call, here in
+// the caller, so that concurrent callers share that work instead of queueing
+// it on the single committer. It returns nil for an empty call.
+func newCommitRequest(recs []sm.Record, writes []sm.Write) (*commitRequest, error) {
+	req := &commitRequest{recs: make([]sm.Record, len(recs)), data: make([][]byte, len(recs)), done: make(chan commitResult, 1)}
+	now := time.Now().UTC()
+	for i, rec := range recs {
+		rec = rec.Normalized()
+		if rec.Time.IsZero() {
+			rec.Time = now
+		}
+		data, err := encodeRecord(rec)
+		if err != nil {
+			return nil, err
+		}
+		req.recs[i], req.data[i] = rec, data
+	}
+	for _, w := range writes {
+		op, ok := w.(schema.Op)
+		if !ok || op == nil {
+			return nil, fmt.Errorf("journal commit: write %T is not a schema.Op: %w", w, errdefs.ErrInvalidArgument)
+		}
+		req.ops = append(req.ops, op)
+	}
+	if len(req.recs) == 0 && len(req.ops) == 0 {
+		return nil, nil
+	}
+	return req, nil
 }
 
 // commitLoop is the single writer. It takes whatever is queued, commits it
-// in one transaction (one fsync), answers every caller, and repeats: appends
+// in one transaction (one fsync), answers every caller, and repeats: calls
 // that arrive during a commit ride together in the next one, and a lone
-// append is committed at once.
+// call is committed at once.
 func (j *Journal) commitLoop() {
 	defer close(j.stopped)
 	for {
-		var first *appendRequest
+		var first *commitRequest
 		select {
 		case first = <-j.appends:
 		case <-j.stop:
 			j.drainAfterStop()
 			return
 		}
-		batch := []*appendRequest{first}
+		batch := []*commitRequest{first}
+		records := len(first.recs)
 	collect:
-		for len(batch) < maxBatch {
+		for records < maxBatch {
 			select {
 			case req := <-j.appends:
 				batch = append(batch, req)
+				records += len(req.recs)
 			default:
 				break collect
 			}
@@ -83,68 +134,116 @@ func (j *Journal) commitLoop() {
 	}
 }
 
-// drainAfterStop commits appends that were queued before Close.
+// drainAfterStop commits calls that were queued before Close.
 func (j *Journal) drainAfterStop() {
 	for {
 		select {
 		case req := <-j.appends:
-			j.commit([]*appendRequest{req})
+			j.commit([]*commitRequest{req})
 		default:
 			return
 		}
 	}
 }
 
-// batchView layers the changes of one batch over the committed view, so
-// nothing reaches memory unless the transaction commits.
-type batchView struct {
-	j          *Journal
-	containers map[string]*sm.Container // nil value: deleted in this batch
-	names      map[string]string        // "" value: released in this batch
-	// intentOnly marks containers that only got intents (other than create)
-	// in this batch: their stored view needs only its pending part.
-	intentOnly map[string]bool
+// errRetry ends a commit transaction that must be rolled back and tried
+// again without call index: one of its writes failed after an earlier write
+// of the same call had changed the transaction.
+type errRetry struct {
+	index int
+	err   error
 }
 
-func (b *batchView) container(id string) *sm.Container {
-	if c, ok := b.containers[id]; ok {
-		return c
-	}
-	return b.j.containers[id]
-}
+func (e *errRetry) Error() string { return e.err.Error() }
 
-func (b *batchView) nameOwner(name string) string {
-	if id, ok := b.names[name]; ok {
-		return id
-	}
-	return b.j.names[name]
-}
-
-func (j *Journal) commit(batch []*appendRequest) {
+func (j *Journal) commit(batch []*commitRequest) {
 	start := time.Now()
-	results := make([]appendResult, len(batch))
+	results := make([]commitResult, len(batch))
+	refused := make([]error, len(batch)) // calls taken out of the batch by a retry
 	var view *batchView
 	var lastSeq uint64
-	// The commit loop is the only goroutine that changes the maps, so it
-	// reads them without the lock.
+	var err error
+	for attempt := 0; attempt <= len(batch); attempt++ {
+		view, lastSeq, err = j.commitOnce(batch, refused, results)
+		var retry *errRetry
+		if !errors.As(err, &retry) {
+			break
+		}
+		refused[retry.index] = retry.err
+	}
+	if err != nil {
+		for i := range results {
+			if results[i].err == nil {
+				results[i] = commitResult{err: fmt.Errorf("journal commit: %w", err)}
+			}
+		}
+	} else {
+		j.publish(view, lastSeq)
+	}
+	if j.obs != nil {
+		records := 0
+		for _, req := range batch {
+			records += len(req.recs)
+		}
+		j.obs.Committed(records, time.Since(start))
+	}
+	for i, req := range batch {
+		req.done <- results[i]
+	}
+}
+
+// commitOnce runs one write transaction over the batch, skipping the calls
+// in refused. Each call's records are folded into a view of their own over
+// the batch's, so a refused call leaves no trace; its writes run after its
+// records folded. The commit loop is the only goroutine that changes the
+// maps, so it reads them without the lock.
+func (j *Journal) commitOnce(batch []*commitRequest, refused []error, results []commitResult) (*batchView, uint64, error) {
+	var view *batchView
+	var lastSeq uint64
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		view = &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}}
+		view = newBatchView(j)
 		jb := journalBucket(tx)
 		for i, req := range batch {
-			rec := req.rec
-			rec.Seq = jb.Sequence() + 1
-			if err := view.fold(rec); err != nil {
-				results[i] = appendResult{rec: req.rec, err: err}
+			if refused[i] != nil {
+				results[i] = commitResult{err: refused[i]}
 				continue
 			}
-			if err := jb.SetSequence(rec.Seq); err != nil {
-				return err
+			call := view.child()
+			recs := make([]sm.Record, len(req.recs))
+			seq := jb.Sequence()
+			var err error
+			for k, rec := range req.recs {
+				seq++
+				rec.Seq = seq
+				if err = call.fold(rec); err != nil {
+					break
+				}
+				recs[k] = rec
 			}
-			if err := jb.Put(seqKey(rec.Seq), req.data); err != nil {
-				return err
+			for k := 0; err == nil && k < len(req.ops); k++ {
+				if err = req.ops[k](tx); err != nil && k > 0 {
+					// Earlier writes of this call changed the transaction.
+					return &errRetry{index: i, err: err}
+				}
 			}
-			results[i] = appendResult{rec: rec}
-			lastSeq = rec.Seq
+			if err != nil {
+				// Nothing of this call reached the transaction.
+				results[i] = commitResult{err: err}
+				continue
+			}
+			for k := range recs {
+				if err := jb.Put(seqKey(recs[k].Seq), req.data[k]); err != nil {
+					return err
+				}
+			}
+			if len(recs) > 0 {
+				if err := jb.SetSequence(seq); err != nil {
+					return err
+				}
+				lastSeq = seq
+			}
+			view.merge(call)
+			results[i] = commitResult{recs: recs}
 		}
 		if err := view.write(tx); err != nil {
 			return err
@@ -154,25 +253,83 @@ func (j *Journal) commit(batch []*appendRequest) {
 		}
 		return nil
 	})
-	if err != nil {
-		for i := range results {
-			if results[i].err == nil {
-				results[i] = appendResult{rec: batch[i].rec, err: fmt.Errorf("journal commit: %w", err)}
-			}
-		}
-	} else {
-		j.publish(view, lastSeq)
+	return view, lastSeq, err
+}
+
+// batchView layers the changes of one batch over the committed view, so
+// nothing reaches memory unless the transaction commits.
+type batchView struct {
+	j *Journal
+	// parent, if set, is the batch view this one (one call's) layers over.
+	parent     *batchView
+	containers map[string]*sm.Container // nil value: deleted in this batch
+	names      map[string]string        // "" value: released in this batch
+	// intentOnly marks containers that only got intents (other than create)
+	// in this batch: their stored view needs only its pending part.
+	intentOnly map[string]bool
+}
+
+func newBatchView(j *Journal) *batchView {
+	return &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}}
+}
+
+// child is a view of one call's records over b: merged into b if the call
+// commits, dropped if it is refused.
+func (b *batchView) child() *batchView {
+	c := newBatchView(b.j)
+	c.parent = b
+	return c
+}
+
+// merge adds the changes of child c to b.
+func (b *batchView) merge(c *batchView) {
+	for id, v := range c.containers {
+		_, seen := b.containers[id]
+		b.intentOnly[id] = c.intentOnly[id] && (!seen || b.intentOnly[id])
+		b.containers[id] = v
 	}
-	if j.obs != nil {
-		j.obs.Committed(len(batch), time.Since(start))
-	}
-	for i, req := range batch {
-		req.done <- results[i]
+	for name, id := range c.names {
+		b.names[name] = id
 	}
 }
 
-// fold applies rec to the batch view, checking name ownership as it goes.
+func (b *batchView) container(id string) *sm.Container {
+	if c, ok := b.containers[id]; ok {
+		return c
+	}
+	if b.parent != nil {
+		return b.parent.container(id)
+	}
+	return b.j.containers[id]
+}
+
+func (b *batchView) nameOwner(name string) string {
+	if id, ok := b.names[name]; ok {
+		return id
+	}
+	if b.parent != nil {
+		return b.parent.nameOwner(name)
+	}
+	return b.j.names[name]
+}
+
+// fold applies rec to the batch view with the fold of its kind of object.
+// A kind without a fold is refused.
 func (b *batchView) fold(rec sm.Record) error {
+	rec = rec.Normalized()
+	f, ok := folds[rec.Object]
+	if !ok {
+		if err := validateObject(rec, rec.Object); err != nil {
+			return fmt.Errorf("record %d (%s %s): %w", rec.Seq, rec.Kind, rec.Event, err)
+		}
+		return fmt.Errorf("record %d (%s %s of %s): no fold for records of a %s: %w", rec.Seq, rec.Kind, rec.Event, rec.Key(), rec.Object, ErrInconsistent)
+	}
+	return f(b, rec)
+}
+
+// foldContainer applies a container's record to the batch view, checking
+// name ownership as it goes.
+func (b *batchView) foldContainer(rec sm.Record) error {
 	prev := b.container(rec.Container)
 	next, err := Apply(prev, rec)
 	if err != nil {

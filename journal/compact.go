@@ -12,9 +12,9 @@ import (
 // or a create that failed) are deleted once all of them are older than the
 // newest `retain` records, so `cairn history` still shows recently removed
 // containers and a replay never meets half a history. Live containers keep
-// every record. Startup never replays the journal (the view is stored), so
-// compaction is not needed for correctness; it bounds the file, and with it
-// bbolt's integrity check at startup.
+// every record. Compaction is not needed for correctness; it bounds the
+// file, and with it the checks Open runs at startup (bbolt's page check and
+// the replay of the whole journal).
 
 // CompactResult says what a compaction did: records scanned, deleted.
 type CompactResult struct {

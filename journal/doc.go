@@ -11,13 +11,32 @@
 // the DONE, FAILED or RECONCILED record that finishes it names the intent's
 // sequence number.
 //
+// A record names its object: a kind (container, image, volume, netattach,
+// exec, sandbox) and an id; a record without a kind, as schema 1 wrote them,
+// is a container's. Records are folded with the fold of their kind (see
+// folds in fold.go); only containers have one yet, and a record of a kind
+// without a fold is refused with ErrInconsistent. Pending intents are keyed
+// by object key ("container/<id>").
+//
 // # Durability
 //
-// Append returns only after the bbolt transaction holding the record has
-// been committed and fsynced (bbolt with NoSync=false; NoSync is never set).
+// Append and Commit return only after the bbolt transaction holding their
+// records (and, for Commit, the other stores' writes of the same call: a
+// call commits whole or not at all) has been committed and fsynced (bbolt with NoSync=false; NoSync is never set).
 // Appends that arrive while a commit is in flight are committed together in
 // the next transaction (group commit): one fsync serves many records, and a
 // lone caller never waits for company.
+//
+// # Opening
+//
+// Open accepts a file only after the verification the offline check runs
+// (CheckFile): bbolt's meta pages against the file size, bbolt's page check,
+// the schema version and buckets (internal/schema), the replay of the whole
+// journal against the stored view and names, and the other stores' checks
+// (Options.Checks). It runs through a read-only handle, before anything can
+// write; a file of an older schema is migrated and verified again in one
+// write transaction that is rolled back if anything fails. A refused file is
+// never written.
 //
 // # View
 //

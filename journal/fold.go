@@ -7,11 +7,17 @@ import (
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// Apply folds one record into the view of its container. prev is nil when
-// the journal knows no such container; a nil result means the container is
-// gone from the view (removed, or its create failed). Apply is pure: it
-// validates before it builds, and never modifies prev.
+// Apply is the container fold: it folds one record of a container into the
+// view of that container. prev is nil when the journal knows no such
+// container; a nil result means the container is gone from the view
+// (removed, or its create failed). Apply is pure: it validates before it
+// builds, and never modifies prev. It refuses a record of another kind of
+// object (ErrInconsistent).
 func Apply(prev *sm.Container, rec sm.Record) (*sm.Container, error) {
+	rec = rec.Normalized()
+	if err := validateObject(rec, sm.ObjectContainer); err != nil {
+		return nil, fmt.Errorf("record %d (%s %s of %s): %w", rec.Seq, rec.Kind, rec.Event, rec.Key(), err)
+	}
 	if err := validate(prev, rec); err != nil {
 		return nil, fmt.Errorf("record %d (%s %s of %s): %w", rec.Seq, rec.Kind, rec.Event, rec.Container, err)
 	}
@@ -21,7 +27,10 @@ func Apply(prev *sm.Container, rec sm.Record) (*sm.Container, error) {
 	if prev == nil {
 		return nil, nil // a reconciliation of leftovers; validate allowed it
 	}
-	next := prev.Clone()
+	// A shallow copy: Apply replaces the pointer fields it changes and never
+	// writes through the ones it shares with prev (command, env, args), so
+	// prev stays as it was. Views handed out of the journal are Clones.
+	next := *prev
 	next.Seq = rec.Seq
 	if rec.Kind == sm.KindIntent {
 		next.Pending = &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args}
@@ -53,9 +62,10 @@ func created(rec sm.Record) *sm.Container {
 }
 
 // applyResult records what the side effects produced: an exit ends the
-// current process, a new process starts a run.
+// current process, a new process starts a run. The process and exit of an
+// exec session (rec.Exec set) are the exec's, never the container's own.
 func applyResult(c *sm.Container, rec sm.Record) {
-	if rec.Result == nil {
+	if rec.Result == nil || rec.Exec != "" || rec.Object != sm.ObjectContainer {
 		return
 	}
 	if e := rec.Result.Exit; e != nil {
@@ -78,4 +88,27 @@ func applyResult(c *sm.Container, rec sm.Record) {
 			c.RestartCount++
 		}
 	}
+}
+
+// folds are the fold of each kind of object that has one, applied to the
+// batch being committed or replayed. Only containers have one yet; a kind
+// that gains journaled objects adds its fold here, next to the container's.
+var folds = map[sm.ObjectKind]func(b *batchView, rec sm.Record) error{
+	sm.ObjectContainer: (*batchView).foldContainer,
+}
+
+// validateObject checks that rec (normalized) names an object of kind want
+// coherently.
+func validateObject(rec sm.Record, want sm.ObjectKind) error {
+	switch {
+	case !rec.Object.Known():
+		return fmt.Errorf("unknown object kind %q: %w", rec.Object, ErrInconsistent)
+	case rec.Object != want:
+		return fmt.Errorf("a record of a %s is not a %s's: %w", rec.Object, want, ErrInconsistent)
+	case rec.ObjectID == "":
+		return fmt.Errorf("no object id: %w", ErrInconsistent)
+	case rec.Object == sm.ObjectContainer && rec.ObjectID != rec.Container:
+		return fmt.Errorf("container record of object %q concerns container %q: %w", rec.ObjectID, rec.Container, ErrInconsistent)
+	}
+	return nil
 }

@@ -3,16 +3,15 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -29,6 +28,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// Observer, if set, is told about each group commit.
 	Observer CommitObserver
+	// Checks are the verifications of the other stores in the file (the
+	// layer store's invariants), run by Open and by CheckFile after the
+	// journal's own. The daemon and the offline check pass the same list.
+	Checks []schema.Check
 	// CrashPoint, if set, is called with "journal.mid-commit" inside each
 	// write transaction, after its records are written and before it
 	// commits: crash drills kill the daemon there.
@@ -46,66 +49,110 @@ type Journal struct {
 	path  string
 	obs   CommitObserver
 	crash func(name string)
+	// checks are the other stores' verifications (Options.Checks).
+	checks []schema.Check
 
 	mu         sync.RWMutex
 	containers map[string]*sm.Container
 	names      map[string]string
 	lastSeq    uint64
 
-	appends chan *appendRequest
+	// closeMu orders Commit's send on appends before Close's stop: a
+	// request is never queued after the committer stopped.
+	closeMu sync.RWMutex
+	closed  bool
+	appends chan *commitRequest
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
 }
 
-// Open opens (or creates) the journal at path. It refuses a file that fails
-// bbolt's integrity check instead of opening it read-write, because bbolt can
-// panic on a damaged freelist; the file is never modified or deleted then.
-func Open(path string, opts Options) (*Journal, error) {
+// Open opens (or creates) the journal at path.
+//
+// A new (missing or empty) file gets every bucket of the current schema. An
+// existing file is first verified through a read-only handle exactly as the
+// offline check does (see CheckFile): bbolt's meta pages against the file's
+// size, bbolt's page-level check, the schema version, every bucket, the
+// replay of the whole journal against the stored view and names, and
+// opts.Checks. A file of an older schema is migrated and verified again in
+// one write transaction that commits only if the verification passes. A
+// file Open refuses is never written: not by bbolt, not by a migration.
+func Open(path string, opts Options) (j *Journal, err error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = time.Second
 	}
-	if err := checkBeforeOpen(path, opts.LockTimeout); err != nil {
+	fresh, err := schema.FileIsEmpty(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	version := 0 // a bbolt file without any bucket: a new file
+	if !fresh {
+		if version, err = inspectReadOnly(path, opts, nil); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openReadWrite(path, opts.LockTimeout)
+	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
-	if err != nil {
-		return nil, openError(path, err)
+	defer func() {
+		if err != nil {
+			_ = db.Close()
+		}
+	}()
+	if version != schema.Version {
+		if err := prepare(db, path, version, opts.Checks); err != nil {
+			return nil, err
+		}
 	}
-	j := &Journal{
-		db: db, path: path, obs: opts.Observer, crash: opts.CrashPoint,
+	j = &Journal{
+		db: db, path: path, obs: opts.Observer, crash: opts.CrashPoint, checks: opts.Checks,
 		containers: map[string]*sm.Container{},
 		names:      map[string]string{},
-		appends:    make(chan *appendRequest, 4096),
+		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
-	if err := db.Update(createBuckets); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("journal %s: %w", path, err)
-	}
 	if err := j.load(); err != nil {
-		_ = db.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	go j.commitLoop()
 	return j, nil
 }
 
-// checkBeforeOpen runs bbolt's integrity check on an existing file through
-// a read-only handle.
-func checkBeforeOpen(path string, timeout time.Duration) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+// openReadWrite opens the bbolt file for writing. bbolt may panic on a
+// damaged file; the read-only inspection before has looked at every page,
+// so this is a last guard.
+func openReadWrite(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	defer guard(path, &err)()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, openError(path, err)
 	}
-	return Check(path, timeout)
+	return db, nil
 }
 
-func openError(path string, err error) error {
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return fmt.Errorf("journal %s: %w (is another cairnd running on this root?)", path, ErrLocked)
+// prepare brings a file of version (0: new) to the current schema in one
+// write transaction: a new file gets its buckets; an older one is migrated
+// and then verified like any file Open accepts. On any error the
+// transaction is rolled back and bbolt writes nothing.
+func prepare(db *bolt.DB, path string, version int, checks []schema.Check) (err error) {
+	// A panic inside Update rolls the transaction back before guard
+	// recovers it.
+	defer guard(path, &err)()
+	err = db.Update(func(tx *bolt.Tx) error {
+		if version == 0 {
+			return schema.Create(tx)
+		}
+		if _, err := schema.Migrate(tx); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return verify(tx, checks)
+	})
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
 	}
-	return fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
+	return nil
 }
 
 // load reads the stored view into memory.
@@ -119,16 +166,23 @@ func (j *Journal) load() error {
 }
 
 // Close stops accepting appends, waits for the ones in flight and closes
-// the file.
+// the file. Every Append or Commit after it returns ErrClosed; one racing it
+// is either committed or ErrClosed, never left waiting.
 func (j *Journal) Close() error {
-	j.once.Do(func() { close(j.stop) })
+	j.once.Do(func() {
+		j.closeMu.Lock()
+		j.closed = true
+		j.closeMu.Unlock()
+		close(j.stop)
+	})
 	<-j.stopped
 	return j.db.Close()
 }
 
-// DB is the underlying bbolt handle, shared with the layer store, which
-// keeps its own buckets in the same file.
-func (j *Journal) DB() *bolt.DB { return j.db }
+// View runs fn in a read transaction of the journal's file, for the stores
+// that keep their records in it (the layer store). They write only through
+// Commit, so every write shares the group commit.
+func (j *Journal) View(fn func(tx *bolt.Tx) error) error { return j.db.View(fn) }
 
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }

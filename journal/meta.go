@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/schema"
 )
 
 // StartInfo is what the previous daemon left in meta/ about how it ended.
@@ -22,14 +24,14 @@ func (j *Journal) MarkStarted(bootID string) (StartInfo, error) {
 	var info StartInfo
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		meta := metaBucket(tx)
-		prevBoot := meta.Get(metaBootID)
+		prevBoot := meta.Get(schema.MetaBootID)
 		info.FirstStart = prevBoot == nil
-		info.CleanShutdown = info.FirstStart || meta.Get(metaCleanShutdown) != nil
+		info.CleanShutdown = info.FirstStart || meta.Get(schema.MetaCleanShutdown) != nil
 		info.Rebooted = !info.FirstStart && !bytes.Equal(prevBoot, []byte(bootID))
-		if err := meta.Delete(metaCleanShutdown); err != nil {
+		if err := meta.Delete(schema.MetaCleanShutdown); err != nil {
 			return err
 		}
-		return meta.Put(metaBootID, []byte(bootID))
+		return meta.Put(schema.MetaBootID, []byte(bootID))
 	})
 	return info, err
 }
@@ -37,6 +39,6 @@ func (j *Journal) MarkStarted(bootID string) (StartInfo, error) {
 // MarkCleanShutdown records that the daemon is stopping in an orderly way.
 func (j *Journal) MarkCleanShutdown() error {
 	return j.db.Update(func(tx *bolt.Tx) error {
-		return metaBucket(tx).Put(metaCleanShutdown, []byte("1"))
+		return metaBucket(tx).Put(schema.MetaCleanShutdown, []byte("1"))
 	})
 }

@@ -6,47 +6,33 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/schema"
 )
 
-// Bucket layout owned by package layer inside the daemon's bbolt DB. The other
-// top-level buckets (journal/, containers/, names/, meta/) belong to the
-// journal; this package never opens them.
+// The record encodings of the layer store. The buckets (images/, layers/,
+// mounts/) and their place in the daemon's bbolt file are drawn and owned by
+// internal/schema; this package never opens the journal's buckets.
 //
-//	images/
-//	  <name> -> imageRecord (JSON)
-//	           {"diffIDs":["sha256:<hex>",...],   bottom first
-//	            "chainID":"sha256:<hex>",         top of the chain
-//	            "size":<int64>,                   sum of the layers' sizes
-//	            "created":"<RFC 3339>"}
-//	layers/
-//	  <chainID> -> layerRecord (JSON)
-//	           {"diffID":"sha256:<hex>",
-//	            "parent":"sha256:<hex>" | "",     chainID of the layer below
-//	            "cacheID":"<32 hex>",             directory <dir>/layers/<cacheID>
-//	            "size":<int64>,                   uncompressed tar bytes
-//	            "refcount":<int64>}               images + child layers using it
-//	mounts/
-//	  <mountID> -> mountRecord (JSON)
-//	           {"image":"<name>",                 the image it was created from
-//	            "chainID":"sha256:<hex>",         top layer (lower dirs follow parents)
-//	            "created":"<RFC 3339>"}
+//	images/  <name>    -> imageRecord
+//	layers/  <chainID> -> layerRecord
+//	mounts/  <mountID> -> mountRecord
 //
-// Invariants, each kept by a single transaction:
+// Invariants, each kept by a single transaction and verified by CheckTx:
 //   - every image's chainID has a layers/ entry; every layer's parent too;
 //   - refcount = number of images whose chainID is this layer + number of
 //     layers whose parent is this layer; the entry (and then its directory)
 //     goes when it reaches 0;
+//   - every mount's chainID has a layers/ entry;
 //   - an image named by a mounts/ record cannot be removed.
 //
 // Records are JSON and decoded leniently (unknown fields ignored), so adding a
 // field needs no migration; renaming or removing one does, and must come with
-// a bump of the schema version kept in meta/ by the journal.
-var (
-	bucketImages = []byte("images")
-	bucketLayers = []byte("layers")
-	bucketMounts = []byte("mounts")
-)
+// a migration in internal/schema.
 
+// imageRecord: {"diffIDs":["sha256:<hex>",...] (bottom first), "chainID":
+// "sha256:<hex>" (top of the chain), "size": sum of the layers' sizes,
+// "created": RFC 3339}.
 type imageRecord struct {
 	DiffIDs []string  `json:"diffIDs"`
 	ChainID string    `json:"chainID"`
@@ -54,6 +40,9 @@ type imageRecord struct {
 	Created time.Time `json:"created"`
 }
 
+// layerRecord: {"diffID", "parent": chainID of the layer below or absent,
+// "cacheID": 32 hex, the directory <dir>/layers/<cacheID>, "size":
+// uncompressed tar bytes, "refcount": images + child layers using it}.
 type layerRecord struct {
 	DiffID   string `json:"diffID"`
 	Parent   string `json:"parent,omitempty"`
@@ -62,27 +51,17 @@ type layerRecord struct {
 	Refcount int64  `json:"refcount"`
 }
 
+// mountRecord: {"image": the image it was created from, "chainID": its top
+// layer (lower dirs follow parents), "created"}.
 type mountRecord struct {
 	Image   string    `json:"image"`
 	ChainID string    `json:"chainID"`
 	Created time.Time `json:"created"`
 }
 
-// createBuckets makes sure the three buckets exist; called once by Open.
-func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketImages, bucketLayers, bucketMounts} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// The getters rely on Open having created the buckets; every Store is made by
-// Open, so they never return nil.
-func imagesBucket(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketImages) }
-func layersBucket(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketLayers) }
-func mountsBucket(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketMounts) }
+func imagesBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Images(tx) }
+func layersBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Layers(tx) }
+func mountsBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Mounts(tx) }
 
 // getJSON decodes the value under key into v; it reports false if the key is
 // absent.

@@ -46,9 +46,19 @@
 //
 // CreateMount registers the mount first (one transaction, which also checks
 // that the image exists) and then builds its directories, merged/ last; calling
-// it again after a crash finishes the job. RemoveMount deletes the directories
+// it again after a crash finishes the job. Its two halves are exported so the
+// driver can put the registration into the create's INTENT transaction:
+// RegisterMount returns the write (a schema.Op) to commit with the record, and
+// BuildMount, idempotent, makes the directories. RemoveMountDirs and
+// UnregisterMount split RemoveMount the same way, the record's deletion
+// joining the remove's DONE.
+//
+// The store has no bbolt handle of its own: it reads through Storage.View and
+// writes through Storage.Commit, the journal's group commit, so its writes
+// share the journal's transactions and fsyncs. RemoveMount deletes the directories
 // before the record, and also deletes the directory of an unregistered mount
 // id, so a crash on either side leaves something RemoveMount can finish.
 //
-// The bbolt layout is drawn in buckets.go.
+// The bbolt layout is drawn in internal/schema; the record encodings are in
+// buckets.go.
 package layer

@@ -6,12 +6,16 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/schema"
+	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // requireRoot skips a test that needs overlay mounts when not root — unless
@@ -37,7 +41,10 @@ func newTestStore(t testing.TB) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := Open(filepath.Join(dir, "layer"), db)
+	if err := db.Update(schema.Create); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(filepath.Join(dir, "layer"), boltStorage{db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +55,27 @@ func newTestStore(t testing.TB) *Store {
 	s.resolvConf = resolv
 	t.Cleanup(func() { unmountAll(t, s) })
 	return s
+}
+
+// boltStorage is the store's storage over a plain bbolt DB, for unit tests:
+// each Commit is one Update running its writes in order. It takes no journal
+// records; the journal's own tests cover those.
+type boltStorage struct{ db *bolt.DB }
+
+func (b boltStorage) View(fn func(tx *bolt.Tx) error) error { return b.db.View(fn) }
+
+func (b boltStorage) Commit(recs []sm.Record, writes ...sm.Write) ([]sm.Record, error) {
+	if len(recs) > 0 {
+		return nil, errors.New("boltStorage: journal records need a journal")
+	}
+	return nil, b.db.Update(func(tx *bolt.Tx) error {
+		for _, w := range writes {
+			if err := w.(schema.Op)(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func unmountAll(t testing.TB, s *Store) {

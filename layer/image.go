@@ -72,8 +72,9 @@ func imageRecordOf(tx *bolt.Tx, name string) (imageRecord, error) {
 // naming the mounts, while any container mount was created from it, and
 // deletes a layer directory once no image or child layer references it.
 func (s *Store) RemoveImage(name string) error {
-	var freed []string // cacheIDs whose records this transaction deleted
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var freed []string // cacheIDs whose records the commit deleted
+	err := s.update(func(tx *bolt.Tx) error {
+		// Everything is read and checked before the first write (schema.Op).
 		rec, err := imageRecordOf(tx, name)
 		if err != nil {
 			return err
@@ -85,10 +86,14 @@ func (s *Store) RemoveImage(name string) error {
 		if len(users) > 0 {
 			return fmt.Errorf("image %q is used by mounts %s: %w", name, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
 		}
+		plan, err := planRelease(tx, rec.ChainID)
+		if err != nil {
+			return err
+		}
 		if err := imagesBucket(tx).Delete([]byte(name)); err != nil {
 			return err
 		}
-		freed, err = releaseLayer(tx, rec.ChainID)
+		freed, err = plan.apply(tx)
 		return err
 	})
 	if err != nil {
@@ -120,28 +125,52 @@ func mountsUsingImage(tx *bolt.Tx, image string) ([]string, error) {
 	return ids, err
 }
 
-// releaseLayer drops one reference to chainID and, each time a layer's count
-// reaches zero, deletes its record and drops the reference it held on its
-// parent. It returns the cacheIDs of the deleted records.
-func releaseLayer(tx *bolt.Tx, chainID string) ([]string, error) {
-	var freed []string
+// releasePlan is what dropping one reference to a layer does: the layers
+// whose records go (count reached zero, each dropping the reference it held
+// on its parent) and the one whose count goes down.
+type releasePlan struct {
+	deleted []string // chainIDs
+	freed   []string // their cacheIDs
+	update  string   // chainID whose refcount drops, if any
+	updated layerRecord
+}
+
+// planRelease reads what releasing one reference to chainID changes,
+// without changing anything.
+func planRelease(tx *bolt.Tx, chainID string) (releasePlan, error) {
+	var plan releasePlan
 	b := layersBucket(tx)
 	for chainID != "" {
 		rec, err := registeredLayer(b, chainID)
 		if err != nil {
-			return nil, err
+			return plan, err
 		}
 		rec.Refcount--
 		if rec.Refcount > 0 {
-			return freed, putJSON(b, chainID, rec)
+			plan.update, plan.updated = chainID, rec
+			return plan, nil
 		}
+		plan.deleted = append(plan.deleted, chainID)
+		plan.freed = append(plan.freed, rec.CacheID)
+		chainID = rec.Parent
+	}
+	return plan, nil
+}
+
+// apply writes the plan and returns the cacheIDs of the deleted records.
+func (p releasePlan) apply(tx *bolt.Tx) ([]string, error) {
+	b := layersBucket(tx)
+	for _, chainID := range p.deleted {
 		if err := b.Delete([]byte(chainID)); err != nil {
 			return nil, err
 		}
-		freed = append(freed, rec.CacheID)
-		chainID = rec.Parent
 	}
-	return freed, nil
+	if p.update != "" {
+		if err := putJSON(b, p.update, p.updated); err != nil {
+			return nil, err
+		}
+	}
+	return p.freed, nil
 }
 
 // registeredLayer reads the record of a layer something refers to.

@@ -119,7 +119,7 @@ func (s *Store) importImage(ctx context.Context, name string, r io.Reader, opts 
 	chainID := chain[len(chain)-1]
 	created := time.Now().UTC()
 	shared := false
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		// A client that gave up (a cancelled stream) gets nothing
 		// registered, however far its bytes got.
 		if err := ctx.Err(); err != nil {
@@ -134,8 +134,7 @@ func (s *Store) importImage(ctx context.Context, name string, r io.Reader, opts 
 		if err != nil {
 			return err
 		}
-		if ok {
-			shared = true
+		if shared = ok; ok {
 			rec.Refcount++
 		} else {
 			rec = layerRecord{DiffID: diffID, CacheID: cacheID, Size: size, Refcount: 1}

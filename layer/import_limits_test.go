@@ -13,6 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/schema"
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
@@ -104,7 +106,10 @@ func storeOnTmpfs(t *testing.T, size int64) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := Open(filepath.Join(mnt, "layer"), db)
+	if err := db.Update(schema.Create); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(filepath.Join(mnt, "layer"), boltStorage{db})
 	if err != nil {
 		t.Fatal(err)
 	}

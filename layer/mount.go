@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
 )
 
 // Mount describes a container's layers: its init and RW layers on top of the
@@ -47,8 +48,9 @@ func (s *Store) mountFromRecord(id string, rec mountRecord, lower []string) Moun
 }
 
 // CreateMount creates the init layer and an empty RW layer for the container
-// mount mountID (64 hex, chosen by the caller) on image, and registers it. The
-// registering transaction checks that the image exists (ErrNotFound).
+// mount mountID (64 hex, chosen by the caller) on image, and registers it: it
+// commits RegisterMount's Op alone, then runs BuildMount. The registering
+// transaction checks that the image exists (ErrNotFound).
 //
 // It is idempotent: called again with the same mountID and image — e.g. by
 // recovery after a crash — it finishes what is missing and returns the same
@@ -64,55 +66,86 @@ func (s *Store) CreateMount(ctx context.Context, mountID, image string, init Ini
 	if err := ctx.Err(); err != nil {
 		return Mount{}, err
 	}
-	var (
-		m     Mount
-		fresh bool // this call registered it
-	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	fresh := false // this call registered it
+	if err := s.update(s.registerMount(mountID, image, &fresh)); err != nil {
+		return Mount{}, fmt.Errorf("create mount %s: %w", mountID, err)
+	}
+	m, err := s.BuildMount(ctx, mountID, init)
+	if err != nil && fresh {
+		// Leave nothing behind that this call made; a pre-existing record
+		// stays for the caller to retry or remove.
+		s.discardMount(mountID)
+	}
+	return m, err
+}
+
+// RegisterMount returns the write that registers the container mount
+// mountID on image, for the caller to commit with the journal record that
+// needs it (the create's INTENT): journal.Commit(recs, op). In the
+// transaction it checks that image exists (ErrNotFound) and that mountID is
+// free or already registered on the same image (then it writes nothing);
+// on another image it is ErrAlreadyExists. It checks everything before it
+// writes, as a schema.Op must. BuildMount makes the directories afterwards.
+func (s *Store) RegisterMount(mountID, image string) (schema.Op, error) {
+	if err := validateMountID(mountID); err != nil {
+		return nil, fmt.Errorf("register mount: %w", err)
+	}
+	return s.registerMount(mountID, image, new(bool)), nil
+}
+
+// registerMount is RegisterMount's Op; it sets *fresh when it registered the
+// mount (an Op may run more than once: it sets, never accumulates).
+func (s *Store) registerMount(mountID, image string, fresh *bool) schema.Op {
+	return func(tx *bolt.Tx) error {
+		*fresh = false
 		var rec mountRecord
 		ok, err := getJSON(mountsBucket(tx), mountID, &rec)
 		if err != nil {
-			return err
+			return fmt.Errorf("mount %s: %w", mountID, err)
 		}
-		if ok && rec.Image != image {
-			return fmt.Errorf("mount %s exists on image %q: %w", mountID, rec.Image, errdefs.ErrAlreadyExists)
+		if ok {
+			if rec.Image != image {
+				return fmt.Errorf("mount %s exists on image %q: %w", mountID, rec.Image, errdefs.ErrAlreadyExists)
+			}
+			return nil
 		}
-		if !ok {
-			var img imageRecord
-			found, err := getJSON(imagesBucket(tx), image, &img)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return fmt.Errorf("image %q: %w", image, errdefs.ErrNotFound)
-			}
-			rec = mountRecord{Image: image, ChainID: img.ChainID, Created: time.Now().UTC()}
-			if err := putJSON(mountsBucket(tx), mountID, rec); err != nil {
-				return err
-			}
-			fresh = true
-		}
-		lower, err := s.layerDirs(tx, rec.ChainID)
+		img, err := imageRecordOf(tx, image)
 		if err != nil {
 			return err
 		}
-		m = s.mountFromRecord(mountID, rec, lower)
-		return nil
-	})
-	if err != nil {
-		return Mount{}, fmt.Errorf("create mount %s: %w", mountID, err)
-	}
-	if !fresh {
-		if _, err := os.Lstat(m.Rootfs); err == nil {
-			return m, nil // complete: merged/ is made last
+		if _, err := s.layerDirs(tx, img.ChainID); err != nil {
+			return err
 		}
+		rec = mountRecord{Image: image, ChainID: img.ChainID, Created: time.Now().UTC()}
+		if err := putJSON(mountsBucket(tx), mountID, rec); err != nil {
+			return err
+		}
+		*fresh = true
+		return nil
+	}
+}
+
+// BuildMount makes the directories of the registered mount mountID: the
+// init layer (filled from init), upper, work and finally merged. It is
+// idempotent: a complete mount (merged/ exists, made last) is returned
+// untouched, since its layers may be mounted; a partial one is finished.
+// Recovery calls it to finish a create. An unregistered mount is
+// ErrNotFound.
+func (s *Store) BuildMount(ctx context.Context, mountID string, init InitConfig) (Mount, error) {
+	if err := validateHostname(init.Hostname); err != nil {
+		return Mount{}, fmt.Errorf("build mount %s: %w", mountID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Mount{}, err
+	}
+	m, err := s.MountInfo(mountID)
+	if err != nil {
+		return Mount{}, fmt.Errorf("build mount %s: %w", mountID, err)
+	}
+	if _, err := os.Lstat(m.Rootfs); err == nil {
+		return m, nil // complete: merged/ is made last
 	}
 	if err := s.buildMountDirs(m, init.Hostname); err != nil {
-		if fresh {
-			// Leave nothing behind that this call made; a pre-existing
-			// record stays for the caller to retry or remove.
-			s.discardMount(mountID)
-		}
 		return Mount{}, fmt.Errorf("create mount %s: %w", mountID, err)
 	}
 	return m, nil
@@ -150,7 +183,7 @@ func (s *Store) discardMount(id string) {
 	if os.RemoveAll(s.mountDir(id)) != nil {
 		return // keep the record so RemoveMount can finish later
 	}
-	_ = s.db.Update(func(tx *bolt.Tx) error { return mountsBucket(tx).Delete([]byte(id)) })
+	_ = s.update(unregisterMount(id))
 }
 
 // MountInfo returns the registered mount mountID, or ErrNotFound.
@@ -202,9 +235,23 @@ func (s *Store) Mounts() ([]Mount, error) {
 }
 
 // RemoveMount unmounts if needed, deletes the mount's directories and then
-// its record. It is idempotent: an unknown id is not an error, and the
-// directory of an unregistered id (a crash leftover) is deleted too.
+// its record: RemoveMountDirs, then UnregisterMount's Op committed alone. It
+// is idempotent: an unknown id is not an error, and the directory of an
+// unregistered id (a crash leftover) is deleted too.
 func (s *Store) RemoveMount(mountID string) error {
+	if err := s.RemoveMountDirs(mountID); err != nil {
+		return err
+	}
+	if err := s.update(unregisterMount(mountID)); err != nil {
+		return fmt.Errorf("remove mount %s: %w", mountID, err)
+	}
+	return nil
+}
+
+// RemoveMountDirs unmounts the mount if needed and deletes its directories,
+// leaving its record; the caller then commits UnregisterMount's Op with the
+// record that finishes the remove (its DONE). Idempotent, like RemoveMount.
+func (s *Store) RemoveMountDirs(mountID string) error {
 	if err := validateMountID(mountID); err != nil {
 		return fmt.Errorf("remove mount: %w", err)
 	}
@@ -218,11 +265,19 @@ func (s *Store) RemoveMount(mountID string) error {
 	if err := os.RemoveAll(s.mountDir(mountID)); err != nil {
 		return fmt.Errorf("remove mount %s: %w", mountID, err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		return mountsBucket(tx).Delete([]byte(mountID))
-	})
-	if err != nil {
-		return fmt.Errorf("remove mount %s: %w", mountID, err)
-	}
 	return nil
+}
+
+// UnregisterMount returns the write that deletes the record of mount
+// mountID (none: nothing to do), for the caller to commit with the record
+// that finishes the remove, after RemoveMountDirs: journal.Commit(recs, op).
+func (s *Store) UnregisterMount(mountID string) (schema.Op, error) {
+	if err := validateMountID(mountID); err != nil {
+		return nil, fmt.Errorf("unregister mount: %w", err)
+	}
+	return unregisterMount(mountID), nil
+}
+
+func unregisterMount(mountID string) schema.Op {
+	return func(tx *bolt.Tx) error { return mountsBucket(tx).Delete([]byte(mountID)) }
 }

@@ -16,14 +16,25 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
+	sm "github.com/cairn-run/cairn/statemachine"
 )
+
+// Storage is where the store keeps its records: the daemon's bbolt file,
+// read in read transactions and written only through the journal's group
+// commit, so a store write can share a transaction (and its fsync) with the
+// journal records of the same step. *journal.Journal implements it.
+type Storage interface {
+	View(fn func(tx *bolt.Tx) error) error
+	Commit(recs []sm.Record, writes ...sm.Write) ([]sm.Record, error)
+}
 
 // Store is the layer store. It is safe for concurrent use: every decision
 // that must be atomic is taken inside one bbolt transaction, and every
 // directory a call creates has a name nobody else uses (random cacheID, a
 // caller-chosen unique mountID).
 type Store struct {
-	db        *bolt.DB
+	db        Storage
 	dir       string // absolute, symlinks resolved: mountinfo shows real paths
 	layersDir string
 	mountsDir string
@@ -41,13 +52,13 @@ type Store struct {
 	mountLocks map[string]*idLock // per mount id, see lockMount
 }
 
-// Open prepares the store under dir using the daemon's already opened bbolt
-// DB. It creates the buckets images/, layers/ and mounts/, deletes the
+// Open prepares the store under dir on the daemon's storage (the journal),
+// whose file already has the store's buckets (internal/schema). It deletes the
 // leftovers of interrupted imports (everything under tmp/, and layer
 // directories no layers/ record points to) and returns the store.
-func Open(dir string, db *bolt.DB) (*Store, error) {
+func Open(dir string, db Storage) (*Store, error) {
 	if db == nil {
-		return nil, fmt.Errorf("layer store: nil DB: %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("layer store: nil storage: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("layer store: %w", err)
@@ -88,9 +99,9 @@ func Open(dir string, db *bolt.DB) (*Store, error) {
 		}
 	}
 	referenced := map[string]bool{}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
-			return err
+	err = db.View(func(tx *bolt.Tx) error {
+		if layersBucket(tx) == nil {
+			return fmt.Errorf("bucket %s is missing (the journal creates it): %w", schema.BucketLayers, errdefs.ErrFailedPrecondition)
 		}
 		return layersBucket(tx).ForEach(func(_, v []byte) error {
 			var rec layerRecord
@@ -108,6 +119,12 @@ func Open(dir string, db *bolt.DB) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// update commits op alone through the storage's group commit.
+func (s *Store) update(op schema.Op) error {
+	_, err := s.db.Commit(nil, op)
+	return err
 }
 
 // removeOrphanLayers deletes layers/<cacheID> directories that no record

@@ -12,6 +12,9 @@ import (
 // Journal records intents and outcomes durably and serves the view.
 type Journal interface {
 	Append(rec Record) (Record, error)
+	// Commit appends recs and applies writes in one transaction: all of it
+	// is durable when it returns, or none of it happened.
+	Commit(recs []Record, writes ...Write) ([]Record, error)
 	Container(id string) (Container, bool)
 	IDByName(name string) (string, bool)
 }

@@ -16,18 +16,54 @@ const (
 	KindReconciled Kind = "RECONCILED"
 )
 
+// ObjectKind says what kind of object a record concerns. Each kind has its
+// own fold in the journal; a record of a kind without one is refused.
+type ObjectKind string
+
+const (
+	ObjectContainer ObjectKind = "container"
+	ObjectImage     ObjectKind = "image"
+	ObjectVolume    ObjectKind = "volume"
+	ObjectNetAttach ObjectKind = "netattach"
+	ObjectExec      ObjectKind = "exec"
+	ObjectSandbox   ObjectKind = "sandbox"
+)
+
+// Known reports whether k is one of the kinds above.
+func (k ObjectKind) Known() bool {
+	switch k {
+	case ObjectContainer, ObjectImage, ObjectVolume, ObjectNetAttach, ObjectExec, ObjectSandbox:
+		return true
+	}
+	return false
+}
+
+// ObjectKey names an object across kinds: "<kind>/<id>", e.g.
+// "container/<64 hex>". The journal keys pending intents by it.
+func ObjectKey(kind ObjectKind, id string) string { return string(kind) + "/" + id }
+
 // Record is one entry of the lifecycle journal. An INTENT carries the
 // arguments of a transition; the DONE, FAILED or RECONCILED record that
-// finishes it carries the state the container ended in and what the side
+// finishes it carries the state the object ended in and what the side
 // effects produced.
 type Record struct {
-	Seq       uint64    `json:"seq"`
-	Kind      Kind      `json:"kind"`
-	Time      time.Time `json:"time"`
-	Container string    `json:"container"`
-	Event     Event     `json:"event"`
-	From      State     `json:"from"`
-	To        State     `json:"to"`
+	Seq  uint64    `json:"seq"`
+	Kind Kind      `json:"kind"`
+	Time time.Time `json:"time"`
+	// Object and ObjectID name the object the record concerns. A record
+	// without a kind (every record of schema 1) is a container's, and a
+	// container's ObjectID is its Container; see Normalized.
+	Object   ObjectKind `json:"object,omitempty"`
+	ObjectID string     `json:"object_id,omitempty"`
+	// Container is the container the record concerns: the object itself,
+	// or the container an exec runs in.
+	Container string `json:"container"`
+	// Exec is the exec session the record concerns inside Container; empty
+	// is the container's init process.
+	Exec  string `json:"exec,omitempty"`
+	Event Event  `json:"event"`
+	From  State  `json:"from"`
+	To    State  `json:"to"`
 	// Intent is the seq of the INTENT a DONE, FAILED or RECONCILED record finishes.
 	Intent uint64  `json:"intent,omitempty"`
 	Args   *Args   `json:"args,omitempty"`
@@ -35,6 +71,30 @@ type Record struct {
 	// Error is the cause of a FAILED record or the reason of a RECONCILED one.
 	Error string `json:"error,omitempty"`
 }
+
+// Normalized returns r with its object filled in: a record without a kind
+// is a container's, and a container record's ObjectID is its Container.
+func (r Record) Normalized() Record {
+	if r.Object == "" {
+		r.Object = ObjectContainer
+	}
+	if r.Object == ObjectContainer && r.ObjectID == "" {
+		r.ObjectID = r.Container
+	}
+	return r
+}
+
+// Key is the object key of the record's object (see ObjectKey).
+func (r Record) Key() string {
+	n := r.Normalized()
+	return ObjectKey(n.Object, n.ObjectID)
+}
+
+// Write is a change to another store's records in the journal's file (the
+// layer store's mount record, say), committed by Journal.Commit in the same
+// transaction as the records of the call, or not at all. It is opaque here:
+// the journal's storage (internal/schema.Op) implements it.
+type Write interface{ JournalWrite() }
 
 // Args are the arguments of an intent.
 type Args struct {

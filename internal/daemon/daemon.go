@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
+	"github.com/cairn-run/cairn/internal/storecheck"
 	"github.com/cairn-run/cairn/journal"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
@@ -93,7 +94,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	var stateCounts metrics.StateCounter = func() map[string]int { return d.stateCounts() }
 	d.metrics = metrics.New(stateCounts)
-	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics, CrashPoint: crashpoint.Hit})
+	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics, CrashPoint: crashpoint.Hit, Checks: storecheck.All()})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func defaultShimBinary() (string, error) {
 // open builds the layer store, the executor and the driver on the journal.
 func (d *Daemon) open() error {
 	var err error
-	d.layers, err = layer.Open(filepath.Join(d.cfg.Root, "layer"), d.journal.DB())
+	d.layers, err = layer.Open(filepath.Join(d.cfg.Root, "layer"), d.journal)
 	if err != nil {
 		return err
 	}

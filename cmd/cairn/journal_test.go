@@ -1,0 +1,38 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-run/cairn/internal/testenv"
+)
+
+func TestCLI_JournalSalvageWritesAFileThatPassesTheCheck(t *testing.T) {
+	e := testenv.NewDaemon(t)
+	cli(t, e, "create", "--name", "kept", "busybox", "true")
+	e.Stop()
+	t.Cleanup(e.Start)
+	original, err := os.ReadFile(filepath.Join(e.Config.Root, "cairn.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "cairn.db")
+	stdout, errOut, code := cli(t, e, "journal", "check", "--root", e.Config.Root, "--salvage", out)
+	if code != 0 || !strings.Contains(stdout, "kept 2 records, dropped 0") || !strings.Contains(stdout, "1 containers") {
+		t.Fatalf("salvage: code %d, %q %q", code, stdout, errOut)
+	}
+	stdout, errOut, code = cli(t, e, "journal", "check", "--root", outDir)
+	if code != 0 || !strings.Contains(stdout, "ok: schema 2") || !strings.Contains(stdout, "clean shutdown: no") {
+		t.Fatalf("check of the salvaged file: code %d, %q %q", code, stdout, errOut)
+	}
+	if _, errOut, code = cli(t, e, "journal", "check", "--root", e.Config.Root, "--salvage", out); code == 0 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("salvage over an existing file: code %d, %q", code, errOut)
+	}
+	after, _ := os.ReadFile(filepath.Join(e.Config.Root, "cairn.db"))
+	if string(after) != string(original) {
+		t.Fatal("salvage changed the original journal")
+	}
+}

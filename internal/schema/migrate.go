@@ -1,0 +1,100 @@
+package schema
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// firstVersion is the oldest layout a migration starts from.
+const firstVersion = 1
+
+// Migration brings a file from version From to To (= From+1).
+type Migration struct {
+	From, To int
+	Name     string
+	Run      func(tx *bolt.Tx) error
+}
+
+// Migrations are applied in order; each starts where the previous one ended
+// and the last ends at Version.
+var Migrations = []Migration{
+	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
+}
+
+// Migrate brings the file in tx from its stored version to Version, running
+// each migration in order in tx and stamping each new version. It returns
+// the migrations it ran (none for a current file). It refuses a newer file.
+// The caller commits tx, or rolls it back if anything after fails.
+func Migrate(tx *bolt.Tx) ([]Migration, error) {
+	v, err := StoredVersion(tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckVersion(v); err != nil {
+		return nil, err
+	}
+	if err := CheckBuckets(tx, v); err != nil {
+		return nil, err
+	}
+	var ran []Migration
+	for _, m := range Migrations {
+		if m.From != v {
+			continue
+		}
+		if err := m.Run(tx); err != nil {
+			return ran, fmt.Errorf("migration %d→%d (%s): %w", m.From, m.To, m.Name, err)
+		}
+		if err := Meta(tx).Put(MetaSchema, []byte(strconv.Itoa(m.To))); err != nil {
+			return ran, err
+		}
+		ran = append(ran, m)
+		v = m.To
+	}
+	if v != Version {
+		return ran, fmt.Errorf("no migration from schema version %d: %w", v, ErrBadSchema)
+	}
+	return ran, nil
+}
+
+// ContainerKeyPrefix is how the object key of a container begins; it equals
+// statemachine.ObjectKey(statemachine.ObjectContainer, "") (a test of the
+// journal holds the two together; this package imports nothing of Cairn).
+const ContainerKeyPrefix = "container/"
+
+// pendingByObjectKey (1→2): schema 1 keyed pending/ by the bare container
+// id; schema 2 keys it by object key, so intents of other kinds of object
+// can share the bucket. Every schema 1 entry is a container's. It also adds
+// the layer store's buckets if the file lacks them (schema 1 created them
+// lazily).
+func pendingByObjectKey(tx *bolt.Tx) error {
+	pb := Pending(tx)
+	type entry struct{ key, value []byte }
+	var entries []entry
+	err := pb.ForEach(func(k, v []byte) error {
+		if bytes.IndexByte(k, '/') >= 0 {
+			return fmt.Errorf("pending key %.80q is not a container id: %w", k, ErrBadSchema)
+		}
+		entries = append(entries, entry{bytes.Clone(k), bytes.Clone(v)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := pb.Delete(e.key); err != nil {
+			return err
+		}
+		if err := pb.Put(append([]byte(ContainerKeyPrefix), e.key...), e.value); err != nil {
+			return err
+		}
+	}
+	for _, name := range StoreBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}

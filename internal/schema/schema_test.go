@@ -1,0 +1,207 @@
+package schema
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTemp(t *testing.T) (*bolt.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db, path
+}
+
+// schemaOne lays out a file as schema 1 left it when only the journal had
+// opened it: journal buckets only, pending/ keyed by the bare id.
+func schemaOne(tx *bolt.Tx) error {
+	for _, name := range JournalBuckets {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	if err := Pending(tx).Put([]byte("abc"), []byte(`{"seq":7}`)); err != nil {
+		return err
+	}
+	return Meta(tx).Put(MetaSchema, []byte("1"))
+}
+
+func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
+	db, _ := openTemp(t)
+	if err := db.Update(schemaOne); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 1 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" {
+			t.Errorf("ran %+v", ran)
+		}
+		if v, _ := StoredVersion(tx); v != Version {
+			t.Errorf("version after migration %d", v)
+		}
+		if err := CheckBuckets(tx, Version); err != nil {
+			t.Error(err)
+		}
+		if Pending(tx).Get([]byte("abc")) != nil || string(Pending(tx).Get([]byte("container/abc"))) != `{"seq":7}` {
+			t.Error("pending entry not rekeyed")
+		}
+		again, err := Migrate(tx)
+		if err != nil || len(again) != 0 {
+			t.Errorf("second Migrate: %v %v", again, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
+	db, _ := openTemp(t)
+	if err := db.Update(Create); err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]error{"3": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+		err := db.Update(func(tx *bolt.Tx) error {
+			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
+				return err
+			}
+			_, err := Migrate(tx)
+			return err
+		})
+		if !errors.Is(err, want) {
+			t.Errorf("version %q: got %v, want %v", v, err, want)
+		}
+	}
+}
+
+func TestMigrations_AreAnOrderedChainEndingAtVersion(t *testing.T) {
+	v := firstVersion
+	for _, m := range Migrations {
+		if m.From != v || m.To != v+1 || m.Name == "" || m.Run == nil {
+			t.Fatalf("migration %+v does not follow version %d", m, v)
+		}
+		v = m.To
+	}
+	if v != Version {
+		t.Fatalf("migrations end at %d, Version is %d", v, Version)
+	}
+}
+
+func TestCreate_RefusesAFileThatHasBuckets(t *testing.T) {
+	db, _ := openTemp(t)
+	if err := db.Update(Create); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(Create); err == nil {
+		t.Fatal("Create ran twice")
+	}
+}
+
+func TestReadFileMeta_TruncatedFileIsRefused(t *testing.T) {
+	db, path := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		if err := Create(tx); err != nil {
+			return err
+		}
+		big := make([]byte, 3000)
+		for i := range 200 {
+			if err := Journal(tx).Put([]byte{byte(i >> 8), byte(i)}, big); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	fm, err := ReadFileMeta(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fm.PageSize != os.Getpagesize() || fm.Pgid < 100 {
+		t.Fatalf("meta %+v", fm)
+	}
+	if err := os.Truncate(path, int64(fm.Pgid-1)*int64(fm.PageSize)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFileMeta(path); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("got %v, want ErrTruncated", err)
+	}
+	// Both meta pages unreadable.
+	data, _ := os.ReadFile(path)
+	data[16] ^= 0xff
+	data[fm.PageSize+16] ^= 0xff
+	_ = os.WriteFile(path, data, 0o600)
+	if _, err := ReadFileMeta(path); !errors.Is(err, ErrBadMeta) {
+		t.Fatalf("got %v, want ErrBadMeta", err)
+	}
+}
+
+// leafWith returns the position of the first leaf page of the file whose
+// elements hold value.
+func leafWith(t *testing.T, data []byte, ps int, value []byte) int {
+	t.Helper()
+	at := bytes.Index(data, value)
+	if at < 0 {
+		t.Fatal("value not in file")
+	}
+	return at / ps * ps
+}
+
+func TestCheckPages_DamagedHeadersAreRefusedBeforeBboltSeesThem(t *testing.T) {
+	db, path := openTemp(t)
+	value := bytes.Repeat([]byte("v"), 100)
+	err := db.Update(func(tx *bolt.Tx) error {
+		if err := Create(tx); err != nil {
+			return err
+		}
+		for i := range 50 {
+			if err := Journal(tx).Put([]byte{0, byte(i)}, append([]byte{byte(i)}, value...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	fm, err := ReadFileMeta(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPages(path, fm); err != nil {
+		t.Fatalf("a sound file: %v", err)
+	}
+	good, _ := os.ReadFile(path)
+	leaf := leafWith(t, good, fm.PageSize, append([]byte{7}, value...))
+	for name, damage := range map[string]func(p []byte){
+		"overflow past the end": func(p []byte) { p[15] = 0x7f },
+		"too many elements":     func(p []byte) { p[11] = 0xff },
+		"key runs off the page": func(p []byte) { p[16+4*16+4+2] = 0xff }, // element 4's pos, third byte
+	} {
+		data := bytes.Clone(good)
+		damage(data[leaf : leaf+fm.PageSize])
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckPages(path, fm); !errors.Is(err, ErrBadPage) {
+			t.Errorf("%s: got %v, want ErrBadPage", name, err)
+		}
+	}
+}
