@@ -13,11 +13,10 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/cairn-run/cairn/internal/schema"
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
 )
 
 func TestImport_TruncatedTarIsRefusedWhereverItStops(t *testing.T) {
