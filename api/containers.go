@@ -20,6 +20,9 @@ import (
 // is journaled behind it; the handlers only resolve, convert and map errors.
 type Lifecycle interface {
 	Create(ctx context.Context, req sm.CreateRequest) (sm.Container, error)
+	// Run creates and starts a container; started is called with the
+	// running container before its exit can be recorded or it removed.
+	Run(ctx context.Context, req sm.CreateRequest, started func(sm.Container)) (sm.Container, error)
 	Start(ctx context.Context, id string) (sm.Container, error)
 	Stop(ctx context.Context, id string, grace time.Duration) (sm.Container, error)
 	Kill(ctx context.Context, id string, sig syscall.Signal) (sm.Container, error)

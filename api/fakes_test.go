@@ -40,6 +40,10 @@ type fakeMachine struct {
 	// onStart, if set, runs after a successful Start (a test's container
 	// "runs" then).
 	onStart func(id string)
+	// afterStarted runs in Run once its started callback has returned:
+	// what the machine lets happen to the container only then (its exit
+	// recorded, an auto-remove).
+	afterStarted func(id string)
 }
 
 func newFakeMachine() *fakeMachine {
@@ -119,6 +123,29 @@ func (f *fakeMachine) Create(_ context.Context, req sm.CreateRequest) (sm.Contai
 	f.mu.Unlock()
 	return f.add(sm.Container{Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env, AutoRemove: req.AutoRemove,
 		State: sm.StateCreated, MountID: fakeID(99), CreatedAt: time.Now()}), nil
+}
+
+// Run is Create then Start, as the machine's Run chains them; started runs
+// before Start's hooks let anything else act on the container.
+func (f *fakeMachine) Run(ctx context.Context, req sm.CreateRequest, started func(sm.Container)) (sm.Container, error) {
+	c, err := f.Create(ctx, req)
+	if err != nil {
+		return c, err
+	}
+	created := c
+	if c, err = f.Start(ctx, c.ID); err != nil {
+		return created, err // the machine's Run leaves the created container
+	}
+	if started != nil {
+		started(c)
+	}
+	f.mu.Lock()
+	after := f.afterStarted
+	f.mu.Unlock()
+	if after != nil {
+		after(c.ID)
+	}
+	return c, nil
 }
 
 func (f *fakeMachine) Start(_ context.Context, id string) (sm.Container, error) {

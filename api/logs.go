@@ -16,8 +16,6 @@ import (
 
 const logChunk = 32 << 10
 
-// startLogPoll is how often Run looks for the log while the start runs.
-const startLogPoll = time.Millisecond
 
 // Logs streams the container's log. Without follow it sends what the log
 // holds (nothing if the container has not run). With follow, it first sends
@@ -68,7 +66,10 @@ func (s *ContainerServer) openLog(id string) (*os.File, error) {
 	return f, nil
 }
 
-// Run is create, attach, start and follow in one call.
+// Run is create, start, attach and follow in one call. The log is opened
+// while the container is still held by the start, so an exit and an
+// auto-remove that follow at once cannot take it away first: nothing the
+// container writes is missed.
 func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.RunRequest], stream *connect.ServerStream[cairnv1.RunResponse]) error {
 	cr := req.Msg.Create
 	if cr == nil {
@@ -77,17 +78,23 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 	if err := checkCreate(cr.Name, cr.Image); err != nil {
 		return toConnect(err)
 	}
-	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: cr.Name, Image: cr.Image, Command: cr.Command, Env: cr.Env, AutoRemove: cr.AutoRemove})
+	var f *os.File
+	var logErr error
+	c, err := s.Machine.Run(ctx, sm.CreateRequest{Name: cr.Name, Image: cr.Image, Command: cr.Command, Env: cr.Env, AutoRemove: cr.AutoRemove},
+		func(c sm.Container) { f, logErr = s.openLog(c.ID) })
 	if err != nil {
+		if c.ID != "" && cr.AutoRemove {
+			// Created but not started: nobody else will remove it.
+			_, _ = s.Machine.Remove(context.WithoutCancel(ctx), c.ID, true)
+		}
 		return toConnect(err)
 	}
-	if err := stream.Send(&cairnv1.RunResponse{Container: s.toProto(c)}); err != nil {
-		return err
+	if logErr != nil {
+		return logErr
 	}
-	f, err := s.startWithLog(ctx, c.ID)
-	if err != nil {
-		if cr.AutoRemove {
-			_, _ = s.Machine.Remove(context.WithoutCancel(ctx), c.ID, true)
+	if err := stream.Send(&cairnv1.RunResponse{Container: s.toProto(c)}); err != nil {
+		if f != nil {
+			f.Close()
 		}
 		return err
 	}
@@ -96,44 +103,6 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 		return err
 	}
 	return stream.Send(&cairnv1.RunResponse{Exit: waitToProto(last)})
-}
-
-// startWithLog starts container id and opens its log while the start
-// runs. The shim creates the log before the process runs, and nothing can
-// remove the container (an auto-remove after a quick exit included) before
-// the start has finished, so a log opened by then misses nothing. A last
-// look is taken right after the start; if even that finds nothing, follow
-// keeps looking.
-func (s *ContainerServer) startWithLog(ctx context.Context, id string) (*os.File, error) {
-	started := make(chan error, 1)
-	go func() {
-		_, err := s.Machine.Start(ctx, id)
-		started <- err
-	}()
-	tick := time.NewTicker(startLogPoll)
-	defer tick.Stop()
-	var f *os.File
-	var logErr, startErr error
-	for done := false; !done; {
-		select {
-		case startErr = <-started:
-			done = true
-		case <-tick.C:
-		}
-		if f == nil && logErr == nil {
-			f, logErr = s.openLog(id)
-		}
-	}
-	switch {
-	case startErr != nil:
-		if f != nil {
-			f.Close()
-		}
-		return nil, toConnect(startErr)
-	case logErr != nil:
-		return nil, logErr
-	}
-	return f, nil
 }
 
 // follow sends what the container writes to its log (f, or the log once it

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/schema"
 	"github.com/cairn-run/cairn/journal"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -22,8 +26,10 @@ type fakeWorld struct {
 	procs     map[int]*fakeProc
 	mounted   map[string]bool
 	layers    map[string]bool
+	claimed   map[string]bool
 	frozen    map[string]bool
 	failStart error
+	failBuild error
 	ignoreSig map[syscall.Signal]bool
 	// waitErrs are returned, in order, by the next calls of Wait; a nil
 	// entry lets that call wait for real.
@@ -38,7 +44,7 @@ type fakeProc struct {
 }
 
 func newFakeWorld() *fakeWorld {
-	return &fakeWorld{nextPID: 100, procs: map[int]*fakeProc{}, mounted: map[string]bool{}, layers: map[string]bool{}, frozen: map[string]bool{}, ignoreSig: map[syscall.Signal]bool{}}
+	return &fakeWorld{nextPID: 100, procs: map[int]*fakeProc{}, mounted: map[string]bool{}, layers: map[string]bool{}, claimed: map[string]bool{}, frozen: map[string]bool{}, ignoreSig: map[syscall.Signal]bool{}}
 }
 
 func (w *fakeWorld) Start(_ context.Context, spec sm.RunSpec) (sm.Process, error) {
@@ -119,19 +125,45 @@ func (w *fakeWorld) ImageExists(name string) error {
 	return nil
 }
 
-func (w *fakeWorld) CreateMount(_ context.Context, mountID, _, _ string) error {
+// ClaimMount's write runs in the journal's transaction, as the layer
+// store's does: it marks the mount claimed when the intent commits.
+func (w *fakeWorld) ClaimMount(mountID, _ string) (sm.Write, error) {
+	return schema.Op(func(*bolt.Tx) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.claimed[mountID] = true
+		return nil
+	}), nil
+}
+
+func (w *fakeWorld) BuildMount(_ context.Context, mountID, _ string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.failBuild != nil {
+		return w.failBuild
+	}
+	if !w.claimed[mountID] {
+		return fmt.Errorf("mount %s built before it was claimed", mountID)
+	}
 	w.layers[mountID] = true
 	return nil
 }
 
-func (w *fakeWorld) RemoveMount(mountID string) error {
+func (w *fakeWorld) DiscardMount(mountID string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.layers, mountID)
 	delete(w.mounted, mountID)
 	return nil
+}
+
+func (w *fakeWorld) ReleaseMount(mountID string) (sm.Write, error) {
+	return schema.Op(func(*bolt.Tx) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.claimed, mountID)
+		return nil
+	}), nil
 }
 
 func (w *fakeWorld) Mount(mountID string) (string, error) {
@@ -148,6 +180,12 @@ func (w *fakeWorld) Unmount(mountID string) error {
 	return nil
 }
 
+func (w *fakeWorld) isClaimed(mountID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.claimed[mountID]
+}
+
 func (w *fakeWorld) isMounted(mountID string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -155,14 +193,16 @@ func (w *fakeWorld) isMounted(mountID string) bool {
 }
 
 type harness struct {
-	j *journal.Journal
-	w *fakeWorld
-	m *sm.Machine
+	j       *journal.Journal
+	w       *fakeWorld
+	m       *sm.Machine
+	commits *commitCounter
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "cairn.db"), journal.Options{})
+	commits := &commitCounter{}
+	j, err := journal.Open(filepath.Join(t.TempDir(), "cairn.db"), journal.Options{Observer: commits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +215,13 @@ func newHarness(t *testing.T) *harness {
 		}
 		_ = j.Close()
 	})
-	return &harness{j: j, w: w, m: m}
+	return &harness{j: j, w: w, m: m, commits: commits}
 }
+
+// commitCounter counts the journal's group commits (each one fsync).
+type commitCounter struct{ n atomic.Int64 }
+
+func (c *commitCounter) Committed(int, time.Duration) { c.n.Add(1) }
 
 func (h *harness) create(t *testing.T, name string) sm.Container {
 	t.Helper()

@@ -25,6 +25,18 @@ type CreateRequest struct {
 
 // Create records and builds a new container: its init and writable layers.
 func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, error) {
+	return m.create(ctx, req)
+}
+
+// Run creates and starts a container: `docker run`. The create's outcome
+// and the start's intent share one commit. started, if set, is called
+// with the running container before anything else can act on it (its exit
+// cannot be recorded, nor can it be removed, until started returns).
+func (m *Machine) Run(ctx context.Context, req CreateRequest, started func(Container)) (Container, error) {
+	return m.create(ctx, req, then{event: EventStart, after: started})
+}
+
+func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) (Container, error) {
 	if err := ValidateCreate(req); err != nil {
 		return Container{}, err
 	}
@@ -45,7 +57,13 @@ func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, err
 	defer unlock()
 	args := &Args{Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env,
 		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove}
-	return m.transit(ctx, Container{ID: id, State: StateNone}, EventCreate, args)
+	// The mount record is written with the intent: it claims the image,
+	// so the image cannot be removed while the layers are built on it.
+	claim, err := m.d.Layers.ClaimMount(mountID, req.Image)
+	if err != nil {
+		return Container{}, err
+	}
+	return m.transit(ctx, Container{ID: id, State: StateNone}, EventCreate, args, []Write{claim}, chain...)
 }
 
 // reserveName holds a name from the check until the create intent that
@@ -78,7 +96,7 @@ func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 // finishes even if the caller goes away; a kill or a forced remove cuts its
 // grace period short.
 func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (Container, error) {
-	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout)}, m.autoRemove)
+	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout)}, m.autoRemoveAfter)
 }
 
 // Kill sends a signal to a running container's process. A container being
@@ -137,18 +155,17 @@ func (m *Machine) remove(ctx context.Context, c Container, force bool) (Containe
 	if force {
 		event = EventForceRemove
 	}
-	return m.transit(ctx, c, event, nil)
+	return m.transit(ctx, c, event, nil, nil)
 }
 
-// autoRemove removes a stopped container created with auto-remove; it
-// runs under the hold of the transition that stopped it.
-func (m *Machine) autoRemove(c Container) {
-	if !c.AutoRemove || c.State != StateStopped {
-		return
+// autoRemoveAfter chains the removal of a container created with
+// auto-remove after the transition that stops it. A failed auto-remove is
+// logged and leaves the container stopped.
+func (m *Machine) autoRemoveAfter(c Container) []then {
+	if !c.AutoRemove {
+		return nil
 	}
-	if _, err := m.remove(m.ctx, c, false); err != nil {
-		m.log.Error("auto-remove", "container", c.ID, "error", err)
-	}
+	return []then{{event: EventRemove, optional: true}}
 }
 
 func newID() string {

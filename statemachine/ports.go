@@ -62,8 +62,16 @@ type Janitor interface {
 // Layers owns a container's init and writable layers.
 type Layers interface {
 	ImageExists(name string) error
-	CreateMount(ctx context.Context, mountID, image, hostname string) error
-	RemoveMount(mountID string) error
+	// ClaimMount is the write that registers mount mountID on image
+	// (checking that the image exists), committed with a create's intent.
+	ClaimMount(mountID, image string) (Write, error)
+	// BuildMount makes the init and writable layers of a claimed mount;
+	// it finishes what an earlier call left.
+	BuildMount(ctx context.Context, mountID, hostname string) error
+	// DiscardMount deletes a mount's directories; ReleaseMount is the
+	// write that then unregisters it, committed with the outcome record.
+	DiscardMount(mountID string) error
+	ReleaseMount(mountID string) (Write, error)
 }
 
 // Mounter mounts and unmounts a container's root filesystem.

@@ -1,7 +1,6 @@
 package statemachine
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -94,11 +93,12 @@ func (m *Machine) runOf(c Container) *run {
 	return m.watch(c.ID, *c.Process)
 }
 
-func (m *Machine) dropRun(id string, r *run) {
+// dropRunOf stops tracking the run of c's process, which has ended.
+func (m *Machine) dropRunOf(c Container) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.runs[id] == r {
-		delete(m.runs, id)
+	if r, ok := m.runs[c.ID]; ok && sameProcess(&r.proc, c.Process) {
+		delete(m.runs, c.ID)
 	}
 }
 
@@ -113,7 +113,8 @@ func (m *Machine) Reattach(containers []Container) {
 }
 
 // recordExit records an exit observed by a watcher, unless the container
-// has moved on, and auto-removes the container if it asked for that.
+// has moved on, and auto-removes the container if it asked for that (the
+// exit's outcome and the removal's intent share one commit).
 func (m *Machine) recordExit(id string, r *run) {
 	unlock, err := m.lock(m.ctx, id)
 	if err != nil {
@@ -125,18 +126,9 @@ func (m *Machine) recordExit(id string, r *run) {
 		return
 	}
 	exit := r.exit
-	t, err := m.begin(c, EventExit, &Args{Exit: &exit})
-	if err != nil {
+	if _, err := m.transit(m.ctx, c, EventExit, &Args{Exit: &exit}, nil, m.autoRemoveAfter(c)...); err != nil {
 		m.log.Error("recording exit", "container", id, "error", err)
-		return
 	}
-	w := &work{ctx: context.WithoutCancel(m.ctx), c: c, event: EventExit, args: t.intent.Args, state: StateStopped, run: r}
-	w.res.Exit = &exit
-	if c, err = m.carryOut(t, w); err != nil {
-		m.log.Error("recording exit", "container", id, "error", err)
-		return
-	}
-	m.autoRemove(c)
 }
 
 // warm lets the runner prepare for a start that is about to be journaled.

@@ -118,6 +118,20 @@ type work struct {
 	// preempt delivers the signals of kills and force-removes that arrive
 	// while the process is being halted; nil when nobody can preempt.
 	preempt *preemption
+	// writes are other stores' changes the steps made due, to commit with
+	// the outcome record (the layer store's mount record of a remove).
+	writes []Write
+}
+
+func newWork(ctx context.Context, c Container, event Event, args *Args, p *preemption) *work {
+	if args == nil {
+		args = &Args{} // the record keeps no empty arguments; the steps read a value
+	}
+	w := &work{ctx: context.WithoutCancel(ctx), c: c, event: event, args: args, state: c.State, preempt: p}
+	if event == EventExit {
+		w.res.Exit, w.state = args.Exit, StateStopped
+	}
+	return w
 }
 
 // result is what the steps produced, or nil when nothing.
@@ -129,8 +143,10 @@ func (w *work) result() *Result {
 	return &r
 }
 
-// carryOut runs the steps of t's event and records the outcome.
-func (m *Machine) carryOut(t *transition, w *work) (Container, error) {
+// runSteps runs the steps of t's event. When one fails it undoes the
+// completed ones in reverse, records the failure and returns it; the
+// caller records a success.
+func (m *Machine) runSteps(t *transition, w *work) error {
 	steps := stepsOf(w.event, w.c.State)
 	for i, s := range steps {
 		if err := s.do(m, w); err != nil {
@@ -141,19 +157,19 @@ func (m *Machine) carryOut(t *transition, w *work) (Container, error) {
 					}
 				}
 			}
-			return w.c, t.fail(w.state, w.result(), err)
+			return t.fail(w.state, w.result(), err, w.writes...)
 		}
 		m.crash(w.event, "after-"+s.name)
 	}
-	return t.done(w.result())
+	return nil
 }
 
+// makeLayers builds the init and writable layers of the mount the
+// create's intent claimed.
 func (m *Machine) makeLayers(w *work) error {
 	a := w.args
-	if err := m.d.Layers.CreateMount(w.ctx, a.MountID, a.Image, a.Hostname); err != nil {
-		// CreateMount undoes its own work, but a crash-proof retry costs
-		// nothing: RemoveMount is idempotent.
-		if rerr := m.d.Layers.RemoveMount(a.MountID); rerr != nil {
+	if err := m.d.Layers.BuildMount(w.ctx, a.MountID, a.Hostname); err != nil {
+		if rerr := m.removeLayers(w); rerr != nil {
 			err = fmt.Errorf("%w (and undoing: %w)", err, rerr)
 		}
 		return fmt.Errorf("create layers of %s: %w", w.c.ID, err)
@@ -161,7 +177,23 @@ func (m *Machine) makeLayers(w *work) error {
 	return nil
 }
 
-func (m *Machine) removeLayers(w *work) error { return m.d.Layers.RemoveMount(w.args.MountID) }
+// removeLayers deletes the mount's directories; its record goes with the
+// record of the outcome.
+func (m *Machine) removeLayers(w *work) error {
+	return m.discardMount(w, w.args.MountID)
+}
+
+func (m *Machine) discardMount(w *work, mountID string) error {
+	if err := m.d.Layers.DiscardMount(mountID); err != nil {
+		return err // the record stays, so the mount can be found and removed later
+	}
+	release, err := m.d.Layers.ReleaseMount(mountID)
+	if err != nil {
+		return err
+	}
+	w.writes = append(w.writes, release)
+	return nil
+}
 
 func (m *Machine) mountRootfs(w *work) error {
 	rootfs, err := m.d.Mounter.Mount(w.c.MountID)
@@ -291,9 +323,7 @@ func (m *Machine) releaseRun(w *work) error {
 		m.log.Warn("unmount after exit", "container", c.ID, "error", err)
 	}
 	<-done
-	if w.run != nil {
-		m.dropRun(c.ID, w.run)
-	}
+	m.dropRunOf(c)
 	return nil
 }
 
@@ -341,7 +371,7 @@ func (m *Machine) removeFiles(w *work) error {
 	c := w.c
 	layersErr := make(chan error, 1)
 	go func() {
-		if err := m.d.Layers.RemoveMount(c.MountID); err != nil {
+		if err := m.discardMount(w, c.MountID); err != nil {
 			layersErr <- fmt.Errorf("remove layers of %s: %w", c.ID, err)
 			return
 		}

@@ -15,12 +15,27 @@ type transition struct {
 	start  time.Time
 }
 
+// then is a transition to run right after another one succeeds: its intent
+// is recorded in the same commit as the other's outcome, so a create and
+// the start of `run`, or a stop and its auto-remove, cost one fsync less.
+type then struct {
+	event Event
+	args  *Args
+	// optional: a failure is logged and the container left as the failed
+	// transition leaves it; the caller still gets the outcome before it
+	// (an auto-remove that fails does not fail the stop).
+	optional bool
+	// after, if set, runs once it is done, while the container is still
+	// held (Run opens the log there, before an exit can be recorded).
+	after func(Container)
+}
+
 // perform runs one lifecycle verb on container id: it takes the
 // container's slot (waiting no longer than ctx allows), checks that nothing
 // is pending and the rule allows event, records the intent, runs the
-// event's steps and records the outcome. then, if set, runs under the same
-// hold after a successful outcome (auto-remove after a stop).
-func (m *Machine) perform(ctx context.Context, id string, event Event, args *Args, then func(Container)) (Container, error) {
+// event's steps and records the outcome. next, if set, gives the
+// transitions to chain after a success (see then).
+func (m *Machine) perform(ctx context.Context, id string, event Event, args *Args, next func(Container) []then) (Container, error) {
 	unlock, err := m.lock(ctx, id)
 	if err != nil {
 		return Container{}, err
@@ -30,53 +45,97 @@ func (m *Machine) perform(ctx context.Context, id string, event Event, args *Arg
 	if err != nil {
 		return c, err
 	}
-	c, err = m.transit(ctx, c, event, args)
-	if err == nil && then != nil {
-		then(c)
+	var chain []then
+	if next != nil {
+		chain = next(c)
 	}
-	return c, err
+	return m.transit(ctx, c, event, args, nil, chain...)
 }
 
-// transit runs event on c, whose slot the caller holds.
-func (m *Machine) transit(ctx context.Context, c Container, event Event, args *Args) (Container, error) {
-	var p *preemption
-	if halts(event, c.State) {
-		var end func()
-		p, end = m.startHalting(c.ID)
-		defer end()
+// transit runs event on c, whose slot the caller holds, and then the
+// chained transitions. claims are writes to commit with the intent (the
+// mount record of a create).
+func (m *Machine) transit(ctx context.Context, c Container, event Event, args *Args, claims []Write, chain ...then) (Container, error) {
+	var ends []func()
+	defer func() {
+		for _, end := range ends {
+			end()
+		}
+	}()
+	preemptible := func(ev Event, from State) *preemption {
+		if !halts(ev, from) {
+			return nil
+		}
+		p, end := m.startHalting(c.ID)
+		ends = append(ends, end)
+		return p
 	}
-	t, err := m.begin(c, event, args)
+	// Preemptible from before the intent is visible, so a kill that sees
+	// the stop pending always finds it.
+	p := preemptible(event, c.State)
+	t, err := m.begin(c, event, args, claims...)
 	if err != nil {
 		return c, err
 	}
-	if args == nil {
-		args = &Args{} // the record keeps no empty arguments; the steps read a value
+	w := newWork(ctx, c, event, args, p)
+	var step then // how the transition running now was chained
+	for {
+		if err := m.runSteps(t, w); err != nil {
+			if step.optional {
+				m.log.Error("chained transition failed", "container", c.ID, "event", step.event, "error", err)
+				cur, _ := m.d.Journal.Container(c.ID)
+				return cur, nil
+			}
+			return w.c, err
+		}
+		if len(chain) == 0 || !legal(t.intent.To, chain[0].event) {
+			done, err := t.done(w.result(), w.writes...)
+			if err == nil && step.after != nil {
+				step.after(done)
+			}
+			return done, err
+		}
+		next := chain[0]
+		chain = chain[1:]
+		p := preemptible(next.event, t.intent.To)
+		t2, from, err := t.doneThen(w.result(), w.writes, next.event, next.args)
+		if err != nil {
+			return w.c, err
+		}
+		if step.after != nil {
+			step.after(from)
+		}
+		t, step = t2, next
+		w = newWork(ctx, from, next.event, next.args, p)
 	}
-	w := &work{ctx: context.WithoutCancel(ctx), c: c, event: event, args: args, state: c.State, preempt: p}
-	return m.carryOut(t, w)
 }
 
-// begin checks the rule and records the intent. Nothing has been touched
-// when it returns an error.
-func (m *Machine) begin(c Container, event Event, args *Args) (*transition, error) {
+func legal(from State, event Event) bool {
+	_, err := Target(from, event)
+	return err == nil
+}
+
+// begin checks the rule and records the intent, with claims in the same
+// commit. Nothing has been touched when it returns an error.
+func (m *Machine) begin(c Container, event Event, args *Args, claims ...Write) (*transition, error) {
 	to, err := Target(c.State, event)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	intent, err := m.d.Journal.Append(Record{Kind: KindIntent, Container: c.ID, Event: event, From: c.State, To: to, Args: args})
+	recs, err := m.d.Journal.Commit([]Record{{Kind: KindIntent, Container: c.ID, Event: event, From: c.State, To: to, Args: args}}, claims...)
 	if err != nil {
 		return nil, fmt.Errorf("record intent to %s %s: %w", event, c.ID, err)
 	}
 	m.crash(event, stepAfterIntent)
-	return &transition{m: m, before: c, intent: intent, start: start}, nil
+	return &transition{m: m, before: c, intent: recs[0], start: start}, nil
 }
 
-// done records that the side effects happened and returns the new view;
-// for a container gone from the view (removed), its last view with the
-// outcome applied.
-func (t *transition) done(res *Result) (Container, error) {
-	rec, err := t.finish(KindDone, t.intent.To, res, "")
+// done records that the side effects happened, with writes in the same
+// commit, and returns the new view; for a container gone from the view
+// (removed), its last view with the outcome applied.
+func (t *transition) done(res *Result, writes ...Write) (Container, error) {
+	rec, err := t.finish(KindDone, t.intent.To, res, "", writes)
 	if err != nil {
 		return Container{}, err
 	}
@@ -97,11 +156,37 @@ func (t *transition) done(res *Result) (Container, error) {
 	return last, nil
 }
 
+// doneThen records t's outcome and the intent of next in one commit, and
+// returns the transition of next with the view it starts from.
+func (t *transition) doneThen(res *Result, writes []Write, next Event, args *Args) (*transition, Container, error) {
+	i := t.intent
+	nextTo, err := Target(i.To, next)
+	if err != nil {
+		return nil, Container{}, err
+	}
+	t.m.crash(i.Event, stepBeforeDone)
+	start := time.Now()
+	recs, err := t.m.d.Journal.Commit([]Record{
+		{Kind: KindDone, Container: i.Container, Event: i.Event, From: i.From, To: i.To, Intent: i.Seq, Result: res},
+		{Kind: KindIntent, Container: i.Container, Event: next, From: i.To, To: nextTo, Args: args},
+	}, writes...)
+	if err != nil {
+		return nil, Container{}, fmt.Errorf("record %s of %s %s and the intent to %s: %w", KindDone, i.Event, i.Container, next, err)
+	}
+	t.m.crash(i.Event, stepAfterDone)
+	t.recorded(recs[0], "")
+	t.m.crash(next, stepAfterIntent)
+	c, _ := t.m.d.Journal.Container(i.Container)
+	c.Pending = nil // the view the next intent was recorded on
+	t.m.notify(i.Container)
+	return &transition{m: t.m, before: c, intent: recs[1], start: start}, c, nil
+}
+
 // fail records that the transition was abandoned, leaving the container in
-// state to (its old state, unless a side effect could not be undone), and
-// returns cause.
-func (t *transition) fail(to State, res *Result, cause error) error {
-	rec, err := t.finish(KindFailed, to, res, cause.Error())
+// state to (its old state, unless a side effect could not be undone), with
+// writes (of the undo) in the same commit, and returns cause.
+func (t *transition) fail(to State, res *Result, cause error, writes ...Write) error {
+	rec, err := t.finish(KindFailed, to, res, cause.Error(), writes)
 	if err != nil {
 		return fmt.Errorf("%w (and recording the failure: %w)", cause, err)
 	}
@@ -112,23 +197,29 @@ func (t *transition) fail(to State, res *Result, cause error) error {
 	return cause
 }
 
-func (t *transition) finish(kind Kind, to State, res *Result, cause string) (Record, error) {
+func (t *transition) finish(kind Kind, to State, res *Result, cause string, writes []Write) (Record, error) {
 	i := t.intent
 	t.m.crash(i.Event, stepBeforeDone)
-	rec, err := t.m.d.Journal.Append(Record{Kind: kind, Container: i.Container, Event: i.Event, From: i.From, To: to, Intent: i.Seq, Result: res, Error: cause})
+	recs, err := t.m.d.Journal.Commit([]Record{{Kind: kind, Container: i.Container, Event: i.Event, From: i.From, To: to, Intent: i.Seq, Result: res, Error: cause}}, writes...)
 	if err != nil {
-		return rec, fmt.Errorf("record %s of %s %s: %w", kind, i.Event, i.Container, err)
+		return Record{}, fmt.Errorf("record %s of %s %s: %w", kind, i.Event, i.Container, err)
 	}
 	t.m.crash(i.Event, stepAfterDone)
+	t.recorded(recs[0], cause)
+	return recs[0], nil
+}
+
+// recorded logs and observes a finished transition.
+func (t *transition) recorded(rec Record, cause string) {
+	i := t.intent
 	d := time.Since(t.start)
 	if t.m.d.Observer != nil {
-		t.m.d.Observer.Transition(i.Event, kind, d)
+		t.m.d.Observer.Transition(i.Event, rec.Kind, d)
 	}
-	attrs := []any{"container", i.Container, "event", i.Event, "seq", rec.Seq, "intent", i.Seq, "from", i.From, "to", to, "duration", d}
-	if kind == KindFailed {
+	attrs := []any{"container", i.Container, "event", i.Event, "seq", rec.Seq, "intent", i.Seq, "from", i.From, "to", rec.To, "duration", d}
+	if rec.Kind == KindFailed {
 		t.m.log.Warn("transition failed", append(attrs, "error", cause)...)
 	} else {
 		t.m.log.Info("transition", attrs...)
 	}
-	return rec, nil
 }

@@ -80,12 +80,29 @@ func (l layers) ImageExists(name string) error {
 	return err
 }
 
-func (l layers) CreateMount(ctx context.Context, mountID, image, hostname string) error {
-	_, err := l.store.CreateMount(ctx, mountID, image, layer.InitConfig{Hostname: hostname})
+func (l layers) ClaimMount(mountID, image string) (sm.Write, error) {
+	op, err := l.store.RegisterMount(mountID, image)
+	if err != nil {
+		return nil, err // a nil Op in the interface would not be nil
+	}
+	return op, nil
+}
+
+func (l layers) BuildMount(ctx context.Context, mountID, hostname string) error {
+	_, err := l.store.BuildMount(ctx, mountID, layer.InitConfig{Hostname: hostname})
 	return err
 }
 
-func (l layers) RemoveMount(mountID string) error              { return l.store.RemoveMount(mountID) }
+func (l layers) DiscardMount(mountID string) error { return l.store.RemoveMountDirs(mountID) }
+
+func (l layers) ReleaseMount(mountID string) (sm.Write, error) {
+	op, err := l.store.UnregisterMount(mountID)
+	if err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
 func (l layers) Mount(mountID string) (string, error)          { return l.store.Mount(mountID) }
 func (l layers) Unmount(mountID string) error                  { return l.store.Unmount(mountID) }
 func (l layers) MountInfo(mountID string) (layer.Mount, error) { return l.store.MountInfo(mountID) }
