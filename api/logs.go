@@ -16,7 +16,6 @@ import (
 
 const logChunk = 32 << 10
 
-
 // Logs streams the container's log. Without follow it sends what the log
 // holds (nothing if the container has not run). With follow, it first sends
 // an "attached" message (a client may start the container after it: the log
