@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/internal/procstat"
-	"golang.org/x/sys/unix"
 )
 
 func TestStartWait_ExitCodes(t *testing.T) {

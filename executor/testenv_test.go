@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/procstat"
+	"github.com/cairn-run/cairn/internal/testenv"
 )
 
 // testEnv is one scratch executor: its own Dir and its own cgroup parent,
@@ -31,12 +32,12 @@ func newTestEnv(t testing.TB) *testEnv {
 
 func newTestEnvIn(t testing.TB, dir string) *testEnv {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{t: t, dir: dir, parent: "cairn-test-" + randomHex(t, 6), rootfs: busyboxRootfs(t)}
+	env := &testEnv{t: t, dir: dir, parent: "cairn-test-" + testenv.RandomHex(6), rootfs: testenv.BusyboxRootfs(t)}
 	env.ex, err = New(Config{Dir: dir, ShimBinary: bin, CgroupParent: env.parent})
 	if err != nil {
 		t.Fatal(err)

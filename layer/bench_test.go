@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cairn-run/cairn/internal/testenv"
 )
 
 // BenchmarkCreateMountMountUnmount measures the layer part of a container's
@@ -12,7 +14,7 @@ import (
 // commits per iteration (CreateMount, RemoveMount) dominate wherever fsync is
 // real.
 func BenchmarkCreateMountMountUnmount(b *testing.B) {
-	requireRoot(b)
+	testenv.RequireRoot(b)
 	s := newTestStore(b)
 	mustImport(b, s, "bb", busyboxTar(b))
 	var create, mount, unmount, remove time.Duration

@@ -18,19 +18,6 @@ import (
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// requireRoot skips a test that needs overlay mounts when not root — unless
-// CAIRN_REQUIRE_ROOT_TESTS=1 (CI runs as root and must never skip them).
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CAIRN_REQUIRE_ROOT_TESTS") == "1" {
-		t.Fatal("needs root: overlay mounts (CAIRN_REQUIRE_ROOT_TESTS=1 forbids skipping)")
-	}
-	t.Skip("needs root: overlay mounts")
-}
-
 // newTestStore opens a store in a fresh temp dir with its own bbolt file. Its
 // cleanup unmounts whatever the test left mounted, even when it failed.
 func newTestStore(t testing.TB) *Store {

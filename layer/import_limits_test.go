@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/internal/schema"
+	"github.com/cairn-run/cairn/internal/testenv"
 )
 
 func TestImport_TruncatedTarIsRefusedWhereverItStops(t *testing.T) {
@@ -90,7 +91,7 @@ func gnuLongNameOfNULs(t *testing.T) []byte {
 // storeOnTmpfs opens a store on a fresh tmpfs of size bytes.
 func storeOnTmpfs(t *testing.T, size int64) *Store {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "fs")
 	if err := os.Mkdir(mnt, 0o700); err != nil {

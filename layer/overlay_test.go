@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/testenv"
 )
 
 // mountinfoCount counts the mount table entries whose mount point is target.
@@ -32,7 +33,7 @@ func createMount(t *testing.T, s *Store, id string) Mount {
 }
 
 func TestMount_IsIdempotent(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	s := newStoreWithImage(t)
 	id := mountID(10)
 	m := createMount(t, s, id)
@@ -81,7 +82,7 @@ func TestMount_IsIdempotent(t *testing.T) {
 }
 
 func TestMount_WrittenFileSurvivesRemountAndLandsInUpper(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	s := newStoreWithImage(t)
 	id := mountID(11)
 	m := createMount(t, s, id)
@@ -109,7 +110,7 @@ func TestMount_WrittenFileSurvivesRemountAndLandsInUpper(t *testing.T) {
 }
 
 func TestRemoveMount_DeletesEverything(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	s := newStoreWithImage(t)
 	id := mountID(12)
 	m := createMount(t, s, id)
@@ -140,7 +141,7 @@ func TestRemoveMount_DeletesEverything(t *testing.T) {
 }
 
 func TestMount_ConcurrentCallsMountOnce(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	s := newStoreWithImage(t)
 	id := mountID(14)
 	m := createMount(t, s, id)
@@ -178,7 +179,7 @@ func TestUnmount_OfAnUnknownOrUnmountedIDIsNil(t *testing.T) {
 // not name them), but the mount table lookups it uses must read a mount
 // point with a space, which the kernel writes as "\040", as the path it is.
 func TestMountTable_MountPointWithASpace(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "with space")
 	id := mountID(20)
 	merged := filepath.Join(dir, id, "merged")

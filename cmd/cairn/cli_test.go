@@ -13,18 +13,19 @@ import (
 	"testing"
 
 	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // cli runs the cairn binary against e's daemon, through CAIRN_SOCKET.
-func cli(t *testing.T, e *testenv.Env, args ...string) (stdout, stderr string, code int) {
+func cli(t *testing.T, e *scratch.Env, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	return cliWithInput(t, e, nil, args...)
 }
 
 // cliWithInput is cli with stdin read from in.
-func cliWithInput(t *testing.T, e *testenv.Env, in io.Reader, args ...string) (stdout, stderr string, code int) {
+func cliWithInput(t *testing.T, e *scratch.Env, in io.Reader, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	_, cairn := testenv.Binaries(t)
 	cmd := exec.Command(cairn, args...)
@@ -44,7 +45,7 @@ func cliWithInput(t *testing.T, e *testenv.Env, in io.Reader, args ...string) (s
 }
 
 func TestCLI_RunAttachedStreamsOutputAndExitsWithTheCode(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	out, _, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
 	if code != 7 || out != "hello\noops\n" {
 		t.Fatalf("run: code %d, output %q", code, out)
@@ -56,7 +57,7 @@ func TestCLI_RunAttachedStreamsOutputAndExitsWithTheCode(t *testing.T) {
 }
 
 func TestCLI_LifecycleByNameAndPrefix(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	id, _, code := cli(t, e, "run", "-d", "--name", "web", "busybox", "sh", "-c", "trap 'exit 5' TERM; while true; do sleep 0.05; done")
 	id = strings.TrimSpace(id)
 	if code != 0 || len(id) != 64 {
@@ -104,7 +105,7 @@ func TestCLI_LifecycleByNameAndPrefix(t *testing.T) {
 }
 
 func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	cases := map[string][]string{
 		"not_found":           {"start", "nosuchcontainer"},
 		"invalid_argument":    {"create", "--name", "bad/name", "busybox", "true"},
@@ -126,7 +127,7 @@ func TestCLI_ErrorsNameTheCodeAndExitNonZero(t *testing.T) {
 }
 
 func TestCLI_JournalCheckOfAStoppedDaemon(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	cli(t, e, "create", "--name", "kept", "busybox", "true")
 	_, errOut, code := cli(t, e, "journal", "check", "--root", e.Config.Root)
 	if code == 0 || !strings.Contains(errOut, "locked") {
@@ -141,7 +142,7 @@ func TestCLI_JournalCheckOfAStoppedDaemon(t *testing.T) {
 }
 
 func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	tarball, err := os.ReadFile(testenv.BusyboxTar(t))
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +189,7 @@ func TestCLI_NoDaemonSaysSo(t *testing.T) {
 }
 
 func TestCLI_VersionOfClientAndDaemon(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	out, errOut, code := cli(t, e, "version")
 	if code != 0 {
 		t.Fatalf("version: code %d, %s", code, errOut)

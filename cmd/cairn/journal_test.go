@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 func TestCLI_JournalSalvageWritesAFileThatPassesTheCheck(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	cli(t, e, "create", "--name", "kept", "busybox", "true")
 	e.Stop()
 	t.Cleanup(e.Start)

@@ -16,12 +16,12 @@ import (
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
 	"github.com/cairn-run/cairn/internal/daemon"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	"github.com/cairn-run/cairn/journal"
 )
 
 func TestBadInput_GetsTheRightCodeAndChangesNothing(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	taken := create(t, e, "taken", "true")
 	before := historyLen(t, e, "")
 	createReq := func(name, image string, cmd ...string) func() error {
@@ -93,13 +93,13 @@ func tarOf(t *testing.T, entries ...*tar.Header) []byte {
 	return buf.Bytes()
 }
 
-func importBytes(e *testenv.Env, name string, data []byte) error {
+func importBytes(e *scratch.Env, name string, data []byte) error {
 	_, err := apiclient.ImportImage(bg, e.Images, name, bytes.NewReader(data))
 	return err
 }
 
 func TestImport_EscapingTarIsRefusedAndNothingRegistered(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	bad := map[string][]byte{
 		"dotdot":        tarOf(t, &tar.Header{Name: "../evil", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644}),
 		"absolute":      tarOf(t, &tar.Header{Name: "/etc/evil", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644}),
@@ -128,7 +128,7 @@ func TestImport_EscapingTarIsRefusedAndNothingRegistered(t *testing.T) {
 }
 
 func TestDaemon_SecondDaemonOnTheSameRootRefusesQuickly(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	cfg := e.Config
 	cfg.Socket = e.Root + "/other.sock"
 	start := time.Now()
@@ -142,7 +142,7 @@ func TestDaemon_SecondDaemonOnTheSameRootRefusesQuickly(t *testing.T) {
 }
 
 func TestDaemon_ServesConnectGRPCAndGRPCWebWithHealth(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := create(t, e, "proto", "true")
 	for name, opt := range map[string]connect.ClientOption{"grpc": connect.WithGRPC(), "grpc-web": connect.WithGRPCWeb()} {
 		clients := apiclient.New(e.Socket, opt)
@@ -171,7 +171,7 @@ func TestDaemon_ServesConnectGRPCAndGRPCWebWithHealth(t *testing.T) {
 }
 
 func TestDaemon_StoppingTheDaemonLeavesContainersRunning(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	running := runDetached(t, e, "sh", "-c", forever)
 	paused := runDetached(t, e, "sh", "-c", forever)
 	if err := verbs[1].call(e, paused.Id); err != nil {

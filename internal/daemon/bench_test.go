@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 // BenchmarkLifecycle measures create+start+wait+rm of /bin/true: through the
@@ -18,7 +19,7 @@ import (
 // sees it) alternating run by run with `runc run` of the same rootfs, so
 // that both see the same machine; it reports both and their ratio.
 func BenchmarkLifecycle(b *testing.B) {
-	e := testenv.NewBinaryDaemon(b)
+	e := scratch.NewBinaryDaemon(b)
 	b.Run("api", func(b *testing.B) {
 		for range b.N {
 			c := create(b, e, "", "true")
@@ -77,7 +78,7 @@ func runcBundle(b *testing.B, runc string) string {
 // BenchmarkIdleMemory reports the resident memory of one idle shim and of
 // the idle daemon (the cairnd binary) holding one running container.
 func BenchmarkIdleMemory(b *testing.B) {
-	e := testenv.NewBinaryDaemon(b)
+	e := scratch.NewBinaryDaemon(b)
 	c := runDetached(b, e, "sleep", "1000")
 	time.Sleep(time.Second) // let both settle
 	var shim, daemon int

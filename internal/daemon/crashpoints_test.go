@@ -13,7 +13,7 @@ import (
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/daemon"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -42,7 +42,7 @@ func sm2p(s sm.State) cairnv1.ContainerState {
 
 // reach performs the operations that lead to the crash point's event, and
 // returns the container they are about.
-func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
+func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 	event := event(point)
 	// The trap is in place before "ready" is written: a SIGTERM before it
 	// would be ignored by the container's init, and the stop would end in
@@ -92,7 +92,7 @@ func reach(ctx context.Context, e *testenv.Env, point string) (string, error) {
 }
 
 // untilLogged waits until the container's log holds want.
-func untilLogged(ctx context.Context, e *testenv.Env, id, want string) error {
+func untilLogged(ctx context.Context, e *scratch.Env, id, want string) error {
 	for {
 		stream, err := e.Containers.Logs(ctx, connect.NewRequest(&cairnv1.LogsRequest{Id: id}))
 		if err != nil {
@@ -118,7 +118,7 @@ func untilLogged(ctx context.Context, e *testenv.Env, id, want string) error {
 
 // stateAfterCrash is the container's state, or gone; when the create itself
 // crashed, the client never learnt the id, so it is looked up.
-func stateAfterCrash(t *testing.T, e *testenv.Env, id string) (cairnv1.ContainerState, string) {
+func stateAfterCrash(t *testing.T, e *scratch.Env, id string) (cairnv1.ContainerState, string) {
 	t.Helper()
 	if id == "" {
 		cs := list(t, e)
@@ -164,7 +164,7 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 	for _, point := range points {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel() // each on its own root, socket and cgroup parent
-			e := testenv.NewBinaryDaemon(t)
+			e := scratch.NewBinaryDaemon(t)
 			e.Stop()
 			e.StartWith("CAIRN_CRASH_AT=" + point)
 			e.WaitServing()
@@ -204,7 +204,7 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 }
 
 func TestCrashPoints_AnUnknownNameIsRefusedAtStart(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	e.Stop()
 	e.StartWith(crashpoint.Env + "=stop.after-sginal")
 	e.WaitCrash(30 * time.Second) // it exits at once, refusing

@@ -13,12 +13,12 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 var bg = context.Background()
 
-func create(t testing.TB, e *testenv.Env, name string, cmd ...string) *cairnv1.Container {
+func create(t testing.TB, e *scratch.Env, name string, cmd ...string) *cairnv1.Container {
 	t.Helper()
 	res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Name: name, Image: "busybox", Command: cmd}))
 	if err != nil {
@@ -27,7 +27,7 @@ func create(t testing.TB, e *testenv.Env, name string, cmd ...string) *cairnv1.C
 	return res.Msg.Container
 }
 
-func start(t testing.TB, e *testenv.Env, id string) *cairnv1.Container {
+func start(t testing.TB, e *scratch.Env, id string) *cairnv1.Container {
 	t.Helper()
 	res, err := e.Containers.Start(bg, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
 	if err != nil {
@@ -36,12 +36,12 @@ func start(t testing.TB, e *testenv.Env, id string) *cairnv1.Container {
 	return res.Msg.Container
 }
 
-func runDetached(t testing.TB, e *testenv.Env, cmd ...string) *cairnv1.Container {
+func runDetached(t testing.TB, e *scratch.Env, cmd ...string) *cairnv1.Container {
 	t.Helper()
 	return start(t, e, create(t, e, "", cmd...).Id)
 }
 
-func get(t testing.TB, e *testenv.Env, id string) *cairnv1.Container {
+func get(t testing.TB, e *scratch.Env, id string) *cairnv1.Container {
 	t.Helper()
 	res, err := e.Containers.Get(bg, connect.NewRequest(&cairnv1.GetRequest{Id: id}))
 	if err != nil {
@@ -50,7 +50,7 @@ func get(t testing.TB, e *testenv.Env, id string) *cairnv1.Container {
 	return res.Msg.Container
 }
 
-func stop(t testing.TB, e *testenv.Env, id string, seconds int32) *cairnv1.Container {
+func stop(t testing.TB, e *scratch.Env, id string, seconds int32) *cairnv1.Container {
 	t.Helper()
 	res, err := e.Containers.Stop(bg, connect.NewRequest(&cairnv1.StopRequest{Id: id, TimeoutSeconds: &seconds}))
 	if err != nil {
@@ -59,7 +59,7 @@ func stop(t testing.TB, e *testenv.Env, id string, seconds int32) *cairnv1.Conta
 	return res.Msg.Container
 }
 
-func wait(t testing.TB, e *testenv.Env, id string) *cairnv1.WaitResponse {
+func wait(t testing.TB, e *scratch.Env, id string) *cairnv1.WaitResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
@@ -70,14 +70,14 @@ func wait(t testing.TB, e *testenv.Env, id string) *cairnv1.WaitResponse {
 	return res.Msg
 }
 
-func remove(t testing.TB, e *testenv.Env, id string, force bool) {
+func remove(t testing.TB, e *scratch.Env, id string, force bool) {
 	t.Helper()
 	if _, err := e.Containers.Remove(bg, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: force})); err != nil {
 		t.Fatalf("remove %s: %v", id, err)
 	}
 }
 
-func logs(t testing.TB, e *testenv.Env, id string, follow bool) string {
+func logs(t testing.TB, e *scratch.Env, id string, follow bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
@@ -104,7 +104,7 @@ func codeOf(err error) connect.Code {
 	return connect.CodeUnknown
 }
 
-func freezerState(t testing.TB, e *testenv.Env, id string) string {
+func freezerState(t testing.TB, e *scratch.Env, id string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", e.CgroupParent, id, "freezer.state"))
 	if err != nil {

@@ -20,9 +20,10 @@ import (
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
-func imageNames(t *testing.T, e *testenv.Env) []string {
+func imageNames(t *testing.T, e *scratch.Env) []string {
 	t.Helper()
 	res, err := e.Images.List(bg, connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
 	if err != nil {
@@ -37,7 +38,7 @@ func imageNames(t *testing.T, e *testenv.Env) []string {
 
 // assertOnlyBusybox checks that no refused import left an image, a layer
 // directory or an import in progress.
-func assertOnlyBusybox(t *testing.T, e *testenv.Env) {
+func assertOnlyBusybox(t *testing.T, e *scratch.Env) {
 	t.Helper()
 	if names := imageNames(t, e); len(names) != 1 || names[0] != "busybox" {
 		t.Errorf("images: %v, want only busybox", names)
@@ -53,7 +54,7 @@ func assertOnlyBusybox(t *testing.T, e *testenv.Env) {
 }
 
 // sendImport streams data in chunks and then, if end is not nil, the end.
-func sendImport(ctx context.Context, e *testenv.Env, name string, data []byte, end *cairnv1.ImportEnd) error {
+func sendImport(ctx context.Context, e *scratch.Env, name string, data []byte, end *cairnv1.ImportEnd) error {
 	stream := e.Images.Import(ctx)
 	err := stream.Send(&cairnv1.ImageServiceImportRequest{Name: name})
 	for len(data) > 0 && err == nil {
@@ -74,7 +75,7 @@ func endOf(data []byte) *cairnv1.ImportEnd {
 }
 
 func TestImport_OnlyACompleteMatchingStreamRegisters(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	tarball, err := os.ReadFile(testenv.BusyboxTar(t))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func headerOffsets(t *testing.T, tarball []byte) []int {
 }
 
 func TestImport_CancelledStreamsNeverRegister(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	tarball, err := os.ReadFile(testenv.BusyboxTar(t))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestImport_CancelledStreamsNeverRegister(t *testing.T) {
 }
 
 func TestImport_MaxImportBytesBoundsTheUnpackedSize(t *testing.T) {
-	e := testenv.NewDaemon(t, func(c *daemon.Config) { c.MaxImportBytes = 4 << 20 })
+	e := scratch.NewDaemon(t, func(c *daemon.Config) { c.MaxImportBytes = 4 << 20 })
 	big := tarOf(t, &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 5 << 20, Mode: 0o644})
 	err := importBytes(e, "big", big)
 	if codeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "exceeds 4194304 bytes") {

@@ -13,12 +13,12 @@ import (
 
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/inspect"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	"github.com/cairn-run/cairn/journal"
 )
 
 func TestRecover_StaleRootfsMountOfAStoppedContainerIsUnmounted(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	c := runDetached(t, e, "true")
 	wait(t, e, c.Id)
 	l := get(t, e, c.Id).Layers
@@ -38,7 +38,7 @@ func TestRecover_StaleRootfsMountOfAStoppedContainerIsUnmounted(t *testing.T) {
 }
 
 func TestRecover_LeftoversOfAContainerTheJournalDoesNotKnowAreRemoved(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	e.Stop()
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
@@ -67,7 +67,7 @@ func TestRecover_LeftoversOfAContainerTheJournalDoesNotKnowAreRemoved(t *testing
 }
 
 func TestDaemon_CorruptJournalIsRefusedNamedAndKept(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	create(t, e, "before-corruption", "true")
 	e.Stop()
 	path := filepath.Join(e.Config.Root, "cairn.db")

@@ -9,13 +9,13 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 const forever = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
 
 func TestContainer_ExitCodesAreReal(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	cases := []struct {
 		cmd  []string
 		kill bool
@@ -42,7 +42,7 @@ func TestContainer_ExitCodesAreReal(t *testing.T) {
 }
 
 func TestContainer_PauseFreezesAndUnpauseThaws(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := runDetached(t, e, "sh", "-c", forever)
 	if _, err := e.Containers.Pause(bg, connect.NewRequest(&cairnv1.PauseRequest{Id: c.Id})); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestContainer_PauseFreezesAndUnpauseThaws(t *testing.T) {
 }
 
 func TestContainer_StopSendsTermThenKill(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	trapped := runDetached(t, e, "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done")
 	if got := stop(t, e, trapped.Id, 10); *got.ExitCode != 42 {
 		t.Fatalf("trapped TERM: exit %d, want 42", *got.ExitCode)
@@ -81,7 +81,7 @@ func TestContainer_StopSendsTermThenKill(t *testing.T) {
 }
 
 func TestContainer_WritableLayerSurvivesStopStartRestartAndGoesWithRemove(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := create(t, e, "data", "sh", "-c", "echo run >> /data.txt; rm -f /bin/vi; "+forever)
 	start(t, e, c.Id)
 	eventually(t, "first write", func() bool { return countRuns(t, e, c.Id) == 1 })
@@ -114,7 +114,7 @@ func TestContainer_WritableLayerSurvivesStopStartRestartAndGoesWithRemove(t *tes
 }
 
 // countRuns reads how many lines the container appended to /data.txt.
-func countRuns(t testing.TB, e *testenv.Env, id string) int {
+func countRuns(t testing.TB, e *scratch.Env, id string) int {
 	c := get(t, e, id)
 	if c.Layers == nil {
 		return -1
@@ -127,7 +127,7 @@ func countRuns(t testing.TB, e *testenv.Env, id string) int {
 }
 
 func TestContainer_LogsAndIsolation(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := runDetached(t, e, "sh", "-c", "echo out; echo err >&2; echo pid=$$; hostname; cat /etc/hostname; ls /sys/class/net")
 	wait(t, e, c.Id)
 	got := logs(t, e, c.Id, false)
@@ -143,7 +143,7 @@ func TestContainer_LogsAndIsolation(t *testing.T) {
 }
 
 func TestContainer_LogsFollowEndsWithTheExit(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := runDetached(t, e, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.05; done; exit 5")
 	if got := logs(t, e, c.Id, true); got != "line1\nline2\nline3\n" {
 		t.Fatalf("followed logs = %q", got)
@@ -154,7 +154,7 @@ func TestContainer_LogsFollowEndsWithTheExit(t *testing.T) {
 }
 
 func TestContainer_InitLayerFiles(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	c := runDetached(t, e, "sh", "-c", "cat /etc/hosts; readlink /etc/mtab; test -e /etc/resolv.conf && echo resolv")
 	wait(t, e, c.Id)
 	got := logs(t, e, c.Id, false)

@@ -17,7 +17,7 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 // gzipBomb is a gzip body of 512 MiB of zeros in about 540 KB: one member
@@ -42,7 +42,7 @@ func allocated() uint64 {
 }
 
 func TestLimits_GzipBombIsRefusedWithoutInflating(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	bomb := gzipBomb(t)
 	// gRPC frames the same bomb in a length-prefixed, compressed envelope.
 	envelope := binary.BigEndian.AppendUint32([]byte{1}, uint32(len(bomb)))
@@ -92,7 +92,7 @@ func TestLimits_GzipBombIsRefusedWithoutInflating(t *testing.T) {
 }
 
 func TestLimits_HugeCreateIsRefusedAndTheJournalDoesNotGrow(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	create(t, e, "kept", "true")
 	db := filepath.Join(e.Config.Root, "cairn.db")
 	size := func() int64 {

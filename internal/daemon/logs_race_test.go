@@ -11,11 +11,11 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 func TestLogs_RacingRemoveNeitherFailsNorLeaks(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	for round := range 50 {
 		c := create(t, e, "", "sh", "-c", "echo round")
 		if round%2 == 1 { // half the containers have run and have a log
@@ -57,7 +57,7 @@ func TestLogs_RacingRemoveNeitherFailsNorLeaks(t *testing.T) {
 }
 
 func TestRun_QuickAutoRemoveContainersLoseNoOutput(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	for round := range 30 {
 		ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 		stream, err := e.Containers.Run(ctx, connect.NewRequest(&cairnv1.RunRequest{Create: &cairnv1.CreateRequest{

@@ -12,7 +12,7 @@ import (
 	"connectrpc.com/grpchealth"
 
 	"github.com/cairn-run/cairn/internal/apiclient"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	"github.com/cairn-run/cairn/journal"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -33,7 +33,7 @@ func BenchmarkRecovery(b *testing.B) {
 			name += "/compacted"
 		}
 		b.Run(name, func(b *testing.B) {
-			e := testenv.NewBinaryDaemon(b)
+			e := scratch.NewBinaryDaemon(b)
 			var wg sync.WaitGroup
 			for range tc.live {
 				wg.Go(func() { runDetached(b, e, "sleep", "100000") })
@@ -106,7 +106,7 @@ func padJournal(b *testing.B, path string, n int, compact bool) {
 	}
 }
 
-func waitHealthy(b *testing.B, e *testenv.Env) {
+func waitHealthy(b *testing.B, e *scratch.Env) {
 	b.Helper()
 	health := grpchealth.NewClient(apiclient.New(e.Socket).HTTP, apiclient.BaseURL, connect.WithGRPC())
 	deadline := time.Now().Add(30 * time.Second)

@@ -19,13 +19,13 @@ import (
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/inspect"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	"github.com/cairn-run/cairn/journal"
 )
 
 const trapped = "trap 'exit 42' TERM; while true; do sleep 0.05; done"
 
-func list(t testing.TB, e *testenv.Env) []*cairnv1.Container {
+func list(t testing.TB, e *scratch.Env) []*cairnv1.Container {
 	t.Helper()
 	res, err := e.Containers.List(bg, connect.NewRequest(&cairnv1.ListRequest{All: true}))
 	if err != nil {
@@ -34,7 +34,7 @@ func list(t testing.TB, e *testenv.Env) []*cairnv1.Container {
 	return res.Msg.Containers
 }
 
-func pause(t testing.TB, e *testenv.Env, id string) {
+func pause(t testing.TB, e *scratch.Env, id string) {
 	t.Helper()
 	if _, err := e.Containers.Pause(bg, connect.NewRequest(&cairnv1.PauseRequest{Id: id})); err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func pause(t testing.TB, e *testenv.Env, id string) {
 // unfinished, there is exactly one rootfs mount per running or paused
 // container and none for others, and no cgroup, shim or process but theirs
 // (and the daemon's standby shim).
-func assertWorldMatchesJournal(t testing.TB, e *testenv.Env) {
+func assertWorldMatchesJournal(t testing.TB, e *scratch.Env) {
 	t.Helper()
 	liveRootfs := map[string]bool{}
 	liveIDs := map[string]bool{}
@@ -110,7 +110,7 @@ func countOf(list []string, s string) int {
 
 // checkJournalOffline stops the daemon, checks the journal file as `cairn
 // journal check` does, and starts the daemon again.
-func checkJournalOffline(t testing.TB, e *testenv.Env) journal.Report {
+func checkJournalOffline(t testing.TB, e *scratch.Env) journal.Report {
 	t.Helper()
 	e.Stop()
 	rep, err := journal.CheckFile(filepath.Join(e.Config.Root, "cairn.db"), time.Second)
@@ -121,7 +121,7 @@ func checkJournalOffline(t testing.TB, e *testenv.Env) journal.Report {
 	return rep
 }
 
-func reconciledReasons(t testing.TB, e *testenv.Env, id string) []string {
+func reconciledReasons(t testing.TB, e *scratch.Env, id string) []string {
 	t.Helper()
 	stream, err := e.Journal.History(bg, connect.NewRequest(&cairnv1.HistoryRequest{Id: id}))
 	if err != nil {
@@ -139,7 +139,7 @@ func reconciledReasons(t testing.TB, e *testenv.Env, id string) []string {
 }
 
 func TestRecover_KilledDaemonReattachesRunningAndPausedKeepsPIDs(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	run := runDetached(t, e, "sh", "-c", "echo hello; "+trapped)
 	frozen := runDetached(t, e, "sh", "-c", trapped)
 	pause(t, e, frozen.Id)
@@ -200,7 +200,7 @@ func TestRecover_KilledDaemonReattachesRunningAndPausedKeepsPIDs(t *testing.T) {
 }
 
 func TestRecover_ExitsWhileDownGetTheirRealCodes(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	three := runDetached(t, e, "sh", "-c", "sleep 0.3; exit 3")
 	killed := runDetached(t, e, "sh", "-c", trapped)
 	e.Kill()
@@ -225,7 +225,7 @@ func TestRecover_ExitsWhileDownGetTheirRealCodes(t *testing.T) {
 }
 
 func TestRecover_ShimAndProcessLostGivesAnUnknownExitNotANumber(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	c := runDetached(t, e, "sh", "-c", trapped)
 	e.Kill()
 	for _, pid := range []int64{c.ShimPid, c.Pid} {
@@ -249,7 +249,7 @@ func TestRecover_ShimAndProcessLostGivesAnUnknownExitNotANumber(t *testing.T) {
 	assertWorldMatchesJournal(t, e)
 }
 
-func metricValue(t testing.TB, e *testenv.Env, name string) float64 {
+func metricValue(t testing.TB, e *scratch.Env, name string) float64 {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://cairnd/metrics", nil)
 	resp, err := e.HTTP.Do(req)
@@ -273,7 +273,7 @@ func metricValue(t testing.TB, e *testenv.Env, name string) float64 {
 }
 
 func TestRecover_TwentyContainersRunningPausedAndExitedWhileDown(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	var runningCs, pausedCs, exitedCs []*cairnv1.Container
 	for i := range 20 {
 		switch {
@@ -318,7 +318,7 @@ func TestRecover_TwentyContainersRunningPausedAndExitedWhileDown(t *testing.T) {
 }
 
 func TestRecover_CrashesDuringRecoveryItselfConverge(t *testing.T) {
-	e := testenv.NewBinaryDaemon(t)
+	e := scratch.NewBinaryDaemon(t)
 	live := runDetached(t, e, "sh", "-c", trapped)
 	frozen := runDetached(t, e, "sh", "-c", trapped)
 	pause(t, e, frozen.Id)
@@ -346,7 +346,7 @@ func TestRecover_CrashesDuringRecoveryItselfConverge(t *testing.T) {
 func TestShutdown_LiveRestoreKeepsContainersAndWithoutItStopsThem(t *testing.T) {
 	for _, liveRestore := range []bool{true, false} {
 		t.Run(fmt.Sprintf("live-restore=%v", liveRestore), func(t *testing.T) {
-			e := testenv.NewBinaryDaemon(t, func(c *daemon.Config) { c.LiveRestore = liveRestore })
+			e := scratch.NewBinaryDaemon(t, func(c *daemon.Config) { c.LiveRestore = liveRestore })
 			c := runDetached(t, e, "sh", "-c", trapped)
 			e.Stop()
 			rep, err := journal.CheckFile(filepath.Join(e.Config.Root, "cairn.db"), time.Second)
@@ -372,7 +372,7 @@ func TestShutdown_LiveRestoreKeepsContainersAndWithoutItStopsThem(t *testing.T) 
 	}
 }
 
-func historyEvents(t testing.TB, e *testenv.Env, id string) []string {
+func historyEvents(t testing.TB, e *scratch.Env, id string) []string {
 	t.Helper()
 	stream, err := e.Journal.History(context.Background(), connect.NewRequest(&cairnv1.HistoryRequest{Id: id}))
 	if err != nil {

@@ -9,46 +9,46 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
-	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 type verb struct {
 	name string
-	call func(e *testenv.Env, id string) error
+	call func(e *scratch.Env, id string) error
 }
 
 var zero int32
 
 var verbs = []verb{
-	{"start", func(e *testenv.Env, id string) error {
+	{"start", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Start(bg, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
 		return err
 	}},
-	{"pause", func(e *testenv.Env, id string) error {
+	{"pause", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Pause(bg, connect.NewRequest(&cairnv1.PauseRequest{Id: id}))
 		return err
 	}},
-	{"unpause", func(e *testenv.Env, id string) error {
+	{"unpause", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Unpause(bg, connect.NewRequest(&cairnv1.UnpauseRequest{Id: id}))
 		return err
 	}},
-	{"stop", func(e *testenv.Env, id string) error {
+	{"stop", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Stop(bg, connect.NewRequest(&cairnv1.StopRequest{Id: id, TimeoutSeconds: &zero}))
 		return err
 	}},
-	{"restart", func(e *testenv.Env, id string) error {
+	{"restart", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Restart(bg, connect.NewRequest(&cairnv1.RestartRequest{Id: id, TimeoutSeconds: &zero}))
 		return err
 	}},
-	{"kill", func(e *testenv.Env, id string) error {
+	{"kill", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Kill(bg, connect.NewRequest(&cairnv1.KillRequest{Id: id, Signal: "USR1"}))
 		return err
 	}},
-	{"rm", func(e *testenv.Env, id string) error {
+	{"rm", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Remove(bg, connect.NewRequest(&cairnv1.RemoveRequest{Id: id}))
 		return err
 	}},
-	{"rm -f", func(e *testenv.Env, id string) error {
+	{"rm -f", func(e *scratch.Env, id string) error {
 		_, err := e.Containers.Remove(bg, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: true}))
 		return err
 	}},
@@ -79,7 +79,7 @@ const (
 )
 
 // inState makes a fresh container in state s.
-func inState(t *testing.T, e *testenv.Env, s cairnv1.ContainerState) string {
+func inState(t *testing.T, e *scratch.Env, s cairnv1.ContainerState) string {
 	t.Helper()
 	id := create(t, e, "", "sh", "-c", forever).Id
 	switch s {
@@ -97,7 +97,7 @@ func inState(t *testing.T, e *testenv.Env, s cairnv1.ContainerState) string {
 	return id
 }
 
-func historyLen(t *testing.T, e *testenv.Env, id string) int {
+func historyLen(t *testing.T, e *scratch.Env, id string) int {
 	t.Helper()
 	stream, err := e.Journal.History(bg, connect.NewRequest(&cairnv1.HistoryRequest{Id: id}))
 	if err != nil {
@@ -114,7 +114,7 @@ func historyLen(t *testing.T, e *testenv.Env, id string) int {
 }
 
 func TestTransitions_EveryVerbFromEveryState(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	for from, allowed := range legal {
 		for _, v := range verbs {
 			t.Run(fmt.Sprintf("%s from %s", v.name, stateName(from)), func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestTransitions_EveryVerbFromEveryState(t *testing.T) {
 func stateName(s cairnv1.ContainerState) string { return s.String()[len("CONTAINER_STATE_"):] }
 
 func TestTransitions_32GoroutinesRacingOnOneContainerStayConsistent(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	id := create(t, e, "racer", "sh", "-c", forever).Id
 	var wg sync.WaitGroup
 	errs := make(chan error, 32*12)
@@ -202,7 +202,7 @@ func TestTransitions_32GoroutinesRacingOnOneContainerStayConsistent(t *testing.T
 }
 
 func TestTransitions_50ContainersInParallelLeaveNothingBehind(t *testing.T) {
-	e := testenv.NewDaemon(t)
+	e := scratch.NewDaemon(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
@@ -229,7 +229,7 @@ func TestTransitions_50ContainersInParallelLeaveNothingBehind(t *testing.T) {
 	}
 }
 
-func lifecycle(e *testenv.Env, name string) error {
+func lifecycle(e *scratch.Env, name string) error {
 	ctx := context.Background()
 	c, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Name: name, Image: "busybox", Command: []string{"sh", "-c", forever}}))
 	if err != nil {

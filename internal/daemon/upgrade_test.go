@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/inspect"
 	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
 // previousRelease is the last commit whose daemon and shims speak shim
@@ -81,7 +82,7 @@ func fileVersion(t *testing.T, path string) int {
 func TestUpgrade_NewDaemonTakesOverShimsOfThePreviousRelease(t *testing.T) {
 	testenv.RequireRoot(t)
 	oldCairnd, oldCairn := buildRelease(t, previousRelease)
-	e := testenv.NewBinaryDaemonOf(t, oldCairnd, func(c *daemon.Config) { c.ShimBinary = oldCairn })
+	e := scratch.NewBinaryDaemonOf(t, oldCairnd, func(c *daemon.Config) { c.ShimBinary = oldCairn })
 
 	run := runDetached(t, e, "sh", "-c", trapped)
 	frozen := runDetached(t, e, "sh", "-c", trapped)

@@ -1,9 +1,11 @@
-package testenv
+// Package scratch gives integration tests a scratch Cairn: a daemon,
+// in-process or as the cairnd binary, on a fresh root, socket and cgroup
+// parent with the busybox image imported, and a teardown that leaves no
+// mount, cgroup, process or shim behind even when the test fails.
+package scratch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
 	"github.com/cairn-run/cairn/internal/daemon"
+	"github.com/cairn-run/cairn/internal/testenv"
 )
 
 // Env is a scratch daemon for one test, in-process (Daemon) or a cairnd
@@ -63,13 +66,13 @@ func NewBinaryDaemonOf(t testing.TB, cairnd string, opts ...Option) *Env {
 
 func newEnv(t testing.TB, binary bool, cairnd string, opts []Option) *Env {
 	t.Helper()
-	RequireRoot(t)
-	_, cairn := Binaries(t)
+	testenv.RequireRoot(t)
+	_, cairn := testenv.Binaries(t)
 	root, err := os.MkdirTemp("", "cairn-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Root: root, Socket: filepath.Join(root, "cairn.sock"), CgroupParent: "cairn-test-" + randomHex(6), binary: binary, Cairnd: cairnd, t: t}
+	e := &Env{Root: root, Socket: filepath.Join(root, "cairn.sock"), CgroupParent: "cairn-test-" + testenv.RandomHex(6), binary: binary, Cairnd: cairnd, t: t}
 	e.Config = daemon.Config{
 		Root: filepath.Join(root, "root"), Socket: e.Socket, ShimBinary: cairn, CgroupParent: e.CgroupParent,
 		LiveRestore: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -83,7 +86,7 @@ func newEnv(t testing.TB, binary bool, cairnd string, opts []Option) *Env {
 	t.Cleanup(e.teardown)
 	e.Start()
 	e.Clients = apiclient.New(e.Socket)
-	e.ImportImage(BusyboxTar(t), "busybox")
+	e.ImportImage(testenv.BusyboxTar(t), "busybox")
 	return e
 }
 
@@ -169,7 +172,7 @@ func (e *Env) startBinary() {
 func (e *Env) launchBinary(env []string) {
 	cairnd := e.Cairnd
 	if cairnd == "" {
-		cairnd, _ = Binaries(e.t)
+		cairnd, _ = testenv.Binaries(e.t)
 	}
 	args := []string{"--root", e.Config.Root, "--socket", e.Config.Socket, "--shim", e.Config.ShimBinary,
 		"--cgroup-parent", e.Config.CgroupParent, "--metrics-addr", e.Config.MetricsAddr,
@@ -261,16 +264,10 @@ func (e *Env) teardown() {
 	}
 	// After every container was removed and the daemon stopped, anything
 	// left is a leak of the code under test.
-	for _, leak := range Scrub(e.Root, e.CgroupParent) {
+	for _, leak := range testenv.Scrub(e.Root, e.CgroupParent) {
 		e.t.Errorf("leak after teardown: %s", leak)
 	}
 	_ = os.RemoveAll(e.Root)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Log returns what the binary daemon wrote to its log so far.
