@@ -162,9 +162,11 @@ func (w *world) MountedIDs() (map[string]bool, error) {
 	defer w.mu.Unlock()
 	return maps(w.mounted), nil
 }
-func (w *world) CreateMount(_ context.Context, id, _, _ string) error { return w.act("create-mount " + id) }
-func (w *world) Unmount(id string) error                            { return w.act("unmount " + id) }
-func (w *world) RemoveMount(id string) error                        { return w.act("remove-mount " + id) }
+func (w *world) CreateMount(_ context.Context, id, _, _ string) error {
+	return w.act("create-mount " + id)
+}
+func (w *world) Unmount(id string) error     { return w.act("unmount " + id) }
+func (w *world) RemoveMount(id string) error { return w.act("remove-mount " + id) }
 
 // Lifecycle
 func (w *world) Reattach(cs []sm.Container) {
