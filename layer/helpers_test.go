@@ -137,7 +137,7 @@ func gzipOf(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func digest(b []byte) string {
+func sha256Of(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }

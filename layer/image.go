@@ -1,14 +1,14 @@
 package layer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
@@ -203,16 +203,16 @@ func (s *Store) layerDirs(tx *bolt.Tx, chainID string) ([]string, error) {
 }
 
 // chainIDs computes the chainID of every prefix of diffIDs (bottom first):
-// chainID(1) = diffID(1), chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
+// chainID(1) = diffID(1), chainID(n) = sha256(chainID(n-1) + " " + diffID(n)),
+// with the image spec's own identity package.
 func chainIDs(diffIDs []string) []string {
-	out := make([]string, 0, len(diffIDs))
+	ds := make([]digest.Digest, len(diffIDs))
 	for i, d := range diffIDs {
-		if i == 0 {
-			out = append(out, d)
-			continue
-		}
-		sum := sha256.Sum256([]byte(out[i-1] + " " + d))
-		out = append(out, "sha256:"+hex.EncodeToString(sum[:]))
+		ds[i] = digest.Digest(d)
+	}
+	out := make([]string, len(ds))
+	for i, c := range identity.ChainIDs(ds) {
+		out[i] = c.String()
 	}
 	return out
 }

@@ -8,7 +8,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -18,6 +17,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
 )
@@ -247,7 +248,7 @@ func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOpt
 	if err := x.finish(); err != nil {
 		return "", 0, err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), lim.n, nil
+	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)).String(), lim.n, nil
 }
 
 var (

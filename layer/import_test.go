@@ -101,7 +101,7 @@ func TestImport_DiffIDIsSHA256OfTheTar(t *testing.T) {
 	s := newTestStore(t)
 	tb := busyboxTar(t)
 	img := mustImport(t, s, "busybox:latest", tb)
-	if want := digest(tb); img.DiffIDs[0] != want || len(img.DiffIDs) != 1 {
+	if want := sha256Of(tb); img.DiffIDs[0] != want || len(img.DiffIDs) != 1 {
 		t.Errorf("diffIDs = %v, want [%s]", img.DiffIDs, want)
 	}
 	if img.ChainID != img.DiffIDs[0] {
@@ -128,8 +128,8 @@ func TestImport_TrailingPaddingIsHashed(t *testing.T) {
 	tb := tarOf(t, file("f", "x"))
 	tb = append(tb, make([]byte, 10240-len(tb)%10240)...)
 	img := mustImport(t, s, "padded", tb)
-	if img.DiffIDs[0] != digest(tb) {
-		t.Errorf("diffID = %s, want %s", img.DiffIDs[0], digest(tb))
+	if img.DiffIDs[0] != sha256Of(tb) {
+		t.Errorf("diffID = %s, want %s", img.DiffIDs[0], sha256Of(tb))
 	}
 }
 
