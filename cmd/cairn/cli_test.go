@@ -205,3 +205,37 @@ func TestCLI_VersionOfClientAndDaemon(t *testing.T) {
 		t.Fatalf("cairnd --version: %q %v", v, err)
 	}
 }
+
+func TestCLI_CommandNotFoundIs127AndNotExecutableIs126(t *testing.T) {
+	e := scratch.NewDaemon(t)
+	for _, tc := range []struct {
+		cmd  string
+		code int
+	}{{"nosuchcmd", 127}, {"/no/such/file", 127}, {"/etc/passwd", 126}, {"/bin", 126}} {
+		_, stderr, code := cli(t, e, "run", "--rm", "busybox", tc.cmd)
+		if code != tc.code {
+			t.Errorf("run %s: exit %d (%s), want %d", tc.cmd, code, strings.TrimSpace(stderr), tc.code)
+		}
+	}
+	if ps, _, _ := cli(t, e, "ps", "-a", "--format", "json"); strings.TrimSpace(ps) != "" {
+		t.Errorf("failed --rm runs left containers: %s", ps)
+	}
+}
+
+func TestCLI_WaitOnACreatedContainerBlocksUntilItHasRun(t *testing.T) {
+	e := scratch.NewDaemon(t)
+	id, _, code := cli(t, e, "create", "busybox", "sh", "-c", "exit 4")
+	id = strings.TrimSpace(id)
+	if code != 0 {
+		t.Fatalf("create: exit %d", code)
+	}
+	if _, stderr, code := cli(t, e, "--timeout", "300ms", "wait", id); code != 125 || !strings.Contains(stderr, "deadline") {
+		t.Fatalf("wait on a created container returned at once: exit %d %s", code, stderr)
+	}
+	if _, _, code := cli(t, e, "start", id); code != 0 {
+		t.Fatalf("start: exit %d", code)
+	}
+	if out, _, code := cli(t, e, "wait", id); code != 4 || strings.TrimSpace(out) != "4" {
+		t.Fatalf("wait after the run: exit %d, printed %q", code, out)
+	}
+}
