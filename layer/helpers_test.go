@@ -23,7 +23,21 @@ import (
 func newTestStore(t testing.TB) *Store {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "cairn.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	s := openStore(t, filepath.Join(dir, "cairn.db"), filepath.Join(dir, "layer"))
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.53\nnameserver 10.1.2.3\nsearch example.org\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.resolvConf = resolv
+	t.Cleanup(func() { unmountAll(t, s) })
+	return s
+}
+
+// openStore opens a store in dir on a new bbolt file at dbPath, closed
+// when the test ends.
+func openStore(t testing.TB, dbPath, dir string) *Store {
+	t.Helper()
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,16 +45,10 @@ func newTestStore(t testing.TB) *Store {
 	if err := db.Update(schema.Create); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(filepath.Join(dir, "layer"), boltStorage{db})
+	s, err := Open(dir, boltStorage{db})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolv := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.53\nnameserver 10.1.2.3\nsearch example.org\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.resolvConf = resolv
-	t.Cleanup(func() { unmountAll(t, s) })
 	return s
 }
 

@@ -10,13 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
-	"github.com/cairn-run/cairn/internal/schema"
 	"github.com/cairn-run/cairn/internal/testenv"
 )
 
@@ -101,19 +98,7 @@ func storeOnTmpfs(t *testing.T, size int64) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
-	db, err := bolt.Open(filepath.Join(dir, "cairn.db"), 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Update(schema.Create); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(filepath.Join(mnt, "layer"), boltStorage{db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return openStore(t, filepath.Join(dir, "cairn.db"), filepath.Join(mnt, "layer"))
 }
 
 func TestImport_LimitsAreResourceExhausted(t *testing.T) {

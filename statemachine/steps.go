@@ -328,21 +328,20 @@ func (m *Machine) releaseRun(w *work) error {
 }
 
 func (m *Machine) freeze(w *work) error {
-	if err := m.d.Freezer.Pause(w.c.ID, *w.c.Process); err != nil {
-		err = fmt.Errorf("pause %s: %w", w.c.ID, err)
-		if uerr := m.d.Freezer.Resume(w.c.ID, *w.c.Process); uerr != nil {
-			err = fmt.Errorf("%w (and thawing: %w)", err, uerr)
-		}
-		return err
-	}
-	return nil
+	return flip(w, "pause", m.d.Freezer.Pause, m.d.Freezer.Resume)
 }
 
 func (m *Machine) thaw(w *work) error {
-	if err := m.d.Freezer.Resume(w.c.ID, *w.c.Process); err != nil {
-		err = fmt.Errorf("unpause %s: %w", w.c.ID, err)
-		if uerr := m.d.Freezer.Pause(w.c.ID, *w.c.Process); uerr != nil {
-			err = fmt.Errorf("%w (and freezing again: %w)", err, uerr)
+	return flip(w, "unpause", m.d.Freezer.Resume, m.d.Freezer.Pause)
+}
+
+// flip sets the freezer with do; a failed do may have left it half-way
+// (FREEZING), so back is tried to restore it.
+func flip(w *work, verb string, do, back func(string, Process) error) error {
+	if err := do(w.c.ID, *w.c.Process); err != nil {
+		err = fmt.Errorf("%s %s: %w", verb, w.c.ID, err)
+		if berr := back(w.c.ID, *w.c.Process); berr != nil {
+			err = fmt.Errorf("%w (and undoing: %w)", err, berr)
 		}
 		return err
 	}
