@@ -181,8 +181,15 @@ func (j *Journal) Close() error {
 
 // View runs fn in a read transaction of the journal's file, for the stores
 // that keep their records in it (the layer store). They write only through
-// Commit, so every write shares the group commit.
+// Write or Commit, so every write shares the group commit.
 func (j *Journal) View(fn func(tx *bolt.Tx) error) error { return j.db.View(fn) }
+
+// Write commits op, a store's write that goes with no journal record, in
+// the group commit (Commit with no records).
+func (j *Journal) Write(op schema.Op) error {
+	_, err := j.Commit(nil, op)
+	return err
+}
 
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }

@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/schema"
-	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // newTestStore opens a store in a fresh temp dir with its own bbolt file. Its
@@ -53,25 +51,11 @@ func openStore(t testing.TB, dbPath, dir string) *Store {
 }
 
 // boltStorage is the store's storage over a plain bbolt DB, for unit tests:
-// each Commit is one Update running its writes in order. It takes no journal
-// records; the journal's own tests cover those.
+// each Write is one Update. The journal's own tests cover the group commit.
 type boltStorage struct{ db *bolt.DB }
 
 func (b boltStorage) View(fn func(tx *bolt.Tx) error) error { return b.db.View(fn) }
-
-func (b boltStorage) Commit(recs []sm.Record, writes ...sm.Write) ([]sm.Record, error) {
-	if len(recs) > 0 {
-		return nil, errors.New("boltStorage: journal records need a journal")
-	}
-	return nil, b.db.Update(func(tx *bolt.Tx) error {
-		for _, w := range writes {
-			if err := w.(schema.Op)(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+func (b boltStorage) Write(op schema.Op) error              { return b.db.Update(op) }
 
 func unmountAll(t testing.TB, s *Store) {
 	ids, err := s.MountedIDs()

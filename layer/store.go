@@ -17,7 +17,6 @@ import (
 
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/internal/schema"
-	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // Storage is where the store keeps its records: the daemon's bbolt file,
@@ -26,7 +25,8 @@ import (
 // journal records of the same step. *journal.Journal implements it.
 type Storage interface {
 	View(fn func(tx *bolt.Tx) error) error
-	Commit(recs []sm.Record, writes ...sm.Write) ([]sm.Record, error)
+	// Write commits op in the journal's group commit.
+	Write(op schema.Op) error
 }
 
 // Store is the layer store. It is safe for concurrent use: every decision
@@ -123,8 +123,7 @@ func Open(dir string, db Storage) (*Store, error) {
 
 // update commits op alone through the storage's group commit.
 func (s *Store) update(op schema.Op) error {
-	_, err := s.db.Commit(nil, op)
-	return err
+	return s.db.Write(op)
 }
 
 // removeOrphanLayers deletes layers/<cacheID> directories that no record
