@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds cairnd and cairn into ./bin, starts cairnd
 # on a scratch root, imports a busybox image and runs containers through the
-# whole lifecycle. Run as root. KEEP=1 leaves the daemon running afterwards.
+# whole lifecycle. Run as root (no sudo needed or used). KEEP=1 leaves the daemon running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
