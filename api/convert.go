@@ -76,7 +76,9 @@ func waitToProto(c sm.Container) *cairnv1.WaitResponse {
 }
 
 func recordToProto(r sm.Record) *cairnv1.JournalRecord {
+	r = r.Normalized()
 	out := &cairnv1.JournalRecord{
+		ObjectKind: string(r.Object), ObjectId: r.ObjectID, ExecId: r.Exec,
 		Seq: r.Seq, Kind: kindToProto[r.Kind], Time: timestamp(r.Time),
 		ContainerId: r.Container, Event: string(r.Event),
 		FromState: string(r.From), ToState: string(r.To),

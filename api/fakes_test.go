@@ -390,29 +390,76 @@ func (s *fakeImages) RemoveImage(name string) error {
 	return nil
 }
 
-// fakeRecords is a journal of records.
+// fakeRecords is a journal of records that can grow while it is read.
 type fakeRecords struct {
-	records []sm.Record
-	view    *fakeMachine
-	fail    error
+	mu        sync.Mutex
+	records   []sm.Record
+	appended  chan struct{}
+	compacted uint64
+	view      *fakeMachine
+	fail      error
 }
 
-func (j *fakeRecords) Records(from uint64, container string, fn func(sm.Record) error) error {
+func (j *fakeRecords) RecordsAfter(after uint64, max int) ([]sm.Record, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.fail != nil {
-		return j.fail
+		return nil, j.fail
 	}
+	var out []sm.Record
 	for _, r := range j.records {
-		if r.Seq < from || (container != "" && r.Container != container) {
-			continue
-		}
-		if err := fn(r); err != nil {
-			return err
+		if r.Seq > after && len(out) < max {
+			out = append(out, r)
 		}
 	}
-	return nil
+	return out, nil
 }
 
-func (j *fakeRecords) Resolve(ref string) (string, error) { return j.view.Resolve(ref) }
+// add appends records (their seqs must grow) and wakes watchers.
+func (j *fakeRecords) add(recs ...sm.Record) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.records = append(j.records, recs...)
+	if j.appended != nil {
+		close(j.appended)
+		j.appended = nil
+	}
+}
+
+func (j *fakeRecords) Appended() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.appended == nil {
+		j.appended = make(chan struct{})
+	}
+	return j.appended
+}
+
+func (j *fakeRecords) LastSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.records) == 0 {
+		return 0
+	}
+	return j.records[len(j.records)-1].Seq
+}
+
+func (j *fakeRecords) CompactedThrough() (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.compacted, nil
+}
+
+func (j *fakeRecords) Resolve(ref string) (string, error)       { return j.view.Resolve(ref) }
+func (j *fakeRecords) Container(id string) (sm.Container, bool) { return j.view.Container(id) }
+
+func journalServer(records *fakeRecords, change func(*JournalServer)) *JournalServer {
+	j := &JournalServer{Journal: records}
+	if change != nil {
+		change(j)
+	}
+	return j
+}
 
 // rig is an API server over fakes, reached through real Connect clients.
 type rig struct {
@@ -425,6 +472,12 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, nil)
+}
+
+// newRigWith is newRig with the journal server adjusted by change.
+func newRigWith(t *testing.T, change func(*JournalServer)) *rig {
+	t.Helper()
 	r := &rig{machine: newFakeMachine(), logs: dirLogs{dir: t.TempDir()}, images: newFakeImages()}
 	r.records = &fakeRecords{view: r.machine}
 	gate := &Gate{}
@@ -432,7 +485,7 @@ func newRig(t *testing.T) *rig {
 	h := Handlers{
 		Containers: &ContainerServer{Machine: r.machine, View: r.machine, Mounts: fakeMounts{}, LogFiles: r.logs, LogPoll: time.Millisecond},
 		Images:     &ImageServer{Store: r.images},
-		Journal:    &JournalServer{Journal: r.records},
+		Journal:    journalServer(r.records, change),
 		Health:     NewHealth(),
 		Gate:       gate,
 	}

@@ -8,18 +8,15 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/errdefs"
-	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// RecordSource walks the journal in order.
-type RecordSource interface {
-	Records(from uint64, container string, fn func(sm.Record) error) error
-	Resolve(ref string) (string, error)
-}
-
-// JournalServer implements cairn.v1.JournalService.
+// JournalServer implements cairn.v1.JournalService: the history and the
+// event stream, both read from the journal.
 type JournalServer struct {
-	Journal RecordSource
+	Journal EventSource
+	// Stopping is closed when the daemon shuts down: event streams end
+	// with Unavailable so their clients resume after the restart.
+	Stopping <-chan struct{}
 }
 
 const historyBatch = 256
@@ -40,24 +37,30 @@ func (s *JournalServer) History(ctx context.Context, req *connect.Request[cairnv
 			return toConnect(err)
 		}
 	}
-	batch := &cairnv1.HistoryResponse{}
-	err := s.Journal.Records(0, container, func(r sm.Record) error {
+	// Read in batches, each in its own short transaction, and sent outside
+	// it: a slow client must not keep a read transaction open.
+	for last := uint64(0); ; {
 		if err := ctx.Err(); err != nil {
-			return err
+			return toConnect(err)
 		}
-		batch.Records = append(batch.Records, recordToProto(r))
-		if len(batch.Records) < historyBatch {
+		recs, err := s.Journal.RecordsAfter(last, historyBatch)
+		if err != nil {
+			return toConnect(err)
+		}
+		batch := &cairnv1.HistoryResponse{}
+		for _, r := range recs {
+			last = r.Seq
+			if container == "" || r.Container == container {
+				batch.Records = append(batch.Records, recordToProto(r))
+			}
+		}
+		if len(batch.Records) > 0 {
+			if err := stream.Send(batch); err != nil {
+				return err
+			}
+		}
+		if len(recs) < historyBatch {
 			return nil
 		}
-		err := stream.Send(batch)
-		batch = &cairnv1.HistoryResponse{}
-		return err
-	})
-	if err != nil {
-		return toConnect(err)
 	}
-	if len(batch.Records) > 0 {
-		return stream.Send(batch)
-	}
-	return nil
 }

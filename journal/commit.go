@@ -397,4 +397,8 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 	if lastSeq > j.lastSeq {
 		j.lastSeq = lastSeq
 	}
+	if j.appended != nil {
+		close(j.appended)
+		j.appended = nil
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairn-run/cairn/internal/schema"
 )
 
 // Compaction keeps the journal file from growing with the length of
@@ -35,12 +37,15 @@ func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
 		n := min(batch, len(doomed))
 		err := j.db.Update(func(tx *bolt.Tx) error {
 			jb := journalBucket(tx)
+			through := compactedThrough(tx)
 			for _, key := range doomed[:n] {
 				if err := jb.Delete(key); err != nil {
 					return err
 				}
+				through = max(through, keySeq(key))
 			}
-			return nil
+			// A watcher resuming below this line may have missed records.
+			return schema.Meta(tx).Put(schema.MetaCompactedThrough, seqKey(through))
 		})
 		if err != nil {
 			return res, fmt.Errorf("compact journal: %w", err)
@@ -49,6 +54,24 @@ func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
 		doomed = doomed[n:]
 	}
 	return res, nil
+}
+
+func compactedThrough(tx *bolt.Tx) uint64 {
+	if v := schema.Meta(tx).Get(schema.MetaCompactedThrough); len(v) == 8 {
+		return keySeq(v)
+	}
+	return 0
+}
+
+// CompactedThrough is the highest seq compaction has deleted: records at or
+// below it may be missing from the journal.
+func (j *Journal) CompactedThrough() (uint64, error) {
+	var seq uint64
+	err := j.db.View(func(tx *bolt.Tx) error {
+		seq = compactedThrough(tx)
+		return nil
+	})
+	return seq, err
 }
 
 // compactable lists the keys of records of containers that are gone from

@@ -56,6 +56,8 @@ type Journal struct {
 	containers map[string]*sm.Container
 	names      map[string]string
 	lastSeq    uint64
+	// appended is closed at the next published commit (Appended).
+	appended chan struct{}
 
 	// closeMu orders Commit's send on appends before Close's stop: a
 	// request is never queued after the committer stopped.
@@ -269,6 +271,37 @@ func (j *Journal) LastSeq() uint64 {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	return j.lastSeq
+}
+
+// RecordsAfter returns up to max records with seqs above after, in order,
+// read in one short transaction: a caller that sends them to a slow client
+// must not hold a read transaction open meanwhile (bbolt cannot grow the
+// file while one is open).
+func (j *Journal) RecordsAfter(after uint64, max int) ([]sm.Record, error) {
+	var out []sm.Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := journalBucket(tx).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			rec, err := decodeRecord(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Appended returns a channel closed when the next commit is published. Take
+// it before reading, so no commit is missed.
+func (j *Journal) Appended() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.appended == nil {
+		j.appended = make(chan struct{})
+	}
+	return j.appended
 }
 
 // Records calls fn for every record in order, from seq from on; when

@@ -239,3 +239,33 @@ func TestCLI_WaitOnACreatedContainerBlocksUntilItHasRun(t *testing.T) {
 		t.Fatalf("wait after the run: exit %d, printed %q", code, out)
 	}
 }
+
+func TestCLI_EventsPrintsTheJournalAndFilters(t *testing.T) {
+	e := scratch.NewDaemon(t)
+	if _, _, code := cli(t, e, "run", "--rm", "--name", "once", "busybox", "true"); code != 0 {
+		t.Fatalf("run: exit %d", code)
+	}
+	out, stderr, code := cli(t, e, "events", "--until", "8", "--format", "json")
+	if code != 0 {
+		t.Fatalf("events: exit %d %s", code, stderr)
+	}
+	var events []map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var ev map[string]any
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) != 8 || events[0]["event"] != "create" || events[7]["event"] != "remove" {
+		t.Fatalf("events of a run --rm: %s", out)
+	}
+	out, _, code = cli(t, e, "events", "--since", "3", "--until", "4", "--filter", "event=start")
+	if code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 1 || !strings.Contains(out, "start") {
+		t.Fatalf("events --since 3 --until 4 --filter event=start:\n%s", out)
+	}
+	if _, stderr, code := cli(t, e, "events", "--filter", "colour=red", "--until", "1"); code != 125 || !strings.Contains(stderr, "unknown filter") {
+		t.Fatalf("a bad filter: exit %d %s", code, stderr)
+	}
+}

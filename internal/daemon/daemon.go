@@ -72,6 +72,9 @@ type Daemon struct {
 	once    sync.Once
 
 	stopCompaction context.CancelFunc
+	// stopping is closed as Stop begins: event streams end so their
+	// clients resume after the restart instead of holding the shutdown.
+	stopping chan struct{}
 	compaction     sync.WaitGroup
 }
 
@@ -82,7 +85,7 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4), stopping: make(chan struct{})}
 	if err := crashpoint.Check(CrashPoints()); err != nil {
 		return nil, err
 	}
@@ -239,7 +242,7 @@ func (d *Daemon) listen() error {
 	mux := api.Handlers{
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
 		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
-		Journal:    &api.JournalServer{Journal: d.journal},
+		Journal:    &api.JournalServer{Journal: d.journal, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
@@ -316,6 +319,7 @@ func (d *Daemon) closeServers(ctx context.Context) {
 // live restore is on, records a clean shutdown and closes the journal.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.once.Do(func() {
+		close(d.stopping)
 		if d.stopCompaction != nil {
 			d.stopCompaction()
 			d.compaction.Wait()

@@ -19,6 +19,7 @@
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
 //	             "boot-id"            -> kernel boot id of the last start
+//	             "compacted-through"  -> highest seq compaction deleted (8-byte BE), absent before the first
 //	images/      <image name>         -> image record (JSON): diffIDs, chainID, size, created   (package layer)
 //	layers/      <chainID>            -> layer record (JSON): diffID, parent, cacheID, size,
 //	                                     refcount = images + child layers using it           (package layer)
@@ -81,6 +82,9 @@ var (
 	MetaSchema        = []byte("schema")
 	MetaCleanShutdown = []byte("clean-shutdown")
 	MetaBootID        = []byte("boot-id")
+	// MetaCompactedThrough is the highest seq compaction has deleted: a
+	// reader resuming at or below it may have missed records (absent: 0).
+	MetaCompactedThrough = []byte("compacted-through")
 )
 
 // JournalBuckets are the journal's own buckets.

@@ -2222,7 +2222,14 @@ type JournalRecord struct {
 	IntentSeq uint64 `protobuf:"varint,8,opt,name=intent_seq,json=intentSeq,proto3" json:"intent_seq,omitempty"`
 	Error     string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	// Arguments and results of the record, as JSON.
-	DetailsJson   string `protobuf:"bytes,10,opt,name=details_json,json=detailsJson,proto3" json:"details_json,omitempty"`
+	DetailsJson string `protobuf:"bytes,10,opt,name=details_json,json=detailsJson,proto3" json:"details_json,omitempty"`
+	// The kind of object the record is about: container, image, volume,
+	// netattach, exec or sandbox.
+	ObjectKind string `protobuf:"bytes,11,opt,name=object_kind,json=objectKind,proto3" json:"object_kind,omitempty"`
+	// Its id within the kind (for a container, its id).
+	ObjectId string `protobuf:"bytes,12,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	// For an exec session: its id (container_id is its container).
+	ExecId        string `protobuf:"bytes,13,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2327,6 +2334,226 @@ func (x *JournalRecord) GetDetailsJson() string {
 	return ""
 }
 
+func (x *JournalRecord) GetObjectKind() string {
+	if x != nil {
+		return x.ObjectKind
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetObjectId() string {
+	if x != nil {
+		return x.ObjectId
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events with a larger sequence number; 0 with no since: from the start.
+	AfterSeq uint64 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// With after_seq 0: events recorded at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// Stop after the event with this sequence number; 0: do not.
+	UntilSeq uint64 `protobuf:"varint,3,opt,name=until_seq,json=untilSeq,proto3" json:"until_seq,omitempty"`
+	// Stop at the first event after this time, or when it passes; absent: do not.
+	Until *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// Filters in Docker's manner: values of one key are alternatives, keys
+	// must all match. Keys: container (id, prefix or name), image, event,
+	// type (container, image, network, volume, exec, sandbox).
+	Filters       []*EventFilter `protobuf:"bytes,5,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *WatchEventsRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *WatchEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetUntilSeq() uint64 {
+	if x != nil {
+		return x.UntilSeq
+	}
+	return 0
+}
+
+func (x *WatchEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetFilters() []*EventFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+type EventFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventFilter) Reset() {
+	*x = EventFilter{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventFilter) ProtoMessage() {}
+
+func (x *EventFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
+func (*EventFilter) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *EventFilter) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *EventFilter) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An event; absent in the first message.
+	Event *JournalRecord `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The first message of every stream has no event: it says the stream is
+	// set up, and the seq of the journal's newest record at that moment
+	// (events up to it are the past, after it the present).
+	Watching      bool   `protobuf:"varint,2,opt,name=watching,proto3" json:"watching,omitempty"`
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *WatchEventsResponse) GetEvent() *JournalRecord {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetWatching() bool {
+	if x != nil {
+		return x.Watching
+	}
+	return false
+}
+
+func (x *WatchEventsResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
 type HistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Container id, prefix or name; empty for all containers.
@@ -2337,7 +2564,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2576,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2589,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -2381,7 +2608,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2620,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2633,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2434,7 +2661,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2673,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2686,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -2505,7 +2732,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2744,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2757,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
 }
 
 type VersionResponse struct {
@@ -2544,7 +2771,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2783,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2796,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -2727,7 +2954,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"/\n" +
 	"\x19ImageServiceRemoveRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1c\n" +
-	"\x1aImageServiceRemoveResponse\"\xc6\x02\n" +
+	"\x1aImageServiceRemoveResponse\"\x9d\x03\n" +
 	"\rJournalRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.RecordKindR\x04kind\x12.\n" +
@@ -2741,7 +2968,24 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"intent_seq\x18\b \x01(\x04R\tintentSeq\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12!\n" +
 	"\fdetails_json\x18\n" +
-	" \x01(\tR\vdetailsJson\" \n" +
+	" \x01(\tR\vdetailsJson\x12\x1f\n" +
+	"\vobject_kind\x18\v \x01(\tR\n" +
+	"objectKind\x12\x1b\n" +
+	"\tobject_id\x18\f \x01(\tR\bobjectId\x12\x17\n" +
+	"\aexec_id\x18\r \x01(\tR\x06execId\"\xe3\x01\n" +
+	"\x12WatchEventsRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
+	"\tuntil_seq\x18\x03 \x01(\x04R\buntilSeq\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12/\n" +
+	"\afilters\x18\x05 \x03(\v2\x15.cairn.v1.EventFilterR\afilters\"5\n" +
+	"\vEventFilter\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"{\n" +
+	"\x13WatchEventsResponse\x12-\n" +
+	"\x05event\x18\x01 \x01(\v2\x17.cairn.v1.JournalRecordR\x05event\x12\x1a\n" +
+	"\bwatching\x18\x02 \x01(\bR\bwatching\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\" \n" +
 	"\x0eHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
 	"\x0fHistoryResponse\x121\n" +
@@ -2793,9 +3037,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12M\n" +
 	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
-	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2R\n" +
+	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
-	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x012O\n" +
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
+	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012O\n" +
 	"\rSystemService\x12>\n" +
 	"\aVersion\x12\x18.cairn.v1.VersionRequest\x1a\x19.cairn.v1.VersionResponseB1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
 
@@ -2812,7 +3057,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -2855,20 +3100,23 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*ImageServiceRemoveRequest)(nil),  // 38: cairn.v1.ImageServiceRemoveRequest
 	(*ImageServiceRemoveResponse)(nil), // 39: cairn.v1.ImageServiceRemoveResponse
 	(*JournalRecord)(nil),              // 40: cairn.v1.JournalRecord
-	(*HistoryRequest)(nil),             // 41: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 42: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 43: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 44: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 45: cairn.v1.VersionResponse
-	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
+	(*WatchEventsRequest)(nil),         // 41: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 42: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 43: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 44: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 45: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 46: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 47: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 48: cairn.v1.VersionResponse
+	(*timestamppb.Timestamp)(nil),      // 49: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	46, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	46, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	46, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	49, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	49, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	49, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	5,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	5,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	5,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -2883,55 +3131,61 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	6,  // 17: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	5,  // 18: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	27, // 19: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	46, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	49, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	34, // 21: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	32, // 22: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	32, // 23: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
 	2,  // 24: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	46, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	40, // 26: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	43, // 27: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	6,  // 28: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	8,  // 29: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	10, // 30: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	12, // 31: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	14, // 32: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	16, // 33: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	18, // 34: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	20, // 35: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	22, // 36: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	24, // 37: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	26, // 38: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	28, // 39: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	30, // 40: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	33, // 41: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	36, // 42: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	38, // 43: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	41, // 44: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	44, // 45: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	7,  // 46: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	9,  // 47: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	11, // 48: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	13, // 49: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	15, // 50: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	17, // 51: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	19, // 52: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	21, // 53: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	23, // 54: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	25, // 55: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	27, // 56: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	29, // 57: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	31, // 58: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	35, // 59: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	37, // 60: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	39, // 61: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	42, // 62: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	45, // 63: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	46, // [46:64] is the sub-list for method output_type
-	28, // [28:46] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	49, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	49, // 26: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	49, // 27: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	42, // 28: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	40, // 29: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	40, // 30: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	46, // 31: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	6,  // 32: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	8,  // 33: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	10, // 34: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	12, // 35: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	14, // 36: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	16, // 37: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	18, // 38: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	20, // 39: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	22, // 40: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	24, // 41: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	26, // 42: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	28, // 43: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	30, // 44: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	33, // 45: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	36, // 46: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	38, // 47: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	44, // 48: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	41, // 49: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	47, // 50: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	7,  // 51: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	9,  // 52: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	11, // 53: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	13, // 54: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	15, // 55: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	17, // 56: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	19, // 57: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	21, // 58: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	23, // 59: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	25, // 60: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	27, // 61: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	29, // 62: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	31, // 63: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	35, // 64: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	37, // 65: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	39, // 66: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	45, // 67: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	43, // 68: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	48, // 69: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	51, // [51:70] is the sub-list for method output_type
+	32, // [32:51] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -2949,7 +3203,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

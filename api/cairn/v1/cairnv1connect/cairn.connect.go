@@ -77,6 +77,9 @@ const (
 	ImageServiceRemoveProcedure = "/cairn.v1.ImageService/Remove"
 	// JournalServiceHistoryProcedure is the fully-qualified name of the JournalService's History RPC.
 	JournalServiceHistoryProcedure = "/cairn.v1.JournalService/History"
+	// JournalServiceWatchEventsProcedure is the fully-qualified name of the JournalService's
+	// WatchEvents RPC.
+	JournalServiceWatchEventsProcedure = "/cairn.v1.JournalService/WatchEvents"
 	// SystemServiceVersionProcedure is the fully-qualified name of the SystemService's Version RPC.
 	SystemServiceVersionProcedure = "/cairn.v1.SystemService/Version"
 )
@@ -615,6 +618,13 @@ func (UnimplementedImageServiceHandler) Remove(context.Context, *connect.Request
 type JournalServiceClient interface {
 	// History streams journal records in order, optionally of one container.
 	History(context.Context, *connect.Request[v1.HistoryRequest]) (*connect.ServerStreamForClient[v1.HistoryResponse], error)
+	// WatchEvents streams journal records as events: those after after_seq
+	// (or from since), then each new one as it is committed, until until_seq
+	// or until, else for as long as the client listens. The journal is the
+	// event log: a client that reconnects with after_seq = the last seq it
+	// got, even across a daemon restart, misses nothing and gets nothing
+	// twice. A slow client never holds up a transition.
+	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
 }
 
 // NewJournalServiceClient constructs a client for the cairn.v1.JournalService service. By default,
@@ -634,12 +644,19 @@ func NewJournalServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(journalServiceMethods.ByName("History")),
 			connect.WithClientOptions(opts...),
 		),
+		watchEvents: connect.NewClient[v1.WatchEventsRequest, v1.WatchEventsResponse](
+			httpClient,
+			baseURL+JournalServiceWatchEventsProcedure,
+			connect.WithSchema(journalServiceMethods.ByName("WatchEvents")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // journalServiceClient implements JournalServiceClient.
 type journalServiceClient struct {
-	history *connect.Client[v1.HistoryRequest, v1.HistoryResponse]
+	history     *connect.Client[v1.HistoryRequest, v1.HistoryResponse]
+	watchEvents *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
 }
 
 // History calls cairn.v1.JournalService.History.
@@ -647,10 +664,22 @@ func (c *journalServiceClient) History(ctx context.Context, req *connect.Request
 	return c.history.CallServerStream(ctx, req)
 }
 
+// WatchEvents calls cairn.v1.JournalService.WatchEvents.
+func (c *journalServiceClient) WatchEvents(ctx context.Context, req *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error) {
+	return c.watchEvents.CallServerStream(ctx, req)
+}
+
 // JournalServiceHandler is an implementation of the cairn.v1.JournalService service.
 type JournalServiceHandler interface {
 	// History streams journal records in order, optionally of one container.
 	History(context.Context, *connect.Request[v1.HistoryRequest], *connect.ServerStream[v1.HistoryResponse]) error
+	// WatchEvents streams journal records as events: those after after_seq
+	// (or from since), then each new one as it is committed, until until_seq
+	// or until, else for as long as the client listens. The journal is the
+	// event log: a client that reconnects with after_seq = the last seq it
+	// got, even across a daemon restart, misses nothing and gets nothing
+	// twice. A slow client never holds up a transition.
+	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
 }
 
 // NewJournalServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -666,10 +695,18 @@ func NewJournalServiceHandler(svc JournalServiceHandler, opts ...connect.Handler
 		connect.WithSchema(journalServiceMethods.ByName("History")),
 		connect.WithHandlerOptions(opts...),
 	)
+	journalServiceWatchEventsHandler := connect.NewServerStreamHandler(
+		JournalServiceWatchEventsProcedure,
+		svc.WatchEvents,
+		connect.WithSchema(journalServiceMethods.ByName("WatchEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.JournalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case JournalServiceHistoryProcedure:
 			journalServiceHistoryHandler.ServeHTTP(w, r)
+		case JournalServiceWatchEventsProcedure:
+			journalServiceWatchEventsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -681,6 +718,10 @@ type UnimplementedJournalServiceHandler struct{}
 
 func (UnimplementedJournalServiceHandler) History(context.Context, *connect.Request[v1.HistoryRequest], *connect.ServerStream[v1.HistoryResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JournalService.History is not implemented"))
+}
+
+func (UnimplementedJournalServiceHandler) WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JournalService.WatchEvents is not implemented"))
 }
 
 // SystemServiceClient is a client for the cairn.v1.SystemService service.
