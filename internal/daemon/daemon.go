@@ -74,8 +74,8 @@ type Daemon struct {
 	stopCompaction context.CancelFunc
 	// stopping is closed as Stop begins: event streams end so their
 	// clients resume after the restart instead of holding the shutdown.
-	stopping chan struct{}
-	compaction     sync.WaitGroup
+	stopping   chan struct{}
+	compaction sync.WaitGroup
 }
 
 // Start opens the journal (refusing a locked or corrupt one), reattaches to
