@@ -249,7 +249,7 @@ func (j *Journal) commitOnce(batch []*commitRequest, refused []error, results []
 			return err
 		}
 		if j.crash != nil {
-			j.crash("journal.mid-commit")
+			j.crash(CrashMidCommit)
 		}
 		return nil
 	})
