@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // libcontainer's Run returns once the container's init (this binary, as
@@ -17,6 +19,17 @@ import (
 // execWaitLimit bounds the wait; past it the start is reported anyway.
 const execWaitLimit = 2 * time.Second
 
+// The exec usually follows Run within a few hundred microseconds, but
+// time.Sleep cannot wait less than about a millisecond (the runtime's timers
+// wake through a poller that waits in whole milliseconds), which made this
+// wait 2-3 ms. The shim has nothing else to do meanwhile, so the polls sleep
+// in nanosleep(2), which blocks only this thread and wakes within tens of
+// microseconds.
+const (
+	execPollFirst = 25 * time.Microsecond
+	execPollMax   = time.Millisecond
+)
+
 // waitExec waits until process pid no longer runs this executable (it
 // exec'd, or it is gone).
 func waitExec(pid int) {
@@ -26,12 +39,13 @@ func waitExec(pid int) {
 	}
 	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
 	deadline := time.Now().Add(execWaitLimit)
-	for pause := 20 * time.Microsecond; time.Now().Before(deadline); pause = min(2*pause, time.Millisecond) {
+	for pause := execPollFirst; time.Now().Before(deadline); pause = min(2*pause, execPollMax) {
 		fi, err := os.Stat(exe)
 		if err != nil || !sameFile(fi, self) {
 			return
 		}
-		time.Sleep(pause)
+		ts := unix.NsecToTimespec(pause.Nanoseconds())
+		_ = unix.Nanosleep(&ts, nil) // EINTR only shortens a poll
 	}
 }
 

@@ -110,6 +110,7 @@ func runShim(ctl *os.File) int {
 	if err := json.NewDecoder(ctl).Decode(&raw); err != nil {
 		return 0 // the daemon closed a shim it did not need
 	}
+	assigned := time.Now()
 	report := func(m readyMessage) {
 		m.Version = protocolVersion
 		_ = json.NewEncoder(ctl).Encode(m)
@@ -137,7 +138,7 @@ func runShim(ctl *os.File) int {
 		log.Warn("the OOM killer may pick this shim (and lose the exit code): could not lower oom_score_adj", "err", oomErr)
 	}
 
-	s, err := startContainer(o, a.Spec)
+	s, err := startContainer(o, a.Spec, assigned)
 	if err != nil {
 		log.Error("start container", "err", err)
 		command := ""
@@ -148,7 +149,7 @@ func runShim(ctl *os.File) int {
 		report(readyMessage{Error: msg, ErrorKind: kind})
 		return 1
 	}
-	report(readyMessage{PID: s.pid, StartTime: s.startTime})
+	report(readyMessage{PID: s.pid, StartTime: s.startTime, Timings: &s.timings})
 	return s.serve(log)
 }
 
@@ -185,6 +186,7 @@ type shim struct {
 	// shimStartTime is this shim's own start time, written into the exit
 	// record with its PID to say whose exit it is.
 	shimStartTime uint64
+	timings       startTimings
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
 
@@ -196,7 +198,9 @@ type shim struct {
 	wg      sync.WaitGroup
 }
 
-func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
+// startContainer creates and runs the container; assigned is when the shim
+// got it, the start of its timings.
+func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retErr error) {
 	self, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -224,10 +228,12 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 		}
 	}()
 
+	prepared := time.Now()
 	c, err := libcontainer.Create(o.runtime, o.id, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	created := time.Now()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		_ = c.Destroy()
@@ -242,17 +248,31 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	defer logf.Close()
 
 	p := containerProcess(spec, devnull, logf)
-	if err := c.Run(p); err != nil {
+	// Start then Exec is what Run does, split here to time them apart.
+	err = c.Start(p)
+	started := time.Now()
+	if err == nil {
+		err = c.Exec()
+	}
+	if err != nil {
 		if derr := c.Destroy(); derr != nil {
 			err = fmt.Errorf("%w (destroy: %w)", err, derr)
 		}
 		return nil, fmt.Errorf("run container: %w", err)
 	}
+	execed := time.Now()
 	pid, err := p.Pid()
 	if err != nil {
 		return nil, err
 	}
 	waitExec(pid)
+	timings := startTimings{
+		PrepareUS:  prepared.Sub(assigned).Microseconds(),
+		CreateUS:   created.Sub(prepared).Microseconds(),
+		StartUS:    started.Sub(created).Microseconds(),
+		ExecUS:     execed.Sub(started).Microseconds(),
+		ExecWaitUS: time.Since(execed).Microseconds(),
+	}
 	// The init is our unreaped child, so its /proc entry outlives even an
 	// immediate exit and the start time can always be read.
 	st, err := procstat.Read(pid)
@@ -260,7 +280,7 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
 	return &shim{
-		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime, shimStartTime: self.StartTime,
+		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime, shimStartTime: self.StartTime, timings: timings,
 		done:  make(chan struct{}),
 		conns: map[*net.UnixConn]struct{}{},
 	}, nil

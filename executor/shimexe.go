@@ -58,6 +58,7 @@ func (e *Executor) startShimProcess(cmd *exec.Cmd) error {
 // Close stops the standby shim and releases the sealed shim binary.
 // Shims running containers keep running, with their own copy.
 func (e *Executor) Close() error {
+	e.warm.stop()
 	e.stopStandby()
 	e.exeMu.Lock()
 	defer e.exeMu.Unlock()

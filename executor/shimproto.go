@@ -45,9 +45,17 @@ import (
 //	shim -> daemon  ready: the container's init identity, once libcontainer's
 //	  Run has returned and the init has exec'd the user's command (or
 //	  execWaitLimit passed, see execwait.go):
-//	  {"version":2,"pid":123,"start_time":456}
+//	  {"version":2,"pid":123,"start_time":456,
+//	   "timings":{"prepare_us":300,"create_us":200,"start_us":9000,"exec_us":400,"exec_wait_us":100}}
 //	  or why it could not start (the shim has undone everything and exits 1):
 //	  {"version":2,"error":"...","error_kind":"command_not_found"}
+//
+// "timings" (optional, for diagnosis only: the daemon logs it at debug level
+// and never decides anything on it) is how long the shim's steps took, in
+// microseconds: preparing the container's files and configuration,
+// libcontainer's Create, its Start (cgroups, namespaces, the init up to its
+// exec fifo), its Exec (the fifo) and waiting for the init to exec the
+// user's command.
 //
 // Ready error kinds (readyError* below; classified in startfail.go): "" another failure;
 // "command_not_found": the command does not exist in the container
@@ -138,6 +146,17 @@ type readyMessage struct {
 	StartTime uint64 `json:"start_time,omitempty"`
 	Error     string `json:"error,omitempty"`
 	ErrorKind string `json:"error_kind,omitempty"`
+	// Timings is absent from shims older than this field and from failures.
+	Timings *startTimings `json:"timings,omitempty"`
+}
+
+// startTimings are the durations of a shim's start steps, in microseconds.
+type startTimings struct {
+	PrepareUS  int64 `json:"prepare_us"`
+	CreateUS   int64 `json:"create_us"`
+	StartUS    int64 `json:"start_us"`
+	ExecUS     int64 `json:"exec_us"`
+	ExecWaitUS int64 `json:"exec_wait_us"`
 }
 
 // startError is the error a failed ready message stands for, with the

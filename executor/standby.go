@@ -84,19 +84,21 @@ func (sp *shimProc) kill() {
 	<-sp.exited
 }
 
-// takeShim returns the standby shim, or a new one when there is none.
-func (e *Executor) takeShim() (*shimProc, error) {
+// takeShim returns the standby shim (standby true), or a new one when there
+// is none.
+func (e *Executor) takeShim() (sp *shimProc, standby bool, err error) {
 	e.standbyMu.Lock()
-	sp := e.standby
+	sp = e.standby
 	e.standby = nil
 	e.standbyMu.Unlock()
 	if sp != nil && sp.alive() {
-		return sp, nil
+		return sp, true, nil
 	}
 	if sp != nil {
 		sp.kill()
 	}
-	return e.launchShim()
+	sp, err = e.launchShim()
+	return sp, false, err
 }
 
 // refillStandby starts a standby shim if there is none.

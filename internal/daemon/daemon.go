@@ -166,7 +166,7 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
-	d.exec, err = executor.New(executor.Config{Dir: filepath.Join(d.cfg.Root, "exec"), ShimBinary: d.cfg.ShimBinary, CgroupParent: d.cfg.CgroupParent})
+	d.exec, err = executor.New(executor.Config{Dir: filepath.Join(d.cfg.Root, "exec"), ShimBinary: d.cfg.ShimBinary, CgroupParent: d.cfg.CgroupParent, Logger: d.log})
 	if err != nil {
 		return err
 	}
