@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -27,9 +26,10 @@ import (
 // control socket on fd 3: the shim prepares itself, waits there for the
 // container it is to run, creates and runs it, reports readiness on the same
 // socket, serves its own socket, waits for the container's init, records
-// its exit and destroys the container, then exits the process. A shim whose
-// control socket closes before it got a container just exits. RunShim
-// returns only for bad arguments.
+// its exit and destroys the container, then exits the process. A container
+// that keeps running has its shim re-execute itself into a smaller process
+// for the long wait (see idle.go). A shim whose control socket closes before
+// it got a container just exits. RunShim returns only for bad arguments.
 //
 // The shim runs in its own session (the daemon starts it with setsid), is a
 // child subreaper so the container's init stays its child whatever
@@ -38,6 +38,9 @@ import (
 func RunShim(args []string) error {
 	if _, err := parseShimArgs(args); err != nil {
 		return err
+	}
+	if state, ok := os.LookupEnv(idleStateEnv); ok {
+		os.Exit(runIdle(state))
 	}
 	ctl := controlSocket()
 	if ctl == nil {
@@ -111,11 +114,7 @@ func runShim(ctl *os.File) int {
 		return 0 // the daemon closed a shim it did not need
 	}
 	assigned := time.Now()
-	report := func(m readyMessage) {
-		m.Version = protocolVersion
-		_ = json.NewEncoder(ctl).Encode(m)
-		_ = ctl.Close()
-	}
+	report := func(m readyMessage) { reportReady(ctl, m) }
 	var a assignment
 	var o shimOptions
 	err := decodeMessage("assignment", raw, &a)
@@ -149,8 +148,24 @@ func runShim(ctl *os.File) int {
 		report(readyMessage{Error: msg, ErrorKind: kind})
 		return 1
 	}
-	report(readyMessage{PID: s.pid, StartTime: s.startTime, Timings: &s.timings})
-	return s.serve(log)
+	s.ready(ctl)
+	return s.serve(log, false)
+}
+
+// reportReady writes the ready message and closes the control socket.
+func reportReady(ctl *os.File, m readyMessage) {
+	m.Version = protocolVersion
+	_ = json.NewEncoder(ctl).Encode(m)
+	_ = ctl.Close()
+}
+
+// ready waits until the container's init runs the user's command and tells
+// the daemon.
+func (s *shim) ready(ctl *os.File) {
+	began := time.Now()
+	waitExec(s.pid)
+	s.timings.ExecWaitUS = time.Since(began).Microseconds()
+	reportReady(ctl, readyMessage{PID: s.pid, StartTime: s.startTime, Timings: &s.timings})
 }
 
 // prepareShimProcess does what does not depend on the container, while the
@@ -178,10 +193,8 @@ func redirectStderr(path string) {
 // shim is a running container and the state of its socket server.
 type shim struct {
 	o         shimOptions
-	container *libcontainer.Container
-	proc      *libcontainer.Process
-	ln        *net.UnixListener
-	pid       int
+	ln        *net.UnixListener // nil when it could not be taken over (see idle.go)
+	pid       int               // the container's init, this process's child
 	startTime uint64
 	// shimStartTime is this shim's own start time, written into the exit
 	// record with its PID to say whose exit it is.
@@ -265,43 +278,70 @@ func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retE
 	if err != nil {
 		return nil, err
 	}
-	waitExec(pid)
 	timings := startTimings{
-		PrepareUS:  prepared.Sub(assigned).Microseconds(),
-		CreateUS:   created.Sub(prepared).Microseconds(),
-		StartUS:    started.Sub(created).Microseconds(),
-		ExecUS:     execed.Sub(started).Microseconds(),
-		ExecWaitUS: time.Since(execed).Microseconds(),
+		PrepareUS: prepared.Sub(assigned).Microseconds(),
+		CreateUS:  created.Sub(prepared).Microseconds(),
+		StartUS:   started.Sub(created).Microseconds(),
+		ExecUS:    execed.Sub(started).Microseconds(),
 	}
 	// The init is our unreaped child, so its /proc entry outlives even an
-	// immediate exit and the start time can always be read.
+	// immediate exit and the start time can always be read (an exec does
+	// not change it).
 	st, err := procstat.Read(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
+	return newShim(o, ln, pid, st.StartTime, self.StartTime, timings), nil
+}
+
+func newShim(o shimOptions, ln *net.UnixListener, pid int, startTime, shimStartTime uint64, timings startTimings) *shim {
 	return &shim{
-		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime, shimStartTime: self.StartTime, timings: timings,
+		o: o, ln: ln, pid: pid, startTime: startTime, shimStartTime: shimStartTime, timings: timings,
 		done:  make(chan struct{}),
 		conns: map[*net.UnixConn]struct{}{},
-	}, nil
+	}
 }
 
 // serve answers the socket until the container has exited and everybody
-// waiting was told, and returns the shim's exit status.
-func (s *shim) serve(log *slog.Logger) int {
-	go s.acceptLoop(log)
-	// Creating the container was the memory-hungry part of the shim's life;
-	// give that memory back for the long idle wait. Delayed so that a
-	// short-lived container's exit is not held up by it (and then skipped).
-	shrink := time.AfterFunc(shrinkDelay, shrinkIdleMemory)
-
-	ps, err := s.proc.Wait()
+// waiting was told, and returns the shim's exit status. A container that
+// runs on gets a smaller shim: the shim that started it re-executes itself
+// after reexecDelay (see idle.go), and the re-executed one (reexeced) gives
+// back what memory it can after shrinkDelay (see shimmem.go). Both are
+// delayed so that a short-lived container's exit is not held up by them
+// (and then skipped).
+func (s *shim) serve(log *slog.Logger, reexeced bool) int {
+	if s.ln != nil {
+		go s.acceptLoop(log)
+	}
+	// Waiting without reaping: the re-executed image must still find the
+	// exit to reap, and no exit status may be taken by a thread that the
+	// execve ends.
+	exited := make(chan error, 1)
+	go func() { exited <- waitExited(s.pid) }()
+	delay := reexecDelay
+	if reexeced {
+		delay = shrinkDelay
+	}
+	idle := time.NewTimer(delay)
+	var err error
+	select {
+	case err = <-exited:
+	case <-idle.C:
+		if !reexeced {
+			rerr := s.reexec() // returns only if it could not
+			log.Warn("could not re-execute for the idle wait; waiting in this process", "err", rerr)
+		}
+		shrinkIdleMemory()
+		err = <-exited
+	}
+	idle.Stop()
+	ws, werr := waitChild(s.pid)
 	finished := time.Now()
-	shrink.Stop()
+	err = errors.Join(err, werr)
 	var rec *exitRecord
 	reason := ""
-	if ps != nil {
-		if code, sig, ok := exitFromWaitStatus(ps.Sys().(syscall.WaitStatus)); ok {
+	if err == nil {
+		if code, sig, ok := exitFromWaitStatus(ws); ok {
 			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished, ShimPID: os.Getpid(), ShimStartTime: s.shimStartTime}
 		}
 	}
@@ -322,7 +362,7 @@ func (s *shim) serve(log *slog.Logger) int {
 	// The shim created the container, so it owns its teardown; the daemon's
 	// Cleanup waits for the shim to exit and repeats it idempotently in case
 	// this fails.
-	if err := s.container.Destroy(); err != nil {
+	if err := destroyContainer(s.o); err != nil {
 		log.Error("destroy container", "err", err)
 	}
 	s.shutdown()
@@ -359,8 +399,12 @@ func (s *shim) acceptLoop(log *slog.Logger) {
 	}
 }
 
-// shrinkDelay is how long a container must run before its shim returns the
-// memory of its creation.
+// reexecDelay is how long a container must run before its shim re-executes
+// itself; most `run --rm` jobs are over by then.
+const reexecDelay = time.Second
+
+// shrinkDelay is how long the re-executed shim waits before it returns what
+// memory it can.
 const shrinkDelay = 50 * time.Millisecond
 
 // drainGrace is how long, after the exit, a connection may take to send its
@@ -370,7 +414,9 @@ const drainGrace = 200 * time.Millisecond
 // shutdown stops accepting, lets connected clients get their answers and
 // removes the socket file.
 func (s *shim) shutdown() {
-	_ = s.ln.Close()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
 	_ = os.Remove(filepath.Join(s.o.dir, socketName))
 	s.mu.Lock()
 	s.closing = true

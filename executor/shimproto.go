@@ -261,9 +261,27 @@ func decodeMessage(what string, data []byte, msg any) error {
 // gone, hung up before answering); the caller falls back to the exit record.
 var errShimUnreachable = errors.New("shim unreachable")
 
+// errShimHungUp marks a connection that the shim closed before it answered.
+var errShimHungUp = errors.New("shim hung up")
+
+// hangUpAttempts is how often callShim asks a shim that hangs up.
+const hangUpAttempts = 3
+
 // callShim sends one request to the shim of the container in dir and
-// returns its answer. It gives up when ctx ends.
+// returns its answer. It gives up when ctx ends. A shim closes the
+// connections it accepted when it re-executes itself (see idle.go) and then
+// accepts new ones, so a request it hung up on is sent again on a new
+// connection; a shim that is gone refuses the connection.
 func callShim(ctx context.Context, dir string, req shimRequest) (shimResponse, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := callShimOnce(ctx, dir, req)
+		if !errors.Is(err, errShimHungUp) || attempt == hangUpAttempts {
+			return resp, err
+		}
+	}
+}
+
+func callShimOnce(ctx context.Context, dir string, req shimRequest) (shimResponse, error) {
 	conn, err := dialUnixIn(ctx, dir, socketName)
 	if err != nil {
 		return shimResponse{}, fmt.Errorf("%w: %w", errShimUnreachable, err)
@@ -299,9 +317,10 @@ func socketError(resp shimResponse) error {
 	return fmt.Errorf("shim: %s", resp.Error)
 }
 
+// callErr is the error of a call that failed on an established connection.
 func callErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("%w: %w", errShimUnreachable, err)
+	return fmt.Errorf("%w: %w: %w", errShimUnreachable, errShimHungUp, err)
 }

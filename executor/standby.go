@@ -46,6 +46,7 @@ func (e *Executor) launchShim() (*shimProc, error) {
 	defer theirs.Close()
 	cmd := exec.Command(e.shimBin, shimArgs(e.cfg.Dir)...) // Path is replaced by the sealed copy
 	cmd.Dir = e.cfg.Dir
+	cmd.Env = shimEnv(os.Environ())
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := e.startShimProcess(cmd); err != nil {
