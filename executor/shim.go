@@ -219,7 +219,7 @@ func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retE
 		return nil, err
 	}
 	rec, _ := json.Marshal(shimRecord{Version: protocolVersion, PID: os.Getpid(), StartTime: self.StartTime})
-	if err := writeFileAtomic(o.dir, shimFileName, rec, false); err != nil {
+	if err := writeFileAtomic(o.dir, shimFileName, rec); err != nil {
 		return nil, fmt.Errorf("write %s: %w", shimFileName, err)
 	}
 
@@ -359,6 +359,11 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 	s.exit, s.reason = rec, reason
 	s.mu.Unlock()
 	close(s.done)
+	if rec != nil {
+		if err := syncExitFile(s.o.dir); err != nil {
+			log.Error("make the exit record durable", "err", err)
+		}
+	}
 	// The shim created the container, so it owns its teardown; the daemon's
 	// Cleanup waits for the shim to exit and repeats it idempotently in case
 	// this fails.

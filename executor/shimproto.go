@@ -92,9 +92,10 @@ import (
 //	shim.json  the shim's own identity, written before the container is
 //	           created, so the container can be removed without the daemon's
 //	           handle: {"version":2,"pid":100,"start_time":400}
-//	exit.json  how the init ended, written durably (fsync, rename, fsync) by
-//	           the shim before it tells anyone, naming the shim that wrote it
-//	           so that it is never taken for the exit of another run:
+//	exit.json  how the init ended, written atomically (rename) by the shim
+//	           before it tells anyone and made durable (fsync of the file and
+//	           its directory) right after, naming the shim that wrote it so
+//	           that it is never taken for the exit of another run:
 //	           {"version":2,"exec_id":"","exit_code":137,"signal":"SIGKILL",
 //	            "finished_at":"...","shim_pid":100,"shim_start_time":400}
 
