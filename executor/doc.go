@@ -13,7 +13,7 @@
 //
 //	<Dir>/containers/<id>/shim.json      the shim's own pid and start time (for Remove without a handle)
 //	<Dir>/containers/<id>/shim.sock      the shim's socket (newline-delimited JSON)
-//	<Dir>/containers/<id>/exit.json      exit code, written by the shim before it tells anyone, fsynced right after
+//	<Dir>/containers/<id>/exit.json      exit code, written by the shim before it tells anyone
 //	<Dir>/containers/<id>/container.log  the container's stdout and stderr (kept until Remove)
 //	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
 //	<Dir>/runtime/<id>/                  libcontainer state

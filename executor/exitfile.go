@@ -10,12 +10,12 @@ import (
 
 // writeExitFile writes r as exit.json, atomically: the shim writes it
 // before telling anyone the container exited, so the code survives a daemon
-// that was not listening, and a shim that dies after it told. It is made
-// durable by syncExitFile, which the shim calls right after it told the
-// waiters: their own record of the exit (the daemon's journal) is durable
-// before anyone sees it, so the two fsyncs need not delay them. Only a
-// machine crash in between can lose the file; recovery then reports the
-// exit code as unknown, never a wrong one.
+// that was not listening, and a shim that dies after it told. It does not
+// fsync: a waiter that gets the code (the daemon) makes its own record of
+// the exit durable before any client sees it, so the shim makes the file
+// durable (syncExitFile) only when it told nobody. A machine crash between
+// telling the daemon and the daemon's journal commit loses both; recovery
+// then reports the exit code as unknown, never a wrong one.
 func writeExitFile(dir string, r exitRecord) error {
 	r.Version = protocolVersion
 	data, err := json.Marshal(r)

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -202,6 +204,7 @@ type shim struct {
 	timings       startTimings
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
+	told atomic.Bool   // someone was sent the exit code
 
 	mu      sync.Mutex
 	exit    *exitRecord // nil until exited, and when the status could not be read
@@ -359,16 +362,22 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 	s.exit, s.reason = rec, reason
 	s.mu.Unlock()
 	close(s.done)
-	if rec != nil {
-		if err := syncExitFile(s.o.dir); err != nil {
-			log.Error("make the exit record durable", "err", err)
-		}
-	}
+	// With one P, the waiters just woken would otherwise answer only when
+	// this goroutine blocks.
+	runtime.Gosched()
 	// The shim created the container, so it owns its teardown; the daemon's
 	// Cleanup waits for the shim to exit and repeats it idempotently in case
 	// this fails.
 	if err := destroyContainer(s.o); err != nil {
 		log.Error("destroy container", "err", err)
+	}
+	// A waiter that got the code records it durably itself (the daemon's
+	// journal); the record on disk must survive a machine crash only when
+	// nobody got it, e.g. while the daemon is down.
+	if rec != nil && !s.told.Load() {
+		if err := syncExitFile(s.o.dir); err != nil {
+			log.Error("make the exit record durable", "err", err)
+		}
 	}
 	s.shutdown()
 	if rec == nil {
@@ -456,6 +465,9 @@ func (s *shim) handle(conn *net.UnixConn) {
 		out, _ := json.Marshal(resp)
 		if _, err := conn.Write(append(out, '\n')); err != nil {
 			return
+		}
+		if resp.Status == statusExited && resp.ExitCode != nil {
+			s.told.Store(true)
 		}
 	}
 }

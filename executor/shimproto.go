@@ -93,9 +93,11 @@ import (
 //	           created, so the container can be removed without the daemon's
 //	           handle: {"version":2,"pid":100,"start_time":400}
 //	exit.json  how the init ended, written atomically (rename) by the shim
-//	           before it tells anyone and made durable (fsync of the file and
-//	           its directory) right after, naming the shim that wrote it so
-//	           that it is never taken for the exit of another run:
+//	           before it tells anyone, and made durable (fsync of the file
+//	           and its directory) before the shim exits if it told nobody
+//	           (a waiter that was told keeps its own durable record), naming
+//	           the shim that wrote it so that it is never taken for the exit
+//	           of another run:
 //	           {"version":2,"exec_id":"","exit_code":137,"signal":"SIGKILL",
 //	            "finished_at":"...","shim_pid":100,"shim_start_time":400}
 
