@@ -38,7 +38,10 @@ type Executor struct {
 	mounts  cgroupMounts
 	shimBin string
 	shimExe *os.File // sealed copy of shimBin, see shimexe.go
-	warm    *warmer  // see cgroupwarm.go
+	// stub identifies shimExe, the init stub of our containers, in
+	// /proc/<pid>/exe (see execwait.go); nil if it could not be read.
+	stub os.FileInfo
+	warm *warmer // see cgroupwarm.go
 
 	exeMu     sync.RWMutex // guards shimExe against Close
 	exeClosed bool
@@ -100,6 +103,7 @@ func New(cfg Config) (*Executor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Executor{cfg: cfg, log: log, mounts: mounts, shimBin: bin, shimExe: exe, warm: &warmer{procs: mounts.selfFreezerProcs()}}
+	e.stub, _ = exe.Stat()
 	go e.refillStandby()
 	return e, nil
 }

@@ -161,12 +161,9 @@ func reportReady(ctl *os.File, m readyMessage) {
 	_ = ctl.Close()
 }
 
-// ready waits until the container's init runs the user's command and tells
-// the daemon.
+// ready tells the daemon that the container's init was let go: it is
+// about to exec the user's command (see execwait.go).
 func (s *shim) ready(ctl *os.File) {
-	began := time.Now()
-	waitExec(s.pid)
-	s.timings.ExecWaitUS = time.Since(began).Microseconds()
 	reportReady(ctl, readyMessage{PID: s.pid, StartTime: s.startTime, Timings: &s.timings})
 }
 

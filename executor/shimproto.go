@@ -43,10 +43,11 @@ import (
 //	  {"version":2,"spec":{"ID":"<id>","Rootfs":"/...","Args":["sh"],"Env":[...],"Hostname":"..."},
 //	   "dir":"<Dir>/containers/<id>","runtime":"<Dir>/runtime","cgroup_parent":"cairn"}
 //	shim -> daemon  ready: the container's init identity, once libcontainer's
-//	  Run has returned and the init has exec'd the user's command (or
-//	  execWaitLimit passed, see execwait.go):
+//	  Run has returned, the init about to exec the user's command (earlier
+//	  shims waited for that exec; the executor's Signal waits for it, see
+//	  execwait.go):
 //	  {"version":2,"pid":123,"start_time":456,
-//	   "timings":{"prepare_us":300,"create_us":200,"start_us":9000,"exec_us":400,"exec_wait_us":100}}
+//	   "timings":{"prepare_us":300,"create_us":200,"start_us":9000,"exec_us":400}}
 //	  or why it could not start (the shim has undone everything and exits 1):
 //	  {"version":2,"error":"...","error_kind":"command_not_found"}
 //
@@ -54,8 +55,7 @@ import (
 // and never decides anything on it) is how long the shim's steps took, in
 // microseconds: preparing the container's files and configuration,
 // libcontainer's Create, its Start (cgroups, namespaces, the init up to its
-// exec fifo), its Exec (the fifo) and waiting for the init to exec the
-// user's command.
+// exec fifo) and its Exec (the fifo).
 //
 // Ready error kinds (readyError* below; classified in startfail.go): "" another failure;
 // "command_not_found": the command does not exist in the container
@@ -155,11 +155,10 @@ type readyMessage struct {
 
 // startTimings are the durations of a shim's start steps, in microseconds.
 type startTimings struct {
-	PrepareUS  int64 `json:"prepare_us"`
-	CreateUS   int64 `json:"create_us"`
-	StartUS    int64 `json:"start_us"`
-	ExecUS     int64 `json:"exec_us"`
-	ExecWaitUS int64 `json:"exec_wait_us"`
+	PrepareUS int64 `json:"prepare_us"`
+	CreateUS  int64 `json:"create_us"`
+	StartUS   int64 `json:"start_us"`
+	ExecUS    int64 `json:"exec_us"`
 }
 
 // startError is the error a failed ready message stands for, with the

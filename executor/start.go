@@ -80,7 +80,7 @@ func (tr *startTrace) log(log *slog.Logger, id string) {
 	if t := tr.shim; t != nil {
 		us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
 		attrs = append(attrs, "shim_prepare", us(t.PrepareUS), "lc_create", us(t.CreateUS), "lc_start", us(t.StartUS),
-			"lc_exec", us(t.ExecUS), "exec_wait", us(t.ExecWaitUS))
+			"lc_exec", us(t.ExecUS))
 	}
 	log.Debug("container started", attrs...)
 }

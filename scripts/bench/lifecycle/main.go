@@ -148,7 +148,7 @@ type cliRun struct {
 // parts of the phase before them.
 var phaseOrder = []string{
 	"cli→create", "create", "→start intent", "start intent+mount",
-	"executor start", ".prepare", ".take+assign", ".shim prepare", ".lc create", ".lc start", ".lc exec", ".exec wait",
+	"executor start", ".prepare", ".take+assign", ".shim prepare", ".lc create", ".lc start", ".lc exec",
 	"→start done", "container runs", "exit→daemon", ".shim→executor", "exit transition", ".cleanup", "→remove", "remove", ".executor remove", "→cli exit",
 	"TOTAL",
 }
@@ -184,7 +184,6 @@ func phases(r cliRun, rec map[string]time.Time, dbg map[string]map[string]time.D
 		p[".lc create"] = s["lc_create"]
 		p[".lc start"] = s["lc_start"]
 		p[".lc exec"] = s["lc_exec"]
-		p[".exec wait"] = s["exec_wait"]
 		// The journal's "assigned" (the handle's StartedAt) is taken as the
 		// shim is handed the container, after prepare and take_shim: what
 		// follows it until start DONE, less the shim's part, is the
