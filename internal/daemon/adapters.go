@@ -77,7 +77,6 @@ func (r runtime) OpenLog(id string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
 }
 
-
 // layers adapts the layer store to the driver's Layers and Mounter.
 type layers struct{ store *layer.Store }
 
