@@ -3,11 +3,14 @@
 // per-container shim process that parents the container, keeps its exit code
 // and answers on a unix socket.
 //
-// A container is started by a shim (the daemon binary re-executed as
-// `<bin> shim ...`) in its own session, so the container and its exit code
-// survive a daemon restart. The daemon persists the returned Process handle
-// and later reattaches, waits, signals or cleans up using only that handle and
-// the files under Config.Dir.
+// A container is started by a shim (Config.ShimBinary, cairn-shim or the
+// cairn CLI, run from a sealed copy as `<bin> shim ...`) in its own session,
+// so the container and its exit code survive a daemon restart; a shim whose
+// container keeps running re-executes itself into a smaller process for the
+// wait (idle.go). The daemon persists the returned Process handle and later
+// reattaches, waits, signals or cleans up using only that handle and the
+// files under Config.Dir. Start, Wait, Cleanup and Remove log their steps'
+// timings at debug level to Config.Logger.
 //
 // On disk, for container <id>:
 //
