@@ -201,7 +201,7 @@ type shim struct {
 	timings       startTimings
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
-	told atomic.Bool   // someone was sent the exit code
+	told atomic.Bool   // a waiter (the daemon's wait) was sent the exit code
 
 	mu      sync.Mutex
 	exit    *exitRecord // nil until exited, and when the status could not be read
@@ -463,7 +463,7 @@ func (s *shim) handle(conn *net.UnixConn) {
 		if _, err := conn.Write(append(out, '\n')); err != nil {
 			return
 		}
-		if resp.Status == statusExited && resp.ExitCode != nil {
+		if resp.waited && resp.ExitCode != nil {
 			s.told.Store(true)
 		}
 	}
@@ -489,7 +489,9 @@ func (s *shim) answer(line []byte) shimResponse {
 		return s.state()
 	case opWait:
 		<-s.done
-		return s.state()
+		resp := s.state()
+		resp.waited = true
+		return resp
 	}
 	return shimResponse{Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
 }

@@ -193,6 +193,9 @@ type shimResponse struct {
 	// Reason is set for an exited process whose status the shim could not
 	// read (ExitCode nil).
 	Reason string `json:"reason,omitempty"`
+
+	// waited marks, inside the shim, the answer to a wait request.
+	waited bool
 }
 
 // shimRecord is shim.json.
