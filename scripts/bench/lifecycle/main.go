@@ -11,7 +11,8 @@
 // record times (`cairn history`) and the executor's debug timings (the
 // daemon log), and prints each phase's median, p90, p99 and max, and for
 // every run slower than -slow times the median, its phases against the
-// median ones. Everything it started is stopped and removed at the end.
+// median ones. Everything it started is stopped and removed at the end,
+// also on SIGINT or SIGTERM.
 //
 // Phases, in order: the CLI until the create intent; create; the Run's gap
 // to the start intent; start intent (fsync) and rootfs mount until the
@@ -32,10 +33,12 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,18 +51,61 @@ func main() {
 	withRunc := flag.Bool("runc", false, "interleave `runc run` of the same rootfs, for reference")
 	slow := flag.Float64("slow", 1.5, "break down the runs slower than this times the median")
 	flag.Parse()
-	if err := run(*n, *bin, *withRunc, *slow); err != nil {
+	// A reader that goes away (| head) must not kill the tool before it
+	// has cleaned up: writes then just fail.
+	signal.Ignore(syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cleanup.run()
+		os.Exit(130)
+	}()
+	err := run(*n, *bin, *withRunc, *slow)
+	if cerr := cleanup.run(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "lifecycle:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, bin string, withRunc bool, slow float64) (err error) {
+// cleanups undoes, newest first and once, what the tool set up.
+type cleanups struct {
+	mu   sync.Mutex
+	fns  []func() error
+	done bool
+}
+
+var cleanup cleanups
+
+func (c *cleanups) add(fn func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = append(c.fns, fn)
+}
+
+func (c *cleanups) run() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return nil
+	}
+	c.done = true
+	var errs []error
+	for i := len(c.fns) - 1; i >= 0; i-- {
+		errs = append(errs, c.fns[i]())
+	}
+	return errors.Join(errs...)
+}
+
+func run(n int, bin string, withRunc bool, slow float64) error {
 	tmp, err := os.MkdirTemp("", "cairn-lifecycle-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	cleanup.add(func() error { return os.RemoveAll(tmp) })
 	if bin == "" {
 		bin = filepath.Join(tmp, "bin")
 		build := exec.Command("go", "build", "-o", bin+"/", "./cmd/cairnd", "./cmd/cairn", "./cmd/cairn-shim")
@@ -76,7 +122,6 @@ func run(n int, bin string, withRunc bool, slow float64) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, d.stop()) }()
 	if out, err := d.cli("image", "import", tar, "busybox"); err != nil {
 		return fmt.Errorf("import: %w\n%s", err, out)
 	}
@@ -250,12 +295,12 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // daemon is the scratch cairnd.
 type daemon struct {
-	dir, bin, socket string
-	cmd              *exec.Cmd
+	dir, bin, socket, cgroupParent string
+	cmd                            *exec.Cmd
 }
 
 func startDaemon(dir, bin string) (*daemon, error) {
-	d := &daemon{dir: dir, bin: bin, socket: filepath.Join(dir, "cairn.sock")}
+	d := &daemon{dir: dir, bin: bin, socket: filepath.Join(dir, "cairn.sock"), cgroupParent: filepath.Base(dir)}
 	logf, err := os.Create(filepath.Join(dir, "cairnd.log"))
 	if err != nil {
 		return nil, err
@@ -266,11 +311,12 @@ func startDaemon(dir, bin string) (*daemon, error) {
 		shim = filepath.Join(bin, "cairn")
 	}
 	d.cmd = exec.Command(filepath.Join(bin, "cairnd"), "--root", filepath.Join(dir, "root"), "--socket", d.socket,
-		"--shim", shim, "--cgroup-parent", "cairn-lifecycle-"+filepath.Base(dir), "--metrics-addr", "", "--log-level", "debug")
+		"--shim", shim, "--cgroup-parent", d.cgroupParent, "--metrics-addr", "", "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
+	cleanup.add(d.stop)
 	for range 300 {
 		if _, err := d.cli("image", "ls"); err == nil {
 			return d, nil
@@ -284,14 +330,41 @@ func (d *daemon) cli(args ...string) ([]byte, error) {
 	return exec.Command(filepath.Join(d.bin, "cairn"), append([]string{"--socket", d.socket}, args...)...).CombinedOutput()
 }
 
-// stop stops cairnd; every run removed its container, and the standby
-// shim goes with the daemon.
+// stop removes any container left (a run cut short), stops cairnd (the
+// standby shim goes with it) and removes the cgroup parent it leaves in
+// every hierarchy.
 func (d *daemon) stop() error {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return nil
 	}
+	if out, err := d.cli("ps", "-a", "--format", "json"); err == nil {
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			var c struct{ ID string }
+			if json.Unmarshal(sc.Bytes(), &c) == nil && c.ID != "" {
+				_, _ = d.cli("rm", "-f", c.ID)
+			}
+		}
+	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	return d.cmd.Wait()
+	err := d.cmd.Wait()
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", d.cgroupParent))
+	for _, dir := range dirs {
+		// Sub-cgroups first: rmdir removes only empty cgroups.
+		var sub []string
+		_ = filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				sub = append(sub, path)
+			}
+			return nil
+		})
+		for i := len(sub) - 1; i >= 0; i-- {
+			if rerr := syscall.Rmdir(sub[i]); rerr != nil && !errors.Is(rerr, syscall.ENOENT) {
+				err = errors.Join(err, fmt.Errorf("rmdir %s: %w", sub[i], rerr))
+			}
+		}
+	}
+	return err
 }
 
 // history returns, per container, when each of its records was appended
@@ -421,6 +494,14 @@ func runcRunner(dir, tar string) (func(int) error, error) {
 		return nil, err
 	}
 	root := filepath.Join(dir, "runc")
+	cleanup.add(func() error {
+		// A run cut short by a signal may leave its container.
+		out, _ := exec.Command(runc, "--root", root, "list", "-q").Output()
+		for _, id := range strings.Fields(string(out)) {
+			_ = exec.Command(runc, "--root", root, "delete", "-f", id).Run()
+		}
+		return nil
+	})
 	return func(i int) error {
 		if out, err := exec.Command(runc, "--root", root, "run", "--bundle", bundle, fmt.Sprintf("lifecycle-%d", i)).CombinedOutput(); err != nil {
 			return fmt.Errorf("runc run: %w\n%s", err, out)
