@@ -38,19 +38,24 @@ func (e *Executor) Cleanup(id string, p Process) error {
 	if procstat.Alive(p.PID, p.StartTime) {
 		return fmt.Errorf("cleanup %s: process %d still running: %w", id, p.PID, errdefs.ErrFailedPrecondition)
 	}
+	began := time.Now()
 	var errs []error
 	if err := stopShim(p.ShimPID, p.ShimStartTime); err != nil {
 		errs = append(errs, err)
 	}
+	shimGone := time.Now()
 	if err := e.destroy(id); err != nil {
 		errs = append(errs, err)
 	}
+	destroyed := time.Now()
 	dir := e.containerDir(id)
 	for _, name := range []string{socketName, shimFileName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
+	e.log.Debug("container cleaned up", "container", id, "total", time.Since(began),
+		"shim_exit", shimGone.Sub(began), "destroy", destroyed.Sub(shimGone))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cleanup %s: %w", id, err)
 	}
@@ -63,10 +68,12 @@ func (e *Executor) Remove(id string) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
+	began := time.Now()
 	var errs []error
 	if err := e.killInit(id); err != nil {
 		errs = append(errs, err)
 	}
+	killed := time.Now()
 	if rec, ok, err := readShimRecord(e.containerDir(id)); err != nil {
 		errs = append(errs, err)
 	} else if ok {
@@ -74,12 +81,16 @@ func (e *Executor) Remove(id string) error {
 			errs = append(errs, err)
 		}
 	}
+	shimGone := time.Now()
 	if err := e.destroy(id); err != nil {
 		errs = append(errs, err)
 	}
+	destroyed := time.Now()
 	if err := os.RemoveAll(e.containerDir(id)); err != nil {
 		errs = append(errs, err)
 	}
+	e.log.Debug("container removed", "container", id, "total", time.Since(began), "kill", killed.Sub(began),
+		"shim_exit", shimGone.Sub(killed), "destroy", destroyed.Sub(shimGone), "files", time.Since(destroyed))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

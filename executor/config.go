@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -23,6 +24,9 @@ type Config struct {
 	// CgroupParent is the cgroup v1 path prefix: a container's cgroup is
 	// /<CgroupParent>/<id> in every controller. Default: "cairn".
 	CgroupParent string
+	// Logger receives debug-level timings of each start and teardown, for
+	// finding where a slow one spent its time; nil discards them.
+	Logger *slog.Logger
 }
 
 // Executor runs containers under shims and acts on them. It holds no
@@ -30,11 +34,14 @@ type Config struct {
 // Process handle, so a new Executor (a restarted daemon) can take over.
 type Executor struct {
 	cfg     Config
+	log     *slog.Logger
 	mounts  cgroupMounts
 	shimBin string
 	shimExe *os.File // sealed copy of shimBin, see shimexe.go
-	// selfProcs is our own freezer cgroup.procs, see cgroupwarm.go.
-	selfProcs string
+	// stub identifies shimExe, the init stub of our containers, in
+	// /proc/<pid>/exe (see execwait.go); nil if it could not be read.
+	stub os.FileInfo
+	warm *warmer // see cgroupwarm.go
 
 	exeMu     sync.RWMutex // guards shimExe against Close
 	exeClosed bool
@@ -91,7 +98,12 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
-	e := &Executor{cfg: cfg, mounts: mounts, shimBin: bin, shimExe: exe, selfProcs: mounts.selfFreezerProcs()}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Executor{cfg: cfg, log: log, mounts: mounts, shimBin: bin, shimExe: exe, warm: &warmer{procs: mounts.selfFreezerProcs()}}
+	e.stub, _ = exe.Stat()
 	go e.refillStandby()
 	return e, nil
 }

@@ -33,6 +33,9 @@ func (e *Executor) Signal(id string, p Process, sig unix.Signal) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
+	if catchable(sig) {
+		e.waitExec(p.PID) // see execwait.go
+	}
 	c, err := libcontainer.Load(e.runtimeRoot(), id)
 	if err != nil {
 		if err := e.signalByPidfd(id, p, sig); err != nil {

@@ -3,17 +3,20 @@
 // per-container shim process that parents the container, keeps its exit code
 // and answers on a unix socket.
 //
-// A container is started by a shim (the daemon binary re-executed as
-// `<bin> shim ...`) in its own session, so the container and its exit code
-// survive a daemon restart. The daemon persists the returned Process handle
-// and later reattaches, waits, signals or cleans up using only that handle and
-// the files under Config.Dir.
+// A container is started by a shim (Config.ShimBinary, cairn-shim or the
+// cairn CLI, run from a sealed copy as `<bin> shim ...`) in its own session,
+// so the container and its exit code survive a daemon restart; a shim whose
+// container keeps running re-executes itself into a smaller process for the
+// wait (idle.go). The daemon persists the returned Process handle and later
+// reattaches, waits, signals or cleans up using only that handle and the
+// files under Config.Dir. Start, Wait, Cleanup and Remove log their steps'
+// timings at debug level to Config.Logger.
 //
 // On disk, for container <id>:
 //
 //	<Dir>/containers/<id>/shim.json      the shim's own pid and start time (for Remove without a handle)
 //	<Dir>/containers/<id>/shim.sock      the shim's socket (newline-delimited JSON)
-//	<Dir>/containers/<id>/exit.json      exit code, written durably by the shim before it tells anyone
+//	<Dir>/containers/<id>/exit.json      exit code, written by the shim before it tells anyone
 //	<Dir>/containers/<id>/container.log  the container's stdout and stderr (kept until Remove)
 //	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
 //	<Dir>/runtime/<id>/                  libcontainer state

@@ -523,3 +523,31 @@ func TestShim_RefusesAnAssignmentOfANewerVersion(t *testing.T) {
 	<-sp.exited
 	assertNothingLeft(t, env, "newer")
 }
+
+// A SIGTERM sent the moment Start returns must reach the user's command,
+// not the init stub still about to exec it (whose Go runtime would end the
+// container with status 2). busybox sleep as a PID namespace's init ignores
+// SIGTERM, so the container must keep running.
+func TestSignal_RightAfterStartWaitsForTheExec(t *testing.T) {
+	env := newTestEnv(t)
+	for i := range 10 {
+		id := "early-" + strconv.Itoa(i)
+		p := env.start(id, "sleep", "100")
+		if err := env.ex.Signal(id, p, unix.SIGTERM); err != nil {
+			t.Fatalf("SIGTERM right after the start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if !procstat.Alive(p.PID, p.StartTime) {
+			t.Fatalf("run %d: SIGTERM right after the start ended the container (%s): it met the init stub", i, codeOf(env.wait(env.ex, id, p)))
+		}
+		if err := env.ex.Signal(id, p, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if x := env.wait(env.ex, id, p); x.Code == nil || *x.Code != 137 {
+			t.Fatalf("run %d: exit = %s, want 137", i, codeOf(x))
+		}
+		if err := env.ex.Cleanup(id, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -8,16 +8,37 @@ import (
 	"path/filepath"
 )
 
-// writeExitFile writes r as exit.json, durably: the shim writes it before
-// telling anyone the container exited, so the code survives a daemon that
-// was not listening and a machine that crashed right after.
+// writeExitFile writes r as exit.json, atomically: the shim writes it
+// before telling anyone the container exited, so the code survives a daemon
+// that was not listening, and a shim that dies after it told. It does not
+// fsync: a waiter that gets the code (the daemon) makes its own record of
+// the exit durable before any client sees it, so the shim makes the file
+// durable (syncExitFile) only when it told nobody. A machine crash between
+// telling the daemon and the daemon's journal commit loses both; recovery
+// then reports the exit code as unknown, never a wrong one.
 func writeExitFile(dir string, r exitRecord) error {
 	r.Version = protocolVersion
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, exitFileName, data, true)
+	return writeFileAtomic(dir, exitFileName, data)
+}
+
+// syncExitFile makes exit.json in dir, and its name, durable.
+func syncExitFile(dir string) error {
+	for _, path := range []string{filepath.Join(dir, exitFileName), dir} {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // readExitFile returns the init's exit record in dir written for process p;
@@ -41,9 +62,9 @@ func readExitFile(dir string, p Process) (rec exitRecord, ok bool, err error) {
 }
 
 // writeFileAtomic replaces dir/name with data so that readers see either the
-// old or the new content, never a torn file. With durable, the data and the
-// rename are fsynced, so the file survives a crash once this returns.
-func writeFileAtomic(dir, name string, data []byte, durable bool) (retErr error) {
+// old or the new content, never a torn file. It does not fsync (see
+// syncExitFile).
+func writeFileAtomic(dir, name string, data []byte) (retErr error) {
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp-")
 	if err != nil {
 		return err
@@ -57,27 +78,8 @@ func writeFileAtomic(dir, name string, data []byte, durable bool) (retErr error)
 	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	if !durable {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }

@@ -54,7 +54,7 @@ func TestExitFile_Corrupt(t *testing.T) {
 func TestWriteFileAtomic_Replaces(t *testing.T) {
 	dir := t.TempDir()
 	for _, content := range []string{"one", "two"} {
-		if err := writeFileAtomic(dir, "f", []byte(content), false); err != nil {
+		if err := writeFileAtomic(dir, "f", []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,5 +143,18 @@ func TestShimRecord_Versions(t *testing.T) {
 	}
 	if err := e.checkNotRunning("newer"); !errors.Is(err, errProtocolTooNew) {
 		t.Errorf("checkNotRunning over a version 3 shim.json: %v", err)
+	}
+}
+
+func TestSyncExitFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syncExitFile(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("sync without a record = %v, want ErrNotExist", err)
+	}
+	if err := writeExitFile(dir, exitRecord{ExitCode: 1, ShimPID: 9, ShimStartTime: 90}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncExitFile(dir); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"os"
+	"runtime"
 
 	// Without the devices manager registered, libcontainer refuses to run
 	// with "cgroup manager is not configured to set device rules".
@@ -20,5 +21,17 @@ import (
 func MaybeInit() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init() // never returns
+	}
+}
+
+func init() {
+	// A shim re-executes itself (see idle.go), and must do so from the
+	// main thread: an execve(2) from another thread replaces the thread
+	// group's leader, and meanwhile the kernel reports the process as
+	// exited to pidfd pollers, such as the daemon waiting for its shim.
+	// Package initialisation runs on the main thread; locking it here keeps
+	// main, and so RunShim, there.
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		runtime.LockOSThread()
 	}
 }

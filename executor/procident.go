@@ -32,10 +32,24 @@ func waitProcessGone(ctx context.Context, pid int, startTime uint64) error {
 	defer unix.Close(pidfd)
 	// Checked after opening the pidfd: if the start time still matches now,
 	// the pidfd refers to the recorded process and not a PID-reusing successor.
-	if !procstat.Alive(pid, startTime) {
-		return nil
+	for procstat.Alive(pid, startTime) {
+		if err := pollUntilReadable(ctx, pidfd); err != nil {
+			return err
+		}
+		if !procstat.Alive(pid, startTime) {
+			break
+		}
+		// A pidfd also turns readable, for a moment, while a
+		// multi-threaded process execs from a thread other than its leader;
+		// the process is still there. (Shims exec from their leader, see
+		// init.go, but the process waited for may be anything.)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
 	}
-	return pollUntilReadable(ctx, pidfd)
+	return nil
 }
 
 // pollUntilReadable waits for fd to become readable or ctx to end. A

@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -27,9 +28,10 @@ import (
 // control socket on fd 3: the shim prepares itself, waits there for the
 // container it is to run, creates and runs it, reports readiness on the same
 // socket, serves its own socket, waits for the container's init, records
-// its exit and destroys the container, then exits the process. A shim whose
-// control socket closes before it got a container just exits. RunShim
-// returns only for bad arguments.
+// its exit and destroys the container, then exits the process. A container
+// that keeps running has its shim re-execute itself into a smaller process
+// for the long wait (see idle.go). A shim whose control socket closes before
+// it got a container just exits. RunShim returns only for bad arguments.
 //
 // The shim runs in its own session (the daemon starts it with setsid), is a
 // child subreaper so the container's init stays its child whatever
@@ -38,6 +40,9 @@ import (
 func RunShim(args []string) error {
 	if _, err := parseShimArgs(args); err != nil {
 		return err
+	}
+	if state, ok := os.LookupEnv(idleStateEnv); ok {
+		os.Exit(runIdle(state))
 	}
 	ctl := controlSocket()
 	if ctl == nil {
@@ -110,11 +115,8 @@ func runShim(ctl *os.File) int {
 	if err := json.NewDecoder(ctl).Decode(&raw); err != nil {
 		return 0 // the daemon closed a shim it did not need
 	}
-	report := func(m readyMessage) {
-		m.Version = protocolVersion
-		_ = json.NewEncoder(ctl).Encode(m)
-		_ = ctl.Close()
-	}
+	assigned := time.Now()
+	report := func(m readyMessage) { reportReady(ctl, m) }
 	var a assignment
 	var o shimOptions
 	err := decodeMessage("assignment", raw, &a)
@@ -137,7 +139,7 @@ func runShim(ctl *os.File) int {
 		log.Warn("the OOM killer may pick this shim (and lose the exit code): could not lower oom_score_adj", "err", oomErr)
 	}
 
-	s, err := startContainer(o, a.Spec)
+	s, err := startContainer(o, a.Spec, assigned)
 	if err != nil {
 		log.Error("start container", "err", err)
 		command := ""
@@ -148,8 +150,21 @@ func runShim(ctl *os.File) int {
 		report(readyMessage{Error: msg, ErrorKind: kind})
 		return 1
 	}
-	report(readyMessage{PID: s.pid, StartTime: s.startTime})
-	return s.serve(log)
+	s.ready(ctl)
+	return s.serve(log, false)
+}
+
+// reportReady writes the ready message and closes the control socket.
+func reportReady(ctl *os.File, m readyMessage) {
+	m.Version = protocolVersion
+	_ = json.NewEncoder(ctl).Encode(m)
+	_ = ctl.Close()
+}
+
+// ready tells the daemon that the container's init was let go: it is
+// about to exec the user's command (see execwait.go).
+func (s *shim) ready(ctl *os.File) {
+	reportReady(ctl, readyMessage{PID: s.pid, StartTime: s.startTime, Timings: &s.timings})
 }
 
 // prepareShimProcess does what does not depend on the container, while the
@@ -177,16 +192,16 @@ func redirectStderr(path string) {
 // shim is a running container and the state of its socket server.
 type shim struct {
 	o         shimOptions
-	container *libcontainer.Container
-	proc      *libcontainer.Process
-	ln        *net.UnixListener
-	pid       int
+	ln        *net.UnixListener // nil when it could not be taken over (see idle.go)
+	pid       int               // the container's init, this process's child
 	startTime uint64
 	// shimStartTime is this shim's own start time, written into the exit
 	// record with its PID to say whose exit it is.
 	shimStartTime uint64
+	timings       startTimings
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
+	told atomic.Bool   // a waiter (the daemon's wait) was sent the exit code
 
 	mu      sync.Mutex
 	exit    *exitRecord // nil until exited, and when the status could not be read
@@ -196,13 +211,15 @@ type shim struct {
 	wg      sync.WaitGroup
 }
 
-func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
+// startContainer creates and runs the container; assigned is when the shim
+// got it, the start of its timings.
+func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retErr error) {
 	self, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
 	rec, _ := json.Marshal(shimRecord{Version: protocolVersion, PID: os.Getpid(), StartTime: self.StartTime})
-	if err := writeFileAtomic(o.dir, shimFileName, rec, false); err != nil {
+	if err := writeFileAtomic(o.dir, shimFileName, rec); err != nil {
 		return nil, fmt.Errorf("write %s: %w", shimFileName, err)
 	}
 
@@ -224,10 +241,12 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 		}
 	}()
 
+	prepared := time.Now()
 	c, err := libcontainer.Create(o.runtime, o.id, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	created := time.Now()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		_ = c.Destroy()
@@ -242,46 +261,87 @@ func startContainer(o shimOptions, spec Spec) (_ *shim, retErr error) {
 	defer logf.Close()
 
 	p := containerProcess(spec, devnull, logf)
-	if err := c.Run(p); err != nil {
+	// Start then Exec is what Run does, split here to time them apart.
+	err = c.Start(p)
+	started := time.Now()
+	if err == nil {
+		err = c.Exec()
+	}
+	if err != nil {
 		if derr := c.Destroy(); derr != nil {
 			err = fmt.Errorf("%w (destroy: %w)", err, derr)
 		}
 		return nil, fmt.Errorf("run container: %w", err)
 	}
+	execed := time.Now()
 	pid, err := p.Pid()
 	if err != nil {
 		return nil, err
 	}
-	waitExec(pid)
+	timings := startTimings{
+		PrepareUS: prepared.Sub(assigned).Microseconds(),
+		CreateUS:  created.Sub(prepared).Microseconds(),
+		StartUS:   started.Sub(created).Microseconds(),
+		ExecUS:    execed.Sub(started).Microseconds(),
+	}
 	// The init is our unreaped child, so its /proc entry outlives even an
-	// immediate exit and the start time can always be read.
+	// immediate exit and the start time can always be read (an exec does
+	// not change it).
 	st, err := procstat.Read(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
+	return newShim(o, ln, pid, st.StartTime, self.StartTime, timings), nil
+}
+
+func newShim(o shimOptions, ln *net.UnixListener, pid int, startTime, shimStartTime uint64, timings startTimings) *shim {
 	return &shim{
-		o: o, container: c, proc: p, ln: ln, pid: pid, startTime: st.StartTime, shimStartTime: self.StartTime,
+		o: o, ln: ln, pid: pid, startTime: startTime, shimStartTime: shimStartTime, timings: timings,
 		done:  make(chan struct{}),
 		conns: map[*net.UnixConn]struct{}{},
-	}, nil
+	}
 }
 
 // serve answers the socket until the container has exited and everybody
-// waiting was told, and returns the shim's exit status.
-func (s *shim) serve(log *slog.Logger) int {
-	go s.acceptLoop(log)
-	// Creating the container was the memory-hungry part of the shim's life;
-	// give that memory back for the long idle wait. Delayed so that a
-	// short-lived container's exit is not held up by it (and then skipped).
-	shrink := time.AfterFunc(shrinkDelay, shrinkIdleMemory)
-
-	ps, err := s.proc.Wait()
+// waiting was told, and returns the shim's exit status. A container that
+// runs on gets a smaller shim: the shim that started it re-executes itself
+// after reexecDelay (see idle.go), and the re-executed one (reexeced) gives
+// back what memory it can after shrinkDelay (see shimmem.go). Both are
+// delayed so that a short-lived container's exit is not held up by them
+// (and then skipped).
+func (s *shim) serve(log *slog.Logger, reexeced bool) int {
+	if s.ln != nil {
+		go s.acceptLoop(log)
+	}
+	// Waiting without reaping: the re-executed image must still find the
+	// exit to reap, and no exit status may be taken by a thread that the
+	// execve ends.
+	exited := make(chan error, 1)
+	go func() { exited <- waitExited(s.pid) }()
+	delay := reexecDelay
+	if reexeced {
+		delay = shrinkDelay
+	}
+	idle := time.NewTimer(delay)
+	var err error
+	select {
+	case err = <-exited:
+	case <-idle.C:
+		if !reexeced {
+			rerr := s.reexec() // returns only if it could not
+			log.Warn("could not re-execute for the idle wait; waiting in this process", "err", rerr)
+		}
+		shrinkIdleMemory()
+		err = <-exited
+	}
+	idle.Stop()
+	ws, werr := waitChild(s.pid)
 	finished := time.Now()
-	shrink.Stop()
+	err = errors.Join(err, werr)
 	var rec *exitRecord
 	reason := ""
-	if ps != nil {
-		if code, sig, ok := exitFromWaitStatus(ps.Sys().(syscall.WaitStatus)); ok {
+	if err == nil {
+		if code, sig, ok := exitFromWaitStatus(ws); ok {
 			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished, ShimPID: os.Getpid(), ShimStartTime: s.shimStartTime}
 		}
 	}
@@ -299,11 +359,22 @@ func (s *shim) serve(log *slog.Logger) int {
 	s.exit, s.reason = rec, reason
 	s.mu.Unlock()
 	close(s.done)
+	// With one P, the waiters just woken would otherwise answer only when
+	// this goroutine blocks.
+	runtime.Gosched()
 	// The shim created the container, so it owns its teardown; the daemon's
 	// Cleanup waits for the shim to exit and repeats it idempotently in case
 	// this fails.
-	if err := s.container.Destroy(); err != nil {
+	if err := destroyContainer(s.o); err != nil {
 		log.Error("destroy container", "err", err)
+	}
+	// A waiter that got the code records it durably itself (the daemon's
+	// journal); the record on disk must survive a machine crash only when
+	// nobody got it, e.g. while the daemon is down.
+	if rec != nil && !s.told.Load() {
+		if err := syncExitFile(s.o.dir); err != nil {
+			log.Error("make the exit record durable", "err", err)
+		}
 	}
 	s.shutdown()
 	if rec == nil {
@@ -339,8 +410,12 @@ func (s *shim) acceptLoop(log *slog.Logger) {
 	}
 }
 
-// shrinkDelay is how long a container must run before its shim returns the
-// memory of its creation.
+// reexecDelay is how long a container must run before its shim re-executes
+// itself; most `run --rm` jobs are over by then.
+const reexecDelay = time.Second
+
+// shrinkDelay is how long the re-executed shim waits before it returns what
+// memory it can.
 const shrinkDelay = 50 * time.Millisecond
 
 // drainGrace is how long, after the exit, a connection may take to send its
@@ -350,7 +425,9 @@ const drainGrace = 200 * time.Millisecond
 // shutdown stops accepting, lets connected clients get their answers and
 // removes the socket file.
 func (s *shim) shutdown() {
-	_ = s.ln.Close()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
 	_ = os.Remove(filepath.Join(s.o.dir, socketName))
 	s.mu.Lock()
 	s.closing = true
@@ -386,6 +463,9 @@ func (s *shim) handle(conn *net.UnixConn) {
 		if _, err := conn.Write(append(out, '\n')); err != nil {
 			return
 		}
+		if resp.waited && resp.ExitCode != nil {
+			s.told.Store(true)
+		}
 	}
 }
 
@@ -409,7 +489,9 @@ func (s *shim) answer(line []byte) shimResponse {
 		return s.state()
 	case opWait:
 		<-s.done
-		return s.state()
+		resp := s.state()
+		resp.waited = true
+		return resp
 	}
 	return shimResponse{Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
 }

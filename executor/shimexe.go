@@ -1,8 +1,12 @@
 package executor
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,7 +26,9 @@ import (
 //     shims run (CVE-2019-5736), and upgrading the binary on disk does not
 //     change the shims of a running daemon.
 
-// sealedShim copies bin into a sealed memfd.
+// sealedShim copies bin into a sealed memfd: only the part of it that runs
+// (see loadableImage), as a memfd's pages stay resident for the daemon's
+// life.
 func sealedShim(bin, tmpDir string) (*os.File, error) {
 	src, err := os.Open(bin)
 	if err != nil {
@@ -33,11 +39,48 @@ func sealedShim(bin, tmpDir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shim binary: %w", err)
 	}
-	exe, err := exeseal.CloneBinary(src, fi.Size(), "cairn-shim", tmpDir)
+	image, size := io.Reader(src), fi.Size()
+	if r, n, ok := loadableImage(src, fi.Size()); ok {
+		image, size = r, n
+	}
+	exe, err := exeseal.CloneBinary(image, size, "cairn-shim", tmpDir)
 	if err != nil {
 		return nil, fmt.Errorf("seal shim binary %s: %w", bin, err)
 	}
 	return exe, nil
+}
+
+// loadableImage returns the executable bin without what only debuggers
+// read: the bytes after the last segment the loaders map (the symbol table,
+// DWARF and the section headers, about a third of a Go binary), with the
+// ELF header's section header fields cleared to match. The kernel and the
+// dynamic loader read only the program headers and the segments they name;
+// the Go runtime reads nothing of its own file. ok is false when bin is not
+// a 64-bit little-endian ELF file laid out so (segments first, section
+// headers last); it is then sealed whole.
+func loadableImage(bin io.ReaderAt, size int64) (_ io.Reader, _ int64, ok bool) {
+	f, err := elf.NewFile(bin)
+	if err != nil || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+		return nil, 0, false
+	}
+	var header [64]byte // Elf64_Ehdr
+	if _, err := bin.ReadAt(header[:], 0); err != nil {
+		return nil, 0, false
+	}
+	phoff := binary.LittleEndian.Uint64(header[0x20:])
+	shoff := binary.LittleEndian.Uint64(header[0x28:])
+	end := phoff + uint64(len(f.Progs))*uint64(binary.LittleEndian.Uint16(header[0x36:]))
+	for _, p := range f.Progs {
+		end = max(end, p.Off+p.Filesz)
+	}
+	if end <= uint64(len(header)) || end > shoff || end > uint64(size) {
+		return nil, 0, false
+	}
+	binary.LittleEndian.PutUint64(header[0x28:], 0) // e_shoff
+	binary.LittleEndian.PutUint16(header[0x3c:], 0) // e_shnum
+	binary.LittleEndian.PutUint16(header[0x3e:], 0) // e_shstrndx: SHN_UNDEF
+	rest := io.NewSectionReader(bin, int64(len(header)), int64(end)-int64(len(header)))
+	return io.MultiReader(bytes.NewReader(header[:]), rest), int64(end), true
 }
 
 // errClosed is returned by a Start after Close.
@@ -58,6 +101,7 @@ func (e *Executor) startShimProcess(cmd *exec.Cmd) error {
 // Close stops the standby shim and releases the sealed shim binary.
 // Shims running containers keep running, with their own copy.
 func (e *Executor) Close() error {
+	e.warm.stop()
 	e.stopStandby()
 	e.exeMu.Lock()
 	defer e.exeMu.Unlock()

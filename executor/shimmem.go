@@ -11,15 +11,12 @@ import (
 )
 
 // Idle shims are one per container, so their resident memory is the cost of
-// a container at rest. Most of a shim's RSS right after creating the
-// container is not heap but pages of the binary and libc that the creation
-// touched (mapped together with their neighbours by fault-around, and on
-// recent kernels as whole large folios). Waiting for an exit needs only a
-// fraction of that code, so once the container runs the shim returns its
-// free heap and unmaps its read-only file pages; what the idle loop still
-// needs faults back in from the page cache, which the daemon running the
-// same binary keeps warm. Measured with the test binary: ~9.9 MB -> ~5.5-6.5 MB, depending on
-// how the binary's page cache folios fall.
+// a container at rest. Besides its private memory (which re-executing
+// itself cuts, see idle.go) a shim maps pages of its binary and libc that
+// its start touched, together with their neighbours by fault-around.
+// Waiting for an exit needs only a fraction of that code, so the idle shim
+// returns its free heap and unmaps its read-only file pages; what the idle
+// loop still needs faults back in from the sealed binary or the page cache.
 
 // idleMemoryLimit bounds the Go heap of an idle shim; it is far above what
 // one needs (~2 MB), so reaching it means something leaks, and then the GC
@@ -35,8 +32,11 @@ func shrinkIdleMemory() {
 	// pile up.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(idleMemoryLimit)
-	debug.FreeOSMemory()
+	// Dropping the pages reads /proc/self/smaps, whose garbage the
+	// collection that FreeOSMemory runs then takes, too: with periodic GC
+	// off, nothing else would.
 	dropReadOnlyFilePages()
+	debug.FreeOSMemory()
 }
 
 // dropReadOnlyFilePages applies MADV_DONTNEED to the private read-only

@@ -43,11 +43,19 @@ import (
 //	  {"version":2,"spec":{"ID":"<id>","Rootfs":"/...","Args":["sh"],"Env":[...],"Hostname":"..."},
 //	   "dir":"<Dir>/containers/<id>","runtime":"<Dir>/runtime","cgroup_parent":"cairn"}
 //	shim -> daemon  ready: the container's init identity, once libcontainer's
-//	  Run has returned and the init has exec'd the user's command (or
-//	  execWaitLimit passed, see execwait.go):
-//	  {"version":2,"pid":123,"start_time":456}
+//	  Run has returned, the init about to exec the user's command (earlier
+//	  shims waited for that exec; the executor's Signal waits for it, see
+//	  execwait.go):
+//	  {"version":2,"pid":123,"start_time":456,
+//	   "timings":{"prepare_us":300,"create_us":200,"start_us":9000,"exec_us":400}}
 //	  or why it could not start (the shim has undone everything and exits 1):
 //	  {"version":2,"error":"...","error_kind":"command_not_found"}
+//
+// "timings" (optional, for diagnosis only: the daemon logs it at debug level
+// and never decides anything on it) is how long the shim's steps took, in
+// microseconds: preparing the container's files and configuration,
+// libcontainer's Create, its Start (cgroups, namespaces, the init up to its
+// exec fifo) and its Exec (the fifo).
 //
 // Ready error kinds (readyError* below; classified in startfail.go): "" another failure;
 // "command_not_found": the command does not exist in the container
@@ -84,9 +92,12 @@ import (
 //	shim.json  the shim's own identity, written before the container is
 //	           created, so the container can be removed without the daemon's
 //	           handle: {"version":2,"pid":100,"start_time":400}
-//	exit.json  how the init ended, written durably (fsync, rename, fsync) by
-//	           the shim before it tells anyone, naming the shim that wrote it
-//	           so that it is never taken for the exit of another run:
+//	exit.json  how the init ended, written atomically (rename) by the shim
+//	           before it tells anyone, and made durable (fsync of the file
+//	           and its directory) before the shim exits if it told nobody
+//	           (a waiter that was told keeps its own durable record), naming
+//	           the shim that wrote it so that it is never taken for the exit
+//	           of another run:
 //	           {"version":2,"exec_id":"","exit_code":137,"signal":"SIGKILL",
 //	            "finished_at":"...","shim_pid":100,"shim_start_time":400}
 
@@ -138,6 +149,16 @@ type readyMessage struct {
 	StartTime uint64 `json:"start_time,omitempty"`
 	Error     string `json:"error,omitempty"`
 	ErrorKind string `json:"error_kind,omitempty"`
+	// Timings is absent from shims older than this field and from failures.
+	Timings *startTimings `json:"timings,omitempty"`
+}
+
+// startTimings are the durations of a shim's start steps, in microseconds.
+type startTimings struct {
+	PrepareUS int64 `json:"prepare_us"`
+	CreateUS  int64 `json:"create_us"`
+	StartUS   int64 `json:"start_us"`
+	ExecUS    int64 `json:"exec_us"`
 }
 
 // startError is the error a failed ready message stands for, with the
@@ -172,6 +193,9 @@ type shimResponse struct {
 	// Reason is set for an exited process whose status the shim could not
 	// read (ExitCode nil).
 	Reason string `json:"reason,omitempty"`
+
+	// waited marks, inside the shim, the answer to a wait request.
+	waited bool
 }
 
 // shimRecord is shim.json.
@@ -242,9 +266,27 @@ func decodeMessage(what string, data []byte, msg any) error {
 // gone, hung up before answering); the caller falls back to the exit record.
 var errShimUnreachable = errors.New("shim unreachable")
 
+// errShimHungUp marks a connection that the shim closed before it answered.
+var errShimHungUp = errors.New("shim hung up")
+
+// hangUpAttempts is how often callShim asks a shim that hangs up.
+const hangUpAttempts = 3
+
 // callShim sends one request to the shim of the container in dir and
-// returns its answer. It gives up when ctx ends.
+// returns its answer. It gives up when ctx ends. A shim closes the
+// connections it accepted when it re-executes itself (see idle.go) and then
+// accepts new ones, so a request it hung up on is sent again on a new
+// connection; a shim that is gone refuses the connection.
 func callShim(ctx context.Context, dir string, req shimRequest) (shimResponse, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := callShimOnce(ctx, dir, req)
+		if !errors.Is(err, errShimHungUp) || attempt == hangUpAttempts {
+			return resp, err
+		}
+	}
+}
+
+func callShimOnce(ctx context.Context, dir string, req shimRequest) (shimResponse, error) {
 	conn, err := dialUnixIn(ctx, dir, socketName)
 	if err != nil {
 		return shimResponse{}, fmt.Errorf("%w: %w", errShimUnreachable, err)
@@ -280,9 +322,10 @@ func socketError(resp shimResponse) error {
 	return fmt.Errorf("shim: %s", resp.Error)
 }
 
+// callErr is the error of a call that failed on an established connection.
 func callErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("%w: %w", errShimUnreachable, err)
+	return fmt.Errorf("%w: %w: %w", errShimUnreachable, errShimHungUp, err)
 }

@@ -46,6 +46,7 @@ func (e *Executor) launchShim() (*shimProc, error) {
 	defer theirs.Close()
 	cmd := exec.Command(e.shimBin, shimArgs(e.cfg.Dir)...) // Path is replaced by the sealed copy
 	cmd.Dir = e.cfg.Dir
+	cmd.Env = shimEnv(os.Environ())
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := e.startShimProcess(cmd); err != nil {
@@ -84,19 +85,21 @@ func (sp *shimProc) kill() {
 	<-sp.exited
 }
 
-// takeShim returns the standby shim, or a new one when there is none.
-func (e *Executor) takeShim() (*shimProc, error) {
+// takeShim returns the standby shim (standby true), or a new one when there
+// is none.
+func (e *Executor) takeShim() (sp *shimProc, standby bool, err error) {
 	e.standbyMu.Lock()
-	sp := e.standby
+	sp = e.standby
 	e.standby = nil
 	e.standbyMu.Unlock()
 	if sp != nil && sp.alive() {
-		return sp, nil
+		return sp, true, nil
 	}
 	if sp != nil {
 		sp.kill()
 	}
-	return e.launchShim()
+	sp, err = e.launchShim()
+	return sp, false, err
 }
 
 // refillStandby starts a standby shim if there is none.

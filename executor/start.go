@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 // existed before. The shim is this process's child until it exits, and is
 // reaped here so no zombie stays while the daemon lives.
 func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
+	began := time.Now()
 	if err := e.checkSpec(spec); err != nil {
 		return Process{}, err
 	}
@@ -30,6 +32,7 @@ func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
 	if err := e.checkNotRunning(id); err != nil {
 		return Process{}, err
 	}
+	defer e.warm.during()()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Process{}, fmt.Errorf("start %s: %w", id, err)
 	}
@@ -45,14 +48,41 @@ func (e *Executor) Start(ctx context.Context, spec Spec) (Process, error) {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 
-	p, err := e.spawnShim(ctx, spec)
+	tr := startTrace{began: began, prepared: time.Now()}
+	p, err := e.spawnShim(ctx, spec, &tr)
 	if err != nil {
 		if serr := e.scrubFailedStart(id, hadLog, hadShimLog); serr != nil {
 			err = fmt.Errorf("%w; cleanup: %w", err, serr)
 		}
 		return Process{}, fmt.Errorf("start %s: %w", id, err)
 	}
+	tr.log(e.log, id)
 	return p, nil
+}
+
+// startTrace is when the steps of a Start ended, logged at debug level.
+type startTrace struct {
+	began, prepared, shimTaken, assigned, ready time.Time
+	standby                                     bool // the shim was a standby one, not launched for this start
+	shim                                        *startTimings
+}
+
+func (tr *startTrace) log(log *slog.Logger, id string) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	attrs := []any{"container", id,
+		"total", tr.ready.Sub(tr.began),
+		"prepare", tr.prepared.Sub(tr.began),
+		"take_shim", tr.shimTaken.Sub(tr.prepared), "standby", tr.standby,
+		"assign", tr.assigned.Sub(tr.shimTaken),
+		"shim_run", tr.ready.Sub(tr.assigned)}
+	if t := tr.shim; t != nil {
+		us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
+		attrs = append(attrs, "shim_prepare", us(t.PrepareUS), "lc_create", us(t.CreateUS), "lc_start", us(t.StartUS),
+			"lc_exec", us(t.ExecUS))
+	}
+	log.Debug("container started", attrs...)
 }
 
 func (e *Executor) checkSpec(spec Spec) error {
@@ -93,11 +123,12 @@ func (e *Executor) checkNotRunning(id string) error {
 	return nil
 }
 
-func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
-	sp, err := e.takeShim()
+func (e *Executor) spawnShim(ctx context.Context, spec Spec, tr *startTrace) (Process, error) {
+	sp, standby, err := e.takeShim()
 	if err != nil {
 		return Process{}, err
 	}
+	tr.shimTaken, tr.standby = time.Now(), standby
 	defer sp.ctl.Close()
 	defer func() { go e.refillStandby() }()
 	fail := func(err error) (Process, error) {
@@ -109,6 +140,7 @@ func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
 	if err := json.NewEncoder(sp.ctl).Encode(a); err != nil {
 		return fail(fmt.Errorf("hand container to shim %d: %w", sp.pid, err))
 	}
+	tr.assigned = time.Now()
 	stop := context.AfterFunc(ctx, func() { _ = sp.ctl.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	var raw json.RawMessage
@@ -130,6 +162,7 @@ func (e *Executor) spawnShim(ctx context.Context, spec Spec) (Process, error) {
 		<-sp.exited
 		return Process{}, msg.startError()
 	}
+	tr.ready, tr.shim = time.Now(), msg.Timings
 	return Process{
 		PID:           msg.PID,
 		StartTime:     msg.StartTime,

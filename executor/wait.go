@@ -28,7 +28,9 @@ func (e *Executor) Wait(ctx context.Context, id string, p Process) (Exit, error)
 		if resp.Status != statusExited {
 			return Exit{}, fmt.Errorf("wait %s: shim answered status %q", id, resp.Status)
 		}
-		return exitFromResponse(resp), nil
+		x := exitFromResponse(resp)
+		e.log.Debug("container exit received", "container", id, "since_exit", time.Since(x.FinishedAt))
+		return x, nil
 	}
 	if !errors.Is(err, errShimUnreachable) {
 		return Exit{}, fmt.Errorf("wait %s: %w", id, err)
