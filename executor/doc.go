@@ -3,8 +3,8 @@
 // per-container shim process that parents the container, keeps its exit code
 // and answers on a unix socket.
 //
-// A container is started by a shim (Config.ShimBinary, cairn-shim or the
-// cairn CLI, run from a sealed copy as `<bin> shim ...`) in its own session,
+// A container is started by a shim (Config.ShimBinary, the cairn binary,
+// run from a sealed copy as `cairn shim ...`) in its own session,
 // so the container and its exit code survive a daemon restart; a shim whose
 // container keeps running re-executes itself into a smaller process for the
 // wait (idle.go). The daemon persists the returned Process handle and later

@@ -8,14 +8,11 @@ import (
 	"path/filepath"
 )
 
-// writeExitFile writes r as exit.json, atomically: the shim writes it
-// before telling anyone the container exited, so the code survives a daemon
-// that was not listening, and a shim that dies after it told. It does not
-// fsync: a waiter that gets the code (the daemon) makes its own record of
-// the exit durable before any client sees it, so the shim makes the file
-// durable (syncExitFile) only when it told nobody. A machine crash between
-// telling the daemon and the daemon's journal commit loses both; recovery
-// then reports the exit code as unknown, never a wrong one.
+// writeExitFile writes r as exit.json, atomically; the shim then makes it
+// durable (syncExitFile) before telling anyone the container exited, so
+// the code survives a daemon that was not listening, a shim that dies
+// after it told, and a machine that crashes before the daemon's journal
+// holds the exit.
 func writeExitFile(dir string, r exitRecord) error {
 	r.Version = protocolVersion
 	data, err := json.Marshal(r)

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -201,7 +200,6 @@ type shim struct {
 	timings       startTimings
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
-	told atomic.Bool   // a waiter (the daemon's wait) was sent the exit code
 
 	mu      sync.Mutex
 	exit    *exitRecord // nil until exited, and when the status could not be read
@@ -352,6 +350,10 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 		// Waiters still get the code; only a daemon that is not listening
 		// now loses it.
 		log.Error("write exit record", "err", err)
+	} else if err := syncExitFile(s.o.dir); err != nil {
+		// Durable before anyone is told: a machine that crashes before the
+		// daemon's journal holds the exit must not take the code with it.
+		log.Error("make the exit record durable", "err", err)
 	}
 	// Waiters are answered first: the daemon's journal write of the exit then
 	// overlaps the teardown below.
@@ -367,14 +369,6 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 	// this fails.
 	if err := destroyContainer(s.o); err != nil {
 		log.Error("destroy container", "err", err)
-	}
-	// A waiter that got the code records it durably itself (the daemon's
-	// journal); the record on disk must survive a machine crash only when
-	// nobody got it, e.g. while the daemon is down.
-	if rec != nil && !s.told.Load() {
-		if err := syncExitFile(s.o.dir); err != nil {
-			log.Error("make the exit record durable", "err", err)
-		}
 	}
 	s.shutdown()
 	if rec == nil {
@@ -463,9 +457,6 @@ func (s *shim) handle(conn *net.UnixConn) {
 		if _, err := conn.Write(append(out, '\n')); err != nil {
 			return
 		}
-		if resp.waited && resp.ExitCode != nil {
-			s.told.Store(true)
-		}
 	}
 }
 
@@ -489,9 +480,7 @@ func (s *shim) answer(line []byte) shimResponse {
 		return s.state()
 	case opWait:
 		<-s.done
-		resp := s.state()
-		resp.waited = true
-		return resp
+		return s.state()
 	}
 	return shimResponse{Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
 }

@@ -92,10 +92,9 @@ import (
 //	shim.json  the shim's own identity, written before the container is
 //	           created, so the container can be removed without the daemon's
 //	           handle: {"version":2,"pid":100,"start_time":400}
-//	exit.json  how the init ended, written atomically (rename) by the shim
-//	           before it tells anyone, and made durable (fsync of the file
-//	           and its directory) before the shim exits if it told nobody
-//	           (a waiter that was told keeps its own durable record), naming
+//	exit.json  how the init ended, written atomically (rename) and made
+//	           durable (fsync of the file and its directory) by the shim
+//	           before it tells anyone, naming
 //	           the shim that wrote it so that it is never taken for the exit
 //	           of another run:
 //	           {"version":2,"exec_id":"","exit_code":137,"signal":"SIGKILL",
@@ -193,9 +192,6 @@ type shimResponse struct {
 	// Reason is set for an exited process whose status the shim could not
 	// read (ExitCode nil).
 	Reason string `json:"reason,omitempty"`
-
-	// waited marks, inside the shim, the answer to a wait request.
-	waited bool
 }
 
 // shimRecord is shim.json.

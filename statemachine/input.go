@@ -2,7 +2,6 @@ package statemachine
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -11,12 +10,39 @@ import (
 	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+// namePattern is the rule validName checks, for error messages. (A regexp
+// of it would compile into a program of some 150 KB at every start of every
+// cairn process, the shims' included: a loop does the same.)
+const namePattern = `[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}`
 
-// idLike matches what Resolve would take as an id or id prefix: ids are
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// idLike reports what Resolve would take as an id or id prefix: ids are
 // lowercase hex and prefixes need 4 characters. A name like that would
 // shadow the prefix of every container whose id starts with it.
-var idLike = regexp.MustCompile(`^[0-9a-f]{4,64}$`)
+func idLike(s string) bool {
+	if len(s) < 4 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Limits of a container's command and environment, after Linux's execve:
 // MAX_ARG_STRLEN (32 pages) per string, and a total (counting a NUL per
@@ -33,10 +59,10 @@ const (
 // ValidateCreate refuses a create request that could never work, or that is
 // larger than an exec could take.
 func ValidateCreate(req CreateRequest) error {
-	if req.Name != "" && !namePattern.MatchString(req.Name) {
+	if req.Name != "" && !validName(req.Name) {
 		return fmt.Errorf("invalid container name %s: must match %s: %w", errdefs.Quote(req.Name), namePattern, errdefs.ErrInvalidArgument)
 	}
-	if idLike.MatchString(req.Name) {
+	if idLike(req.Name) {
 		return fmt.Errorf("invalid container name %s: 4 to 64 hex digits would read as an id prefix: %w", errdefs.Quote(req.Name), errdefs.ErrInvalidArgument)
 	}
 	if req.Image == "" {

@@ -52,7 +52,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.StringVar(&cfg.Root, "root", defaults.Root, "directory for the journal, layers and container state")
 	f.StringVar(&cfg.Socket, "socket", defaults.Socket, "unix socket to serve the API on")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", defaults.MetricsAddr, "TCP address for Prometheus metrics (empty disables)")
-	f.StringVar(&cfg.ShimBinary, "shim", "", "the binary to run as shim (default: cairn-shim, else cairn, next to cairnd, else on PATH)")
+	f.StringVar(&cfg.ShimBinary, "shim", "", "the cairn binary to run as shim (default: cairn next to cairnd, else on PATH)")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", defaults.CgroupParent, "cgroup path under which containers get their cgroups")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "keep containers running while cairnd is stopped or restarted")
 	f.IntVar(&cfg.HistoryRetain, "history-retain", 10_000, "journal records kept whole by compaction; older histories of removed containers are deleted")

@@ -24,8 +24,8 @@ import (
 // The lifecycle benchmarks compare `cairn` with Debian's runc (apt-get
 // install runc) on the same busybox rootfs, run by run in turn, so that both
 // see the same machine, and report medians and 99th percentiles of each.
-// Set CAIRN_BENCH_BASELINE to a directory holding the cairnd and cairn (and,
-// if it has one, cairn-shim) of another build, e.g. an earlier commit, to
+// Set CAIRN_BENCH_BASELINE to a directory holding the cairnd and cairn of
+// another build, e.g. an earlier commit, to
 // measure it in the same turns as a third peer ("base-" metrics).
 const baselineEnv = "CAIRN_BENCH_BASELINE"
 
@@ -303,29 +303,15 @@ func runcBundle(b *testing.B, runc string, args ...string) string {
 	return bundle
 }
 
-// benchDaemon is a cairnd binary daemon running cairn-shim as its shims, as
-// an installation does (the tests' daemons run the cairn CLI as shim).
+// benchDaemon is a cairnd binary daemon, its cairn as shim, as an
+// installation runs.
 func benchDaemon(b *testing.B) *scratch.Env {
-	shim := filepath.Join(b.TempDir(), "cairn-shim")
-	cmd := exec.Command("go", "build", "-o", shim, "./cmd/cairn-shim")
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build ./cmd/cairn-shim: %v\n%s", err, out)
-	}
-	return scratch.NewBinaryDaemon(b, func(c *daemon.Config) { c.ShimBinary = shim })
+	return scratch.NewBinaryDaemon(b)
 }
 
-// shimIn is the shim binary of a build directory: cairn-shim if it has one.
+// shimIn is the shim binary of a build directory: its cairn.
 func shimIn(dir string) string {
-	if p := filepath.Join(dir, "cairn-shim"); fileExists(p) {
-		return p
-	}
 	return filepath.Join(dir, "cairn")
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // BenchmarkIdleMemory reports the memory of one idle shim (resident and

@@ -40,8 +40,7 @@ type Config struct {
 	// MetricsAddr is the TCP address of the Prometheus endpoint; empty
 	// disables it (metrics stay available at /metrics on the socket).
 	MetricsAddr string
-	// ShimBinary is the binary run as `<bin> shim`: cairn-shim, or the
-	// cairn CLI.
+	// ShimBinary is the cairn binary, run as `cairn shim`.
 	ShimBinary   string
 	CgroupParent string
 	// LiveRestore leaves containers running when the daemon stops.
@@ -153,27 +152,19 @@ func withDefaults(cfg Config) (Config, error) {
 	return cfg, nil
 }
 
-// shimBinaryNames are the binaries that can run shims, best first:
-// cairn-shim is the small one; the cairn CLI does the same.
-var shimBinaryNames = []string{"cairn-shim", "cairn"}
-
-// defaultShimBinary is the first of shimBinaryNames next to the running
-// cairnd, else on PATH.
+// defaultShimBinary is the cairn next to the running cairnd, else the one
+// on PATH.
 func defaultShimBinary() (string, error) {
 	if self, err := os.Executable(); err == nil {
-		for _, name := range shimBinaryNames {
-			candidate := filepath.Join(filepath.Dir(self), name)
-			if _, err := os.Stat(candidate); err == nil {
-				return candidate, nil
-			}
+		candidate := filepath.Join(filepath.Dir(self), "cairn")
+		if _, err := os.Stat(candidate); err == nil {
+			return candidate, nil
 		}
 	}
-	for _, name := range shimBinaryNames {
-		if path, err := exec.LookPath(name); err == nil {
-			return path, nil
-		}
+	if path, err := exec.LookPath("cairn"); err == nil {
+		return path, nil
 	}
-	return "", errors.New("cannot find the cairn-shim (or cairn) binary to run shims: install it next to cairnd or on PATH, or pass --shim")
+	return "", errors.New("cannot find the cairn binary to run shims: install it next to cairnd or on PATH, or pass --shim")
 }
 
 // open builds the layer store, the executor and the driver on the journal.

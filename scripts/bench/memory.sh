@@ -8,9 +8,9 @@
 # pages of the daemon's sealed shim binary (a memfd) that no shim maps.
 # The daemons themselves are reported but not counted.
 #
-#   sudo scripts/bench/memory.sh [-n N] [--settle S] [--bin DIR] [--no-containerd]
+#   scripts/bench/memory.sh [-n N] [--settle S] [--bin DIR] [--no-containerd]
 #
-# --bin DIR runs the cairnd, cairn and (if present) cairn-shim found in DIR
+# --bin DIR runs the cairnd and cairn (the shim) found in DIR
 # instead of building this tree's, e.g. to measure an older commit.
 # Needs root and, for the containerd side,
 #   apt-get install containerd runc umoci skopeo
@@ -109,16 +109,12 @@ go build -o "$tmp/bin/footprint" ./scripts/bench/footprint
 go run ./scripts/mkbusybox "$tmp/busybox.tar"
 if [ -z "$bindir" ]; then
   log "building this tree's cairnd and cairn"
-  pkgs="./cmd/cairnd ./cmd/cairn"
-  [ -d cmd/cairn-shim ] && pkgs="$pkgs ./cmd/cairn-shim"
-  # shellcheck disable=SC2086
-  go build -o "$tmp/bin/" $pkgs
+  go build -o "$tmp/bin/" ./cmd/cairnd ./cmd/cairn
   bindir="$tmp/bin"
 fi
 cairnd="$bindir/cairnd"
 cairn="$bindir/cairn"
 shim="$bindir/cairn"
-[ -x "$bindir/cairn-shim" ] && shim="$bindir/cairn-shim"
 
 footprint() { "$tmp/bin/footprint" "$@"; }
 pids_csv() { tr '\n' ',' | sed 's/,$//'; }

@@ -1,9 +1,9 @@
 // Command lifecycle finds where the time of `cairn run --rm busybox true`
 // goes, run by run, and what the slow runs spent it on:
 //
-//	sudo go run ./scripts/bench/lifecycle [-n 200] [-bin DIR] [-runc] [-slow 1.5]
+//	go run ./scripts/bench/lifecycle [-n 200] [-bin DIR] [-runc] [-slow 1.5]
 //
-// It builds this tree's cairnd, cairn and cairn-shim (or takes them from
+// It builds this tree's cairnd and cairn (or takes them from
 // -bin), starts a scratch cairnd with --log-level debug under a temp dir
 // (its own root, socket and cgroup parent), runs the CLI n times (with
 // -runc, each run followed by a `runc run` of the same rootfs, for
@@ -47,7 +47,7 @@ import (
 
 func main() {
 	n := flag.Int("n", 200, "runs")
-	bin := flag.String("bin", "", "directory with cairnd, cairn and cairn-shim (default: build this tree's)")
+	bin := flag.String("bin", "", "directory with cairnd and cairn (default: build this tree's)")
 	withRunc := flag.Bool("runc", false, "interleave `runc run` of the same rootfs, for reference")
 	slow := flag.Float64("slow", 1.5, "break down the runs slower than this times the median")
 	flag.Parse()
@@ -108,7 +108,7 @@ func run(n int, bin string, withRunc bool, slow float64) error {
 	cleanup.add(func() error { return os.RemoveAll(tmp) })
 	if bin == "" {
 		bin = filepath.Join(tmp, "bin")
-		build := exec.Command("go", "build", "-o", bin+"/", "./cmd/cairnd", "./cmd/cairn", "./cmd/cairn-shim")
+		build := exec.Command("go", "build", "-o", bin+"/", "./cmd/cairnd", "./cmd/cairn")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("go build: %w", err)
@@ -306,10 +306,7 @@ func startDaemon(dir, bin string) (*daemon, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	shim := filepath.Join(bin, "cairn-shim")
-	if _, err := os.Stat(shim); err != nil {
-		shim = filepath.Join(bin, "cairn")
-	}
+	shim := filepath.Join(bin, "cairn")
 	d.cmd = exec.Command(filepath.Join(bin, "cairnd"), "--root", filepath.Join(dir, "root"), "--socket", d.socket,
 		"--shim", shim, "--cgroup-parent", d.cgroupParent, "--metrics-addr", "", "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
