@@ -32,7 +32,7 @@ func openError(path string, err error) error {
 // stored schema version, or 0 for a bbolt file without any bucket (a new file
 // whose first transaction never committed). more, if set, runs last in the
 // same transaction.
-func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version int) error) (version int, err error) {
+func inspectReadOnly(path string, opts Options, counts Outcomes, more func(tx *bolt.Tx, version int) error) (version int, err error) {
 	fm, err := schema.ReadFileMeta(path)
 	if err != nil {
 		return 0, fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
@@ -75,7 +75,7 @@ func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version i
 				return fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 			if version == schema.Version {
-				if err := verify(tx, opts.Checks); err != nil {
+				if err := verify(tx, opts.Checks, counts); err != nil {
 					return err
 				}
 			}
@@ -117,7 +117,8 @@ func hasBuckets(tx *bolt.Tx) bool {
 // verify checks a file of the current schema in tx: its version and
 // buckets, the replay of the whole journal against the stored view and
 // names, and every check of the other stores. Any failure wraps ErrCorrupt.
-func verify(tx *bolt.Tx, checks []schema.Check) error {
+// With counts, it counts the outcomes of the records it replays.
+func verify(tx *bolt.Tx, checks []schema.Check, counts Outcomes) error {
 	v, err := schema.StoredVersion(tx)
 	if err == nil && v != schema.Version {
 		err = fmt.Errorf("schema version %d, want %d", v, schema.Version)
@@ -126,7 +127,7 @@ func verify(tx *bolt.Tx, checks []schema.Check) error {
 		err = schema.CheckBuckets(tx, schema.Version)
 	}
 	if err == nil {
-		err = verifyView(tx)
+		err = verifyView(tx, counts)
 	}
 	for _, c := range checks {
 		if err != nil {
@@ -169,17 +170,19 @@ var ErrViewMismatch = errors.New("stored view differs from the fold of the journ
 // whole journal and compares the result with the stored view, container by
 // container and name by name, and runs the other stores' checks.
 func (j *Journal) Verify() error {
-	return j.db.View(func(tx *bolt.Tx) error { return verify(tx, j.checks) })
+	return j.db.View(func(tx *bolt.Tx) error { return verify(tx, j.checks, nil) })
 }
 
-// verifyView is Verify inside a read transaction.
-func verifyView(tx *bolt.Tx) error {
+// verifyView is Verify inside a read transaction; with counts, it counts
+// the outcomes of the records it replays.
+func verifyView(tx *bolt.Tx, counts Outcomes) error {
 	folded, names, err := Replay(func(fn func(sm.Record) error) error {
 		return journalBucket(tx).ForEach(func(k, v []byte) error {
 			rec, err := decodeRecord(k, v)
 			if err != nil {
 				return err
 			}
+			counts.add(rec)
 			return fn(rec)
 		})
 	})
@@ -255,7 +258,7 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 			_ = os.Remove(old.Name())
 		}
 	}()
-	version, err := inspectReadOnly(path, opts, func(tx *bolt.Tx, version int) error {
+	version, err := inspectReadOnly(path, opts, nil, func(tx *bolt.Tx, version int) error {
 		rep.Schema = version
 		if version == 0 {
 			return fmt.Errorf("%w: no buckets: not a journal", ErrCorrupt)
@@ -285,7 +288,7 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 		if _, err := schema.Migrate(tx); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		if err := verify(tx, checks); err != nil {
+		if err := verify(tx, checks, nil); err != nil {
 			return err
 		}
 		rep.fill(tx)

@@ -7,6 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/schema"
+	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // Compaction keeps the journal file from growing with the length of
@@ -38,11 +39,17 @@ func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
 		err := j.db.Update(func(tx *bolt.Tx) error {
 			jb := journalBucket(tx)
 			through := compactedThrough(tx)
-			for _, key := range doomed[:n] {
-				if err := jb.Delete(key); err != nil {
+			deleted := Outcomes{}
+			for _, d := range doomed[:n] {
+				if err := jb.Delete(d.key); err != nil {
 					return err
 				}
-				through = max(through, keySeq(key))
+				through = max(through, keySeq(d.key))
+				deleted.add(sm.Record{Kind: sm.Kind(d.kind), Event: sm.Event(d.event)})
+			}
+			// Counts of transitions must not drop with the records.
+			if err := recordCompacted(tx, deleted); err != nil {
+				return err
 			}
 			// A watcher resuming below this line may have missed records.
 			return schema.Meta(tx).Put(schema.MetaCompactedThrough, seqKey(through))
@@ -76,9 +83,16 @@ func (j *Journal) CompactedThrough() (uint64, error) {
 
 // compactable lists the keys of records of containers that are gone from
 // the view and whose every record is older than the newest retain records.
-func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
+// doomedRecord is a record compaction will delete: its key, and what it
+// counts as.
+type doomedRecord struct {
+	key         []byte
+	kind, event string
+}
+
+func (j *Journal) compactable(retain uint64) ([]doomedRecord, int, error) {
 	type history struct {
-		keys   [][]byte
+		keys   []doomedRecord
 		newest uint64
 	}
 	histories := map[string]*history{}
@@ -94,6 +108,8 @@ func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
 			scanned++
 			var rec struct {
 				Container string `json:"container"`
+				Kind      string `json:"kind"`
+				Event     string `json:"event"`
 			}
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("record %d: %w: %w", keySeq(k), ErrCorrupt, err)
@@ -104,7 +120,7 @@ func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
 				histories[rec.Container] = h
 			}
 			if keySeq(k) <= horizon {
-				h.keys = append(h.keys, append([]byte(nil), k...))
+				h.keys = append(h.keys, doomedRecord{key: append([]byte(nil), k...), kind: rec.Kind, event: rec.Event})
 			}
 			h.newest = keySeq(k)
 		}
@@ -115,7 +131,7 @@ func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
 	}
 	// A history with a record past the horizon is recent (or still being
 	// written), so it stays whole.
-	var doomed [][]byte
+	var doomed []doomedRecord
 	for id, h := range histories {
 		if _, live := j.Container(id); live || h.newest > horizon {
 			continue

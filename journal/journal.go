@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ type Journal struct {
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
+	// outcomes are the journal's DONE and FAILED records at Open, those
+	// compaction deleted included (Outcomes).
+	outcomes Outcomes
 
 	// closeMu orders Commit's send on appends before Close's stop: a
 	// request is never queued after the committer stopped.
@@ -88,8 +92,9 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	version := 0 // a bbolt file without any bucket: a new file
+	counts := Outcomes{}
 	if !fresh {
-		if version, err = inspectReadOnly(path, opts, nil); err != nil {
+		if version, err = inspectReadOnly(path, opts, counts, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -103,7 +108,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		}
 	}()
 	if version != schema.Version {
-		if err := prepare(db, path, version, opts.Checks); err != nil {
+		if err := prepare(db, path, version, opts.Checks, counts); err != nil {
 			return nil, err
 		}
 	}
@@ -118,6 +123,10 @@ func Open(path string, opts Options) (j *Journal, err error) {
 	if err := j.load(); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
+	if err := db.View(func(tx *bolt.Tx) error { return counts.addCompacted(tx) }); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	j.outcomes = counts
 	go j.commitLoop()
 	return j, nil
 }
@@ -138,7 +147,7 @@ func openReadWrite(path string, timeout time.Duration) (db *bolt.DB, err error) 
 // write transaction: a new file gets its buckets; an older one is migrated
 // and then verified like any file Open accepts. On any error the
 // transaction is rolled back and bbolt writes nothing.
-func prepare(db *bolt.DB, path string, version int, checks []schema.Check) (err error) {
+func prepare(db *bolt.DB, path string, version int, checks []schema.Check, counts Outcomes) (err error) {
 	// A panic inside Update rolls the transaction back before guard
 	// recovers it.
 	defer guard(path, &err)()
@@ -149,7 +158,7 @@ func prepare(db *bolt.DB, path string, version int, checks []schema.Check) (err 
 		if _, err := schema.Migrate(tx); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		return verify(tx, checks)
+		return verify(tx, checks, counts)
 	})
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", path, err)
@@ -191,6 +200,18 @@ func (j *Journal) View(fn func(tx *bolt.Tx) error) error { return j.db.View(fn) 
 func (j *Journal) Write(op schema.Op) error {
 	_, err := j.Commit(nil, op)
 	return err
+}
+
+// Stats are the journal's record count and the size of its file.
+func (j *Journal) Stats() (records int, fileBytes int64) {
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		records = journalBucket(tx).Stats().KeyN
+		return nil
+	})
+	if fi, err := os.Stat(j.path); err == nil {
+		fileBytes = fi.Size()
+	}
+	return records, fileBytes
 }
 
 // Path is the journal file.

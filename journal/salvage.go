@@ -297,5 +297,5 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 			return fmt.Errorf("%s: repair: %w", c.Name, err)
 		}
 	}
-	return verify(tx, checks)
+	return verify(tx, checks, nil)
 }

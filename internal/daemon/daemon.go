@@ -95,12 +95,16 @@ func Start(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
 	}
-	var stateCounts metrics.StateCounter = func() map[string]int { return d.stateCounts() }
-	d.metrics = metrics.New(stateCounts)
+	d.metrics = metrics.New(d.metricSources())
 	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics, CrashPoint: crashpoint.Hit, Checks: storecheck.All()})
 	if err != nil {
 		return nil, err
 	}
+	seed := map[[2]string]int{}
+	for oc, n := range d.journal.Outcomes() {
+		seed[[2]string{oc.Event, oc.Kind}] = n
+	}
+	d.metrics.Seed(seed)
 	if err := d.open(); err != nil {
 		_ = d.journal.Close()
 		return nil, err
@@ -222,19 +226,6 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-func (d *Daemon) stateCounts() map[string]int {
-	counts := map[string]int{}
-	if d.journal == nil {
-		return counts
-	}
-	for _, c := range d.journal.Containers() {
-		if c.State != sm.StateNone {
-			counts[string(c.State)]++
-		}
-	}
-	return counts
-}
-
 // listen serves the API (and /metrics) on the unix socket, and /metrics on
 // the TCP address.
 func (d *Daemon) listen() error {
@@ -246,8 +237,9 @@ func (d *Daemon) listen() error {
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
+		RPCs:       d.metrics,
 	}.Mux()
-	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})
+	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	mux.Handle("/metrics", metricsHandler)
 
 	sock, err := listenUnix(d.cfg.Socket)

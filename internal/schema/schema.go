@@ -20,6 +20,7 @@
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
 //	             "boot-id"            -> kernel boot id of the last start
 //	             "compacted-through"  -> highest seq compaction deleted (8-byte BE), absent before the first
+//	             "compacted-outcomes" -> DONE/FAILED records compaction deleted, {"<event> <kind>": n} (JSON)
 //	images/      <image name>         -> image record (JSON): diffIDs, chainID, size, created   (package layer)
 //	layers/      <chainID>            -> layer record (JSON): diffID, parent, cacheID, size,
 //	                                     refcount = images + child layers using it           (package layer)
@@ -85,6 +86,9 @@ var (
 	// MetaCompactedThrough is the highest seq compaction has deleted: a
 	// reader resuming at or below it may have missed records (absent: 0).
 	MetaCompactedThrough = []byte("compacted-through")
+	// MetaCompactedOutcomes counts the DONE and FAILED records compaction
+	// deleted, by event and kind (JSON), so counts of transitions survive it.
+	MetaCompactedOutcomes = []byte("compacted-outcomes")
 )
 
 // JournalBuckets are the journal's own buckets.
