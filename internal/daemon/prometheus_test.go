@@ -116,7 +116,7 @@ func TestMetrics_ARealPrometheusScrapesCairnd(t *testing.T) {
 	is := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
 	expect(`cairn_containers{state="paused"}`, is(1))
 	expect(`cairn_containers{state="running"}`, is(1))
-	expect(`cairn_containers{state="created"}`, is(0)) // reported, though none is
+	expect(`cairn_containers{state="created"}`, is(0))            // reported, though none is
 	expect(`sum(cairn_transitions_total{outcome="DONE"})`, is(5)) // two creates, two starts, a pause
 	expect(`cairn_rpc_requests_total{procedure="/cairn.v1.ContainerService/Pause",code="ok"}`, is(1))
 	expect(`cairn_images`, is(1))
