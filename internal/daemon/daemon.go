@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"connectrpc.com/grpchealth"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-run/cairn/api"
@@ -49,6 +50,8 @@ type Config struct {
 	// keeps whole; older histories of removed containers are deleted.
 	// Default 10,000.
 	HistoryRetain int
+	// Access says who may reach the API: the socket's group, TCP listeners.
+	Access Access
 	// MaxImportBytes bounds the uncompressed size of one image import;
 	// default 8 GiB (layer.ImportOptions.MaxBytes).
 	MaxImportBytes int64
@@ -67,6 +70,7 @@ type Daemon struct {
 	health  *grpchealth.StaticChecker
 	gate    api.Gate
 	servers []*http.Server
+	socket  *net.UnixListener
 	serveWG sync.WaitGroup
 	errs    chan error
 	once    sync.Once
@@ -121,6 +125,11 @@ func Start(cfg Config) (*Daemon, error) {
 	d.gate.Open()
 	api.SetServing(d.health, true)
 	d.startCompaction()
+	// A service manager waiting for Type=notify learns the daemon is ready
+	// only now that every container is recovered.
+	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		d.log.Warn("telling the service manager cairnd is ready", "error", err)
+	}
 	d.log.Info("cairnd serving", "root", cfg.Root, "socket", cfg.Socket, "metrics", cfg.MetricsAddr, "live_restore", cfg.LiveRestore)
 	return d, nil
 }
@@ -242,11 +251,22 @@ func (d *Daemon) listen() error {
 	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	mux.Handle("/metrics", metricsHandler)
 
-	sock, err := listenUnix(d.cfg.Socket)
+	sock, err := listenUnix(d.cfg.Socket, d.cfg.Access)
 	if err != nil {
 		return err
 	}
+	d.socket = sock
 	d.serve(api.NewHTTPServer(mux), sock)
+	tcp, err := d.cfg.Access.tcpListeners()
+	if err != nil {
+		d.closeServers(context.Background())
+		return err
+	}
+	for _, ln := range tcp {
+		srv := api.NewHTTPServer(mux)
+		srv.Protocols.SetHTTP2(true) // over TLS, negotiated by ALPN
+		d.serve(srv, ln)
+	}
 	if d.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
 		if err != nil {
@@ -258,30 +278,6 @@ func (d *Daemon) listen() error {
 		d.serve(&http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, ln)
 	}
 	return nil
-}
-
-// listenUnix binds the API socket, replacing a stale file left by a crash
-// but never the socket of a live daemon.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("socket %s is in use by another daemon", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	return ln, nil
 }
 
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) {
@@ -311,6 +307,7 @@ func (d *Daemon) closeServers(ctx context.Context) {
 // live restore is on, records a clean shutdown and closes the journal.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.once.Do(func() {
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 		close(d.stopping)
 		if d.stopCompaction != nil {
 			d.stopCompaction()
@@ -318,6 +315,9 @@ func (d *Daemon) Stop(ctx context.Context) {
 		}
 		d.gate.Close()
 		api.SetServing(d.health, false)
+		if d.socket != nil {
+			removeSocket(d.cfg.Socket, d.socket) // no new client finds it
+		}
 		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		d.closeServers(shutdownCtx)
 		cancel()
