@@ -41,15 +41,16 @@ import (
 // records written before image configs: see recordID), "diffIDs":
 // ["sha256:<hex>",...] (bottom first), "chainID": "sha256:<hex>" (top of the
 // chain), "size": sum of the layers' sizes, "created": RFC 3339, when this
-// name was registered, "config": the image config JSON as loaded (absent
-// before image configs)}.
+// name was registered, "config": the image config as loaded, base64 (its
+// bytes exactly, since the id is their digest; absent before image
+// configs)}.
 type imageRecord struct {
-	ID      string          `json:"id,omitempty"`
-	DiffIDs []string        `json:"diffIDs"`
-	ChainID string          `json:"chainID"`
-	Size    int64           `json:"size"`
-	Created time.Time       `json:"created"`
-	Config  json.RawMessage `json:"config,omitempty"`
+	ID      string    `json:"id,omitempty"`
+	DiffIDs []string  `json:"diffIDs"`
+	ChainID string    `json:"chainID"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+	Config  []byte    `json:"config,omitempty"`
 }
 
 // layerRecord: {"diffID", "parent": chainID of the layer below or absent,

@@ -391,22 +391,30 @@ func (s *Store) RemoveFreedLayers(cacheIDs []string) error {
 	return nil
 }
 
-// mountsUsingImage returns the ids of the mounts created from image id
-// (whose keys are given, for mounts recorded with a key only), sorted.
-func mountsUsingImage(tx *bolt.Tx, id string, keys map[string]imageRecord) ([]string, error) {
+// mountsUsingImage returns the ids of the mounts created from image id,
+// sorted. A mount made before image ids (schema 2) was made from a flat,
+// single-layer image, whose id its chainID gives.
+func mountsUsingImage(tx *bolt.Tx, id string, _ map[string]imageRecord) ([]string, error) {
 	var ids []string
 	err := mountsBucket(tx).ForEach(func(k, v []byte) error {
 		var rec mountRecord
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("decode mount %s: %w", k, err)
 		}
-		_, byKey := keys[rec.Image]
-		if rec.ImageID == id || (rec.ImageID == "" && byKey) {
+		if mountImageID(rec) == id {
 			ids = append(ids, string(k))
 		}
 		return nil
 	})
 	return ids, err
+}
+
+// mountImageID is the id of the image a mount was made from.
+func mountImageID(rec mountRecord) string {
+	if rec.ImageID != "" {
+		return rec.ImageID
+	}
+	return ConfigID(FlatConfig([]string{rec.ChainID}))
 }
 
 // MountsOfImage lists the mounts (container layers) created from image id.
@@ -553,4 +561,32 @@ func (s *Store) LayerDirs() ([]string, error) {
 		names = append(names, e.Name())
 	}
 	return names, nil
+}
+
+// RegisteredLayers reports which of chainIDs have a layer record.
+func (s *Store) RegisteredLayers(chainIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := layersBucket(tx)
+		for _, c := range chainIDs {
+			out[c] = b.Get([]byte(c)) != nil
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NameID is the id of the image the images/ key name belongs to, "" when
+// no record has that key.
+func (s *Store) NameID(name string) (string, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var rec imageRecord
+		ok, err := getJSON(imagesBucket(tx), name, &rec)
+		if ok && err == nil {
+			id = recordID(rec)
+		}
+		return err
+	})
+	return id, err
 }

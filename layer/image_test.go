@@ -59,7 +59,9 @@ func newTestImage(t testing.TB, cmd string, tars ...[]byte) testImage {
 		img.blobs = append(img.blobs, blob)
 		img.diffIDs = append(img.diffIDs, sha256Of(plain))
 	}
-	img.config = fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","config":{"Cmd":[%q]},"rootfs":{"type":"layers","diff_ids":["%s"]}}`, cmd, strings.Join(img.diffIDs, `","`))
+	// Spaced and ending in a newline, as tools write them: the store keeps
+	// the bytes exactly, since the id is their digest.
+	img.config = fmt.Appendf(nil, "{\"architecture\": \"amd64\", \"os\": \"linux\", \"config\": {\"Cmd\": [%q]}, \"rootfs\": {\"type\": \"layers\", \"diff_ids\": [\"%s\"]}}\n", cmd, strings.Join(img.diffIDs, `","`))
 	img.id = ConfigID(img.config)
 	return img
 }

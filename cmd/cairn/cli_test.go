@@ -153,7 +153,7 @@ func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
 		t.Fatalf("truncated import: code %d, %q", code, errOut)
 	}
 	out, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball), "image", "import", "-", "whole")
-	if code != 0 || !strings.HasPrefix(out, "whole sha256:") {
+	if code != 0 || !strings.HasPrefix(out, "whole:latest sha256:") {
 		t.Fatalf("import from stdin: code %d, %q %q", code, out, errOut)
 	}
 	if ls, _, _ := cli(t, e, "image", "ls"); strings.Contains(ls, "\nx ") || !strings.Contains(ls, "\nwhole ") {
