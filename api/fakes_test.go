@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -359,7 +361,8 @@ func (s *fakeImages) Import(_ context.Context, name string, r io.Reader) (layer.
 	if _, ok := s.images[name]; ok {
 		return layer.Image{}, fmt.Errorf("image %s: %w", name, errdefs.ErrAlreadyExists)
 	}
-	img := layer.Image{Name: name, DiffIDs: []string{"sha256:d"}, ChainID: "sha256:d", Size: int64(len(data)), CreatedAt: time.Now()}
+	sum := sha256.Sum256([]byte(name))
+	img := layer.Image{Name: name, ID: "sha256:" + hex.EncodeToString(sum[:]), DiffIDs: []string{"sha256:d"}, ChainID: "sha256:d", Size: int64(len(data)), CreatedAt: time.Now()}
 	s.images[name] = img
 	s.read[name] = data
 	return img, nil
