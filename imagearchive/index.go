@@ -56,18 +56,31 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("image archive: "+format+": %w", append(args, errdefs.ErrInvalidArgument)...)
 }
 
+// SpoolOptions bound a spool.
+type SpoolOptions struct {
+	// MaxBytes is the most uncompressed tar taken (ErrResourceExhausted
+	// beyond).
+	MaxBytes int64
+	// CheckSpace, if set, is called every spaceCheckEvery bytes; its error
+	// (the disk running short) ends the spool.
+	CheckSpace func() error
+}
+
+// spaceCheckEvery is how many bytes a spool writes between two looks at
+// the free space.
+const spaceCheckEvery = 16 << 20
+
 // Spool copies the archive stream r (a tar, plain or compressed with gzip
 // or zstd as a whole) into a new file at path, indexing the tar's entries
-// as they pass, and returns the archive read from that file. At most
-// maxBytes of uncompressed tar are taken (ErrResourceExhausted beyond).
-// The caller removes the file (it is under the layer store's tmp/, which
-// the store also wipes at start).
-func Spool(ctx context.Context, r io.Reader, path string, maxBytes int64) (*Archive, error) {
+// as they pass, and returns the archive read from that file. The caller
+// removes the file (it is under the layer store's tmp/, which the store
+// also wipes at start).
+func Spool(ctx context.Context, r io.Reader, path string, opts SpoolOptions) (*Archive, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	a, err := spool(ctx, r, f, maxBytes)
+	a, err := spool(ctx, r, f, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -86,7 +99,7 @@ func (a *Archive) Close() error {
 // ReadBytes indexes an archive held in memory (tests, fuzzing).
 func ReadBytes(data []byte) (*Archive, error) {
 	var buf writerAtBuffer
-	a, err := index(context.Background(), bytes.NewReader(data), &buf, int64(len(data))+1<<20)
+	a, err := index(context.Background(), bytes.NewReader(data), &buf, SpoolOptions{MaxBytes: int64(len(data)) + 1<<20})
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +111,9 @@ type writerAtBuffer struct{ b []byte }
 
 func (w *writerAtBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
-func spool(ctx context.Context, r io.Reader, f *os.File, maxBytes int64) (*Archive, error) {
+func spool(ctx context.Context, r io.Reader, f *os.File, opts SpoolOptions) (*Archive, error) {
 	bw := bufio.NewWriterSize(f, 1<<20)
-	a, err := index(ctx, r, bw, maxBytes)
+	a, err := index(ctx, r, bw, opts)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -117,12 +130,14 @@ func spool(ctx context.Context, r io.Reader, f *os.File, maxBytes int64) (*Archi
 
 // countingReader counts what passes and copies it to w.
 type countingReader struct {
-	ctx context.Context
-	r   io.Reader
-	w   io.Writer
-	n   int64
-	max int64
-	err error // a write or limit error, which is not the archive's fault
+	ctx       context.Context
+	r         io.Reader
+	w         io.Writer
+	n         int64
+	max       int64
+	check     func() error
+	checkedAt int64
+	err       error // a write, limit or space error, which is not the archive's fault
 }
 
 var errTooBig = errors.New("too big")
@@ -142,6 +157,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		if c.n > c.max {
 			c.err = fmt.Errorf("image archive over %d bytes: %w", c.max, errdefs.ErrResourceExhausted)
 			return n, errTooBig
+		}
+		if c.check != nil && c.n-c.checkedAt >= spaceCheckEvery {
+			c.checkedAt = c.n
+			if err := c.check(); err != nil {
+				c.err = err
+				return n, err
+			}
 		}
 	}
 	return n, err
@@ -169,7 +191,7 @@ var (
 
 // index reads the archive tar from r, writing it (decompressed) to w, and
 // records where each entry's data lies in what was written.
-func index(ctx context.Context, r io.Reader, w io.Writer, maxBytes int64) (*Archive, error) {
+func index(ctx context.Context, r io.Reader, w io.Writer, opts SpoolOptions) (*Archive, error) {
 	src := &sourceReader{r: r}
 	br := bufio.NewReaderSize(src, 64<<10)
 	var plain io.Reader = br
@@ -190,7 +212,7 @@ func index(ctx context.Context, r io.Reader, w io.Writer, maxBytes int64) (*Arch
 		defer zr.Close()
 		plain = zr
 	}
-	cr := &countingReader{ctx: ctx, r: plain, w: w, max: maxBytes}
+	cr := &countingReader{ctx: ctx, r: plain, w: w, max: opts.MaxBytes, check: opts.CheckSpace}
 	tr := tar.NewReader(cr)
 	a := &Archive{entries: map[string]entry{}}
 	for {

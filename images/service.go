@@ -15,6 +15,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cairn-run/cairn/imagearchive"
 	"github.com/cairn-run/cairn/internal/errdefs"
@@ -26,6 +27,9 @@ import (
 // Journal is the part of the journal the service reads.
 type Journal interface {
 	Image(id string) (sm.ImageView, bool)
+	// Containers are the containers' views, to name those that use an
+	// image.
+	Containers() []sm.Container
 }
 
 // Service runs image operations on a layer store through the image driver.
@@ -48,7 +52,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader) ([]layer.Image, error) 
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer st.Close()
-	a, err := imagearchive.Spool(ctx, r, filepath.Join(st.Dir(), "archive"), maxBytes(s.Options))
+	a, err := imagearchive.Spool(ctx, r, filepath.Join(st.Dir(), "archive"), imagearchive.SpoolOptions{MaxBytes: st.MaxBytes(), CheckSpace: st.CheckSpace})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
@@ -66,13 +70,6 @@ func (s *Service) Load(ctx context.Context, r io.Reader) ([]layer.Image, error) 
 		out = append(out, loaded)
 	}
 	return out, nil
-}
-
-func maxBytes(o layer.ImportOptions) int64 {
-	if o.MaxBytes > 0 {
-		return o.MaxBytes
-	}
-	return 8 << 30
 }
 
 // loadOne stages the layers of img the store lacks, then runs its load.
@@ -201,7 +198,7 @@ type Removed struct {
 func (s *Service) Remove(ctx context.Context, ref string) (Removed, error) {
 	plan, err := s.Store.PlanRemove(ref)
 	if err != nil {
-		return Removed{}, err
+		return Removed{}, s.namingUsers(ref, err)
 	}
 	if !plan.Delete {
 		var out layer.Removal
@@ -213,7 +210,7 @@ func (s *Service) Remove(ctx context.Context, ref string) (Removed, error) {
 		return Removed{Untagged: []string{plan.Key}}, err
 	}
 	if err := s.delete(ctx, plan.ID, plan.Names); err != nil {
-		return Removed{}, err
+		return Removed{}, s.namingUsers(ref, err)
 	}
 	return Removed{Untagged: plan.Names, Deleted: plan.ID}, nil
 }
@@ -226,6 +223,36 @@ func (s *Service) delete(ctx context.Context, id string, names []string) error {
 		After:   func() { s.removeFreed(out.Freed) },
 	})
 	return err
+}
+
+// namingUsers turns a refusal because container mounts use the image into
+// one that names the containers, as Docker does.
+func (s *Service) namingUsers(ref string, err error) error {
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		return err
+	}
+	img, ierr := s.Store.Image(ref)
+	if ierr != nil {
+		return err
+	}
+	mounts, merr := s.Store.MountsOfImage(img.ID)
+	if merr != nil || len(mounts) == 0 {
+		return err
+	}
+	var users []string
+	for _, c := range s.Journal.Containers() {
+		if slices.Contains(mounts, c.MountID) {
+			who := c.ID[:min(12, len(c.ID))]
+			if c.Name != "" {
+				who = c.Name + " (" + who + ")"
+			}
+			users = append(users, fmt.Sprintf("%s %s", c.State, who))
+		}
+	}
+	if len(users) == 0 {
+		return err
+	}
+	return fmt.Errorf("image %s is used by container %s; remove it first: %w", errdefs.Quote(ref), strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
 }
 
 // Prune deletes the images without a name that no container uses; with

@@ -137,7 +137,8 @@ func checkStore(t testing.TB, s *Store) {
 
 var (
 	baseLayer = func(t testing.TB) []byte {
-		return tarOf(t, dir("etc/"), file("etc/keep", "keep"), file("etc/gone", "gone"), dir("data/"), file("data/old", "old"), dir("tmp/"))
+		return tarOf(t, dir("etc/"), file("etc/keep", "keep"), file("etc/gone", "gone"), dir("data/"), file("data/old", "old"), dir("tmp/"),
+			hardlink("tmp/keep-link", "etc/keep"))
 	}
 	// upperLayer deletes etc/gone and everything below data/ and adds
 	// data/new.
@@ -219,6 +220,14 @@ func TestLayers_WhiteoutsHideLowerFilesInTheMount(t *testing.T) {
 	rootfs, err := s.Mount(mountID(1))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A hardlink across the tar is one file with two names.
+	var a, b unix.Stat_t
+	if err := unix.Lstat(filepath.Join(rootfs, "etc/keep"), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lstat(filepath.Join(rootfs, "tmp/keep-link"), &b); err != nil || a.Ino != b.Ino || a.Nlink != 2 {
+		t.Fatalf("hardlink: inodes %d %d, links %d, %v", a.Ino, b.Ino, a.Nlink, err)
 	}
 	for path, want := range map[string]string{"etc/keep": "keep", "data/new": "new", "etc/gone": "", "data/old": ""} {
 		data, err := os.ReadFile(filepath.Join(rootfs, path))

@@ -187,6 +187,15 @@ func (s *Store) NewStaging(opts ImportOptions) (*Staging, error) {
 // (a spooled archive), removed with it.
 func (st *Staging) Dir() string { return st.dir }
 
+// MaxBytes is the staging's bound on what it unpacks, which also bounds a
+// spool kept in it.
+func (st *Staging) MaxBytes() int64 { return st.opts.MaxBytes }
+
+// CheckSpace refuses (ErrResourceExhausted) when writing more would eat
+// into the layer store's free-space reserve, for what the caller writes
+// into Dir.
+func (st *Staging) CheckSpace() error { return st.space.check() }
+
 // Close removes the staging directory and whatever is still in it.
 func (st *Staging) Close() error { return os.RemoveAll(st.dir) }
 

@@ -239,3 +239,54 @@ func TestCLI_WaitOnACreatedContainerBlocksUntilItHasRun(t *testing.T) {
 		t.Fatalf("wait after the run: exit %d, printed %q", code, out)
 	}
 }
+
+func TestCLI_ImageLoadFromADirectoryAndTheImageCommands(t *testing.T) {
+	ti := testenv.Images(t)
+	e := scratch.NewDaemon(t)
+	out, errOut, code := cli(t, e, "image", "load", "-i", ti.Layout)
+	if code != 0 || !strings.Contains(out, "Loaded image: cairn-test/multi:v1") || !strings.Contains(out, "Loaded image: cairn-test/base:v1") {
+		t.Fatalf("load of a layout directory: code %d, %q %q", code, out, errOut)
+	}
+	// From stdin, the docker archive of the same image: it has it already.
+	f, err := os.Open(ti.DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if out, errOut, code := cliWithInput(t, e, f, "image", "load"); code != 0 || !strings.Contains(out, "cairn-test/multi:v1") {
+		t.Fatalf("load from stdin: code %d, %q %q", code, out, errOut)
+	}
+	ls, _, _ := cli(t, e, "image", "ls")
+	for _, want := range []string{"REPOSITORY", "cairn-test/multi   v1", "cairn-test/base    v1", "busybox            latest"} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("image ls has no %q:\n%s", want, ls)
+		}
+	}
+	if _, errOut, code := cli(t, e, "image", "tag", "cairn-test/multi:v1", "mine"); code != 0 {
+		t.Fatalf("tag: %d %s", code, errOut)
+	}
+	hist, _, code := cli(t, e, "image", "history", "mine")
+	if code != 0 || !strings.Contains(hist, "umoci repack") || !strings.Contains(hist, "JOURNAL") || !strings.Contains(hist, "tag") || !strings.Contains(hist, "load") {
+		t.Fatalf("image history: %d\n%s", code, hist)
+	}
+	if out, _, code := cli(t, e, "run", "--rm", "mine"); code != 0 || !strings.Contains(out, "multi hello from /work/dir as 1000:1000") {
+		t.Fatalf("run with no command: %d %q", code, out)
+	}
+	if out, _, code := cli(t, e, "run", "--rm", "-u", "0", "-w", "/x", "--entrypoint", "pwd", "mine"); code != 0 || strings.TrimSpace(out) != "/x" {
+		t.Fatalf("run with -u, -w, --entrypoint: %d %q", code, out)
+	}
+	out, _, code = cli(t, e, "image", "rm", "mine", "cairn-test/multi:v1")
+	if code != 0 || !strings.Contains(out, "Untagged: mine:latest") || !strings.Contains(out, "Deleted: sha256:") {
+		t.Fatalf("image rm: %d %q", code, out)
+	}
+	if _, errOut, code := cli(t, e, "image", "rm", "nope"); code == 0 || !strings.Contains(errOut, "no such image") {
+		t.Fatalf("image rm of nothing: %d %q", code, errOut)
+	}
+	out, _, code = cli(t, e, "image", "prune", "-a")
+	if code != 0 || strings.Count(out, "Deleted:") != 2 {
+		t.Fatalf("image prune -a: %d %q", code, out)
+	}
+	if all, _, _ := cli(t, e, "history"); !strings.Contains(all, "img ") || !strings.Contains(all, "delete") {
+		t.Fatalf("cairn history shows no image records:\n%s", all)
+	}
+}

@@ -181,8 +181,9 @@ func TestImages_RealArchivesLoadAndTheirConfigIsHonoured(t *testing.T) {
 	}
 	// The image is in use: deleting it is refused, its other layout image
 	// stays, and removing the container frees it.
-	if _, err := e.Images.Remove(bg, connect.NewRequest(&cairnv1.ImageServiceRemoveRequest{Name: multi})); codeOf(err) != connect.CodeFailedPrecondition {
-		t.Fatalf("rm of an image a container uses: %v", err)
+	if _, err := e.Images.Remove(bg, connect.NewRequest(&cairnv1.ImageServiceRemoveRequest{Name: multi})); codeOf(err) != connect.CodeFailedPrecondition ||
+		!strings.Contains(err.Error(), c.Id[:12]) {
+		t.Fatalf("rm of an image a container uses: %v, want FailedPrecondition naming %s", err, c.Id[:12])
 	}
 	remove(t, e, c.Id, false)
 	if _, err := e.Images.Remove(bg, connect.NewRequest(&cairnv1.ImageServiceRemoveRequest{Name: multi})); err != nil {
