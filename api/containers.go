@@ -114,7 +114,7 @@ func (s *ContainerServer) Create(ctx context.Context, req *connect.Request[cairn
 	if err := checkCreate(m.Name, m.Image); err != nil {
 		return nil, toConnect(err)
 	}
-	c, err := s.Machine.Create(ctx, sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove})
+	c, err := s.Machine.Create(ctx, createRequest(m))
 	if err != nil {
 		return nil, toConnect(err)
 	}

@@ -79,7 +79,7 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 	}
 	var f *os.File
 	var logErr error
-	c, err := s.Machine.Run(ctx, sm.CreateRequest{Name: cr.Name, Image: cr.Image, Command: cr.Command, Env: cr.Env, AutoRemove: cr.AutoRemove},
+	c, err := s.Machine.Run(ctx, createRequest(cr),
 		func(c sm.Container) { f, logErr = s.openLog(c.ID) })
 	if err != nil {
 		if c.ID != "" && cr.AutoRemove {

@@ -23,7 +23,7 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	spec.Process.Terminal = false
 	spec.Process.Args = s.Args
 	spec.Process.Env = processEnv(s.Env)
-	spec.Process.Cwd = "/"
+	spec.Process.Cwd = cwd(s)
 	// The container would otherwise inherit the shim's -999 and be the last
 	// thing the OOM killer picks.
 	spec.Process.OOMScoreAdj = new(0)
@@ -41,13 +41,16 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 // outlive anything.
 func containerProcess(s Spec, stdin, log *os.File) *libcontainer.Process {
 	return &libcontainer.Process{
-		Args:   s.Args,
-		Env:    processEnv(s.Env),
-		Cwd:    "/",
-		Stdin:  stdin,
-		Stdout: log,
-		Stderr: log,
-		Init:   true,
+		Args:             s.Args,
+		Env:              processEnv(s.Env),
+		Cwd:              cwd(s),
+		UID:              s.UID,
+		GID:              s.GID,
+		AdditionalGroups: s.AdditionalGIDs,
+		Stdin:            stdin,
+		Stdout:           log,
+		Stderr:           log,
+		Init:             true,
 	}
 }
 
@@ -60,6 +63,13 @@ func processEnv(env []string) []string {
 		}
 	}
 	return append(append(make([]string, 0, len(env)+1), env...), defaultPathEnv)
+}
+
+func cwd(s Spec) string {
+	if s.Cwd == "" {
+		return "/"
+	}
+	return s.Cwd
 }
 
 func hostname(s Spec) string {

@@ -24,6 +24,7 @@ import (
 
 func journalBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Journal(tx) }
 func containersBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Containers(tx) }
+func imageViewsBucket(tx *bolt.Tx) *bolt.Bucket { return schema.ImageViews(tx) }
 func namesBucket(tx *bolt.Tx) *bolt.Bucket      { return schema.Names(tx) }
 func pendingBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Pending(tx) }
 func metaBucket(tx *bolt.Tx) *bolt.Bucket       { return schema.Meta(tx) }
@@ -69,9 +70,35 @@ func decodeRecord(key, value []byte) (sm.Record, error) {
 	return rec.Normalized(), nil
 }
 
+// views are the stored views of a file: containers, names and images.
+type views struct {
+	containers map[string]*sm.Container
+	names      map[string]string
+	images     map[string]*sm.ImageView
+}
+
 // readViews reads every stored view, each with its pending intent, and the
 // names.
-func readViews(tx *bolt.Tx) (map[string]*sm.Container, map[string]string, error) {
+func readViews(tx *bolt.Tx) (views, error) {
+	images := map[string]*sm.ImageView{}
+	err := imageViewsBucket(tx).ForEach(func(k, v []byte) error {
+		var view sm.ImageView
+		if err := json.Unmarshal(v, &view); err != nil {
+			return fmt.Errorf("view of image %.80q: %w: %w", k, ErrCorrupt, err)
+		}
+		images[string(k)] = &view
+		return nil
+	})
+	if err != nil {
+		return views{}, err
+	}
+	containers, names, err := readContainerViews(tx, images)
+	return views{containers: containers, names: names, images: images}, err
+}
+
+// readContainerViews reads the containers' views and names, and puts each
+// pending intent with its view (an image's into images).
+func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView) (map[string]*sm.Container, map[string]string, error) {
 	containers := map[string]*sm.Container{}
 	err := containersBucket(tx).ForEach(func(k, v []byte) error {
 		var c sm.Container
@@ -85,10 +112,23 @@ func readViews(tx *bolt.Tx) (map[string]*sm.Container, map[string]string, error)
 		return nil, nil, err
 	}
 	err = pendingBucket(tx).ForEach(func(key, v []byte) error {
+		if id, isImage := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectImage, ""))); isImage {
+			view, ok := images[string(id)]
+			if !ok {
+				return fmt.Errorf("pending intent of image %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of image %.80q: %w: %w", id, ErrCorrupt, err)
+			}
+			view.Pending = &p
+			view.Seq = max(view.Seq, p.Seq)
+			return nil
+		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {
-			// Only containers have a fold, so only they have intents.
-			return fmt.Errorf("pending intent of %.80q, which is no container: %w", key, ErrCorrupt)
+			// Only containers and images have a fold, so only they have intents.
+			return fmt.Errorf("pending intent of %.80q, which is neither a container nor an image: %w", key, ErrCorrupt)
 		}
 		c, ok := containers[string(k)]
 		if !ok {
@@ -144,4 +184,36 @@ func writeView(tx *bolt.Tx, id string, c *sm.Container, intentOnly bool) error {
 		return fmt.Errorf("encode view of %s: %w", id, err)
 	}
 	return cb.Put([]byte(id), data)
+}
+
+// writeImageView stores an image's view, its pending intent under
+// pending/image/<id>; nil deletes both. An image view is small, so an
+// intent rewrites it whole.
+func writeImageView(tx *bolt.Tx, id string, v *sm.ImageView) error {
+	ib, pb := imageViewsBucket(tx), pendingBucket(tx)
+	key := []byte(sm.ObjectKey(sm.ObjectImage, id))
+	if v == nil {
+		if err := ib.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return pb.Delete(key)
+	}
+	if v.Pending != nil {
+		data, err := json.Marshal(v.Pending)
+		if err != nil {
+			return fmt.Errorf("encode pending intent of image %s: %w", id, err)
+		}
+		if err := pb.Put(key, data); err != nil {
+			return err
+		}
+	} else if err := pb.Delete(key); err != nil {
+		return err
+	}
+	stored := *v
+	stored.Pending = nil
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("encode view of image %s: %w", id, err)
+	}
+	return ib.Put([]byte(id), data)
 }

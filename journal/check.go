@@ -143,24 +143,40 @@ func verify(tx *bolt.Tx, checks []schema.Check, counts Outcomes) error {
 	return err
 }
 
+// Folded is what a replay of the whole journal gives: every view.
+type Folded struct {
+	Containers map[string]sm.Container
+	Names      map[string]string
+	Images     map[string]sm.ImageView
+}
+
 // Replay folds every record of the journal from scratch, each with the fold
 // of its kind of object, exactly as the committer does.
-func Replay(records func(fn func(sm.Record) error) error) (map[string]sm.Container, map[string]string, error) {
-	view := newBatchView(&Journal{containers: map[string]*sm.Container{}, names: map[string]string{}})
+func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
+	view := newBatchView(emptyJournal())
 	err := records(view.fold)
-	containers := map[string]sm.Container{}
+	f := Folded{Containers: map[string]sm.Container{}, Names: map[string]string{}, Images: map[string]sm.ImageView{}}
 	for id, c := range view.containers {
 		if c != nil {
-			containers[id] = *c
+			f.Containers[id] = *c
 		}
 	}
-	names := map[string]string{}
 	for name, id := range view.names {
 		if id != "" {
-			names[name] = id
+			f.Names[name] = id
 		}
 	}
-	return containers, names, err
+	for id, v := range view.images {
+		if v != nil {
+			f.Images[id] = *v
+		}
+	}
+	return f, err
+}
+
+// emptyJournal is what a fold from scratch starts from.
+func emptyJournal() *Journal {
+	return &Journal{containers: map[string]*sm.Container{}, names: map[string]string{}, images: map[string]*sm.ImageView{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -176,7 +192,7 @@ func (j *Journal) Verify() error {
 // verifyView is Verify inside a read transaction; with counts, it counts
 // the outcomes of the records it replays.
 func verifyView(tx *bolt.Tx, counts Outcomes) error {
-	folded, names, err := Replay(func(fn func(sm.Record) error) error {
+	fold, err := Replay(func(fn func(sm.Record) error) error {
 		return journalBucket(tx).ForEach(func(k, v []byte) error {
 			rec, err := decodeRecord(k, v)
 			if err != nil {
@@ -189,10 +205,12 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	stored, storedNames, err := readViews(tx)
+	folded, names := fold.Containers, fold.Names
+	sv, err := readViews(tx)
 	if err != nil {
 		return err
 	}
+	stored, storedNames := sv.containers, sv.names
 	var problems []error
 	for id, c := range stored {
 		want, ok := folded[id]
@@ -220,6 +238,23 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 	if !maps.Equal(storedNames, names) {
 		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
 	}
+	for id, v := range sv.images {
+		want, ok := fold.Images[id]
+		if !ok {
+			problems = append(problems, fmt.Errorf("image %s is in the view but not in the journal", id))
+			continue
+		}
+		got, _ := json.Marshal(v)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("image %s: view %s, journal folds to %s", id, got, wantJSON))
+		}
+	}
+	for id := range fold.Images {
+		if _, ok := sv.images[id]; !ok {
+			problems = append(problems, fmt.Errorf("image %s is in the journal but not in the view", id))
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
 	}
@@ -230,6 +265,7 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 type Report struct {
 	Records    int
 	Containers int
+	Images     int
 	// Schema is the file's stored schema version; an older one is migrated
 	// by the next Open (the check verified the migrated result).
 	Schema        int
@@ -303,5 +339,6 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 func (rep *Report) fill(tx *bolt.Tx) {
 	rep.Records = journalBucket(tx).Stats().KeyN
 	rep.Containers = containersBucket(tx).Stats().KeyN
+	rep.Images = imageViewsBucket(tx).Stats().KeyN
 	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
 }

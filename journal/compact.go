@@ -3,6 +3,7 @@ package journal
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -11,11 +12,11 @@ import (
 )
 
 // Compaction keeps the journal file from growing with the length of
-// history. The records of a container that is gone from the view (removed,
-// or a create that failed) are deleted once all of them are older than the
-// newest `retain` records, so `cairn history` still shows recently removed
-// containers and a replay never meets half a history. Live containers keep
-// every record. Compaction is not needed for correctness; it bounds the
+// history. The records of an object that is gone from the view (a removed
+// container or a create that failed, a deleted image or a load that
+// failed) are deleted once all of them are older than the newest `retain`
+// records, so `cairn history` still shows recently removed objects and a
+// replay never meets half a history. Live objects keep every record. Compaction is not needed for correctness; it bounds the
 // file, and with it the checks Open runs at startup (bbolt's page check and
 // the replay of the whole journal).
 
@@ -45,7 +46,7 @@ func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
 					return err
 				}
 				through = max(through, keySeq(d.key))
-				deleted.add(sm.Record{Kind: sm.Kind(d.kind), Event: sm.Event(d.event)})
+				deleted.add(d.rec)
 			}
 			// Counts of transitions must not drop with the records.
 			if err := recordCompacted(tx, deleted); err != nil {
@@ -86,8 +87,8 @@ func (j *Journal) CompactedThrough() (uint64, error) {
 // doomedRecord is a record compaction will delete: its key, and what it
 // counts as.
 type doomedRecord struct {
-	key         []byte
-	kind, event string
+	key []byte
+	rec sm.Record // its kind, event and object: what it counts as
 }
 
 func (j *Journal) compactable(retain uint64) ([]doomedRecord, int, error) {
@@ -106,21 +107,18 @@ func (j *Journal) compactable(retain uint64) ([]doomedRecord, int, error) {
 		c := jb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			scanned++
-			var rec struct {
-				Container string `json:"container"`
-				Kind      string `json:"kind"`
-				Event     string `json:"event"`
-			}
+			var rec sm.Record
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("record %d: %w: %w", keySeq(k), ErrCorrupt, err)
 			}
-			h := histories[rec.Container]
+			key := rec.Key()
+			h := histories[key]
 			if h == nil {
 				h = &history{}
-				histories[rec.Container] = h
+				histories[key] = h
 			}
 			if keySeq(k) <= horizon {
-				h.keys = append(h.keys, doomedRecord{key: append([]byte(nil), k...), kind: rec.Kind, event: rec.Event})
+				h.keys = append(h.keys, doomedRecord{key: append([]byte(nil), k...), rec: rec})
 			}
 			h.newest = keySeq(k)
 		}
@@ -132,11 +130,25 @@ func (j *Journal) compactable(retain uint64) ([]doomedRecord, int, error) {
 	// A history with a record past the horizon is recent (or still being
 	// written), so it stays whole.
 	var doomed []doomedRecord
-	for id, h := range histories {
-		if _, live := j.Container(id); live || h.newest > horizon {
+	for key, h := range histories {
+		if j.live(key) || h.newest > horizon {
 			continue
 		}
 		doomed = append(doomed, h.keys...)
 	}
 	return doomed, scanned, nil
+}
+
+// live reports whether the object with key is in the view.
+func (j *Journal) live(key string) bool {
+	kind, id, _ := strings.Cut(key, "/")
+	switch sm.ObjectKind(kind) {
+	case sm.ObjectContainer:
+		_, ok := j.Container(id)
+		return ok
+	case sm.ObjectImage:
+		_, ok := j.Image(id)
+		return ok
+	}
+	return true // a kind without a fold has no records yet; keep them
 }

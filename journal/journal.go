@@ -56,6 +56,7 @@ type Journal struct {
 	mu         sync.RWMutex
 	containers map[string]*sm.Container
 	names      map[string]string
+	images     map[string]*sm.ImageView
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
@@ -116,6 +117,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		db: db, path: path, obs: opts.Observer, crash: opts.CrashPoint, checks: opts.Checks,
 		containers: map[string]*sm.Container{},
 		names:      map[string]string{},
+		images:     map[string]*sm.ImageView{},
 		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -170,8 +172,8 @@ func prepare(db *bolt.DB, path string, version int, checks []schema.Check, count
 func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
-		var err error
-		j.containers, j.names, err = readViews(tx)
+		v, err := readViews(tx)
+		j.containers, j.names, j.images = v.containers, v.names, v.images
 		return err
 	})
 }
@@ -226,6 +228,29 @@ func (j *Journal) Container(id string) (sm.Container, bool) {
 		return sm.Container{}, false
 	}
 	return c.Clone(), true
+}
+
+// Image returns a copy of the view of image id.
+func (j *Journal) Image(id string) (sm.ImageView, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	v, ok := j.images[id]
+	if !ok {
+		return sm.ImageView{}, false
+	}
+	return v.Clone(), true
+}
+
+// Images returns copies of every image view, sorted by id.
+func (j *Journal) Images() []sm.ImageView {
+	j.mu.RLock()
+	out := make([]sm.ImageView, 0, len(j.images))
+	for _, v := range j.images {
+		out = append(out, v.Clone())
+	}
+	j.mu.RUnlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
 }
 
 // IDByName returns the id of the container holding name.
@@ -328,6 +353,38 @@ func (j *Journal) Appended() <-chan struct{} {
 // Records calls fn for every record in order, from seq from on; when
 // container is not empty only for that container's records.
 func (j *Journal) Records(from uint64, container string, fn func(sm.Record) error) error {
+	return j.RecordsOf(from, RecordFilter{Container: container}, fn)
+}
+
+// RecordFilter picks records: of one container (its own and its execs'),
+// of one kind of object, or of one object; the zero filter picks all.
+type RecordFilter struct {
+	Container string
+	Object    sm.ObjectKind
+	ObjectID  string
+}
+
+func (f RecordFilter) match(rec sm.Record) bool {
+	switch {
+	case f.Container != "" && rec.Container != f.Container:
+		return false
+	case f.Object != "" && rec.Object != f.Object:
+		return false
+	case f.ObjectID != "" && rec.ObjectID != f.ObjectID:
+		return false
+	}
+	return true
+}
+
+// ObjectRecords calls fn for every record of objects of kind (of the one
+// with id, when set), in order, from seq from on.
+func (j *Journal) ObjectRecords(from uint64, kind sm.ObjectKind, id string, fn func(sm.Record) error) error {
+	return j.RecordsOf(from, RecordFilter{Object: kind, ObjectID: id}, fn)
+}
+
+// RecordsOf calls fn for every record that f picks, in order, from seq
+// from on.
+func (j *Journal) RecordsOf(from uint64, f RecordFilter, fn func(sm.Record) error) error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		c := journalBucket(tx).Cursor()
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
@@ -335,7 +392,7 @@ func (j *Journal) Records(from uint64, container string, fn func(sm.Record) erro
 			if err != nil {
 				return err
 			}
-			if container != "" && rec.Container != container {
+			if !f.match(rec) {
 				continue
 			}
 			if err := fn(rec); err != nil {

@@ -11,8 +11,8 @@ import (
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
-// Outcome is the kind of a finished transition: its event and how it ended
-// (DONE or FAILED).
+// Outcome is the kind of a finished container transition: its event and
+// how it ended (DONE or FAILED).
 type Outcome struct {
 	Event string
 	Kind  string
@@ -24,7 +24,7 @@ type Outcome struct {
 type Outcomes map[Outcome]int
 
 func (o Outcomes) add(rec sm.Record) {
-	if o != nil && (rec.Kind == sm.KindDone || rec.Kind == sm.KindFailed) {
+	if o != nil && (rec.Kind == sm.KindDone || rec.Kind == sm.KindFailed) && rec.Normalized().Object == sm.ObjectContainer {
 		o[Outcome{Event: string(rec.Event), Kind: string(rec.Kind)}]++
 	}
 }

@@ -26,8 +26,10 @@ type SalvageReport struct {
 	// Unreadable describes what could not be read at all: damaged pages,
 	// records that do not decode, keys that are no sequence number.
 	Unreadable []string
-	// Containers is the number of container views the kept records fold to.
+	// Containers and Images are the numbers of container and image views
+	// the kept records fold to.
 	Containers int
+	Images     int
 	// StoreRecords counts the records copied per store bucket (images/, ...).
 	StoreRecords map[string]int
 	// StoreRepairs are what the stores' checks dropped or fixed to make the
@@ -244,7 +246,7 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 			return err
 		}
 	}
-	view := newBatchView(&Journal{containers: map[string]*sm.Container{}, names: map[string]string{}})
+	view := newBatchView(emptyJournal())
 	jb := journalBucket(tx)
 	for _, rec := range s.records {
 		if err := view.fold(rec); err != nil {
@@ -271,6 +273,11 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 	for _, c := range view.containers {
 		if c != nil {
 			rep.Containers++
+		}
+	}
+	for _, v := range view.images {
+		if v != nil {
+			rep.Images++
 		}
 	}
 	for _, name := range schema.StoreBuckets {

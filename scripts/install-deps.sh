@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building, the demo and the tests need on a fresh Debian
 # machine, as root: busybox-static (the test image) from apt; for the tests
-# (--dev) also Debian's prometheus (a real server scrapes cairnd in a test;
-# promtool checks the metrics and the alert rules) and staticcheck from the
-# Go module proxy. Does nothing that is already done.
+# (--dev) also umoci and skopeo (they build the test images: multi-layer OCI
+# layouts, docker and OCI archives, zstd layers), Debian's prometheus (a
+# real server scrapes cairnd in a test; promtool checks the metrics and the
+# alert rules), and staticcheck from the Go module proxy. Does nothing that
+# is already done.
 set -euo pipefail
-pkgs=(busybox-static)
+packages=(busybox-static)
 if [ "${1:-}" = "--dev" ]; then
-  pkgs+=(prometheus)
+  packages+=(umoci skopeo prometheus)
 fi
 missing=()
-for p in "${pkgs[@]}"; do
+for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -19,9 +19,9 @@ func runCmd(c *clients) *cobra.Command {
 	f := &createFlags{}
 	var detach bool
 	cmd := &cobra.Command{
-		Use:   "run [-d] [--rm] [--name N] IMAGE CMD [ARG...]",
+		Use:   "run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [--entrypoint CMD] IMAGE [CMD [ARG...]]",
 		Short: "Create and start a container; attached, stream its output and exit with its code",
-		Args:  cobra.MinimumNArgs(2),
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !detach {
 				return runAttached(cmd, c, f.request(args))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
@@ -64,6 +65,7 @@ type Daemon struct {
 	log     *slog.Logger
 	journal *journal.Journal
 	layers  *layer.Store
+	images  *images.Service
 	exec    *executor.Executor
 	machine *sm.Machine
 	metrics *metrics.Metrics
@@ -191,8 +193,12 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
+	d.images = &images.Service{
+		Store: d.layers, Journal: d.journal, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes},
+		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
+	}
 	rt := runtime{exec: d.exec, metrics: d.metrics}
-	ls := layers{store: d.layers}
+	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
@@ -214,13 +220,14 @@ func (d *Daemon) recover() error {
 	runner := recovery.Runner{
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
+		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
 	}
 	rep, err := runner.Run(context.Background())
 	d.metrics.Recovered(rep.Duration, rep.Actions)
 	for range rep.UnknownExits {
 		d.metrics.ExitCodeUnknown()
 	}
-	d.log.Info("recovered", "containers", rep.Containers, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
+	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
 	if err != nil {
 		d.log.Error("recovery left work for the next start", "error", err)
 	}
@@ -240,9 +247,9 @@ func bootID() string {
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
-		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
-		Journal:    &api.JournalServer{Journal: d.journal, Stopping: d.stopping},
+		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
+		Images:     &api.ImageServer{Images: d.images},
+		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,

@@ -115,6 +115,8 @@ func (cr Crash) Settled(c *cairnv1.Container) bool {
 // Observed is what the drill saw once the daemon served again.
 type Observed struct {
 	Containers []*cairnv1.Container
+	// Images are every image the daemon lists, as its Get describes them.
+	Images []*cairnv1.Image
 	// History holds each container's journal records, in order.
 	History map[string][]*cairnv1.JournalRecord
 	World   World
@@ -124,7 +126,7 @@ type Observed struct {
 func Check(cr Crash, o Observed) []Violation {
 	var out []Violation
 	for _, check := range []func(Crash, Observed) []Violation{
-		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending,
+		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages,
 	} {
 		out = append(out, check(cr, o)...)
 	}
@@ -409,6 +411,38 @@ func checkPending(cr Crash, o Observed) []Violation {
 		if c.PendingEvent != "" {
 			out = append(out, finding(cr.Cycle, c.Id, "pending", "no unfinished transition after recovery", "pending "+c.PendingEvent))
 		}
+	}
+	return out
+}
+
+// checkImages: every image listed is whole and settled (no unfinished
+// load, tag or remove), and every layer directory on disk belongs to an
+// image: the layer store holds one directory per chain position of the
+// listed images (a layer shared by images stored once), none half-loaded
+// and none orphaned, and no scratch file outlives a recovery.
+func checkImages(cr Crash, o Observed) []Violation {
+	var out []Violation
+	bad := func(invariant, expected, seen, subject string) {
+		out = append(out, Violation{Cycle: cr.Cycle, Invariant: invariant, Expected: expected, Seen: seen, subject: subject})
+	}
+	chains := map[string]bool{}
+	for _, img := range o.Images {
+		if img.PendingEvent != "" {
+			bad("pending", "no unfinished image operation after recovery", fmt.Sprintf("image %s pending %s", img.Id, img.PendingEvent), img.Id)
+		}
+		if len(img.DiffIds) == 0 || img.ChainId == "" || img.Config == nil {
+			bad("image", "every image listed with its layers and config", fmt.Sprintf("image %s: %d layers, chain %q", img.Id, len(img.DiffIds), img.ChainId), img.Id)
+		}
+		for i := range img.DiffIds {
+			chains[strings.Join(img.DiffIds[:i+1], " ")] = true
+		}
+	}
+	if len(o.World.LayerDirs) != len(chains) {
+		bad("image", fmt.Sprintf("%d layer directories, one per chain position of the listed images", len(chains)),
+			fmt.Sprintf("%d in layers/", len(o.World.LayerDirs)), "layers")
+	}
+	if len(o.World.Scratch) > 0 {
+		bad("leak", "an empty layer store tmp/ after recovery", strings.Join(o.World.Scratch, ", "), "tmp")
 	}
 	return out
 }

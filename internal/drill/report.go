@@ -44,6 +44,7 @@ type Summary struct {
 	Journal                     map[journalCheck]int
 	Violations                  int
 	OddErrors                   int
+	ImageOps, ImageOpsOK        int
 }
 
 func (s *Summary) add(r cycleResult) {
@@ -63,6 +64,8 @@ func (s *Summary) add(r cycleResult) {
 	s.Journal[r.Journal]++
 	s.Violations += len(r.Violations)
 	s.OddErrors += len(r.Ops.Odd)
+	s.ImageOps += r.Ops.Images
+	s.ImageOpsOK += r.Ops.ImagesOK
 }
 
 // countStates counts containers by state name.
@@ -119,6 +122,7 @@ func (s Summary) print(w io.Writer) {
 		fmt.Fprintf(w, "recovery time: min %s, median %s, max %s\n", ms(sorted[0]), ms(median(sorted)), ms(sorted[len(sorted)-1]))
 	}
 	fmt.Fprintf(w, "journal check: %d ok, %d failed, %d skipped\n", s.Journal[journalOK], s.Journal[journalFailed], s.Journal[journalSkipped])
+	fmt.Fprintf(w, "image operations (load, tag, rm): %d, %d of them ok\n", s.ImageOps, s.ImageOpsOK)
 	if s.Journal[journalSkipped] > 0 {
 		fmt.Fprintln(w, "  (skipped: this cairn has no `journal check` command)")
 	}

@@ -28,6 +28,9 @@ type World struct {
 	Cgroups    map[string][]string // child of the cgroup parent (a container id) → its directories
 	Freezer    map[string]string   // container id → freezer.state
 	Markers    map[string]Marker   // container id → its upper/marker
+	// LayerDirs and Scratch are what the layer store holds on disk: its
+	// layer directories (layers/) and its scratch entries (tmp/).
+	LayerDirs, Scratch []string
 }
 
 // Proc is one process as /proc shows it.
@@ -82,7 +85,7 @@ func (w World) describePID(pid int) string {
 
 // observer reads the world of one drill daemon.
 type observer struct {
-	dir, execDir, cgroupParent string
+	dir, execDir, layerDir, cgroupParent string
 }
 
 // observe reads the machine for the containers listed.
@@ -102,6 +105,7 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 			w.Freezer[id] = state
 		}
 	}
+	w.LayerDirs, w.Scratch = dirNames(filepath.Join(ob.layerDir, "layers")), dirNames(filepath.Join(ob.layerDir, "tmp"))
 	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
 	for _, pid := range w.Discovered {
 		w.Procs[pid] = ob.proc(pid)
@@ -154,4 +158,17 @@ func readMarker(path string) Marker {
 		return Marker{Err: err.Error()}
 	}
 	return Marker{Content: string(data)}
+}
+
+// dirNames lists a directory's entries (none when it cannot be read).
+func dirNames(dir string) []string {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(es))
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
 }

@@ -22,6 +22,7 @@ type Migration struct {
 // and the last ends at Version.
 var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
+	{From: 2, To: 3, Name: "image views", Run: imageViews},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -95,6 +96,17 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// imageViews (2→3): images become journaled objects; their views get a
+// bucket. Nothing else changes: no image has a record yet, so none has a
+// view, and the layer store reads its schema 2 image records (names as
+// given, no id or config) as they are.
+func imageViews(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketImageViews); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketImageViews, err)
 	}
 	return nil
 }

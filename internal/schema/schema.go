@@ -7,24 +7,30 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 2)
+// # The whole tree (schema version 3)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
-//	containers/  <container id>       -> Container view (JSON): state, process, exit, mount id, timestamps
+//	containers/  <container id>       -> Container view (JSON): state, process, exit, mount id, image id,
+//	                                     config, timestamps
+//	imageviews/  <image id>           -> Image view (JSON): state, timestamps; the fold of the image's
+//	                                     records (object kind "image", id "sha256:<hex>")   (schema 3)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
-//	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>"
-//	                                     (schema 1: keyed by the bare container id)
+//	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
+//	                                     "image/sha256:<64 hex>" (schema 1: keyed by the bare container id)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
 //	             "boot-id"            -> kernel boot id of the last start
 //	             "compacted-through"  -> highest seq compaction deleted (8-byte BE), absent before the first
 //	             "compacted-outcomes" -> DONE/FAILED records compaction deleted, {"<event> <kind>": n} (JSON)
-//	images/      <image name>         -> image record (JSON): diffIDs, chainID, size, created   (package layer)
+//	images/      <image key>          -> image record (JSON): id, diffIDs, chainID, size, created, config;
+//	                                     key = a canonical name, or the id of an image without one
+//	                                     (schema 2: names as given, no id or config)          (package layer)
 //	layers/      <chainID>            -> layer record (JSON): diffID, parent, cacheID, size,
-//	                                     refcount = images + child layers using it           (package layer)
-//	mounts/      <mount id>           -> mount record (JSON): image, chainID, created         (package layer)
+//	                                     refcount = images/ keys + child layers using it      (package layer)
+//	mounts/      <mount id>           -> mount record (JSON): image key, image id, chainID, created
+//	                                                                                          (package layer)
 //
 // Room for the stores to come, each a top-level bucket of its own added by a
 // migration (never by the store at run time), its records folded from
@@ -35,9 +41,9 @@
 //	execs/       <exec id>            -> exec session view      (object kind "exec")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
-// Image records already live in images/; when images become journaled
-// objects (kind "image"), their pending intents use pending/ like every other
-// kind.
+// Images are journaled objects since schema 3: their records fold into
+// imageviews/, their pending intents use pending/ like every other kind, and
+// the layer store's images/ holds what each image is.
 //
 // # Versions and migrations
 //
@@ -56,20 +62,23 @@
 package schema
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 2
+const Version = 3
 
 // Bucket names.
 var (
 	BucketJournal    = []byte("journal")
 	BucketContainers = []byte("containers")
+	BucketImageViews = []byte("imageviews")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
 	BucketMeta       = []byte("meta")
@@ -92,7 +101,7 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketPending, BucketNames, BucketMeta}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketPending, BucketNames, BucketMeta}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -109,6 +118,7 @@ func Buckets() [][]byte {
 // file Open accepted.
 func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
+func ImageViews(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketImageViews) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
 func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
@@ -179,12 +189,19 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
-// a journal ever opened lacks them; migration 1→2 adds them.
+// a journal ever opened lacks them; migration 1→2 adds them. imageviews/
+// came with schema 3 (migration 2→3).
 func bucketsOf(v int) [][]byte {
-	if v == 1 {
-		return JournalBuckets
+	var out [][]byte
+	for _, b := range Buckets() {
+		switch {
+		case v < 2 && slices.ContainsFunc(StoreBuckets, func(s []byte) bool { return bytes.Equal(s, b) }):
+		case v < 3 && bytes.Equal(b, BucketImageViews):
+		default:
+			out = append(out, b)
+		}
 	}
-	return Buckets()
+	return out
 }
 
 // Check is one verification of the stored data, run in a read transaction

@@ -351,7 +351,12 @@ type Container struct {
 	// PID of the container's shim; 0 when not running.
 	ShimPid int64 `protobuf:"varint,19,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
 	// A transition that was recorded as intended but is not finished yet.
-	PendingEvent  string `protobuf:"bytes,20,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	PendingEvent string `protobuf:"bytes,20,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	// Id of the image the container was made from.
+	ImageId string `protobuf:"bytes,21,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// What the container took from its image's config and its create's
+	// overrides (besides command and env).
+	Config        *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,22 +531,138 @@ func (x *Container) GetPendingEvent() string {
 	return ""
 }
 
+func (x *Container) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+func (x *Container) GetConfig() *ContainerConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// ContainerConfig is what a container runs with besides its command and
+// environment.
+type ContainerConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Working directory of the process; empty is /.
+	WorkingDir string `protobuf:"bytes,1,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// User spec (name, uid, uid:gid, name:group); empty is root.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// Signal stop sends first; empty is SIGTERM.
+	StopSignal string `protobuf:"bytes,3,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	// Recorded from the image for networking and volumes.
+	ExposedPorts  []string          `protobuf:"bytes,4,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	Volumes       []string          `protobuf:"bytes,5,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerConfig) Reset() {
+	*x = ContainerConfig{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerConfig) ProtoMessage() {}
+
+func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
+func (*ContainerConfig) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ContainerConfig) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetExposedPorts() []string {
+	if x != nil {
+		return x.ExposedPorts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional; must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}.
-	Name    string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Image   string   `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A name in any spelling Docker takes (busybox = docker.io/library/busybox:latest),
+	// an image id or a prefix of one.
+	Image string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	// Arguments after the entrypoint; empty: the image's Cmd.
 	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
-	Env     []string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
+	// Merged over the image's Env: an entry replaces the image's of the same key.
+	Env []string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
 	// Remove the container as soon as it stops.
-	AutoRemove    bool `protobuf:"varint,5,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	AutoRemove bool `protobuf:"varint,5,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	// With override_entrypoint, entrypoint replaces the image's (empty: none)
+	// and the image's Cmd is not used.
+	OverrideEntrypoint bool     `protobuf:"varint,6,opt,name=override_entrypoint,json=overrideEntrypoint,proto3" json:"override_entrypoint,omitempty"`
+	Entrypoint         []string `protobuf:"bytes,7,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	// Overrides the image's WorkingDir; must be absolute.
+	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// Overrides the image's User.
+	User          string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +674,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +687,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateRequest) GetName() string {
@@ -604,6 +725,34 @@ func (x *CreateRequest) GetAutoRemove() bool {
 	return false
 }
 
+func (x *CreateRequest) GetOverrideEntrypoint() bool {
+	if x != nil {
+		return x.OverrideEntrypoint
+	}
+	return false
+}
+
+func (x *CreateRequest) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
 type CreateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Container     *Container             `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
@@ -613,7 +762,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +774,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +787,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateResponse) GetContainer() *Container {
@@ -659,7 +808,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +820,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +833,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StartRequest) GetId() string {
@@ -703,7 +852,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +864,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +877,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StartResponse) GetContainer() *Container {
@@ -749,7 +898,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +910,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +923,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StopRequest) GetId() string {
@@ -800,7 +949,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +961,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +974,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StopResponse) GetContainer() *Container {
@@ -846,7 +995,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1007,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1020,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KillRequest) GetId() string {
@@ -897,7 +1046,7 @@ type KillResponse struct {
 
 func (x *KillResponse) Reset() {
 	*x = KillResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1058,7 @@ func (x *KillResponse) String() string {
 func (*KillResponse) ProtoMessage() {}
 
 func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1071,7 @@ func (x *KillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
 func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KillResponse) GetContainer() *Container {
@@ -941,7 +1090,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1102,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1115,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PauseRequest) GetId() string {
@@ -985,7 +1134,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1146,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1159,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PauseResponse) GetContainer() *Container {
@@ -1029,7 +1178,7 @@ type UnpauseRequest struct {
 
 func (x *UnpauseRequest) Reset() {
 	*x = UnpauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1190,7 @@ func (x *UnpauseRequest) String() string {
 func (*UnpauseRequest) ProtoMessage() {}
 
 func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1203,7 @@ func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseRequest.ProtoReflect.Descriptor instead.
 func (*UnpauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnpauseRequest) GetId() string {
@@ -1073,7 +1222,7 @@ type UnpauseResponse struct {
 
 func (x *UnpauseResponse) Reset() {
 	*x = UnpauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1234,7 @@ func (x *UnpauseResponse) String() string {
 func (*UnpauseResponse) ProtoMessage() {}
 
 func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1247,7 @@ func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseResponse.ProtoReflect.Descriptor instead.
 func (*UnpauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnpauseResponse) GetContainer() *Container {
@@ -1118,7 +1267,7 @@ type RestartRequest struct {
 
 func (x *RestartRequest) Reset() {
 	*x = RestartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1279,7 @@ func (x *RestartRequest) String() string {
 func (*RestartRequest) ProtoMessage() {}
 
 func (x *RestartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1292,7 @@ func (x *RestartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRequest.ProtoReflect.Descriptor instead.
 func (*RestartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RestartRequest) GetId() string {
@@ -1169,7 +1318,7 @@ type RestartResponse struct {
 
 func (x *RestartResponse) Reset() {
 	*x = RestartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1330,7 @@ func (x *RestartResponse) String() string {
 func (*RestartResponse) ProtoMessage() {}
 
 func (x *RestartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1343,7 @@ func (x *RestartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartResponse.ProtoReflect.Descriptor instead.
 func (*RestartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RestartResponse) GetContainer() *Container {
@@ -1215,7 +1364,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1376,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1389,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveRequest) GetId() string {
@@ -1266,7 +1415,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1427,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1440,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveResponse) GetId() string {
@@ -1310,7 +1459,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1471,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1484,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1354,7 +1503,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1515,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1528,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetResponse) GetContainer() *Container {
@@ -1399,7 +1548,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1560,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1573,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRequest) GetAll() bool {
@@ -1443,7 +1592,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1604,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1617,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -1487,7 +1636,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1648,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1661,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -1534,7 +1683,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1695,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1708,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WaitResponse) GetExitCode() int32 {
@@ -1594,7 +1743,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1755,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1768,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -1651,7 +1800,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1812,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1825,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -1709,7 +1858,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1870,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1883,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RunRequest) GetCreate() *CreateRequest {
@@ -1758,7 +1907,7 @@ type RunResponse struct {
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1919,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1932,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunResponse) GetContainer() *Container {
@@ -1807,23 +1956,32 @@ func (x *RunResponse) GetExit() *WaitResponse {
 	return nil
 }
 
-// Image is an imported root filesystem.
+// Image is a registered image.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The name the image was asked for or is listed under (canonical, e.g.
+	// docker.io/library/busybox:latest), or its id when it has no name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// sha256 of the uncompressed layer tars, bottom first.
 	DiffIds []string `protobuf:"bytes,2,rep,name=diff_ids,json=diffIds,proto3" json:"diff_ids,omitempty"`
 	// chain ID of the top layer.
-	ChainId       string                 `protobuf:"bytes,3,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ChainId   string                 `protobuf:"bytes,3,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Size      int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Image id: sha256 of its config.
+	Id string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	// Every name of the image (canonical), sorted; none for a dangling image.
+	Names  []string     `protobuf:"bytes,7,rep,name=names,proto3" json:"names,omitempty"`
+	Config *ImageConfig `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	// An image operation recorded as intended but not finished.
+	PendingEvent  string `protobuf:"bytes,9,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1993,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2006,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Image) GetName() string {
@@ -1886,6 +2044,253 @@ func (x *Image) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Image) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Image) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *Image) GetConfig() *ImageConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *Image) GetPendingEvent() string {
+	if x != nil {
+		return x.PendingEvent
+	}
+	return ""
+}
+
+// ImageConfig is what an image's config says about running it.
+type ImageConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entrypoint    []string               `protobuf:"bytes,1,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Cmd           []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	Env           []string               `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	WorkingDir    string                 `protobuf:"bytes,4,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	User          string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	StopSignal    string                 `protobuf:"bytes,6,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	ExposedPorts  []string               `protobuf:"bytes,7,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	Volumes       []string               `protobuf:"bytes,8,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Architecture  string                 `protobuf:"bytes,10,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	Os            string                 `protobuf:"bytes,11,opt,name=os,proto3" json:"os,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageConfig) Reset() {
+	*x = ImageConfig{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageConfig) ProtoMessage() {}
+
+func (x *ImageConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageConfig.ProtoReflect.Descriptor instead.
+func (*ImageConfig) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ImageConfig) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetExposedPorts() []string {
+	if x != nil {
+		return x.ExposedPorts
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+// ImageHistoryEntry is one step of an image's build, as `docker history` shows it.
+type ImageHistoryEntry struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Created    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=created,proto3" json:"created,omitempty"`
+	CreatedBy  string                 `protobuf:"bytes,2,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Comment    string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	EmptyLayer bool                   `protobuf:"varint,4,opt,name=empty_layer,json=emptyLayer,proto3" json:"empty_layer,omitempty"`
+	// The layer the step made, if it made one.
+	DiffId        string `protobuf:"bytes,5,opt,name=diff_id,json=diffId,proto3" json:"diff_id,omitempty"`
+	Size          int64  `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageHistoryEntry) Reset() {
+	*x = ImageHistoryEntry{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageHistoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageHistoryEntry) ProtoMessage() {}
+
+func (x *ImageHistoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageHistoryEntry.ProtoReflect.Descriptor instead.
+func (*ImageHistoryEntry) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ImageHistoryEntry) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ImageHistoryEntry) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetEmptyLayer() bool {
+	if x != nil {
+		return x.EmptyLayer
+	}
+	return false
+}
+
+func (x *ImageHistoryEntry) GetDiffId() string {
+	if x != nil {
+		return x.DiffId
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type ImageServiceImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set in the first message only.
@@ -1899,7 +2304,7 @@ type ImageServiceImportRequest struct {
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2316,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2329,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -1948,8 +2353,8 @@ func (x *ImageServiceImportRequest) GetEnd() *ImportEnd {
 	return nil
 }
 
-// ImportEnd closes an import stream: what the client sent, counted and
-// hashed as it was sent.
+// ImportEnd closes an import or load stream: what the client sent, counted
+// and hashed as it was sent.
 type ImportEnd struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Total bytes of every chunk.
@@ -1962,7 +2367,7 @@ type ImportEnd struct {
 
 func (x *ImportEnd) Reset() {
 	*x = ImportEnd{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2379,7 @@ func (x *ImportEnd) String() string {
 func (*ImportEnd) ProtoMessage() {}
 
 func (x *ImportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2392,7 @@ func (x *ImportEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
 func (*ImportEnd) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportEnd) GetSize() int64 {
@@ -2013,7 +2418,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2430,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,12 +2443,109 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
 	if x != nil {
 		return x.Image
+	}
+	return nil
+}
+
+type ImageServiceLoadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Chunk []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set in the last message only (which may carry a chunk too).
+	End           *ImportEnd `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceLoadRequest) Reset() {
+	*x = ImageServiceLoadRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceLoadRequest) ProtoMessage() {}
+
+func (x *ImageServiceLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceLoadRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceLoadRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ImageServiceLoadRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceLoadRequest) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+type ImageServiceLoadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Images        []*Image               `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceLoadResponse) Reset() {
+	*x = ImageServiceLoadResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceLoadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceLoadResponse) ProtoMessage() {}
+
+func (x *ImageServiceLoadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceLoadResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceLoadResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ImageServiceLoadResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
 	}
 	return nil
 }
@@ -2056,7 +2558,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2570,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2583,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
 }
 
 type ImageServiceListResponse struct {
@@ -2093,7 +2595,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2607,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,12 +2620,224 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
 	if x != nil {
 		return x.Images
+	}
+	return nil
+}
+
+type ImageServiceGetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A name (any spelling), an image id or an id prefix.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceGetRequest) Reset() {
+	*x = ImageServiceGetRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceGetRequest) ProtoMessage() {}
+
+func (x *ImageServiceGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceGetRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceGetRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ImageServiceGetRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type ImageServiceGetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// The image config as loaded, JSON.
+	ConfigJson string `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// Newest first.
+	History []*ImageHistoryEntry `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	// Container mounts made from the image.
+	Mounts        []string `protobuf:"bytes,4,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceGetResponse) Reset() {
+	*x = ImageServiceGetResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceGetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceGetResponse) ProtoMessage() {}
+
+func (x *ImageServiceGetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceGetResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceGetResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ImageServiceGetResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+func (x *ImageServiceGetResponse) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
+}
+
+func (x *ImageServiceGetResponse) GetHistory() []*ImageHistoryEntry {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *ImageServiceGetResponse) GetMounts() []string {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+type ImageServiceTagRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceTagRequest) Reset() {
+	*x = ImageServiceTagRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceTagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceTagRequest) ProtoMessage() {}
+
+func (x *ImageServiceTagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceTagRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceTagRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ImageServiceTagRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImageServiceTagRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type ImageServiceTagResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceTagResponse) Reset() {
+	*x = ImageServiceTagResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceTagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceTagResponse) ProtoMessage() {}
+
+func (x *ImageServiceTagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceTagResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceTagResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ImageServiceTagResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
 	}
 	return nil
 }
@@ -2137,7 +2851,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2863,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2876,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -2173,14 +2887,18 @@ func (x *ImageServiceRemoveRequest) GetName() string {
 }
 
 type ImageServiceRemoveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names removed, canonical.
+	Untagged []string `protobuf:"bytes,1,rep,name=untagged,proto3" json:"untagged,omitempty"`
+	// Id of the image deleted; empty when it only lost a name.
+	Deleted       string `protobuf:"bytes,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2910,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2923,111 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ImageServiceRemoveResponse) GetUntagged() []string {
+	if x != nil {
+		return x.Untagged
+	}
+	return nil
+}
+
+func (x *ImageServiceRemoveResponse) GetDeleted() string {
+	if x != nil {
+		return x.Deleted
+	}
+	return ""
+}
+
+type ImageServicePruneRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every image no container uses, not only those without a name.
+	All           bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePruneRequest) Reset() {
+	*x = ImageServicePruneRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePruneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePruneRequest) ProtoMessage() {}
+
+func (x *ImageServicePruneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePruneRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePruneRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ImageServicePruneRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type ImageServicePruneResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ids of the images deleted.
+	Deleted       []string `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePruneResponse) Reset() {
+	*x = ImageServicePruneResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePruneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePruneResponse) ProtoMessage() {}
+
+func (x *ImageServicePruneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePruneResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePruneResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ImageServicePruneResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -2223,10 +3045,10 @@ type JournalRecord struct {
 	Error     string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	// Arguments and results of the record, as JSON.
 	DetailsJson string `protobuf:"bytes,10,opt,name=details_json,json=detailsJson,proto3" json:"details_json,omitempty"`
-	// The kind of object the record is about: container, image, volume,
-	// netattach, exec or sandbox.
-	ObjectKind string `protobuf:"bytes,11,opt,name=object_kind,json=objectKind,proto3" json:"object_kind,omitempty"`
-	// Its id within the kind (for a container, its id).
+	// The kind of object the record concerns: container, image, volume,
+	// netattach, exec or sandbox; and its id within the kind (a container's
+	// is container_id; an image's is its image id).
+	Object   string `protobuf:"bytes,11,opt,name=object,proto3" json:"object,omitempty"`
 	ObjectId string `protobuf:"bytes,12,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// For an exec session: its id (container_id is its container).
 	ExecId        string `protobuf:"bytes,13,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
@@ -2236,7 +3058,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +3070,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +3083,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -2334,9 +3156,9 @@ func (x *JournalRecord) GetDetailsJson() string {
 	return ""
 }
 
-func (x *JournalRecord) GetObjectKind() string {
+func (x *JournalRecord) GetObject() string {
 	if x != nil {
-		return x.ObjectKind
+		return x.Object
 	}
 	return ""
 }
@@ -2375,7 +3197,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +3209,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +3222,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -2448,7 +3270,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +3282,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +3295,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -2505,7 +3327,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +3339,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +3352,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -2556,15 +3378,18 @@ func (x *WatchEventsResponse) GetLastSeq() uint64 {
 
 type HistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Container id, prefix or name; empty for all containers.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Container id, prefix or name; with object "image", an image reference
+	// (a name, an id, a prefix). Empty: every record (of the kind, if given).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Only records of this kind of object ("container" or "image").
+	Object        string `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +3401,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,12 +3414,19 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HistoryRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetObject() string {
+	if x != nil {
+		return x.Object
 	}
 	return ""
 }
@@ -2608,7 +3440,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +3452,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +3465,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2661,7 +3493,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +3505,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +3518,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -2732,7 +3564,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3576,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3589,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
 }
 
 type VersionResponse struct {
@@ -2771,7 +3603,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +3615,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +3628,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -2826,7 +3658,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc8\x05\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x96\x06\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2853,16 +3685,37 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"autoRemove\x12#\n" +
 	"\rrestart_count\x18\x12 \x01(\x05R\frestartCount\x12\x19\n" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
-	"\rpending_event\x18\x14 \x01(\tR\fpendingEventB\f\n" +
+	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
+	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
+	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06configB\f\n" +
 	"\n" +
-	"_exit_code\"\x86\x01\n" +
+	"_exit_code\"\xa0\x02\n" +
+	"\x0fContainerConfig\x12\x1f\n" +
+	"\vworking_dir\x18\x01 \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1f\n" +
+	"\vstop_signal\x18\x03 \x01(\tR\n" +
+	"stopSignal\x12#\n" +
+	"\rexposed_ports\x18\x04 \x03(\tR\fexposedPorts\x12\x18\n" +
+	"\avolumes\x18\x05 \x03(\tR\avolumes\x12=\n" +
+	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x03 \x03(\tR\acommand\x12\x10\n" +
 	"\x03env\x18\x04 \x03(\tR\x03env\x12\x1f\n" +
 	"\vauto_remove\x18\x05 \x01(\bR\n" +
-	"autoRemove\"C\n" +
+	"autoRemove\x12/\n" +
+	"\x13override_entrypoint\x18\x06 \x01(\bR\x12overrideEntrypoint\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\a \x03(\tR\n" +
+	"entrypoint\x12\x1f\n" +
+	"\vworking_dir\x18\b \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\t \x01(\tR\x04user\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -2932,14 +3785,48 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\vRunResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\xa0\x01\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\x9a\x02\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bdiff_ids\x18\x02 \x03(\tR\adiffIds\x12\x19\n" +
 	"\bchain_id\x18\x03 \x01(\tR\achainId\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\x12\x14\n" +
+	"\x05names\x18\a \x03(\tR\x05names\x12-\n" +
+	"\x06config\x18\b \x01(\v2\x15.cairn.v1.ImageConfigR\x06config\x12#\n" +
+	"\rpending_event\x18\t \x01(\tR\fpendingEvent\"\xc6\x03\n" +
+	"\vImageConfig\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x01 \x03(\tR\n" +
+	"entrypoint\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x1f\n" +
+	"\vworking_dir\x18\x04 \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x1f\n" +
+	"\vstop_signal\x18\x06 \x01(\tR\n" +
+	"stopSignal\x12#\n" +
+	"\rexposed_ports\x18\a \x03(\tR\fexposedPorts\x12\x18\n" +
+	"\avolumes\x18\b \x03(\tR\avolumes\x129\n" +
+	"\x06labels\x18\t \x03(\v2!.cairn.v1.ImageConfig.LabelsEntryR\x06labels\x12\"\n" +
+	"\farchitecture\x18\n" +
+	" \x01(\tR\farchitecture\x12\x0e\n" +
+	"\x02os\x18\v \x01(\tR\x02os\x124\n" +
+	"\acreated\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x01\n" +
+	"\x11ImageHistoryEntry\x124\n" +
+	"\acreated\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x02 \x01(\tR\tcreatedBy\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1f\n" +
+	"\vempty_layer\x18\x04 \x01(\bR\n" +
+	"emptyLayer\x12\x17\n" +
+	"\adiff_id\x18\x05 \x01(\tR\x06diffId\x12\x12\n" +
+	"\x04size\x18\x06 \x01(\x03R\x04size\"l\n" +
 	"\x19ImageServiceImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12%\n" +
@@ -2948,13 +3835,37 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"C\n" +
 	"\x1aImageServiceImportResponse\x12%\n" +
-	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"\x19\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"V\n" +
+	"\x17ImageServiceLoadRequest\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"C\n" +
+	"\x18ImageServiceLoadResponse\x12'\n" +
+	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"\x19\n" +
 	"\x17ImageServiceListRequest\"C\n" +
 	"\x18ImageServiceListResponse\x12'\n" +
-	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"/\n" +
+	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"*\n" +
+	"\x16ImageServiceGetRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\xb0\x01\n" +
+	"\x17ImageServiceGetResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\x12\x1f\n" +
+	"\vconfig_json\x18\x02 \x01(\tR\n" +
+	"configJson\x125\n" +
+	"\ahistory\x18\x03 \x03(\v2\x1b.cairn.v1.ImageHistoryEntryR\ahistory\x12\x16\n" +
+	"\x06mounts\x18\x04 \x03(\tR\x06mounts\"H\n" +
+	"\x16ImageServiceTagRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"@\n" +
+	"\x17ImageServiceTagResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"/\n" +
 	"\x19ImageServiceRemoveRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x1c\n" +
-	"\x1aImageServiceRemoveResponse\"\x9d\x03\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"R\n" +
+	"\x1aImageServiceRemoveResponse\x12\x1a\n" +
+	"\buntagged\x18\x01 \x03(\tR\buntagged\x12\x18\n" +
+	"\adeleted\x18\x02 \x01(\tR\adeleted\",\n" +
+	"\x18ImageServicePruneRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"5\n" +
+	"\x19ImageServicePruneResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"\x94\x03\n" +
 	"\rJournalRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.RecordKindR\x04kind\x12.\n" +
@@ -2968,9 +3879,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"intent_seq\x18\b \x01(\x04R\tintentSeq\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12!\n" +
 	"\fdetails_json\x18\n" +
-	" \x01(\tR\vdetailsJson\x12\x1f\n" +
-	"\vobject_kind\x18\v \x01(\tR\n" +
-	"objectKind\x12\x1b\n" +
+	" \x01(\tR\vdetailsJson\x12\x16\n" +
+	"\x06object\x18\v \x01(\tR\x06object\x12\x1b\n" +
 	"\tobject_id\x18\f \x01(\tR\bobjectId\x12\x17\n" +
 	"\aexec_id\x18\r \x01(\tR\x06execId\"\xe3\x01\n" +
 	"\x12WatchEventsRequest\x12\x1b\n" +
@@ -2985,9 +3895,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x13WatchEventsResponse\x12-\n" +
 	"\x05event\x18\x01 \x01(\v2\x17.cairn.v1.JournalRecordR\x05event\x12\x1a\n" +
 	"\bwatching\x18\x02 \x01(\bR\bwatching\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\" \n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"8\n" +
 	"\x0eHistoryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\"D\n" +
 	"\x0fHistoryResponse\x121\n" +
 	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords\"\x90\x01\n" +
 	"\tBuildInfo\x12\x18\n" +
@@ -3033,11 +3944,15 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\x89\x02\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xc4\x04\n" +
 	"\fImageService\x12U\n" +
-	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12M\n" +
-	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
-	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2\xa0\x01\n" +
+	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
+	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12M\n" +
+	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12J\n" +
+	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\x12J\n" +
+	"\x03Tag\x12 .cairn.v1.ImageServiceTagRequest\x1a!.cairn.v1.ImageServiceTagResponse\x12S\n" +
+	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse\x12P\n" +
+	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse2\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
 	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
 	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012O\n" +
@@ -3057,7 +3972,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -3065,127 +3980,159 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*ErrorInfo)(nil),                  // 3: cairn.v1.ErrorInfo
 	(*LayerPaths)(nil),                 // 4: cairn.v1.LayerPaths
 	(*Container)(nil),                  // 5: cairn.v1.Container
-	(*CreateRequest)(nil),              // 6: cairn.v1.CreateRequest
-	(*CreateResponse)(nil),             // 7: cairn.v1.CreateResponse
-	(*StartRequest)(nil),               // 8: cairn.v1.StartRequest
-	(*StartResponse)(nil),              // 9: cairn.v1.StartResponse
-	(*StopRequest)(nil),                // 10: cairn.v1.StopRequest
-	(*StopResponse)(nil),               // 11: cairn.v1.StopResponse
-	(*KillRequest)(nil),                // 12: cairn.v1.KillRequest
-	(*KillResponse)(nil),               // 13: cairn.v1.KillResponse
-	(*PauseRequest)(nil),               // 14: cairn.v1.PauseRequest
-	(*PauseResponse)(nil),              // 15: cairn.v1.PauseResponse
-	(*UnpauseRequest)(nil),             // 16: cairn.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),            // 17: cairn.v1.UnpauseResponse
-	(*RestartRequest)(nil),             // 18: cairn.v1.RestartRequest
-	(*RestartResponse)(nil),            // 19: cairn.v1.RestartResponse
-	(*RemoveRequest)(nil),              // 20: cairn.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 21: cairn.v1.RemoveResponse
-	(*GetRequest)(nil),                 // 22: cairn.v1.GetRequest
-	(*GetResponse)(nil),                // 23: cairn.v1.GetResponse
-	(*ListRequest)(nil),                // 24: cairn.v1.ListRequest
-	(*ListResponse)(nil),               // 25: cairn.v1.ListResponse
-	(*WaitRequest)(nil),                // 26: cairn.v1.WaitRequest
-	(*WaitResponse)(nil),               // 27: cairn.v1.WaitResponse
-	(*LogsRequest)(nil),                // 28: cairn.v1.LogsRequest
-	(*LogsResponse)(nil),               // 29: cairn.v1.LogsResponse
-	(*RunRequest)(nil),                 // 30: cairn.v1.RunRequest
-	(*RunResponse)(nil),                // 31: cairn.v1.RunResponse
-	(*Image)(nil),                      // 32: cairn.v1.Image
-	(*ImageServiceImportRequest)(nil),  // 33: cairn.v1.ImageServiceImportRequest
-	(*ImportEnd)(nil),                  // 34: cairn.v1.ImportEnd
-	(*ImageServiceImportResponse)(nil), // 35: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 36: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 37: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 38: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 39: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 40: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 41: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 42: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 43: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 44: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 45: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 46: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 47: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 48: cairn.v1.VersionResponse
-	(*timestamppb.Timestamp)(nil),      // 49: google.protobuf.Timestamp
+	(*ContainerConfig)(nil),            // 6: cairn.v1.ContainerConfig
+	(*CreateRequest)(nil),              // 7: cairn.v1.CreateRequest
+	(*CreateResponse)(nil),             // 8: cairn.v1.CreateResponse
+	(*StartRequest)(nil),               // 9: cairn.v1.StartRequest
+	(*StartResponse)(nil),              // 10: cairn.v1.StartResponse
+	(*StopRequest)(nil),                // 11: cairn.v1.StopRequest
+	(*StopResponse)(nil),               // 12: cairn.v1.StopResponse
+	(*KillRequest)(nil),                // 13: cairn.v1.KillRequest
+	(*KillResponse)(nil),               // 14: cairn.v1.KillResponse
+	(*PauseRequest)(nil),               // 15: cairn.v1.PauseRequest
+	(*PauseResponse)(nil),              // 16: cairn.v1.PauseResponse
+	(*UnpauseRequest)(nil),             // 17: cairn.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),            // 18: cairn.v1.UnpauseResponse
+	(*RestartRequest)(nil),             // 19: cairn.v1.RestartRequest
+	(*RestartResponse)(nil),            // 20: cairn.v1.RestartResponse
+	(*RemoveRequest)(nil),              // 21: cairn.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 22: cairn.v1.RemoveResponse
+	(*GetRequest)(nil),                 // 23: cairn.v1.GetRequest
+	(*GetResponse)(nil),                // 24: cairn.v1.GetResponse
+	(*ListRequest)(nil),                // 25: cairn.v1.ListRequest
+	(*ListResponse)(nil),               // 26: cairn.v1.ListResponse
+	(*WaitRequest)(nil),                // 27: cairn.v1.WaitRequest
+	(*WaitResponse)(nil),               // 28: cairn.v1.WaitResponse
+	(*LogsRequest)(nil),                // 29: cairn.v1.LogsRequest
+	(*LogsResponse)(nil),               // 30: cairn.v1.LogsResponse
+	(*RunRequest)(nil),                 // 31: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 32: cairn.v1.RunResponse
+	(*Image)(nil),                      // 33: cairn.v1.Image
+	(*ImageConfig)(nil),                // 34: cairn.v1.ImageConfig
+	(*ImageHistoryEntry)(nil),          // 35: cairn.v1.ImageHistoryEntry
+	(*ImageServiceImportRequest)(nil),  // 36: cairn.v1.ImageServiceImportRequest
+	(*ImportEnd)(nil),                  // 37: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 38: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceLoadRequest)(nil),    // 39: cairn.v1.ImageServiceLoadRequest
+	(*ImageServiceLoadResponse)(nil),   // 40: cairn.v1.ImageServiceLoadResponse
+	(*ImageServiceListRequest)(nil),    // 41: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 42: cairn.v1.ImageServiceListResponse
+	(*ImageServiceGetRequest)(nil),     // 43: cairn.v1.ImageServiceGetRequest
+	(*ImageServiceGetResponse)(nil),    // 44: cairn.v1.ImageServiceGetResponse
+	(*ImageServiceTagRequest)(nil),     // 45: cairn.v1.ImageServiceTagRequest
+	(*ImageServiceTagResponse)(nil),    // 46: cairn.v1.ImageServiceTagResponse
+	(*ImageServiceRemoveRequest)(nil),  // 47: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 48: cairn.v1.ImageServiceRemoveResponse
+	(*ImageServicePruneRequest)(nil),   // 49: cairn.v1.ImageServicePruneRequest
+	(*ImageServicePruneResponse)(nil),  // 50: cairn.v1.ImageServicePruneResponse
+	(*JournalRecord)(nil),              // 51: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 52: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 53: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 54: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 55: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 56: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 57: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 58: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 59: cairn.v1.VersionResponse
+	nil,                                // 60: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 61: cairn.v1.ImageConfig.LabelsEntry
+	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	49, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	49, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	49, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	5,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	5,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	5,  // 9: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	5,  // 10: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 11: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 12: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	5,  // 13: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	5,  // 14: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	1,  // 15: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	27, // 16: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	6,  // 17: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	5,  // 18: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	27, // 19: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	49, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	34, // 21: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	32, // 22: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	32, // 23: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	2,  // 24: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	49, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	49, // 26: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	49, // 27: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	42, // 28: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	40, // 29: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	40, // 30: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	46, // 31: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	6,  // 32: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	8,  // 33: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	10, // 34: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	12, // 35: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	14, // 36: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	16, // 37: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	18, // 38: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	20, // 39: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	22, // 40: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	24, // 41: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	26, // 42: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	28, // 43: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	30, // 44: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	33, // 45: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	36, // 46: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	38, // 47: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	44, // 48: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	41, // 49: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	47, // 50: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	7,  // 51: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	9,  // 52: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	11, // 53: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	13, // 54: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	15, // 55: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	17, // 56: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	19, // 57: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	21, // 58: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	23, // 59: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	25, // 60: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	27, // 61: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	29, // 62: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	31, // 63: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	35, // 64: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	37, // 65: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	39, // 66: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	45, // 67: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	43, // 68: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	48, // 69: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	51, // [51:70] is the sub-list for method output_type
-	32, // [32:51] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	62, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	62, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	62, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
+	60, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	5,  // 11: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	5,  // 12: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 13: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 14: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	5,  // 15: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	5,  // 16: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	1,  // 17: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	28, // 18: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	62, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	61, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	62, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	62, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 30: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	33, // 31: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	33, // 32: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	2,  // 35: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	62, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	62, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	62, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	53, // 39: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	51, // 40: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	51, // 41: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	57, // 42: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	7,  // 43: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 44: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 45: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 46: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 47: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 48: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 49: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 50: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 51: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 52: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 53: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 54: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 55: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 56: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 57: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 58: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 59: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 60: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 61: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 62: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	55, // 63: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	52, // 64: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	58, // 65: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	8,  // 66: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 67: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 68: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 69: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 70: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 71: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 72: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 73: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 74: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 75: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 76: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 77: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 78: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 79: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 80: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 81: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 82: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 83: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 84: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 85: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	56, // 86: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	54, // 87: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	59, // 88: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	66, // [66:89] is the sub-list for method output_type
+	43, // [43:66] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -3194,16 +4141,16 @@ func file_cairn_v1_cairn_proto_init() {
 		return
 	}
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[7].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[15].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[24].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   46,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
