@@ -20,7 +20,6 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
-	"github.com/cairn-run/cairn/internal/imageref"
 )
 
 func imageCmd(c *clients) *cobra.Command {
@@ -61,7 +60,7 @@ Without -i (or with -i -) the archive is read from stdin.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image ID: %s\n", img.Id)
 				}
 				for _, n := range img.Names {
-					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", imageref.Familiar(n))
+					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", familiar(n))
 				}
 			}
 			return nil
@@ -163,7 +162,7 @@ sends their size and sha256 last), so an interrupted import leaves nothing.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", imageref.Familiar(img.Name), img.Id)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", familiar(img.Name), img.Id)
 			return nil
 		},
 	}
@@ -243,7 +242,7 @@ func imageRows(img *cairnv1.Image) []imageRow {
 		created = img.CreatedAt.AsTime().UTC().Format("2006-01-02T15:04:05Z")
 	}
 	for _, n := range img.Names {
-		repo, tag := imageref.Split(n)
+		repo, tag := splitName(n)
 		rows = append(rows, imageRow{Repository: repo, Tag: tag, ID: img.Id, Names: img.Names, Size: img.Size, Created: created})
 	}
 	if len(rows) == 0 {
@@ -308,7 +307,7 @@ func imageRmCmd(c *clients) *cobra.Command {
 					continue
 				}
 				for _, n := range res.Msg.Untagged {
-					fmt.Fprintf(cmd.OutOrStdout(), "Untagged: %s\n", imageref.Familiar(n))
+					fmt.Fprintf(cmd.OutOrStdout(), "Untagged: %s\n", familiar(n))
 				}
 				if res.Msg.Deleted != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s\n", res.Msg.Deleted)

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
-	"github.com/cairn-run/cairn/internal/imageref"
 )
 
 // stateName turns CONTAINER_STATE_RUNNING into "running".
@@ -88,7 +87,7 @@ func psTable(w io.Writer, cs []*cairnv1.Container) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID\tNAME")
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%d\t%s\n", c.Id[:12], imageref.Familiar(c.Image), truncate(strings.Join(c.Command, " "), 24),
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%d\t%s\n", c.Id[:12], familiar(c.Image), truncate(strings.Join(c.Command, " "), 24),
 			ago(c.CreatedAt), status(c), c.Pid, c.Name)
 	}
 	return tw.Flush()

@@ -59,6 +59,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 		},
 	}
 	cmd.SetVersionTemplate("cairnd {{.Version}}\n")
+	cmd.AddCommand(journalCheckCmd())
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", defaults.Root, "directory for the journal, layers and container state")
 	f.StringVar(&cfg.Socket, "socket", defaults.Socket, "unix socket to serve the API on")

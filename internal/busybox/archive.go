@@ -10,10 +10,29 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"time"
 )
+
+// imageConfig is the part of an OCI image config WriteArchive fills in. (The
+// image-spec types would pull go-digest's package initialisation, regexps
+// of some 90 KB, into every shim process: see WriteArchive.)
+type imageConfig struct {
+	Created      time.Time `json:"created"`
+	Architecture string    `json:"architecture"`
+	OS           string    `json:"os"`
+	Config       struct {
+		Cmd []string `json:"Cmd,omitempty"`
+	} `json:"config"`
+	RootFS struct {
+		Type    string   `json:"type"`
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
 
 // File is one entry of a layer LayerTar makes: a regular file, or with
 // an empty body and a name whose base starts ".wh.", a whiteout.
@@ -55,16 +74,12 @@ func WriteArchive(w io.Writer, busyboxPath, tag string, cmd []string, extra ...[
 		_, err := tw.Write(body)
 		return err
 	}
-	created := Epoch
-	cfg := ocispec.Image{
-		Created:  &created,
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		Config:   ocispec.ImageConfig{Cmd: cmd},
-		RootFS:   ocispec.RootFS{Type: "layers"},
-	}
+	cfg := imageConfig{Created: Epoch, Architecture: runtime.GOARCH, OS: "linux"}
+	cfg.Config.Cmd = cmd
+	cfg.RootFS.Type = "layers"
 	var layerFiles []string
 	for _, layer := range append([][]byte{rootfs.Bytes()}, extra...) {
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, digest.FromBytes(layer))
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, "sha256:"+sha256Hex(layer))
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
 		if _, err := zw.Write(layer); err != nil {
@@ -73,8 +88,7 @@ func WriteArchive(w io.Writer, busyboxPath, tag string, cmd []string, extra ...[
 		if err := zw.Close(); err != nil {
 			return err
 		}
-		sum := sha256.Sum256(gz.Bytes())
-		name := hex.EncodeToString(sum[:]) + ".tar.gz"
+		name := sha256Hex(gz.Bytes()) + ".tar.gz"
 		if err := add(name, gz.Bytes()); err != nil {
 			return err
 		}
@@ -84,7 +98,7 @@ func WriteArchive(w io.Writer, busyboxPath, tag string, cmd []string, extra ...[
 	if err != nil {
 		return err
 	}
-	configName := digest.FromBytes(config).Encoded() + ".json"
+	configName := sha256Hex(config) + ".json"
 	if err := add(configName, config); err != nil {
 		return err
 	}
