@@ -32,7 +32,7 @@ cleanup() {
     echo; echo "cairnd left running (pid $daemon): export CAIRN_SOCKET=$CAIRN_SOCKET; log: $work/cairnd.log"
     return
   fi
-  cairn ps -a --format json 2>/dev/null | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' | xargs -r ./bin/cairn rm -f >/dev/null 2>&1 || true
+  cairn ps -aq --no-trunc 2>/dev/null | xargs -r ./bin/cairn rm -f >/dev/null 2>&1 || true
   kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -41,7 +41,7 @@ step image import "$work/busybox.tar" busybox
 step run --rm busybox sh -c 'echo "hello from $(hostname), pid $$ in my own namespaces"'
 step run --name web -d busybox sh -c 'trap "echo bye; exit 0" TERM; echo started; while true; do sleep 1; done'
 step pause web
-echo "freezer: $(cat /sys/fs/cgroup/freezer/cairn/"$(cairn inspect web | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p')"/freezer.state)"
+echo "freezer: $(cat /sys/fs/cgroup/freezer/cairn/"$(cairn inspect --format '{{.id}}' web)"/freezer.state)"
 step ps
 step unpause web
 step stop web

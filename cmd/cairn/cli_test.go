@@ -78,7 +78,7 @@ func TestCLI_LifecycleByNameAndPrefix(t *testing.T) {
 	if err := json.Unmarshal([]byte(ps), &row); err != nil {
 		t.Fatalf("ps json %q: %v", ps, err)
 	}
-	for _, key := range []string{"id", "name", "image", "state", "pid", "exit_code", "created", "started", "finished"} {
+	for _, key := range []string{"id", "name", "image", "state", "pid", "exit_code", "created_at", "started_at", "finished_at"} {
 		if _, ok := row[key]; !ok {
 			t.Errorf("ps --format json lacks %q: %v", key, row)
 		}
@@ -86,11 +86,12 @@ func TestCLI_LifecycleByNameAndPrefix(t *testing.T) {
 	if row["state"] != "stopped" || row["exit_code"] != float64(5) {
 		t.Errorf("ps row: %v", row)
 	}
-	var inspect map[string]any
+	var inspected []map[string]any
 	raw, _, _ := cli(t, e, "inspect", "web")
-	if err := json.Unmarshal([]byte(raw), &inspect); err != nil {
+	if err := json.Unmarshal([]byte(raw), &inspected); err != nil || len(inspected) != 1 {
 		t.Fatalf("inspect %q: %v", raw, err)
 	}
+	inspect := inspected[0]
 	if inspect["mount_id"] == "" || inspect["layers"] == nil || inspect["exit_code"] != float64(5) {
 		t.Errorf("inspect: %v", inspect)
 	}

@@ -32,7 +32,7 @@ key are alternatives; different keys must all match.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use text or json", format)
+				return usageErrorf("unknown --format %q: use text or json", format)
 			}
 			req := &cairnv1.WatchEventsRequest{}
 			var err error
@@ -48,7 +48,7 @@ key are alternatives; different keys must all match.`,
 			for _, f := range filters {
 				k, v, ok := strings.Cut(f, "=")
 				if !ok {
-					return fmt.Errorf("--filter %q: want KEY=VALUE", f)
+					return usageErrorf("--filter %s: want KEY=VALUE", quoteArg(f))
 				}
 				req.Filters = append(req.Filters, &cairnv1.EventFilter{Key: k, Value: v})
 			}

@@ -5,29 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
-
-// historyRow is one line of `history --format json`.
-type historyRow struct {
-	Seq       uint64          `json:"seq"`
-	Kind      string          `json:"kind"`
-	Time      time.Time       `json:"time"`
-	Container string          `json:"container,omitempty"`
-	Object    string          `json:"object,omitempty"`
-	ObjectID  string          `json:"object_id,omitempty"`
-	Event     string          `json:"event"`
-	From      string          `json:"from,omitempty"`
-	To        string          `json:"to,omitempty"`
-	Intent    uint64          `json:"intent,omitempty"`
-	Error     string          `json:"error,omitempty"`
-	Details   json.RawMessage `json:"details,omitempty"`
-}
 
 func historyCmd(c *clients) *cobra.Command {
 	var format string
@@ -37,7 +20,7 @@ func historyCmd(c *clients) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use text or json", format)
+				return usageErrorf("unknown --format %q: use text or json", format)
 			}
 			req := &cairnv1.HistoryRequest{}
 			if len(args) == 1 {
@@ -66,12 +49,7 @@ func historyCmd(c *clients) *cobra.Command {
 func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
 	kind := strings.TrimPrefix(r.Kind.String(), "RECORD_KIND_")
 	if format == "json" {
-		row := historyRow{Seq: r.Seq, Kind: kind, Time: r.Time.AsTime(), Container: r.ContainerId, Object: r.Object, ObjectID: r.ObjectId, Event: r.Event,
-			From: r.FromState, To: r.ToState, Intent: r.IntentSeq, Error: r.Error}
-		if r.DetailsJson != "" {
-			row.Details = json.RawMessage(r.DetailsJson)
-		}
-		return json.NewEncoder(w).Encode(row)
+		return writeJSONLine(json.NewEncoder(w), r)
 	}
 	from := r.FromState
 	if from == "" {

@@ -16,7 +16,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
@@ -185,99 +184,113 @@ func openImportSource(path string, stdin io.Reader) (r io.Reader, size int64, cl
 	return f, size, func() { f.Close() }, nil
 }
 
-// imageRow is one line of `image ls --format json`.
-type imageRow struct {
-	Repository string   `json:"repository"`
-	Tag        string   `json:"tag"`
-	ID         string   `json:"id"`
-	Names      []string `json:"names,omitempty"`
-	Size       int64    `json:"size"`
-	Created    string   `json:"created,omitempty"`
-}
-
 func imageLsCmd(c *clients) *cobra.Command {
 	var format string
+	var quiet, noTrunc bool
+	var filterArgs []string
 	cmd := &cobra.Command{
-		Use:     "ls",
+		Use:     "ls [-q] [--filter KEY=VALUE]... [--no-trunc] [--format table|json|TEMPLATE]",
 		Aliases: []string{"list"},
 		Short:   "List images: one line per name, and one per image without a name",
-		Args:    cobra.NoArgs,
+		Long: `List images: one line per name, and one per image without a name.
+With --format json, one object per image (the same as image inspect).
+
+Filters (the same key ORs, different keys AND):
+  reference=PATTERN (busybox, busybox:1.36, busy*)  dangling=true|false
+  label=KEY or label=KEY=VALUE  id=PREFIX`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use table or json", format)
+			out, err := parseOutput(format)
+			if err != nil {
+				return err
+			}
+			f, err := parseFilters(filterArgs, imageFilterKeys)
+			if err != nil {
+				return err
 			}
 			res, err := c.Images.List(cmd.Context(), connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				for _, img := range res.Msg.Images {
-					for _, row := range imageRows(img) {
-						if err := enc.Encode(row); err != nil {
-							return err
-						}
-					}
+			var imgs []*cairnv1.Image
+			for _, img := range res.Msg.Images {
+				if f.matchImage(img) {
+					imgs = append(imgs, img)
+				}
+			}
+			w := cmd.OutOrStdout()
+			if quiet {
+				for _, img := range imgs {
+					fmt.Fprintln(w, imageIDColumn(img.Id, noTrunc))
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-			for _, img := range res.Msg.Images {
-				for _, row := range imageRows(img) {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Repository, row.Tag, shortImageID(img.Id), ago(img.CreatedAt), humanSize(img.Size))
+			var items []item
+			for _, img := range imgs {
+				if out.kind == "json" {
+					items = append(items, item{msg: img})
+					continue
+				}
+				for _, name := range imageNames(img) {
+					items = append(items, item{msg: img, aliases: imageAliases(img, name, noTrunc)})
 				}
 			}
-			return tw.Flush()
+			return out.print(w, items, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+				fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+				for _, it := range items {
+					a := it.aliases
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a["Repository"], a["Tag"], a["ID"], a["CreatedSince"], a["Size"])
+				}
+				return tw.Flush()
+			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table or json (one object per line)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image ids")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "print whole image ids")
+	cmd.Flags().StringArrayVarP(&filterArgs, "filter", "f", nil, "show only images that match KEY=VALUE (see above)")
+	cmd.Flags().StringVar(&format, "format", "table", formatHelp)
 	return cmd
 }
 
-func imageRows(img *cairnv1.Image) []imageRow {
-	var rows []imageRow
-	created := ""
-	if img.CreatedAt != nil {
-		created = img.CreatedAt.AsTime().UTC().Format("2006-01-02T15:04:05Z")
+// imageNames are the names an image is listed under; "" for none.
+func imageNames(img *cairnv1.Image) []string {
+	if len(img.Names) == 0 {
+		return []string{""}
 	}
-	for _, n := range img.Names {
-		repo, tag := splitName(n)
-		rows = append(rows, imageRow{Repository: repo, Tag: tag, ID: img.Id, Names: img.Names, Size: img.Size, Created: created})
-	}
-	if len(rows) == 0 {
-		rows = append(rows, imageRow{Repository: "<none>", Tag: "<none>", ID: img.Id, Size: img.Size, Created: created})
-	}
-	return rows
+	return img.Names
 }
 
-// shortImageID is the 12 hex digits `docker images` shows.
-func shortImageID(id string) string {
-	h := strings.TrimPrefix(id, "sha256:")
-	if len(h) > 12 {
-		h = h[:12]
+// imageIDColumn is an image id as a listing shows it.
+func imageIDColumn(id string, noTrunc bool) string {
+	if noTrunc {
+		return id
 	}
-	return h
+	return shortID(id)
+}
+
+// imageAliases are Docker's names for image ls's columns, for templates.
+func imageAliases(img *cairnv1.Image, name string, noTrunc bool) map[string]any {
+	repo, tag := "<none>", "<none>"
+	if name != "" {
+		repo, tag = splitName(name)
+	}
+	return map[string]any{
+		"Repository": repo, "Tag": tag, "ID": imageIDColumn(img.Id, noTrunc), "CreatedSince": ago(img.CreatedAt),
+		"CreatedAt": createdAt(img.CreatedAt), "Size": humanSize(img.Size),
+	}
 }
 
 func imageInspectCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect REF",
-		Short: "Show an image as JSON: id, names, config, layers, the containers using it",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Images.Get(cmd.Context(), connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: args[0]}))
-			if err != nil {
-				return err
-			}
-			out, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Msg)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(out))
-			return nil
-		},
+	cmd := inspectCmd(c)
+	cmd.Use = "inspect [--format json|TEMPLATE] REF..."
+	cmd.Short = "Show images as a JSON array: id, names, config, layers, the containers using it"
+	cmd.Long = ""
+	if err := cmd.Flags().Set("type", "image"); err != nil {
+		panic(err) // the flag is inspectCmd's own
 	}
+	cmd.Flags().Lookup("type").Hidden = true
+	return cmd
 }
 
 func imageTagCmd(c *clients) *cobra.Command {
@@ -347,7 +360,7 @@ func imageHistoryCmd(c *clients) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use text or json", format)
+				return usageErrorf("unknown --format %q: use text or json", format)
 			}
 			out := cmd.OutOrStdout()
 			req := &cairnv1.HistoryRequest{Object: "image"}
@@ -417,7 +430,7 @@ func printImageHistory(w io.Writer, res *cairnv1.ImageServiceGetResponse, format
 	for _, h := range res.History {
 		layer, size := "<missing>", "0B"
 		if h.DiffId != "" {
-			layer, size = shortImageID(h.DiffId), units.HumanSizeWithPrecision(float64(h.Size), 3)
+			layer, size = shortID(h.DiffId), units.HumanSizeWithPrecision(float64(h.Size), 3)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", layer, ago(h.Created), truncate(h.CreatedBy, 45), size, h.Comment)
 	}

@@ -1,158 +1,128 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
-	"time"
-	"unicode/utf8"
+	"os"
 
 	"connectrpc.com/connect"
-	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
 
-// stateName turns CONTAINER_STATE_RUNNING into "running".
-func stateName(s cairnv1.ContainerState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "CONTAINER_STATE_"))
-}
-
-func timeOf(ts *timestamppb.Timestamp) *time.Time {
-	if ts == nil {
-		return nil
-	}
-	t := ts.AsTime()
-	return &t
-}
-
-// psRow is one line of `ps --format json`.
-type psRow struct {
-	ID       string     `json:"id"`
-	Name     string     `json:"name"`
-	Image    string     `json:"image"`
-	Command  []string   `json:"command"`
-	State    string     `json:"state"`
-	PID      int64      `json:"pid"`
-	ExitCode *int32     `json:"exit_code,omitempty"`
-	Created  *time.Time `json:"created,omitempty"`
-	Started  *time.Time `json:"started,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-}
-
-func psCmd(c *clients) *cobra.Command {
-	var all bool
-	var format string
-	cmd := &cobra.Command{
-		Use:   "ps [-a] [--format json]",
-		Short: "List containers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "" && format != "json" && format != "table" {
-				return fmt.Errorf("unknown --format %q: use table or json", format)
-			}
-			res, err := c.Containers.List(cmd.Context(), connect.NewRequest(&cairnv1.ListRequest{All: all}))
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return psJSON(cmd.OutOrStdout(), res.Msg.Containers)
-			}
-			return psTable(cmd.OutOrStdout(), res.Msg.Containers)
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running and paused ones")
-	cmd.Flags().StringVar(&format, "format", "table", "table or json (one object per line)")
-	return cmd
-}
-
-func psJSON(w io.Writer, cs []*cairnv1.Container) error {
-	enc := json.NewEncoder(w)
-	for _, c := range cs {
-		row := psRow{ID: c.Id, Name: c.Name, Image: c.Image, Command: c.Command, State: stateName(c.State), PID: c.Pid,
-			ExitCode: c.ExitCode, Created: timeOf(c.CreatedAt), Started: timeOf(c.StartedAt), Finished: timeOf(c.FinishedAt)}
-		if err := enc.Encode(row); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func psTable(w io.Writer, cs []*cairnv1.Container) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID\tNAME")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%d\t%s\n", c.Id[:12], familiar(c.Image), truncate(strings.Join(c.Command, " "), 24),
-			ago(c.CreatedAt), status(c), c.Pid, c.Name)
-	}
-	return tw.Flush()
-}
-
-// truncate shortens s to n runes, the last one an ellipsis, so a
-// multi-byte character is never cut in half.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	runes := []rune(s)
-	return string(runes[:n-1]) + "…"
-}
-
-// since is how long ago ts was, as Docker prints it ("3 seconds",
-// "About a minute"), or "-" without a time.
-func since(ts *timestamppb.Timestamp) string {
-	if ts == nil {
-		return "-"
-	}
-	return units.HumanDuration(time.Since(ts.AsTime()))
-}
-
-func ago(ts *timestamppb.Timestamp) string {
-	if ts == nil {
-		return "-"
-	}
-	return since(ts) + " ago"
-}
-
-// status reads like docker's: "Up 3 seconds", "Exited (3) 2 minutes ago".
-func status(c *cairnv1.Container) string {
-	switch c.State {
-	case cairnv1.ContainerState_CONTAINER_STATE_RUNNING:
-		return "Up " + since(c.StartedAt)
-	case cairnv1.ContainerState_CONTAINER_STATE_PAUSED:
-		return "Up " + since(c.StartedAt) + " (Paused)"
-	case cairnv1.ContainerState_CONTAINER_STATE_STOPPED:
-		code := "unknown"
-		if c.ExitCode != nil {
-			code = fmt.Sprint(*c.ExitCode)
-		}
-		return fmt.Sprintf("Exited (%s) %s", code, ago(c.FinishedAt))
-	default:
-		return "Created"
-	}
-}
-
 func inspectCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect ID|NAME",
-		Short: "Show a container as JSON: state, pid, exit code, image id and config, mount id, layer paths, timestamps",
-		Args:  cobra.ExactArgs(1),
+	var format, kind string
+	cmd := &cobra.Command{
+		Use:   "inspect [--type container|image] [--format json|TEMPLATE] ID|NAME...",
+		Short: "Show containers (or images) as a JSON array: state, pid, exit code, image id and config, mount id, layer paths, timestamps",
+		Long: `Show containers, or images, as a JSON array, one element per argument in order.
+An argument that is no container is looked up as an image unless --type says which.
+With a template, it is executed for each object on its JSON form, e.g. --format '{{.state}} {{.pid}}'.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Containers.Get(cmd.Context(), connect.NewRequest(&cairnv1.GetRequest{Id: args[0]}))
+			if kind != "" && kind != "container" && kind != "image" {
+				return usageErrorf("unknown --type %q: use container or image", kind)
+			}
+			var tmpl output
+			if format != "" && format != "json" {
+				var err error
+				if tmpl, err = parseOutput(format); err != nil {
+					return err
+				}
+				if tmpl.kind != "template" {
+					return usageErrorf("unknown --format %q: use json or a template", format)
+				}
+			}
+			var found []protoreflect.ProtoMessage
+			var missing []error
+			for _, ref := range args {
+				msg, err := c.inspectOne(cmd, ref, kind)
+				if err != nil {
+					if connect.CodeOf(err) != connect.CodeNotFound {
+						return err
+					}
+					missing = append(missing, err)
+					continue
+				}
+				found = append(found, msg)
+			}
+			w := cmd.OutOrStdout()
+			var err error
+			if tmpl.kind == "template" {
+				items := make([]item, len(found))
+				for i, m := range found {
+					items[i] = item{msg: m}
+				}
+				err = tmpl.print(w, items, nil)
+			} else {
+				err = writeJSONArray(w, found)
+			}
 			if err != nil {
 				return err
 			}
-			out, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Msg.Container)
-			if err != nil {
-				return err
+			for _, m := range missing {
+				fmt.Fprintln(os.Stderr, "Error:", describe(m))
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			if len(missing) > 0 {
+				return exitError{code: exitCairnError}
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&format, "format", "json", "json (an indented array) or a Go template for each object")
+	cmd.Flags().StringVar(&kind, "type", "", "look the arguments up only as container or image")
+	return cmd
+}
+
+// inspectOne gets ref as a container, else (unless kind says otherwise)
+// as an image.
+func (c *clients) inspectOne(cmd *cobra.Command, ref, kind string) (protoreflect.ProtoMessage, error) {
+	var err error
+	if kind != "image" {
+		var res *connect.Response[cairnv1.GetResponse]
+		res, err = c.Containers.Get(cmd.Context(), connect.NewRequest(&cairnv1.GetRequest{Id: ref}))
+		if err == nil {
+			return res.Msg.Container, nil
+		}
+		if kind == "container" || connect.CodeOf(err) != connect.CodeNotFound {
+			return nil, err
+		}
+	}
+	res, ierr := c.Images.Get(cmd.Context(), connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: ref}))
+	if ierr == nil {
+		return res.Msg, nil
+	}
+	if kind == "" && connect.CodeOf(ierr) == connect.CodeNotFound {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no such container or image: %s", quoteArg(ref)))
+	}
+	return nil, ierr
+}
+
+// writeJSONArray prints the views as one indented JSON array, as docker
+// inspect does; none is an empty array.
+func writeJSONArray(w io.Writer, msgs []protoreflect.ProtoMessage) error {
+	views := make([]any, len(msgs))
+	for i, m := range msgs {
+		views[i] = jsonView(m.ProtoReflect())
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(views); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// quoteArg shows a user's argument in an error, bounded.
+func quoteArg(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return fmt.Sprintf("%q", s)
 }

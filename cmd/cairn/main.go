@@ -59,13 +59,16 @@ func main() {
 		os.Exit(0)
 	}
 	c := &clients{}
-	err := newRoot(c).Execute()
+	cmd, err := newRoot(c).ExecuteC()
 	if c.cancel != nil {
 		c.cancel()
 	}
 	var exit exitError
 	if err != nil && !errors.As(err, &exit) {
 		fmt.Fprintln(os.Stderr, "Error:", describe(err))
+		if hint, ok := usageHint(cmd, err); ok {
+			fmt.Fprintln(os.Stderr, hint)
+		}
 	}
 	os.Exit(exitCodeOf(err))
 }
@@ -122,6 +125,9 @@ func newRoot(c *clients) *cobra.Command {
 		pauseCmd(c), unpauseCmd(c), restartCmd(c), rmCmd(c),
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c), eventsCmd(c),
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
+		infoCmd(c), systemCmd(c),
 	)
+	addCompletions(root, c)
+	markUsageErrors(root)
 	return root
 }

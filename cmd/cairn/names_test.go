@@ -17,6 +17,9 @@ func TestNames_SameAsTheLibrarys(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
+		if got, want := familiarRef(ref), imageref.Familiar(canonical); got != want {
+			t.Errorf("familiarRef(%s) = %s, the library says %s", ref, got, want)
+		}
 		if got, want := familiar(canonical), imageref.Familiar(canonical); got != want {
 			t.Errorf("familiar(%s) = %s, the library says %s", canonical, got, want)
 		}

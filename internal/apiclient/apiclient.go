@@ -26,8 +26,11 @@ type Clients struct {
 const BaseURL = "http://cairnd"
 
 // New returns clients speaking over the unix socket at path, with HTTP/2
-// without TLS. Options such as connect.WithGRPC() pick the protocol.
+// without TLS. Options such as connect.WithGRPC() pick the protocol. Calls
+// without side effects (Get, List, Info...) go as HTTP GET with the
+// Connect protocol.
 func New(socket string, opts ...connect.ClientOption) Clients {
+	opts = append([]connect.ClientOption{connect.WithHTTPGet()}, opts...)
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	hc := &http.Client{Transport: &http.Transport{

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/grpchealth"
@@ -28,6 +29,7 @@ import (
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
 	"github.com/cairn-run/cairn/internal/storecheck"
+	"github.com/cairn-run/cairn/internal/sysinfo"
 	"github.com/cairn-run/cairn/journal"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
@@ -82,6 +84,12 @@ type Daemon struct {
 	// clients resume after the restart instead of holding the shutdown.
 	stopping   chan struct{}
 	compaction sync.WaitGroup
+
+	// For `cairn info`: when the daemon started, whether its startup
+	// recovery is done, and what it did.
+	startedAt    time.Time
+	recovered    atomic.Bool
+	lastRecovery atomic.Pointer[sysinfo.Recovery]
 }
 
 // Start opens the journal (refusing a locked or corrupt one), reattaches to
@@ -91,7 +99,7 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4), stopping: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, errs: make(chan error, 4), stopping: make(chan struct{}), startedAt: time.Now()}
 	if err := crashpoint.Check(CrashPoints()); err != nil {
 		return nil, err
 	}
@@ -231,6 +239,9 @@ func (d *Daemon) recover() error {
 	if err != nil {
 		d.log.Error("recovery left work for the next start", "error", err)
 	}
+	summary := recoverySummary(rep, info, err)
+	d.lastRecovery.Store(&summary)
+	d.recovered.Store(true)
 	return nil
 }
 
@@ -250,7 +261,7 @@ func (d *Daemon) listen() error {
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
 		Images:     &api.ImageServer{Images: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
-		System:     &api.SystemServer{Build: buildinfo.Read()},
+		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},
 		Health:     d.health,
 		Gate:       &d.gate,
 		RPCs:       d.metrics,

@@ -12,6 +12,7 @@ package cairnv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -3645,11 +3646,696 @@ func (x *VersionResponse) GetApiVersion() string {
 	return ""
 }
 
+type InfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoRequest) Reset() {
+	*x = InfoRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoRequest) ProtoMessage() {}
+
+func (x *InfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
+func (*InfoRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+}
+
+type InfoResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Daemon     *BuildInfo             `protobuf:"bytes,1,opt,name=daemon,proto3" json:"daemon,omitempty"`
+	ApiVersion string                 `protobuf:"bytes,2,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	// The daemon's root directory.
+	Root           string `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
+	JournalPath    string `protobuf:"bytes,4,opt,name=journal_path,json=journalPath,proto3" json:"journal_path,omitempty"`
+	JournalBytes   int64  `protobuf:"varint,5,opt,name=journal_bytes,json=journalBytes,proto3" json:"journal_bytes,omitempty"`
+	JournalRecords int64  `protobuf:"varint,6,opt,name=journal_records,json=journalRecords,proto3" json:"journal_records,omitempty"`
+	// Containers by state (lowercase state names; every state, zeros too).
+	Containers map[string]int64 `protobuf:"bytes,7,rep,name=containers,proto3" json:"containers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Images     int64            `protobuf:"varint,8,opt,name=images,proto3" json:"images,omitempty"`
+	Layers     int64            `protobuf:"varint,9,opt,name=layers,proto3" json:"layers,omitempty"`
+	// Uncompressed bytes of the stored layers, each once.
+	LayerBytes int64 `protobuf:"varint,10,opt,name=layer_bytes,json=layerBytes,proto3" json:"layer_bytes,omitempty"`
+	// Shims alive for running and paused containers.
+	Shims int64 `protobuf:"varint,11,opt,name=shims,proto3" json:"shims,omitempty"`
+	// "v1" (legacy or hybrid hierarchy) or "v2" (unified).
+	CgroupVersion   string                 `protobuf:"bytes,12,opt,name=cgroup_version,json=cgroupVersion,proto3" json:"cgroup_version,omitempty"`
+	KernelVersion   string                 `protobuf:"bytes,13,opt,name=kernel_version,json=kernelVersion,proto3" json:"kernel_version,omitempty"`
+	OperatingSystem string                 `protobuf:"bytes,14,opt,name=operating_system,json=operatingSystem,proto3" json:"operating_system,omitempty"`
+	Architecture    string                 `protobuf:"bytes,15,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	Cpus            int64                  `protobuf:"varint,16,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	MemoryBytes     int64                  `protobuf:"varint,17,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	StartedAt       *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// Startup recovery still runs.
+	Recovering    bool          `protobuf:"varint,19,opt,name=recovering,proto3" json:"recovering,omitempty"`
+	LastRecovery  *RecoveryInfo `protobuf:"bytes,20,opt,name=last_recovery,json=lastRecovery,proto3" json:"last_recovery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoResponse) Reset() {
+	*x = InfoResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoResponse) ProtoMessage() {}
+
+func (x *InfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
+func (*InfoResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *InfoResponse) GetDaemon() *BuildInfo {
+	if x != nil {
+		return x.Daemon
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetJournalPath() string {
+	if x != nil {
+		return x.JournalPath
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetJournalBytes() int64 {
+	if x != nil {
+		return x.JournalBytes
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetJournalRecords() int64 {
+	if x != nil {
+		return x.JournalRecords
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetContainers() map[string]int64 {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetImages() int64 {
+	if x != nil {
+		return x.Images
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetLayers() int64 {
+	if x != nil {
+		return x.Layers
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetLayerBytes() int64 {
+	if x != nil {
+		return x.LayerBytes
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetShims() int64 {
+	if x != nil {
+		return x.Shims
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetCgroupVersion() string {
+	if x != nil {
+		return x.CgroupVersion
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetKernelVersion() string {
+	if x != nil {
+		return x.KernelVersion
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetOperatingSystem() string {
+	if x != nil {
+		return x.OperatingSystem
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetCpus() int64 {
+	if x != nil {
+		return x.Cpus
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetRecovering() bool {
+	if x != nil {
+		return x.Recovering
+	}
+	return false
+}
+
+func (x *InfoResponse) GetLastRecovery() *RecoveryInfo {
+	if x != nil {
+		return x.LastRecovery
+	}
+	return nil
+}
+
+// RecoveryInfo is what the startup recovery of the running daemon did.
+type RecoveryInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The previous daemon stopped cleanly.
+	CleanShutdown bool `protobuf:"varint,1,opt,name=clean_shutdown,json=cleanShutdown,proto3" json:"clean_shutdown,omitempty"`
+	// The machine rebooted since the previous daemon started (boot id changed).
+	Rebooted   bool                 `protobuf:"varint,2,opt,name=rebooted,proto3" json:"rebooted,omitempty"`
+	Duration   *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Containers int64                `protobuf:"varint,4,opt,name=containers,proto3" json:"containers,omitempty"`
+	// Unfinished image operations decided.
+	Images int64 `protobuf:"varint,5,opt,name=images,proto3" json:"images,omitempty"`
+	// Decisions taken, by action (e.g. reattach, mark_exited, roll_back).
+	Actions      map[string]int64 `protobuf:"bytes,6,rep,name=actions,proto3" json:"actions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	UnknownExits int64            `protobuf:"varint,7,opt,name=unknown_exits,json=unknownExits,proto3" json:"unknown_exits,omitempty"`
+	// Recovery left work for the next start (the error says what).
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveryInfo) Reset() {
+	*x = RecoveryInfo{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryInfo) ProtoMessage() {}
+
+func (x *RecoveryInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryInfo.ProtoReflect.Descriptor instead.
+func (*RecoveryInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RecoveryInfo) GetCleanShutdown() bool {
+	if x != nil {
+		return x.CleanShutdown
+	}
+	return false
+}
+
+func (x *RecoveryInfo) GetRebooted() bool {
+	if x != nil {
+		return x.Rebooted
+	}
+	return false
+}
+
+func (x *RecoveryInfo) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *RecoveryInfo) GetContainers() int64 {
+	if x != nil {
+		return x.Containers
+	}
+	return 0
+}
+
+func (x *RecoveryInfo) GetImages() int64 {
+	if x != nil {
+		return x.Images
+	}
+	return 0
+}
+
+func (x *RecoveryInfo) GetActions() map[string]int64 {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *RecoveryInfo) GetUnknownExits() int64 {
+	if x != nil {
+		return x.UnknownExits
+	}
+	return 0
+}
+
+func (x *RecoveryInfo) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type DiskUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also list every image and container with its size.
+	Verbose       bool `protobuf:"varint,1,opt,name=verbose,proto3" json:"verbose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskUsageRequest) Reset() {
+	*x = DiskUsageRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageRequest) ProtoMessage() {}
+
+func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageRequest.ProtoReflect.Descriptor instead.
+func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DiskUsageRequest) GetVerbose() bool {
+	if x != nil {
+		return x.Verbose
+	}
+	return false
+}
+
+type DiskUsageResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Images           *DiskUsageSummary      `protobuf:"bytes,1,opt,name=images,proto3" json:"images,omitempty"`
+	Containers       *DiskUsageSummary      `protobuf:"bytes,2,opt,name=containers,proto3" json:"containers,omitempty"`
+	ImageDetails     []*ImageUsage          `protobuf:"bytes,3,rep,name=image_details,json=imageDetails,proto3" json:"image_details,omitempty"`
+	ContainerDetails []*ContainerUsage      `protobuf:"bytes,4,rep,name=container_details,json=containerDetails,proto3" json:"container_details,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DiskUsageResponse) Reset() {
+	*x = DiskUsageResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageResponse) ProtoMessage() {}
+
+func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageResponse.ProtoReflect.Descriptor instead.
+func (*DiskUsageResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DiskUsageResponse) GetImages() *DiskUsageSummary {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *DiskUsageResponse) GetContainers() *DiskUsageSummary {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *DiskUsageResponse) GetImageDetails() []*ImageUsage {
+	if x != nil {
+		return x.ImageDetails
+	}
+	return nil
+}
+
+func (x *DiskUsageResponse) GetContainerDetails() []*ContainerUsage {
+	if x != nil {
+		return x.ContainerDetails
+	}
+	return nil
+}
+
+// DiskUsageSummary is one line of `cairn system df`.
+type DiskUsageSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Total int64                  `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	// In use: images a container was made from; containers running or paused.
+	Active int64 `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	// Bytes on disk, each layer counted once.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Bytes a prune of what is not active would free.
+	ReclaimableBytes int64 `protobuf:"varint,4,opt,name=reclaimable_bytes,json=reclaimableBytes,proto3" json:"reclaimable_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DiskUsageSummary) Reset() {
+	*x = DiskUsageSummary{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageSummary) ProtoMessage() {}
+
+func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageSummary.ProtoReflect.Descriptor instead.
+func (*DiskUsageSummary) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DiskUsageSummary) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *DiskUsageSummary) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *DiskUsageSummary) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *DiskUsageSummary) GetReclaimableBytes() int64 {
+	if x != nil {
+		return x.ReclaimableBytes
+	}
+	return 0
+}
+
+type ImageUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Names []string               `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	// Uncompressed bytes of its layers.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Bytes of its layers no other image has.
+	UniqueBytes int64 `protobuf:"varint,4,opt,name=unique_bytes,json=uniqueBytes,proto3" json:"unique_bytes,omitempty"`
+	// Containers made from it.
+	Containers    int64 `protobuf:"varint,5,opt,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageUsage) Reset() {
+	*x = ImageUsage{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageUsage) ProtoMessage() {}
+
+func (x *ImageUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageUsage.ProtoReflect.Descriptor instead.
+func (*ImageUsage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ImageUsage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ImageUsage) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *ImageUsage) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ImageUsage) GetUniqueBytes() int64 {
+	if x != nil {
+		return x.UniqueBytes
+	}
+	return 0
+}
+
+func (x *ImageUsage) GetContainers() int64 {
+	if x != nil {
+		return x.Containers
+	}
+	return 0
+}
+
+type ContainerUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Image string                 `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	State ContainerState         `protobuf:"varint,4,opt,name=state,proto3,enum=cairn.v1.ContainerState" json:"state,omitempty"`
+	// Bytes in its writable layer.
+	SizeBytes     int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerUsage) Reset() {
+	*x = ContainerUsage{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerUsage) ProtoMessage() {}
+
+func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
+func (*ContainerUsage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ContainerUsage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetState() ContainerState {
+	if x != nil {
+		return x.State
+	}
+	return ContainerState_CONTAINER_STATE_UNSPECIFIED
+}
+
+func (x *ContainerUsage) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
 var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
 	"\tErrorInfo\x12-\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
@@ -3912,7 +4598,86 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x0fVersionResponse\x12+\n" +
 	"\x06daemon\x18\x01 \x01(\v2\x13.cairn.v1.BuildInfoR\x06daemon\x12\x1f\n" +
 	"\vapi_version\x18\x02 \x01(\tR\n" +
-	"apiVersion*x\n" +
+	"apiVersion\"\r\n" +
+	"\vInfoRequest\"\xbb\x06\n" +
+	"\fInfoResponse\x12+\n" +
+	"\x06daemon\x18\x01 \x01(\v2\x13.cairn.v1.BuildInfoR\x06daemon\x12\x1f\n" +
+	"\vapi_version\x18\x02 \x01(\tR\n" +
+	"apiVersion\x12\x12\n" +
+	"\x04root\x18\x03 \x01(\tR\x04root\x12!\n" +
+	"\fjournal_path\x18\x04 \x01(\tR\vjournalPath\x12#\n" +
+	"\rjournal_bytes\x18\x05 \x01(\x03R\fjournalBytes\x12'\n" +
+	"\x0fjournal_records\x18\x06 \x01(\x03R\x0ejournalRecords\x12F\n" +
+	"\n" +
+	"containers\x18\a \x03(\v2&.cairn.v1.InfoResponse.ContainersEntryR\n" +
+	"containers\x12\x16\n" +
+	"\x06images\x18\b \x01(\x03R\x06images\x12\x16\n" +
+	"\x06layers\x18\t \x01(\x03R\x06layers\x12\x1f\n" +
+	"\vlayer_bytes\x18\n" +
+	" \x01(\x03R\n" +
+	"layerBytes\x12\x14\n" +
+	"\x05shims\x18\v \x01(\x03R\x05shims\x12%\n" +
+	"\x0ecgroup_version\x18\f \x01(\tR\rcgroupVersion\x12%\n" +
+	"\x0ekernel_version\x18\r \x01(\tR\rkernelVersion\x12)\n" +
+	"\x10operating_system\x18\x0e \x01(\tR\x0foperatingSystem\x12\"\n" +
+	"\farchitecture\x18\x0f \x01(\tR\farchitecture\x12\x12\n" +
+	"\x04cpus\x18\x10 \x01(\x03R\x04cpus\x12!\n" +
+	"\fmemory_bytes\x18\x11 \x01(\x03R\vmemoryBytes\x129\n" +
+	"\n" +
+	"started_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1e\n" +
+	"\n" +
+	"recovering\x18\x13 \x01(\bR\n" +
+	"recovering\x12;\n" +
+	"\rlast_recovery\x18\x14 \x01(\v2\x16.cairn.v1.RecoveryInfoR\flastRecovery\x1a=\n" +
+	"\x0fContainersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xf6\x02\n" +
+	"\fRecoveryInfo\x12%\n" +
+	"\x0eclean_shutdown\x18\x01 \x01(\bR\rcleanShutdown\x12\x1a\n" +
+	"\brebooted\x18\x02 \x01(\bR\brebooted\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1e\n" +
+	"\n" +
+	"containers\x18\x04 \x01(\x03R\n" +
+	"containers\x12\x16\n" +
+	"\x06images\x18\x05 \x01(\x03R\x06images\x12=\n" +
+	"\aactions\x18\x06 \x03(\v2#.cairn.v1.RecoveryInfo.ActionsEntryR\aactions\x12#\n" +
+	"\runknown_exits\x18\a \x01(\x03R\funknownExits\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x1a:\n" +
+	"\fActionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\",\n" +
+	"\x10DiskUsageRequest\x12\x18\n" +
+	"\averbose\x18\x01 \x01(\bR\averbose\"\x85\x02\n" +
+	"\x11DiskUsageResponse\x122\n" +
+	"\x06images\x18\x01 \x01(\v2\x1a.cairn.v1.DiskUsageSummaryR\x06images\x12:\n" +
+	"\n" +
+	"containers\x18\x02 \x01(\v2\x1a.cairn.v1.DiskUsageSummaryR\n" +
+	"containers\x129\n" +
+	"\rimage_details\x18\x03 \x03(\v2\x14.cairn.v1.ImageUsageR\fimageDetails\x12E\n" +
+	"\x11container_details\x18\x04 \x03(\v2\x18.cairn.v1.ContainerUsageR\x10containerDetails\"\x8c\x01\n" +
+	"\x10DiskUsageSummary\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\x03R\x06active\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12+\n" +
+	"\x11reclaimable_bytes\x18\x04 \x01(\x03R\x10reclaimableBytes\"\x94\x01\n" +
+	"\n" +
+	"ImageUsage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12!\n" +
+	"\funique_bytes\x18\x04 \x01(\x03R\vuniqueBytes\x12\x1e\n" +
+	"\n" +
+	"containers\x18\x05 \x01(\x03R\n" +
+	"containers\"\x99\x01\n" +
+	"\x0eContainerUsage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05image\x18\x03 \x01(\tR\x05image\x12.\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x18.cairn.v1.ContainerStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes*x\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_COMMAND_NOT_FOUND\x10\x01\x12'\n" +
@@ -3930,7 +4695,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x12RECORD_KIND_INTENT\x10\x01\x12\x14\n" +
 	"\x10RECORD_KIND_DONE\x10\x02\x12\x16\n" +
 	"\x12RECORD_KIND_FAILED\x10\x03\x12\x1a\n" +
-	"\x16RECORD_KIND_RECONCILED\x10\x042\xff\x05\n" +
+	"\x16RECORD_KIND_RECONCILED\x10\x042\x89\x06\n" +
 	"\x10ContainerService\x12;\n" +
 	"\x06Create\x12\x17.cairn.v1.CreateRequest\x1a\x18.cairn.v1.CreateResponse\x128\n" +
 	"\x05Start\x12\x16.cairn.v1.StartRequest\x1a\x17.cairn.v1.StartResponse\x125\n" +
@@ -3939,25 +4704,27 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05Pause\x12\x16.cairn.v1.PauseRequest\x1a\x17.cairn.v1.PauseResponse\x12>\n" +
 	"\aUnpause\x12\x18.cairn.v1.UnpauseRequest\x1a\x19.cairn.v1.UnpauseResponse\x12>\n" +
 	"\aRestart\x12\x18.cairn.v1.RestartRequest\x1a\x19.cairn.v1.RestartResponse\x12;\n" +
-	"\x06Remove\x12\x17.cairn.v1.RemoveRequest\x1a\x18.cairn.v1.RemoveResponse\x122\n" +
-	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\x125\n" +
-	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x125\n" +
+	"\x06Remove\x12\x17.cairn.v1.RemoveRequest\x1a\x18.cairn.v1.RemoveResponse\x127\n" +
+	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\"\x03\x90\x02\x01\x12:\n" +
+	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\"\x03\x90\x02\x01\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xc4\x04\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xce\x04\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
-	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12M\n" +
-	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12J\n" +
-	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\x12J\n" +
+	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12R\n" +
+	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\"\x03\x90\x02\x01\x12O\n" +
+	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\x03Tag\x12 .cairn.v1.ImageServiceTagRequest\x1a!.cairn.v1.ImageServiceTagResponse\x12S\n" +
 	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse\x12P\n" +
 	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse2\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
 	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
-	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012O\n" +
-	"\rSystemService\x12>\n" +
-	"\aVersion\x12\x18.cairn.v1.VersionRequest\x1a\x19.cairn.v1.VersionResponseB1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
+	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012\xdb\x01\n" +
+	"\rSystemService\x12C\n" +
+	"\aVersion\x12\x18.cairn.v1.VersionRequest\x1a\x19.cairn.v1.VersionResponse\"\x03\x90\x02\x01\x12:\n" +
+	"\x04Info\x12\x15.cairn.v1.InfoRequest\x1a\x16.cairn.v1.InfoResponse\"\x03\x90\x02\x01\x12I\n" +
+	"\tDiskUsage\x12\x1a.cairn.v1.DiskUsageRequest\x1a\x1b.cairn.v1.DiskUsageResponse\"\x03\x90\x02\x01B1Z/github.com/cairn-run/cairn/api/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_cairn_proto_rawDescOnce sync.Once
@@ -3972,7 +4739,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -4034,19 +4801,30 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*BuildInfo)(nil),                  // 57: cairn.v1.BuildInfo
 	(*VersionRequest)(nil),             // 58: cairn.v1.VersionRequest
 	(*VersionResponse)(nil),            // 59: cairn.v1.VersionResponse
-	nil,                                // 60: cairn.v1.ContainerConfig.LabelsEntry
-	nil,                                // 61: cairn.v1.ImageConfig.LabelsEntry
-	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*InfoRequest)(nil),                // 60: cairn.v1.InfoRequest
+	(*InfoResponse)(nil),               // 61: cairn.v1.InfoResponse
+	(*RecoveryInfo)(nil),               // 62: cairn.v1.RecoveryInfo
+	(*DiskUsageRequest)(nil),           // 63: cairn.v1.DiskUsageRequest
+	(*DiskUsageResponse)(nil),          // 64: cairn.v1.DiskUsageResponse
+	(*DiskUsageSummary)(nil),           // 65: cairn.v1.DiskUsageSummary
+	(*ImageUsage)(nil),                 // 66: cairn.v1.ImageUsage
+	(*ContainerUsage)(nil),             // 67: cairn.v1.ContainerUsage
+	nil,                                // 68: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 69: cairn.v1.ImageConfig.LabelsEntry
+	nil,                                // 70: cairn.v1.InfoResponse.ContainersEntry
+	nil,                                // 71: cairn.v1.RecoveryInfo.ActionsEntry
+	(*timestamppb.Timestamp)(nil),      // 72: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 73: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	62, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	62, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	62, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	72, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	72, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	72, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	60, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	68, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
 	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -4061,11 +4839,11 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	62, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	72, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	61, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	62, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	62, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	69, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	72, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	72, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
 	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
@@ -4075,64 +4853,79 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
 	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
 	2,  // 35: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	62, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	62, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	62, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	72, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	72, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	72, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
 	53, // 39: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
 	51, // 40: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
 	51, // 41: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
 	57, // 42: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	7,  // 43: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 44: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 45: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 46: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 47: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 48: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 49: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 50: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 51: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 52: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 53: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 54: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 55: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 56: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 57: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 58: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 59: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 60: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 61: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 62: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	55, // 63: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	52, // 64: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	58, // 65: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	8,  // 66: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 67: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 68: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 69: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 70: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 71: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 72: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 73: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 74: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 75: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 76: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 77: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 78: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 79: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 80: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 81: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 82: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 83: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 84: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 85: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	56, // 86: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	54, // 87: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	59, // 88: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	66, // [66:89] is the sub-list for method output_type
-	43, // [43:66] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	57, // 43: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	70, // 44: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	72, // 45: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	62, // 46: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	73, // 47: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	71, // 48: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	65, // 49: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	65, // 50: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	66, // 51: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	67, // 52: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,  // 53: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	7,  // 54: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 55: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 56: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 57: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 58: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 59: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 60: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 61: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 62: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 63: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 64: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 65: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 66: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 67: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 68: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 69: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 70: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 71: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 72: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 73: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	55, // 74: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	52, // 75: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	58, // 76: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	60, // 77: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	63, // 78: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	8,  // 79: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 80: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 81: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 82: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 83: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 84: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 85: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 86: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 87: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 88: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 89: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 90: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 91: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 92: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 93: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 94: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 95: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 96: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 97: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 98: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	56, // 99: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	54, // 100: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	59, // 101: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	61, // 102: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	64, // 103: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	79, // [79:104] is the sub-list for method output_type
+	54, // [54:79] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -4150,7 +4943,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   59,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

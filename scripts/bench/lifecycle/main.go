@@ -337,7 +337,9 @@ func (d *daemon) stop() error {
 	if out, err := d.cli("ps", "-a", "--format", "json"); err == nil {
 		sc := bufio.NewScanner(strings.NewReader(string(out)))
 		for sc.Scan() {
-			var c struct{ ID string }
+			var c struct {
+				ID string `json:"id"`
+			}
 			if json.Unmarshal(sc.Bytes(), &c) == nil && c.ID != "" {
 				_, _ = d.cli("rm", "-f", c.ID)
 			}
@@ -379,7 +381,7 @@ func (d *daemon) history() (map[string]map[string]time.Time, error) {
 		var r struct {
 			Kind      string    `json:"kind"`
 			Time      time.Time `json:"time"`
-			Container string    `json:"container"`
+			Container string    `json:"container_id"`
 			Event     string    `json:"event"`
 			Details   struct {
 				Args struct {
@@ -402,7 +404,7 @@ func (d *daemon) history() (map[string]map[string]time.Time, error) {
 			m = map[string]time.Time{}
 			byContainer[r.Container] = m
 		}
-		m[r.Event+"."+r.Kind] = r.Time
+		m[r.Event+"."+strings.ToUpper(r.Kind)] = r.Time
 		if p := r.Details.Result.Process; p != nil && r.Event == "start" {
 			m["assigned"] = p.StartedAt
 		}

@@ -90,6 +90,10 @@ const (
 	JournalServiceWatchEventsProcedure = "/cairn.v1.JournalService/WatchEvents"
 	// SystemServiceVersionProcedure is the fully-qualified name of the SystemService's Version RPC.
 	SystemServiceVersionProcedure = "/cairn.v1.SystemService/Version"
+	// SystemServiceInfoProcedure is the fully-qualified name of the SystemService's Info RPC.
+	SystemServiceInfoProcedure = "/cairn.v1.SystemService/Info"
+	// SystemServiceDiskUsageProcedure is the fully-qualified name of the SystemService's DiskUsage RPC.
+	SystemServiceDiskUsageProcedure = "/cairn.v1.SystemService/DiskUsage"
 )
 
 // ContainerServiceClient is a client for the cairn.v1.ContainerService service.
@@ -177,12 +181,14 @@ func NewContainerServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			httpClient,
 			baseURL+ContainerServiceGetProcedure,
 			connect.WithSchema(containerServiceMethods.ByName("Get")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		list: connect.NewClient[v1.ListRequest, v1.ListResponse](
 			httpClient,
 			baseURL+ContainerServiceListProcedure,
 			connect.WithSchema(containerServiceMethods.ByName("List")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		wait: connect.NewClient[v1.WaitRequest, v1.WaitResponse](
@@ -369,12 +375,14 @@ func NewContainerServiceHandler(svc ContainerServiceHandler, opts ...connect.Han
 		ContainerServiceGetProcedure,
 		svc.Get,
 		connect.WithSchema(containerServiceMethods.ByName("Get")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	containerServiceListHandler := connect.NewUnaryHandler(
 		ContainerServiceListProcedure,
 		svc.List,
 		connect.WithSchema(containerServiceMethods.ByName("List")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	containerServiceWaitHandler := connect.NewUnaryHandler(
@@ -542,12 +550,14 @@ func NewImageServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+ImageServiceListProcedure,
 			connect.WithSchema(imageServiceMethods.ByName("List")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		get: connect.NewClient[v1.ImageServiceGetRequest, v1.ImageServiceGetResponse](
 			httpClient,
 			baseURL+ImageServiceGetProcedure,
 			connect.WithSchema(imageServiceMethods.ByName("Get")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		tag: connect.NewClient[v1.ImageServiceTagRequest, v1.ImageServiceTagResponse](
@@ -671,12 +681,14 @@ func NewImageServiceHandler(svc ImageServiceHandler, opts ...connect.HandlerOpti
 		ImageServiceListProcedure,
 		svc.List,
 		connect.WithSchema(imageServiceMethods.ByName("List")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	imageServiceGetHandler := connect.NewUnaryHandler(
 		ImageServiceGetProcedure,
 		svc.Get,
 		connect.WithSchema(imageServiceMethods.ByName("Get")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	imageServiceTagHandler := connect.NewUnaryHandler(
@@ -864,6 +876,13 @@ func (UnimplementedJournalServiceHandler) WatchEvents(context.Context, *connect.
 type SystemServiceClient interface {
 	// Version reports the daemon's build and the API version it serves.
 	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
+	// Info describes the daemon, its store and its last recovery, as `cairn
+	// info` shows them. It answers during recovery too (recovering is then
+	// set and the counts are of what is known so far).
+	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
+	// DiskUsage reports the space images, layers and containers' writable
+	// layers take and how much of it a prune could reclaim.
+	DiskUsage(context.Context, *connect.Request[v1.DiskUsageRequest]) (*connect.Response[v1.DiskUsageResponse], error)
 }
 
 // NewSystemServiceClient constructs a client for the cairn.v1.SystemService service. By default, it
@@ -881,6 +900,21 @@ func NewSystemServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+SystemServiceVersionProcedure,
 			connect.WithSchema(systemServiceMethods.ByName("Version")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		info: connect.NewClient[v1.InfoRequest, v1.InfoResponse](
+			httpClient,
+			baseURL+SystemServiceInfoProcedure,
+			connect.WithSchema(systemServiceMethods.ByName("Info")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		diskUsage: connect.NewClient[v1.DiskUsageRequest, v1.DiskUsageResponse](
+			httpClient,
+			baseURL+SystemServiceDiskUsageProcedure,
+			connect.WithSchema(systemServiceMethods.ByName("DiskUsage")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -888,7 +922,9 @@ func NewSystemServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 
 // systemServiceClient implements SystemServiceClient.
 type systemServiceClient struct {
-	version *connect.Client[v1.VersionRequest, v1.VersionResponse]
+	version   *connect.Client[v1.VersionRequest, v1.VersionResponse]
+	info      *connect.Client[v1.InfoRequest, v1.InfoResponse]
+	diskUsage *connect.Client[v1.DiskUsageRequest, v1.DiskUsageResponse]
 }
 
 // Version calls cairn.v1.SystemService.Version.
@@ -896,10 +932,27 @@ func (c *systemServiceClient) Version(ctx context.Context, req *connect.Request[
 	return c.version.CallUnary(ctx, req)
 }
 
+// Info calls cairn.v1.SystemService.Info.
+func (c *systemServiceClient) Info(ctx context.Context, req *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error) {
+	return c.info.CallUnary(ctx, req)
+}
+
+// DiskUsage calls cairn.v1.SystemService.DiskUsage.
+func (c *systemServiceClient) DiskUsage(ctx context.Context, req *connect.Request[v1.DiskUsageRequest]) (*connect.Response[v1.DiskUsageResponse], error) {
+	return c.diskUsage.CallUnary(ctx, req)
+}
+
 // SystemServiceHandler is an implementation of the cairn.v1.SystemService service.
 type SystemServiceHandler interface {
 	// Version reports the daemon's build and the API version it serves.
 	Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error)
+	// Info describes the daemon, its store and its last recovery, as `cairn
+	// info` shows them. It answers during recovery too (recovering is then
+	// set and the counts are of what is known so far).
+	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
+	// DiskUsage reports the space images, layers and containers' writable
+	// layers take and how much of it a prune could reclaim.
+	DiskUsage(context.Context, *connect.Request[v1.DiskUsageRequest]) (*connect.Response[v1.DiskUsageResponse], error)
 }
 
 // NewSystemServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -913,12 +966,31 @@ func NewSystemServiceHandler(svc SystemServiceHandler, opts ...connect.HandlerOp
 		SystemServiceVersionProcedure,
 		svc.Version,
 		connect.WithSchema(systemServiceMethods.ByName("Version")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	systemServiceInfoHandler := connect.NewUnaryHandler(
+		SystemServiceInfoProcedure,
+		svc.Info,
+		connect.WithSchema(systemServiceMethods.ByName("Info")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	systemServiceDiskUsageHandler := connect.NewUnaryHandler(
+		SystemServiceDiskUsageProcedure,
+		svc.DiskUsage,
+		connect.WithSchema(systemServiceMethods.ByName("DiskUsage")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/cairn.v1.SystemService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SystemServiceVersionProcedure:
 			systemServiceVersionHandler.ServeHTTP(w, r)
+		case SystemServiceInfoProcedure:
+			systemServiceInfoHandler.ServeHTTP(w, r)
+		case SystemServiceDiskUsageProcedure:
+			systemServiceDiskUsageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -930,4 +1002,12 @@ type UnimplementedSystemServiceHandler struct{}
 
 func (UnimplementedSystemServiceHandler) Version(context.Context, *connect.Request[v1.VersionRequest]) (*connect.Response[v1.VersionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.SystemService.Version is not implemented"))
+}
+
+func (UnimplementedSystemServiceHandler) Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.SystemService.Info is not implemented"))
+}
+
+func (UnimplementedSystemServiceHandler) DiskUsage(context.Context, *connect.Request[v1.DiskUsageRequest]) (*connect.Response[v1.DiskUsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.SystemService.DiskUsage is not implemented"))
 }
