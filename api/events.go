@@ -11,6 +11,7 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/imageref"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -135,6 +136,17 @@ func (s *JournalServer) eventFilter(filters []*cairnv1.EventFilter) (func(sm.Rec
 			if len(v) > MaxImageRefBytes {
 				return nil, fmt.Errorf("image filter longer than %d bytes: %w", MaxImageRefBytes, errdefs.ErrInvalidArgument)
 			}
+			// A reference matches in every form Docker accepts: as the
+			// canonical name records carry, and as the id of the image it
+			// names now (which an image's own records and a create carry).
+			if canonical, err := imageref.Normalize(v); err == nil && canonical != v {
+				want[f.Key] = append(want[f.Key], canonical)
+			}
+			if s.Images != nil {
+				if id, err := s.Images.ImageID(v); err == nil && id != v {
+					want[f.Key] = append(want[f.Key], id)
+				}
+			}
 		case "event":
 		case "type":
 			kind, ok := eventTypes[v]
@@ -147,39 +159,41 @@ func (s *JournalServer) eventFilter(filters []*cairnv1.EventFilter) (func(sm.Rec
 		}
 		want[f.Key] = append(want[f.Key], v)
 	}
-	images := map[string]string{} // container id -> image, learnt from the stream and the view
-	imageOf := func(r sm.Record) string {
+	// container id -> its image's name and id, learnt from the stream and
+	// the view
+	images := map[string][2]string{}
+	imageOf := func(r sm.Record) [2]string {
 		if r.Kind == sm.KindIntent && r.Event == sm.EventCreate && r.Args != nil {
-			images[r.Container] = r.Args.Image
+			images[r.Container] = [2]string{r.Args.Image, r.Args.ImageID}
 		}
 		if img, ok := images[r.Container]; ok {
 			return img
 		}
 		if c, ok := s.Journal.Container(r.Container); ok {
-			images[r.Container] = c.Image
-			return c.Image
+			images[r.Container] = [2]string{c.Image, c.ImageID}
+			return images[r.Container]
 		}
-		return ""
+		return [2]string{}
 	}
 	return func(r sm.Record) bool {
 		r = r.Normalized()
 		img := imageOf(r) // before the checks: a create teaches it even if filtered out
 		for key, values := range want {
-			var got string
+			var got []string
 			switch key {
 			case "container":
-				got = r.Container
+				got = []string{r.Container}
 			case "image":
-				got = img
+				got = img[:]
 				if r.Object == sm.ObjectImage {
-					got = r.ObjectID
+					got = []string{r.ObjectID}
 				}
 			case "event":
-				got = string(r.Event)
+				got = []string{string(r.Event)}
 			case "type":
-				got = string(r.Object)
+				got = []string{string(r.Object)}
 			}
-			if !slices.Contains(values, got) {
+			if !slices.ContainsFunc(got, func(g string) bool { return g != "" && slices.Contains(values, g) }) {
 				return false
 			}
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,10 @@ func TestWatchEvents_ReplaysThenFollowsAndStopsAtUntil(t *testing.T) {
 func TestWatchEvents_FiltersAndTimes(t *testing.T) {
 	r := newRig(t)
 	web := r.machine.add(sm.Container{Name: "web", State: sm.StateRunning, Image: "busybox"})
-	db := r.machine.add(sm.Container{Name: "db", State: sm.StateRunning, Image: "postgres"})
+	// Records carry canonical names and ids: a filter in any form Docker
+	// takes matches them.
+	pgID := "sha256:" + strings.Repeat("a1", 32)
+	db := r.machine.add(sm.Container{Name: "db", State: sm.StateRunning, Image: "docker.io/library/postgres:latest", ImageID: pgID})
 	r.records.add(
 		rec(1, web.ID, sm.KindIntent, sm.EventStart), rec(2, db.ID, sm.KindIntent, sm.EventStart),
 		rec(3, web.ID, sm.KindDone, sm.EventStart), rec(4, db.ID, sm.KindDone, sm.EventStop),
@@ -78,6 +82,9 @@ func TestWatchEvents_FiltersAndTimes(t *testing.T) {
 		{"two containers", []*cairnv1.EventFilter{{Key: "container", Value: "web"}, {Key: "container", Value: "db"}}, []uint64{1, 2, 3, 4, 5}},
 		{"by event", []*cairnv1.EventFilter{{Key: "event", Value: "stop"}, {Key: "event", Value: "remove"}}, []uint64{4, 5}},
 		{"by image and event", []*cairnv1.EventFilter{{Key: "image", Value: "postgres"}, {Key: "event", Value: "start"}}, []uint64{2}},
+		{"by canonical image", []*cairnv1.EventFilter{{Key: "image", Value: "docker.io/library/postgres:latest"}}, []uint64{2, 4, 5}},
+		{"by image id", []*cairnv1.EventFilter{{Key: "image", Value: pgID}}, []uint64{2, 4, 5}},
+		{"by another tag", []*cairnv1.EventFilter{{Key: "image", Value: "postgres:16"}}, nil},
 		{"by type", []*cairnv1.EventFilter{{Key: "type", Value: "container"}}, []uint64{1, 2, 3, 4, 5}},
 		{"another type", []*cairnv1.EventFilter{{Key: "type", Value: "network"}}, nil},
 	}
