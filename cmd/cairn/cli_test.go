@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/internal/testenv"
 	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
@@ -196,7 +197,7 @@ func TestCLI_VersionOfClientAndDaemon(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("version: code %d, %s", code, errOut)
 	}
-	for _, want := range []string{"Client:\n  Version:", "Server:\n  API version: 1.2\n", "Go version: go1.", "Revision:", "Modified:"} {
+	for _, want := range []string{"Client:\n  Version:", "Server:\n  API version: " + api.Version + "\n", "Go version: go1.", "Revision:", "Modified:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("version lacks %q:\n%s", want, out)
 		}
