@@ -26,11 +26,10 @@ type Clients struct {
 const BaseURL = "http://cairnd"
 
 // New returns clients speaking over the unix socket at path, with HTTP/2
-// without TLS. Options such as connect.WithGRPC() pick the protocol. Calls
-// without side effects (Get, List, Info...) go as HTTP GET with the
-// Connect protocol.
+// without TLS. Options such as connect.WithGRPC() pick the protocol. The
+// daemon also serves calls without side effects over HTTP GET, but these
+// clients POST, as daemons older than API 1.3 only accept that.
 func New(socket string, opts ...connect.ClientOption) Clients {
-	opts = append([]connect.ClientOption{connect.WithHTTPGet()}, opts...)
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	hc := &http.Client{Transport: &http.Transport{

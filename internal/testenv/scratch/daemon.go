@@ -260,7 +260,7 @@ func (e *Env) ImportImage(tarPath, name string) {
 func (e *Env) teardown() {
 	if e.Running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if res, err := e.Containers.List(ctx, connect.NewRequest(&cairnv1.ListRequest{All: true})); err == nil {
+		if res, err := e.Containers.List(ctx, connect.NewRequest(&cairnv1.ListRequest{All: true})); err == nil && res.Msg != nil {
 			for _, c := range res.Msg.Containers {
 				_, _ = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: c.Id, Force: true}))
 			}
