@@ -39,6 +39,10 @@ type Service struct {
 	Journal Journal
 	// Options bound what one load or import may read and unpack.
 	Options layer.ImportOptions
+	// Registries is how pulls and pushes reach registries.
+	Registries Registries
+	// Containers finds the container a commit or export names.
+	Containers ContainerResolver
 }
 
 // Load reads an image archive from r (docker save, old or OCI-in-docker;

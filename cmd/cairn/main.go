@@ -123,5 +123,6 @@ func newRoot(c *clients) *cobra.Command {
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c), eventsCmd(c),
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
 	)
+	root.AddCommand(pullCmd(c), pushCmd(c), loginCmd(), logoutCmd(), commitCmd(c), exportCmd(c))
 	return root
 }

@@ -3030,6 +3030,693 @@ func (x *ImageServicePruneResponse) GetDeleted() []string {
 	return nil
 }
 
+type ImageServiceSaveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names (any spelling) or ids; an image named by id is saved untagged.
+	Refs          []string `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceSaveRequest) Reset() {
+	*x = ImageServiceSaveRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceSaveRequest) ProtoMessage() {}
+
+func (x *ImageServiceSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceSaveRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceSaveRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ImageServiceSaveRequest) GetRefs() []string {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+// ImageServiceSaveResponse carries the tar in chunks; the last message has
+// the end (and possibly a chunk).
+type ImageServiceSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	End           *ImportEnd             `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceSaveResponse) Reset() {
+	*x = ImageServiceSaveResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceSaveResponse) ProtoMessage() {}
+
+func (x *ImageServiceSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceSaveResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceSaveResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImageServiceSaveResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceSaveResponse) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// RegistryAuth says how to reach a registry.
+type RegistryAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Basic credentials (also what a token service is asked with).
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// An identity (refresh) token instead of a password.
+	IdentityToken string `protobuf:"bytes,3,opt,name=identity_token,json=identityToken,proto3" json:"identity_token,omitempty"`
+	// Plain http: only to a loopback registry (127.0.0.1, ::1, localhost)
+	// or one cairnd --insecure-registry names.
+	Insecure      bool `protobuf:"varint,4,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryAuth) Reset() {
+	*x = RegistryAuth{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryAuth) ProtoMessage() {}
+
+func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
+func (*RegistryAuth) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RegistryAuth) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetIdentityToken() string {
+	if x != nil {
+		return x.IdentityToken
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
+type ImageServicePullRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A reference, normalised like Docker's (busybox = docker.io/library/busybox:latest).
+	Ref string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// os/arch[/variant] of an index's manifest to pull; default linux and
+	// cairnd's architecture.
+	Platform      string        `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	Auth          *RegistryAuth `protobuf:"bytes,3,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePullRequest) Reset() {
+	*x = ImageServicePullRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePullRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePullRequest) ProtoMessage() {}
+
+func (x *ImageServicePullRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePullRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePullRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ImageServicePullRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServicePullRequest) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *ImageServicePullRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+// LayerProgress is one step of one layer's transfer.
+type LayerProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layer blob's digest.
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The blob's size (compressed), as the manifest says.
+	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Bytes transferred so far.
+	Done int64 `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	// "waiting", "downloading", "verified", "exists" (stored already, not
+	// transferred), "uploading", "pushed".
+	Status        string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayerProgress) Reset() {
+	*x = LayerProgress{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerProgress) ProtoMessage() {}
+
+func (x *LayerProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerProgress.ProtoReflect.Descriptor instead.
+func (*LayerProgress) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *LayerProgress) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *LayerProgress) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetDone() int64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+type ImageServicePullResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Progress *LayerProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Set in the last message.
+	Image         *Image `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePullResponse) Reset() {
+	*x = ImageServicePullResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePullResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePullResponse) ProtoMessage() {}
+
+func (x *ImageServicePullResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePullResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePullResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ImageServicePullResponse) GetProgress() *LayerProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *ImageServicePullResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type ImageServicePushRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Auth          *RegistryAuth          `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePushRequest) Reset() {
+	*x = ImageServicePushRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePushRequest) ProtoMessage() {}
+
+func (x *ImageServicePushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePushRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePushRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ImageServicePushRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServicePushRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+type ImageServicePushResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Progress *LayerProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Set in the last message: the digest of the manifest pushed.
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePushResponse) Reset() {
+	*x = ImageServicePushResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePushResponse) ProtoMessage() {}
+
+func (x *ImageServicePushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePushResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePushResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ImageServicePushResponse) GetProgress() *LayerProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *ImageServicePushResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type ImageServiceCommitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container: id, unique id prefix or name.
+	Container string `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// The new image's name; empty leaves it untagged (named by its id).
+	Ref string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Dockerfile instructions applied to the config: CMD, ENTRYPOINT, ENV,
+	// WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.
+	Changes       []string `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	Comment       string   `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	Author        string   `protobuf:"bytes,5,opt,name=author,proto3" json:"author,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceCommitRequest) Reset() {
+	*x = ImageServiceCommitRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceCommitRequest) ProtoMessage() {}
+
+func (x *ImageServiceCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceCommitRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceCommitRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ImageServiceCommitRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ImageServiceCommitRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+type ImageServiceCommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceCommitResponse) Reset() {
+	*x = ImageServiceCommitResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceCommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceCommitResponse) ProtoMessage() {}
+
+func (x *ImageServiceCommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceCommitResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceCommitResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ImageServiceCommitResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type ImageServiceExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Container     string                 `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceExportRequest) Reset() {
+	*x = ImageServiceExportRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceExportRequest) ProtoMessage() {}
+
+func (x *ImageServiceExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceExportRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceExportRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ImageServiceExportRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+type ImageServiceExportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	End           *ImportEnd             `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceExportResponse) Reset() {
+	*x = ImageServiceExportResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceExportResponse) ProtoMessage() {}
+
+func (x *ImageServiceExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceExportResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceExportResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ImageServiceExportResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceExportResponse) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 // JournalRecord is one record of the lifecycle journal.
 type JournalRecord struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -3058,7 +3745,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3757,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3770,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3197,7 +3884,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3896,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3909,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -3270,7 +3957,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3969,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3982,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -3327,7 +4014,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +4026,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +4039,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -3389,7 +4076,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +4088,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +4101,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -3440,7 +4127,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +4139,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +4152,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -3493,7 +4180,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +4192,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +4205,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -3564,7 +4251,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +4263,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +4276,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{67}
 }
 
 type VersionResponse struct {
@@ -3603,7 +4290,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3615,7 +4302,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3628,7 +4315,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -3865,7 +4552,48 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x18ImageServicePruneRequest\x12\x10\n" +
 	"\x03all\x18\x01 \x01(\bR\x03all\"5\n" +
 	"\x19ImageServicePruneResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\tR\adeleted\"\x94\x03\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"-\n" +
+	"\x17ImageServiceSaveRequest\x12\x12\n" +
+	"\x04refs\x18\x01 \x03(\tR\x04refs\"W\n" +
+	"\x18ImageServiceSaveResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"\x89\x01\n" +
+	"\fRegistryAuth\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12%\n" +
+	"\x0eidentity_token\x18\x03 \x01(\tR\ridentityToken\x12\x1a\n" +
+	"\binsecure\x18\x04 \x01(\bR\binsecure\"s\n" +
+	"\x17ImageServicePullRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1a\n" +
+	"\bplatform\x18\x02 \x01(\tR\bplatform\x12*\n" +
+	"\x04auth\x18\x03 \x01(\v2\x16.cairn.v1.RegistryAuthR\x04auth\"g\n" +
+	"\rLayerProgress\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\x03R\x04done\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\"v\n" +
+	"\x18ImageServicePullResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.cairn.v1.LayerProgressR\bprogress\x12%\n" +
+	"\x05image\x18\x02 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"W\n" +
+	"\x17ImageServicePushRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12*\n" +
+	"\x04auth\x18\x02 \x01(\v2\x16.cairn.v1.RegistryAuthR\x04auth\"g\n" +
+	"\x18ImageServicePushResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.cairn.v1.LayerProgressR\bprogress\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\"\x97\x01\n" +
+	"\x19ImageServiceCommitRequest\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x18\n" +
+	"\achanges\x18\x03 \x03(\tR\achanges\x12\x18\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12\x16\n" +
+	"\x06author\x18\x05 \x01(\tR\x06author\"C\n" +
+	"\x1aImageServiceCommitResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"9\n" +
+	"\x19ImageServiceExportRequest\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\"Y\n" +
+	"\x1aImageServiceExportResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"\x94\x03\n" +
 	"\rJournalRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.RecordKindR\x04kind\x12.\n" +
@@ -3944,7 +4672,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xc4\x04\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xe3\a\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
 	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12M\n" +
@@ -3952,7 +4680,12 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\x12J\n" +
 	"\x03Tag\x12 .cairn.v1.ImageServiceTagRequest\x1a!.cairn.v1.ImageServiceTagResponse\x12S\n" +
 	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse\x12P\n" +
-	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse2\xa0\x01\n" +
+	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse\x12O\n" +
+	"\x04Save\x12!.cairn.v1.ImageServiceSaveRequest\x1a\".cairn.v1.ImageServiceSaveResponse0\x01\x12O\n" +
+	"\x04Pull\x12!.cairn.v1.ImageServicePullRequest\x1a\".cairn.v1.ImageServicePullResponse0\x01\x12O\n" +
+	"\x04Push\x12!.cairn.v1.ImageServicePushRequest\x1a\".cairn.v1.ImageServicePushResponse0\x01\x12S\n" +
+	"\x06Commit\x12#.cairn.v1.ImageServiceCommitRequest\x1a$.cairn.v1.ImageServiceCommitResponse\x12U\n" +
+	"\x06Export\x12#.cairn.v1.ImageServiceExportRequest\x1a$.cairn.v1.ImageServiceExportResponse0\x012\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
 	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
 	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012O\n" +
@@ -3972,7 +4705,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -4025,28 +4758,40 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*ImageServiceRemoveResponse)(nil), // 48: cairn.v1.ImageServiceRemoveResponse
 	(*ImageServicePruneRequest)(nil),   // 49: cairn.v1.ImageServicePruneRequest
 	(*ImageServicePruneResponse)(nil),  // 50: cairn.v1.ImageServicePruneResponse
-	(*JournalRecord)(nil),              // 51: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 52: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 53: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 54: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 55: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 56: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 57: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 58: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 59: cairn.v1.VersionResponse
-	nil,                                // 60: cairn.v1.ContainerConfig.LabelsEntry
-	nil,                                // 61: cairn.v1.ImageConfig.LabelsEntry
-	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*ImageServiceSaveRequest)(nil),    // 51: cairn.v1.ImageServiceSaveRequest
+	(*ImageServiceSaveResponse)(nil),   // 52: cairn.v1.ImageServiceSaveResponse
+	(*RegistryAuth)(nil),               // 53: cairn.v1.RegistryAuth
+	(*ImageServicePullRequest)(nil),    // 54: cairn.v1.ImageServicePullRequest
+	(*LayerProgress)(nil),              // 55: cairn.v1.LayerProgress
+	(*ImageServicePullResponse)(nil),   // 56: cairn.v1.ImageServicePullResponse
+	(*ImageServicePushRequest)(nil),    // 57: cairn.v1.ImageServicePushRequest
+	(*ImageServicePushResponse)(nil),   // 58: cairn.v1.ImageServicePushResponse
+	(*ImageServiceCommitRequest)(nil),  // 59: cairn.v1.ImageServiceCommitRequest
+	(*ImageServiceCommitResponse)(nil), // 60: cairn.v1.ImageServiceCommitResponse
+	(*ImageServiceExportRequest)(nil),  // 61: cairn.v1.ImageServiceExportRequest
+	(*ImageServiceExportResponse)(nil), // 62: cairn.v1.ImageServiceExportResponse
+	(*JournalRecord)(nil),              // 63: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 64: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 65: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 66: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 67: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 68: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 69: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 70: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 71: cairn.v1.VersionResponse
+	nil,                                // 72: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 73: cairn.v1.ImageConfig.LabelsEntry
+	(*timestamppb.Timestamp)(nil),      // 74: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	62, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	62, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	62, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	74, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	74, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	74, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	60, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	72, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
 	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -4061,11 +4806,11 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	62, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	74, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	61, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	62, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	62, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	73, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	74, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	74, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
 	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
@@ -4074,65 +4819,83 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	33, // 32: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
 	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
 	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	2,  // 35: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	62, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	62, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	62, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	53, // 39: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	51, // 40: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	51, // 41: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	57, // 42: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	7,  // 43: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 44: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 45: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 46: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 47: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 48: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 49: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 50: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 51: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 52: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 53: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 54: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 55: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 56: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 57: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 58: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 59: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 60: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 61: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 62: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	55, // 63: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	52, // 64: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	58, // 65: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	8,  // 66: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 67: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 68: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 69: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 70: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 71: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 72: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 73: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 74: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 75: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 76: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 77: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 78: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 79: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 80: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 81: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 82: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 83: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 84: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 85: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	56, // 86: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	54, // 87: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	59, // 88: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	66, // [66:89] is the sub-list for method output_type
-	43, // [43:66] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	37, // 35: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	53, // 36: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 37: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 38: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	53, // 39: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 40: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 41: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	37, // 42: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	2,  // 43: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	74, // 44: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	74, // 45: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	74, // 46: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	65, // 47: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	63, // 48: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	63, // 49: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	69, // 50: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	7,  // 51: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 52: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 53: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 54: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 55: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 56: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 57: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 58: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 59: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 60: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 61: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 62: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 63: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 64: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 65: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 66: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 67: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 68: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 69: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 70: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	51, // 71: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	54, // 72: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	57, // 73: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	59, // 74: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	61, // 75: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	67, // 76: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	64, // 77: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	70, // 78: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	8,  // 79: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 80: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 81: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 82: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 83: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 84: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 85: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 86: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 87: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 88: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 89: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 90: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 91: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 92: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 93: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 94: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 95: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 96: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 97: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 98: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	52, // 99: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	56, // 100: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	58, // 101: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	60, // 102: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	62, // 103: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	68, // 104: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	66, // 105: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	71, // 106: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	79, // [79:107] is the sub-list for method output_type
+	51, // [51:79] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -4150,7 +4913,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   59,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
