@@ -273,6 +273,12 @@ func (c *remoteCall) registryError(what string, err error) error {
 		errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if strings.Contains(err.Error(), "error verifying") {
+		// go-containerregistry's reader checks a blob's digest too, and
+		// its error type is internal to it: the registry served other
+		// bytes than the digest names.
+		return fmt.Errorf("%s: the registry served a blob that does not match its digest: %v: %w", what, err, errdefs.ErrInvalidArgument)
+	}
 	if errors.Is(err, errRefusedRequest) {
 		return fmt.Errorf("%s: %v: %w", what, err, errdefs.ErrFailedPrecondition)
 	}
@@ -353,11 +359,9 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 	if err != nil {
 		return layer.Image{}, call.registryError("fetch the manifest", err)
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(rawManifest)))
-	if err != nil || m.Config.Size > imagearchive.MaxMetadataBytes || m.Config.Size < 0 {
-		// FromManifest says why; the config is not fetched.
-		_, ferr := imagearchive.FromManifest(rawManifest, nil)
-		return layer.Image{}, ferr
+	// Checked before the config or any layer is fetched.
+	if _, err := imagearchive.CheckManifest(rawManifest); err != nil {
+		return layer.Image{}, err
 	}
 	rawConfig, err := rimg.RawConfigFile()
 	if err != nil {
@@ -424,6 +428,7 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 			pr := &progressReader{r: rc, p: Progress{Digest: w.src.Digest, Size: w.src.Size, Status: StatusDownloading}, report: progress}
 			sl, err := st.Layer(ctx, pr, w.src)
 			rc.Close()
+
 			if err != nil {
 				if errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrResourceExhausted) {
 					return fmt.Errorf("layer %s: %w", w.src.Digest, err)
