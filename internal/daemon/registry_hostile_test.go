@@ -49,7 +49,9 @@ func newFrontedRegistry(t *testing.T) *frontedRegistry {
 
 func (f *frontedRegistry) host() string { return strings.TrimPrefix(f.front.URL, "http://") }
 
-func (f *frontedRegistry) set(h func(w http.ResponseWriter, r *http.Request) bool) { f.handle.Store(&h) }
+func (f *frontedRegistry) set(h func(w http.ResponseWriter, r *http.Request) bool) {
+	f.handle.Store(&h)
+}
 
 func isLayerBlob(r *http.Request) bool {
 	// The config is the first blob fetched; layers are bigger than 4 KiB
