@@ -53,12 +53,6 @@ func (f *frontedRegistry) set(h func(w http.ResponseWriter, r *http.Request) boo
 	f.handle.Store(&h)
 }
 
-func isLayerBlob(r *http.Request) bool {
-	// The config is the first blob fetched; layers are bigger than 4 KiB
-	// in this image, and a HEAD is not a fetch.
-	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Header.Get("X-Test-Config") == ""
-}
-
 func assertNothingPulled(t *testing.T, e *scratch.Env, ref string) {
 	t.Helper()
 	if _, err := e.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: ref})); codeOf(err) != connect.CodeNotFound {
