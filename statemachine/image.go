@@ -24,7 +24,13 @@ import (
 // extracted into the store's scratch directory and checked against its
 // digests) happens before the intent, as reading a create request does: a
 // refused archive writes nothing, not even a record. What the intent
-// covers is what lands in the store: layers/ and the records.
+// covers is what lands in the store: layers/ and the records. A commit
+// stages its layer (the container's changes) before its intent in the
+// same way. A pull is the exception: its manifest and config are checked
+// before the intent, but its layers are downloaded after it, in its
+// "fetch" step, into the store's scratch directory (which every start
+// wipes), so that a long download is visible as an unfinished pull and a
+// crash during it is rolled back like any other.
 
 // Image events, Docker's names for them.
 const (
