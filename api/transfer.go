@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"connectrpc.com/connect"
 
@@ -113,7 +114,10 @@ func (s *ImageServer) Pull(ctx context.Context, req *connect.Request[cairnv1.Ima
 	if err := checkImageRef(req.Msg.Ref); err != nil {
 		return toConnect(err)
 	}
+	var mu sync.Mutex // layers move in parallel; a stream takes one Send at a time
 	progress := func(p images.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		// A client that stops reading progress still gets its pull.
 		_ = stream.Send(&cairnv1.ImageServicePullResponse{Progress: progressToProto(p)})
 	}
@@ -132,7 +136,10 @@ func (s *ImageServer) Push(ctx context.Context, req *connect.Request[cairnv1.Ima
 	if err := checkImageRef(req.Msg.Ref); err != nil {
 		return toConnect(err)
 	}
+	var mu sync.Mutex // go-containerregistry uploads layers in parallel
 	progress := func(p images.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		_ = stream.Send(&cairnv1.ImageServicePushResponse{Progress: progressToProto(p)})
 	}
 	d, err := s.Transfer.Push(ctx, images.PushRequest{Ref: req.Msg.Ref, Auth: authFromProto(req.Msg.Auth)}, progress)

@@ -71,6 +71,10 @@ type PushRequest struct {
 	Auth Auth
 }
 
+// pullJobs is how many layers a pull fetches at once, as Docker's
+// max-concurrent-downloads.
+const pullJobs = 3
+
 // Registries is how cairnd talks to registries.
 type Registries struct {
 	// Insecure are registry hosts (host or host:port) reached over plain
@@ -410,35 +414,72 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 		return layer.Image{}, err
 	}
 	defer st.Close()
-	var staged []layer.StagedLayer
-	fetch := func() error {
-		for _, w := range wants {
-			h, err := v1.NewHash(w.src.Digest)
-			if err != nil {
-				return fmt.Errorf("layer digest %s: %w", errdefs.Quote(w.src.Digest), errdefs.ErrInvalidArgument)
-			}
-			rl, err := rimg.LayerByDigest(h)
-			if err != nil {
-				return call.registryError("layer "+w.src.Digest, err)
-			}
-			rc, err := rl.Compressed()
-			if err != nil {
-				return call.registryError("layer "+w.src.Digest, err)
-			}
-			pr := &progressReader{r: rc, p: Progress{Digest: w.src.Digest, Size: w.src.Size, Status: StatusDownloading}, report: progress}
-			sl, err := st.Layer(ctx, pr, w.src)
-			rc.Close()
-
-			if err != nil {
-				if errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrResourceExhausted) {
-					return fmt.Errorf("layer %s: %w", w.src.Digest, err)
-				}
-				return call.registryError("layer "+w.src.Digest, err)
-			}
-			progress(Progress{Digest: w.src.Digest, Size: w.src.Size, Done: w.src.Size, Status: StatusVerified})
-			staged = append(staged, sl)
+	var mu sync.Mutex // progress is sent from every fetching goroutine
+	report := func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(p)
+	}
+	fetchOne := func(ctx context.Context, w want) (layer.StagedLayer, error) {
+		h, err := v1.NewHash(w.src.Digest)
+		if err != nil {
+			return layer.StagedLayer{}, fmt.Errorf("layer digest %s: %w", errdefs.Quote(w.src.Digest), errdefs.ErrInvalidArgument)
 		}
-		return nil
+		rl, err := rimg.LayerByDigest(h)
+		if err != nil {
+			return layer.StagedLayer{}, call.registryError("layer "+w.src.Digest, err)
+		}
+		rc, err := rl.Compressed()
+		if err != nil {
+			return layer.StagedLayer{}, call.registryError("layer "+w.src.Digest, err)
+		}
+		defer rc.Close()
+		pr := &progressReader{r: rc, p: Progress{Digest: w.src.Digest, Size: w.src.Size, Status: StatusDownloading}, report: report}
+		sl, err := st.Layer(ctx, pr, w.src)
+		if err != nil {
+			if errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrResourceExhausted) {
+				return layer.StagedLayer{}, fmt.Errorf("layer %s: %w", w.src.Digest, err)
+			}
+			return layer.StagedLayer{}, call.registryError("layer "+w.src.Digest, err)
+		}
+		report(Progress{Digest: w.src.Digest, Size: w.src.Size, Done: w.src.Size, Status: StatusVerified})
+		return sl, nil
+	}
+	var staged []layer.StagedLayer
+	// fetch downloads the missing layers, pullJobs at a time (decompressing
+	// and extracting one layer keeps a core busy); the first failure stops
+	// the others.
+	fetch := func() error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		results := make([]layer.StagedLayer, len(wants))
+		errs := make([]error, len(wants))
+		sem := make(chan struct{}, pullJobs)
+		var wg sync.WaitGroup
+		for i, w := range wants {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					return
+				}
+				if results[i], errs[i] = fetchOne(ctx, w); errs[i] != nil {
+					cancel()
+				}
+			}()
+		}
+		wg.Wait()
+		var first error
+		for i := range wants {
+			if errs[i] == nil {
+				staged = append(staged, results[i])
+			} else if first == nil || errors.Is(first, context.Canceled) && !errors.Is(errs[i], context.Canceled) {
+				first = errs[i]
+			}
+		}
+		return first
 	}
 	var reg layer.Registration
 	newImg := layer.NewImage{ID: desc.ID, Config: desc.Config, DiffIDs: desc.DiffIDs(), Names: names}

@@ -4,8 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
+
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -18,7 +17,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
@@ -158,11 +160,13 @@ func nameFree(tx *bolt.Tx, name string) error {
 // Close (or, after a crash, Open) removes what is left. Its limits
 // (ImportOptions) bound the sum of the layers it extracts.
 type Staging struct {
-	s       *Store
-	dir     string
-	opts    ImportOptions
-	space   *spaceGuard
-	bytes   int64 // uncompressed bytes extracted so far
+	s     *Store
+	dir   string
+	opts  ImportOptions
+	space *spaceGuard
+
+	mu      sync.Mutex // guards bytes and entries: layers may be staged in parallel
+	bytes   int64      // uncompressed bytes extracted so far
 	entries int
 }
 
@@ -284,21 +288,28 @@ func (st *Staging) extract(ctx context.Context, r io.Reader, cacheID string, so 
 		return StagedLayer{}, err
 	}
 	blob := &spaceWriter{f: f, space: st.space}
+	// Layers staged in parallel share the limits: each may use what the
+	// others had not used when it started, and the sum is checked after.
+	st.mu.Lock()
 	opts := st.opts
 	opts.MaxBytes -= st.bytes
 	opts.MaxEntries -= st.entries
+	st.mu.Unlock()
 	// The blob is kept as it was read: extractStream reads every byte of
 	// it (it checks the blob digest over all of them).
 	res, err := extractStream(ctx, dir, io.TeeReader(r, blob), opts, st.s.root, st.space, so)
+	st.mu.Lock()
 	st.bytes += res.size
 	st.entries += res.entries
-	if err == nil {
-		err = f.Sync()
+	if err == nil && st.bytes > st.opts.MaxBytes {
+		err = fmt.Errorf("uncompressed size exceeds %d bytes: %w", st.opts.MaxBytes, errdefs.ErrResourceExhausted)
 	}
+	st.mu.Unlock()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
+		// One syncfs makes the files and the blob durable.
 		err = syncDir(dir, true)
 	}
 	if err != nil {
@@ -738,18 +749,24 @@ type spaceGuard struct {
 	dir     string
 	reserve int64 // -1: no reserve
 	// written counts the bytes written since the last look (extracted
-	// files and kept blobs alike).
+	// files and kept blobs alike, of every layer staged at once).
+	mu      sync.Mutex
 	written int64
 }
 
 // wrote counts n bytes written and looks at the free space every
 // spaceCheckEvery bytes.
 func (g *spaceGuard) wrote(n int64) error {
+	g.mu.Lock()
 	g.written += n
-	if g.written < spaceCheckEvery {
+	look := g.written >= spaceCheckEvery
+	if look {
+		g.written = 0
+	}
+	g.mu.Unlock()
+	if !look {
 		return nil
 	}
-	g.written = 0
 	return g.check()
 }
 
