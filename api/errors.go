@@ -31,6 +31,8 @@ func codeOf(err error) connect.Code {
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return connect.CodeUnavailable
+	case errors.Is(err, errdefs.ErrPermissionDenied):
+		return connect.CodePermissionDenied
 	case errors.Is(err, errdefs.ErrResourceExhausted), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return connect.CodeResourceExhausted
 	case errors.Is(err, errImportMismatch):
@@ -80,7 +82,7 @@ func toConnect(err error) error {
 // sentinel leaves on a message: the Connect code already says it.
 func withoutSentinel(err error) error {
 	msg := err.Error()
-	for _, s := range []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition, errdefs.ErrUnavailable, errdefs.ErrResourceExhausted} {
+	for _, s := range []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition, errdefs.ErrUnavailable, errdefs.ErrResourceExhausted, errdefs.ErrPermissionDenied} {
 		if errors.Is(err, s) && strings.HasSuffix(msg, ": "+s.Error()) {
 			return errors.New(strings.TrimSuffix(msg, ": "+s.Error()))
 		}

@@ -32,6 +32,9 @@ type ImageService interface {
 // ImageServer implements cairn.v1.ImageService.
 type ImageServer struct {
 	Images ImageService
+	// Transfer serves save, pull, push, commit and export; without it
+	// they are Unavailable.
+	Transfer ImageTransfer
 }
 
 // errImportMismatch: the end of an import stream does not match what was

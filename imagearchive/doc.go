@@ -28,6 +28,9 @@
 //   - unknown media types, non-distributable (foreign) layers, schema 1
 //     manifests, images without layers.
 //
+// FromManifest and CheckManifest hold a registry's manifest and config to
+// the same rules (a pull reads no archive).
+//
 // Layer blobs are checked where they are read, by the layer store as it
 // extracts them (layer.Staging.Layer): their digest and size against the
 // manifest, and the digest of the uncompressed tar against the config's

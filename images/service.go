@@ -6,6 +6,18 @@
 // their install, and the registration committed with the DONE. Tag, rm and
 // prune are image transitions too. It also resolves an image for a create
 // (its config) and a user spec for a start.
+//
+// It moves images in and out of the store too, all in cairnd (the cairn
+// binary, every container's shim, links none of this): Pull and Push talk
+// to OCI distribution registries with go-containerregistry behind a
+// transport that fences what they may reach (plain http only to loopback
+// or --insecure-registry hosts, nothing off loopback from a loopback
+// registry, header and stall timeouts); a pull is one journaled "pull"
+// transition whose fetch step downloads and checks each missing layer.
+// Save writes an OCI layout and a docker manifest.json in one tar from the
+// configs and blobs the store keeps. Commit stages a container's changes as
+// a layer and registers it as a "commit"; Export tars a container's
+// flattened rootfs.
 package images
 
 import (
@@ -39,6 +51,10 @@ type Service struct {
 	Journal Journal
 	// Options bound what one load or import may read and unpack.
 	Options layer.ImportOptions
+	// Registries is how pulls and pushes reach registries.
+	Registries Registries
+	// Containers finds the container a commit or export names.
+	Containers ContainerResolver
 }
 
 // Load reads an image archive from r (docker save, old or OCI-in-docker;

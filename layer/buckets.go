@@ -55,13 +55,16 @@ type imageRecord struct {
 
 // layerRecord: {"diffID", "parent": chainID of the layer below or absent,
 // "cacheID": 32 hex, the directory <dir>/layers/<cacheID>, "size":
-// uncompressed tar bytes, "refcount": images + child layers using it}.
+// uncompressed tar bytes, "refcount": images + child layers using it,
+// "blob": the layer blob as it came, kept in <dir>/blobs/<cacheID> (absent
+// for layers stored before blobs were kept)}.
 type layerRecord struct {
-	DiffID   string `json:"diffID"`
-	Parent   string `json:"parent,omitempty"`
-	CacheID  string `json:"cacheID"`
-	Size     int64  `json:"size"`
-	Refcount int64  `json:"refcount"`
+	DiffID   string    `json:"diffID"`
+	Parent   string    `json:"parent,omitempty"`
+	CacheID  string    `json:"cacheID"`
+	Size     int64     `json:"size"`
+	Refcount int64     `json:"refcount"`
+	Blob     *BlobInfo `json:"blob,omitempty"`
 }
 
 // mountRecord: {"image": the images/ key it was created from, "imageID":

@@ -43,9 +43,13 @@
 //	      merged/             the container rootfs (overlay mount point);
 //	                          created last, so its presence means the mount
 //	                          directory is complete
-//	  tmp/stage-*/            loads and imports in progress: the spooled archive,
-//	                          layers extracted and verified (<cacheID>/); wiped
-//	                          by Open
+//	  blobs/<cacheID>         the layer's blob as it came (gzip, zstd or plain),
+//	                          the bytes save and push send; named like its
+//	                          layer and deleted with it
+//	  tmp/stage-*/            loads, imports, pulls and commits in progress:
+//	                          the spooled archive, layers extracted and verified
+//	                          (<cacheID>/, <cacheID>.blob); wiped by Open
+//	  tmp/export-*/           an export's read-only overlay mount point
 //
 // layers/, mounts/ and tmp/ are 0700: extracted layers hold setuid-root
 // binaries from untrusted tars, which host users must not be able to run.
@@ -85,6 +89,18 @@
 // share the journal's transactions and fsyncs. RemoveMount deletes the directories
 // before the record, and also deletes the directory of an unregistered mount
 // id, so a crash on either side leaves something RemoveMount can finish.
+//
+// # Blobs, diffs and exports
+//
+// Every staged layer keeps its raw bytes (Staging tees them into a file
+// while it extracts and checks them; the writes count against the
+// free-space reserve), and the layer record says the blob's digest, size
+// and media type: ImageLayers hands them to save and push, which must send
+// the bytes the image's manifest and diffIDs promise (docs/architecture.md
+// says why this and not tar-split). DiffTar writes a container's RW layer
+// as an image layer tar (overlay whiteouts back to OCI ones) for a commit,
+// and Staging.Diff stages it; ExportTar writes the flattened rootfs from a
+// read-only overlay of the container's directories mounted under tmp/.
 //
 // The bbolt layout is drawn in internal/schema; the record encodings are in
 // buckets.go.

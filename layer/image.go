@@ -384,7 +384,7 @@ func (s *Store) DeleteOp(id string, out *Removal) schema.Op {
 // crash before they are gone leaves orphans, which Open deletes.
 func (s *Store) RemoveFreedLayers(cacheIDs []string) error {
 	for _, cacheID := range cacheIDs {
-		if err := os.RemoveAll(s.layerDir(cacheID)); err != nil {
+		if err := s.removeLayerFiles(cacheID); err != nil {
 			return fmt.Errorf("delete layer dir %s: %w", cacheID, err)
 		}
 	}

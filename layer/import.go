@@ -4,8 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
+
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -18,7 +17,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
@@ -75,8 +77,8 @@ const (
 	defaultMaxBytes     = 8 << 30
 	defaultMaxEntries   = 1_000_000
 	defaultReserveBytes = 512 << 20
-	// spaceCheckEvery is how many uncompressed bytes an import extracts
-	// between two looks at the free space.
+	// spaceCheckEvery is how many bytes an import writes (extracted and
+	// kept blobs) between two looks at the free space.
 	spaceCheckEvery = 16 << 20
 )
 
@@ -158,11 +160,13 @@ func nameFree(tx *bolt.Tx, name string) error {
 // Close (or, after a crash, Open) removes what is left. Its limits
 // (ImportOptions) bound the sum of the layers it extracts.
 type Staging struct {
-	s       *Store
-	dir     string
-	opts    ImportOptions
-	space   *spaceGuard
-	bytes   int64 // uncompressed bytes extracted so far
+	s     *Store
+	dir   string
+	opts  ImportOptions
+	space *spaceGuard
+
+	mu      sync.Mutex // guards bytes and entries: layers may be staged in parallel
+	bytes   int64      // uncompressed bytes extracted so far
 	entries int
 }
 
@@ -209,7 +213,12 @@ type StagedLayer struct {
 	DiffID  string
 	Size    int64 // uncompressed tar bytes
 	CacheID string
-	dir     string
+	// Blob is the layer blob as it was read (compressed or not), kept
+	// beside the directory so that save and push send the very bytes the
+	// image was made of.
+	Blob     BlobInfo
+	dir      string
+	blobFile string // the staged blob: <staging>/<CacheID>.blob
 }
 
 // LayerSource describes an image layer blob to stage.
@@ -222,12 +231,16 @@ type LayerSource struct {
 	Size   int64
 	// DiffID is what the config says the uncompressed tar hashes to.
 	DiffID string
+	// CacheID, when set (32 hex), is the directory the layer is staged
+	// in, chosen by the caller so that an intent can name it before the
+	// layer lands; otherwise a random one.
+	CacheID string
 }
 
 // Flat stages a rootfs tar (plain or gzip) as the flat import reads it:
 // device nodes refused, ".wh." names kept as the files they are.
 func (st *Staging) Flat(ctx context.Context, r io.Reader) (StagedLayer, error) {
-	l, err := st.extract(ctx, r, streamOptions{gzipOnly: true, blobSize: -1})
+	l, err := st.extract(ctx, r, "", streamOptions{gzipOnly: true, blobSize: -1})
 	if err == nil {
 		l.ChainID = l.DiffID
 	}
@@ -243,41 +256,77 @@ func (st *Staging) Layer(ctx context.Context, r io.Reader, src LayerSource) (Sta
 	if src.DiffID == "" || src.ChainID == "" {
 		return StagedLayer{}, fmt.Errorf("stage layer: diffID and chainID are required: %w", errdefs.ErrInvalidArgument)
 	}
-	l, err := st.extract(ctx, r, streamOptions{whiteouts: true, blobDigest: src.Digest, blobSize: src.Size})
+	l, err := st.extract(ctx, r, src.CacheID, streamOptions{whiteouts: true, blobDigest: src.Digest, blobSize: src.Size})
 	if err != nil {
 		return StagedLayer{}, err
 	}
 	if l.DiffID != src.DiffID {
-		os.RemoveAll(l.dir)
+		l.discard()
 		return StagedLayer{}, fmt.Errorf("layer %s: the uncompressed tar hashes to %s, the config says %s: %w", src.Digest, l.DiffID, src.DiffID, errdefs.ErrInvalidArgument)
 	}
 	l.ChainID = src.ChainID
 	return l, nil
 }
 
-func (st *Staging) extract(ctx context.Context, r io.Reader, so streamOptions) (StagedLayer, error) {
-	cacheID, err := newCacheID()
-	if err != nil {
-		return StagedLayer{}, err
+func (st *Staging) extract(ctx context.Context, r io.Reader, cacheID string, so streamOptions) (StagedLayer, error) {
+	if cacheID == "" {
+		var err error
+		if cacheID, err = newCacheID(); err != nil {
+			return StagedLayer{}, err
+		}
+	} else if !cacheIDPattern.MatchString(cacheID) {
+		return StagedLayer{}, fmt.Errorf("cache id %s: %w", errdefs.Quote(cacheID), errdefs.ErrInvalidArgument)
 	}
 	dir := filepath.Join(st.dir, cacheID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return StagedLayer{}, err
 	}
+	l := StagedLayer{CacheID: cacheID, dir: dir, blobFile: dir + ".blob"}
+	f, err := os.OpenFile(l.blobFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		l.discard()
+		return StagedLayer{}, err
+	}
+	blob := &spaceWriter{f: f, space: st.space}
+	// Layers staged in parallel share the limits: each may use what the
+	// others had not used when it started, and the sum is checked after.
+	st.mu.Lock()
 	opts := st.opts
 	opts.MaxBytes -= st.bytes
 	opts.MaxEntries -= st.entries
-	res, err := extractStream(ctx, dir, r, opts, st.s.root, st.space, so)
+	st.mu.Unlock()
+	// The blob is kept as it was read: extractStream reads every byte of
+	// it (it checks the blob digest over all of them).
+	res, err := extractStream(ctx, dir, io.TeeReader(r, blob), opts, st.s.root, st.space, so)
+	st.mu.Lock()
 	st.bytes += res.size
 	st.entries += res.entries
+	if err == nil && st.bytes > st.opts.MaxBytes {
+		err = fmt.Errorf("uncompressed size exceeds %d bytes: %w", st.opts.MaxBytes, errdefs.ErrResourceExhausted)
+	}
+	st.mu.Unlock()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
+		// One syncfs makes the files and the blob durable.
 		err = syncDir(dir, true)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		l.discard()
 		return StagedLayer{}, err
 	}
-	return StagedLayer{DiffID: res.diffID, Size: res.size, CacheID: cacheID, dir: dir}, nil
+	l.DiffID, l.Size = res.diffID, res.size
+	l.Blob = BlobInfo{Digest: res.blobDigest, Size: res.blobSize, MediaType: res.compression.mediaType()}
+	return l, nil
+}
+
+// discard removes a staged layer's directory and blob.
+func (l StagedLayer) discard() {
+	os.RemoveAll(l.dir)
+	if l.blobFile != "" {
+		os.Remove(l.blobFile)
+	}
 }
 
 // InstallLayers moves staged layers into layers/<cacheID> and makes the
@@ -286,6 +335,13 @@ func (st *Staging) extract(ctx context.Context, r io.Reader, so streamOptions) (
 // A layer already installed is skipped, so it may run again.
 func (s *Store) InstallLayers(layers []StagedLayer) error {
 	for _, l := range layers {
+		if l.blobFile != "" {
+			if err := os.Rename(l.blobFile, s.blobPath(l.CacheID)); err != nil {
+				if _, serr := os.Lstat(s.blobPath(l.CacheID)); serr != nil {
+					return fmt.Errorf("move layer blob into place: %w", err)
+				}
+			}
+		}
 		final := s.layerDir(l.CacheID)
 		if err := os.Rename(l.dir, final); err != nil {
 			if _, serr := os.Lstat(final); serr == nil {
@@ -293,6 +349,9 @@ func (s *Store) InstallLayers(layers []StagedLayer) error {
 			}
 			return fmt.Errorf("move layer into place: %w", err)
 		}
+	}
+	if err := syncDir(s.blobsDir, false); err != nil {
+		return err
 	}
 	return syncDir(s.layersDir, false)
 }
@@ -334,7 +393,7 @@ func (s *Store) RemoveUnregisteredLayers(cacheIDs []string) error {
 		if referenced[id] {
 			continue
 		}
-		if err := os.RemoveAll(s.layerDir(id)); err != nil {
+		if err := s.removeLayerFiles(id); err != nil {
 			return err
 		}
 	}
@@ -378,6 +437,10 @@ type streamResult struct {
 	diffID  string
 	size    int64 // uncompressed
 	entries int
+	// The blob as read: its digest, size and compression.
+	blobDigest  string
+	blobSize    int64
+	compression compression
 }
 
 // zstdMaxWindow bounds the window a zstd frame may ask for, and with it
@@ -396,6 +459,7 @@ func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOpt
 	if err != nil {
 		return res, classify(err, src, nil)
 	}
+	res.compression = compression
 	switch compression {
 	case compressionGzip:
 		zr, err := gzip.NewReader(br)
@@ -468,6 +532,8 @@ func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOpt
 	if err := blob.check(so.blobDigest, so.blobSize); err != nil {
 		return res, err
 	}
+	res.blobDigest = digest.NewDigestFromBytes(digest.SHA256, blob.h.Sum(nil)).String()
+	res.blobSize = blob.n
 	res.diffID = digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)).String()
 	return res, nil
 }
@@ -602,9 +668,8 @@ type limitReader struct {
 	n, max   int64
 	exceeded bool
 
-	space     *spaceGuard
-	checkedAt int64
-	spaceErr  error
+	space    *spaceGuard
+	spaceErr error
 
 	trail blockTrail
 }
@@ -626,9 +691,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		l.exceeded = true
 		return n, errTooBig
 	}
-	if l.space != nil && l.n-l.checkedAt >= spaceCheckEvery {
-		l.checkedAt = l.n
-		if l.spaceErr = l.space.check(); l.spaceErr != nil {
+	if l.space != nil {
+		if l.spaceErr = l.space.wrote(int64(n)); l.spaceErr != nil {
 			return n, l.spaceErr
 		}
 	}
@@ -684,6 +748,39 @@ func (b *blockTrail) add(p []byte) {
 type spaceGuard struct {
 	dir     string
 	reserve int64 // -1: no reserve
+	// written counts the bytes written since the last look (extracted
+	// files and kept blobs alike, of every layer staged at once).
+	mu      sync.Mutex
+	written int64
+}
+
+// wrote counts n bytes written and looks at the free space every
+// spaceCheckEvery bytes.
+func (g *spaceGuard) wrote(n int64) error {
+	g.mu.Lock()
+	g.written += n
+	look := g.written >= spaceCheckEvery
+	if look {
+		g.written = 0
+	}
+	g.mu.Unlock()
+	if !look {
+		return nil
+	}
+	return g.check()
+}
+
+// spaceWriter writes a kept blob, counting its bytes against the reserve.
+type spaceWriter struct {
+	f     *os.File
+	space *spaceGuard
+}
+
+func (w *spaceWriter) Write(p []byte) (int, error) {
+	if err := w.space.wrote(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return w.f.Write(p)
 }
 
 func (g *spaceGuard) check() error {

@@ -88,6 +88,10 @@ func (s *Store) RegisterImage(img NewImage, out *Registration) schema.Op {
 					return fmt.Errorf("staged layer %s has diffID %s, the image wants %s: %w", chainID, l.DiffID, img.DiffIDs[i], errdefs.ErrInvalidArgument)
 				}
 				rec = layerRecord{DiffID: l.DiffID, CacheID: l.CacheID, Size: l.Size}
+				if l.Blob.Digest != "" {
+					blob := l.Blob
+					rec.Blob = &blob
+				}
 				if i > 0 {
 					rec.Parent = chain[i-1]
 					incr[chain[i-1]]++

@@ -38,6 +38,7 @@ type Store struct {
 	layersDir string
 	mountsDir string
 	tmpDir    string
+	blobsDir  string
 
 	// root: running with euid 0, so ownership (Lchown) and file capabilities
 	// from the tar are applied. Without it an import keeps the caller's
@@ -80,6 +81,7 @@ func Open(dir string, db Storage) (*Store, error) {
 		layersDir:  filepath.Join(abs, "layers"),
 		mountsDir:  filepath.Join(abs, "mounts"),
 		tmpDir:     filepath.Join(abs, "tmp"),
+		blobsDir:   filepath.Join(abs, "blobs"),
 		root:       os.Geteuid() == 0,
 		resolvConf: "/etc/resolv.conf",
 	}
@@ -87,7 +89,7 @@ func Open(dir string, db Storage) (*Store, error) {
 	if err := os.RemoveAll(s.tmpDir); err != nil {
 		return nil, fmt.Errorf("layer store: remove interrupted imports: %w", err)
 	}
-	for _, d := range []string{s.layersDir, s.mountsDir, s.tmpDir} {
+	for _, d := range []string{s.layersDir, s.mountsDir, s.tmpDir, s.blobsDir} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("layer store: %w", err)
 		}
@@ -115,6 +117,9 @@ func Open(dir string, db Storage) (*Store, error) {
 		return nil, fmt.Errorf("layer store: %w", err)
 	}
 	if err := s.removeOrphanLayers(referenced); err != nil {
+		return nil, err
+	}
+	if err := s.removeOrphanBlobs(referenced); err != nil {
 		return nil, err
 	}
 	return s, nil

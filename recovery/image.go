@@ -44,8 +44,10 @@ type ImagePlan struct {
 // done. It is pure.
 //
 //	intent         store shows                         decision
-//	load, import   registered with the intent's names  roll forward to present
-//	load, import   anything else                       roll back: remove the claimed layers
+//	load, import,  registered with the intent's names  roll forward to present
+//	pull, commit
+//	load, import,  anything else                       roll back: remove the claimed layers
+//	pull, commit
 //	tag            the name names the image            roll forward
 //	tag            it does not                         roll back
 //	untag          the name is gone                    roll forward
@@ -60,7 +62,7 @@ func DecideImage(v sm.ImageView, w ImageWorld) ImagePlan {
 	p := v.Pending
 	forward, back := p.To, v.State
 	switch p.Event {
-	case sm.EventLoad, sm.EventImport:
+	case sm.EventLoad, sm.EventImport, sm.EventPull, sm.EventCommit:
 		if w.Registered == Unknown || w.RefsApplied == Unknown {
 			return ImagePlan{Uncertain: fmt.Sprintf("could not tell whether the image of the unfinished %s is registered", p.Event)}
 		}

@@ -10,6 +10,10 @@ set -euo pipefail
 packages=(busybox-static)
 if [ "${1:-}" = "--dev" ]; then
   packages+=(umoci skopeo prometheus)
+  # Pull and push tests: Debian's docker-registry (distribution), started by
+  # the tests on 127.0.0.1 with a config of their own, and htpasswd for its
+  # basic auth.
+  packages+=(docker-registry apache2-utils)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -20,6 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The packages' services are not started here (no systemd in CI
   # containers); the tests start their own instances on 127.0.0.1.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# docker-registry's packaged service listens on every interface: never run it.
+if dpkg -s docker-registry >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
 fi
 gobin=$(go env GOPATH)/bin
 if [ "${1:-}" = "--dev" ] && [ ! -x "$gobin/staticcheck" ]; then

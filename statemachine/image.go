@@ -24,7 +24,13 @@ import (
 // extracted into the store's scratch directory and checked against its
 // digests) happens before the intent, as reading a create request does: a
 // refused archive writes nothing, not even a record. What the intent
-// covers is what lands in the store: layers/ and the records.
+// covers is what lands in the store: layers/ and the records. A commit
+// stages its layer (the container's changes) before its intent in the
+// same way. A pull is the exception: its manifest and config are checked
+// before the intent, but its layers are downloaded after it, in its
+// "fetch" step, into the store's scratch directory (which every start
+// wipes), so that a long download is visible as an unfinished pull and a
+// crash during it is rolled back like any other.
 
 // Image events, Docker's names for them.
 const (
@@ -33,10 +39,12 @@ const (
 	EventTag    Event = "tag"    // a name given to an image
 	EventUntag  Event = "untag"  // a name removed; the image keeps its others
 	EventDelete Event = "delete" // the image removed with every name
+	EventPull   Event = "pull"   // an image fetched from a registry (cairn pull)
+	EventCommit Event = "commit" // a container's changes as a new image (cairn commit)
 )
 
 // ImageEvents are the image events, in the order ImageCrashPoints lists them.
-var ImageEvents = []Event{EventLoad, EventImport, EventTag, EventUntag, EventDelete}
+var ImageEvents = []Event{EventLoad, EventImport, EventTag, EventUntag, EventDelete, EventPull, EventCommit}
 
 // StatePresent is the state of a registered image. An image without a
 // view (StateNone) is one the journal has no record of: one registered
@@ -52,6 +60,8 @@ var imageRules = fsm.Events{
 	{Name: string(EventTag), Src: []string{string(StateNone), string(StatePresent)}, Dst: string(StatePresent)},
 	{Name: string(EventUntag), Src: []string{string(StateNone), string(StatePresent)}, Dst: string(StatePresent)},
 	{Name: string(EventDelete), Src: []string{string(StateNone), string(StatePresent)}, Dst: string(StateRemoved)},
+	{Name: string(EventPull), Src: []string{string(StateNone), string(StatePresent)}, Dst: string(StatePresent)},
+	{Name: string(EventCommit), Src: []string{string(StateNone), string(StatePresent)}, Dst: string(StatePresent)},
 }
 
 // ImageTarget returns the state an image event leads to from state from,
@@ -110,11 +120,19 @@ type LayerClaim struct {
 // the DONE.
 const imageStepLayers = "layers"
 
+// imageStepFetch is a pull's download of the layers the store lacks into
+// the store's scratch directory, each checked against its digests as it
+// is extracted. Nothing it writes is outside tmp/, which every start
+// wipes. (A commit stages its layer before its intent, as a load does.)
+const imageStepFetch = "fetch"
+
 // imageStepsOf names the steps of an image event, in order.
 func imageStepsOf(event Event) []string {
 	switch event {
-	case EventLoad, EventImport:
+	case EventLoad, EventImport, EventCommit:
 		return []string{imageStepLayers}
+	case EventPull:
+		return []string{imageStepFetch, imageStepLayers}
 	}
 	return nil
 }

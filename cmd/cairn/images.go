@@ -24,7 +24,7 @@ import (
 func imageCmd(c *clients) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
 	cmd.AddCommand(imageLoadCmd(c), imageImportCmd(c), imageLsCmd(c), imageInspectCmd(c), imageTagCmd(c),
-		imageRmCmd(c), imagePruneCmd(c), imageHistoryCmd(c))
+		imageRmCmd(c), imagePruneCmd(c), imageHistoryCmd(c), imageSaveCmd(c))
 	return cmd
 }
 

@@ -127,6 +127,7 @@ func newRoot(c *clients) *cobra.Command {
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
 		infoCmd(c), systemCmd(c),
 	)
+	root.AddCommand(pullCmd(c), pushCmd(c), loginCmd(), logoutCmd(), commitCmd(c), exportCmd(c))
 	addCompletions(root, c)
 	markUsageErrors(root)
 	return root

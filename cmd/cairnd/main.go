@@ -78,6 +78,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.StringVar(&cfg.Access.TLSCA, "tls-ca", "", "CA certificate(s) (PEM) that client certificates must be signed by")
 	f.StringVar(&cfg.Access.TCPAddr, "tcp-addr", "", "also serve the API on plain TCP: only a loopback address, and only with --insecure-tcp")
 	f.BoolVar(&cfg.Access.InsecureTCP, "insecure-tcp", false, "allow --tcp-addr (no authentication: anyone who can connect controls the daemon)")
+	f.StringSliceVar(&cfg.Registries.Insecure, "insecure-registry", nil, "registry host[:port] reached over plain http by pull and push (repeatable; a loopback registry may also be asked for per call)")
 	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/cairn-run/cairn/internal/busybox"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/daemon"
+	"github.com/cairn-run/cairn/internal/testenv"
 	"github.com/cairn-run/cairn/internal/testenv/scratch"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -232,11 +235,13 @@ var imageCrashOutcome = map[string]bool{
 	"tag.after-intent": false, "tag.before-done": false, "tag.after-done": true,
 	"untag.after-intent": true, "untag.before-done": true, "untag.after-done": false,
 	"delete.after-intent": true, "delete.before-done": true, "delete.after-done": false,
+	"pull.after-intent": false, "pull.after-fetch": false, "pull.after-layers": false, "pull.before-done": false, "pull.after-done": true,
+	"commit.after-intent": false, "commit.after-layers": false, "commit.before-done": false, "commit.after-done": true,
 }
 
 // reachImage performs the image operations that lead to the crash point's
 // event and returns the name the last one is about.
-func reachImage(ctx context.Context, e *scratch.Env, point string) (string, error) {
+func reachImage(ctx context.Context, t testing.TB, e *scratch.Env, point string) (string, error) {
 	var archive bytes.Buffer
 	if err := busybox.WriteArchive(&archive, busybox.DefaultPath, "crash:1", []string{"true"}, busybox.LayerTar(busybox.File{Name: "crash", Body: point})); err != nil {
 		return "", err
@@ -271,6 +276,26 @@ func reachImage(ctx context.Context, e *scratch.Env, point string) (string, erro
 			return "", err
 		}
 		return "crash:1", rm("crash:1")
+	case "pull":
+		// From a registry of its own, which skopeo filled; the image
+		// shares the busybox layer the daemon has, so only its own layer
+		// is fetched.
+		reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+		path := filepath.Join(t.TempDir(), "crash.tar")
+		if err := os.WriteFile(path, archive.Bytes(), 0o600); err != nil {
+			return "", err
+		}
+		reg.SkopeoCopy(t, "docker-archive:"+path, "crash:1")
+		name := reg.Host + "/crash:1"
+		_, err := apiclient.PullImage(ctx, e.Images, &cairnv1.ImageServicePullRequest{Ref: name, Auth: &cairnv1.RegistryAuth{Insecure: true}}, nil)
+		return name, err
+	case "commit":
+		res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: []string{"true"}}))
+		if err != nil {
+			return "", err
+		}
+		_, err = e.Images.Commit(ctx, connect.NewRequest(&cairnv1.ImageServiceCommitRequest{Container: res.Msg.Container.Id, Ref: "committed:1"}))
+		return "committed:1", err
 	}
 	return "", fmt.Errorf("no image operation for %s", point)
 }
@@ -293,7 +318,7 @@ func TestCrashPoints_ImageOperationsRecoverWhole(t *testing.T) {
 			e.WaitServing()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			name, err := reachImage(ctx, e, point)
+			name, err := reachImage(ctx, t, e, point)
 			e.WaitCrash(30 * time.Second)
 			if err == nil {
 				t.Logf("the operation completed before the crash (%s fires after the reply)", point)

@@ -58,7 +58,10 @@ type Config struct {
 	// MaxImportBytes bounds the uncompressed size of one image import;
 	// default 8 GiB (layer.ImportOptions.MaxBytes).
 	MaxImportBytes int64
-	Logger         *slog.Logger
+	// Registries says how pulls and pushes reach registries (which are
+	// reached over plain http: cairnd --insecure-registry).
+	Registries images.Registries
+	Logger     *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -203,6 +206,7 @@ func (d *Daemon) open() error {
 	}
 	d.images = &images.Service{
 		Store: d.layers, Journal: d.journal, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes},
+		Registries: d.cfg.Registries, Containers: d.journal,
 		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
 	}
 	rt := runtime{exec: d.exec, metrics: d.metrics}
@@ -259,7 +263,7 @@ func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
-		Images:     &api.ImageServer{Images: d.images},
+		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},
 		Health:     d.health,

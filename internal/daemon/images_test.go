@@ -102,6 +102,16 @@ func assertStoreWhole(t testing.TB, e *scratch.Env) {
 	if len(tmp) != 0 {
 		t.Errorf("scratch files left in tmp/: %v", tmp)
 	}
+	// Each layer's kept blob sits beside it, none without its layer.
+	blobs, err := os.ReadDir(filepath.Join(e.Config.Root, "layer", "blobs"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if !slices.Contains(layers, b.Name()) {
+			t.Errorf("blob %s has no layer directory", b.Name())
+		}
+	}
 }
 
 func TestImages_RealArchivesLoadAndTheirConfigIsHonoured(t *testing.T) {

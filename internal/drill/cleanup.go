@@ -28,6 +28,7 @@ func (r *run) cleanup() []string {
 		clean = r.removeAll()
 	}
 	r.daemon.stop(stopGrace)
+	r.registry.stop()
 	leftovers := inspect.Scrub(r.dir, r.cgroupParent)
 	if !r.cfg.Keep {
 		if err := os.RemoveAll(r.dir); err != nil {

@@ -62,6 +62,7 @@ type run struct {
 	root         string // the daemon's --root
 	cgroupParent string
 	daemon       *daemonProc
+	registry     *registryProc // nil without docker-registry
 	ops          *operator
 	observer     observer
 	// shimLost maps containers whose shim the drill killed to the pid
@@ -114,6 +115,12 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		return sum, err
 	}
 	if err := r.loadImages(ctx); err != nil {
+		return sum, err
+	}
+	if r.registry, err = r.startRegistry(ctx); err != nil {
+		return sum, err
+	}
+	if err := r.pushImages(ctx); err != nil {
 		return sum, err
 	}
 	master := mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))

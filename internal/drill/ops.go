@@ -47,19 +47,20 @@ const (
 	opLoad    // image load of one of the drill's archives
 	opTag     // image tag of one of the drill's images
 	opRmImage // image rm of a drill image or tag (refused while a container uses it)
+	opPull    // pull of a drill image from the drill's registry
 	numOpKinds
 )
 
-var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm"}
+var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "pull"}
 
 // opWeights favour the verbs that keep containers alive, so that most
 // crashes find running and paused containers to recover; image operations
 // come now and then, so that some crashes find a load, tag or remove in
 // flight.
-var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2}
+var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 2}
 
 // isImageOp reports the operations on images, which need no slot.
-func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage }
+func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage || k == opPull }
 
 // op is one lifecycle operation on a slot. On an empty slot every op is a
 // create; a create on an occupied slot is a start.
@@ -116,6 +117,8 @@ type operator struct {
 	// removed among the containers' operations, and run by some of them.
 	images   cairnv1connect.ImageServiceClient
 	archives []drillImage
+	// registry, when the drill has one, serves the drill's images to pulls.
+	registry *registryProc
 
 	mu       sync.Mutex
 	slots    []string // container id per slot, "" when empty
@@ -390,6 +393,12 @@ func (o *operator) imageOp(ctx context.Context, next op) error {
 		return err
 	case opTag:
 		_, err := o.images.Tag(ctx, connect.NewRequest(&cairnv1.ImageServiceTagRequest{Source: img.name, Target: o.tagName(next.tag)}))
+		return err
+	case opPull:
+		if o.registry == nil {
+			return nil
+		}
+		_, err := apiclient.PullImage(ctx, o.images, &cairnv1.ImageServicePullRequest{Ref: o.registry.remoteName(img.name), Auth: &cairnv1.RegistryAuth{Insecure: true}}, nil)
 		return err
 	case opRmImage:
 		ref := img.name

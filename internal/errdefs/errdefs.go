@@ -25,6 +25,9 @@ var (
 	// ErrResourceExhausted: a limit was reached: a size cap, the disk is
 	// full, too many of something.
 	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrPermissionDenied: someone else (a registry) refused the
+	// credentials given, or gave none.
+	ErrPermissionDenied = errors.New("permission denied")
 
 	// ErrCommandNotFound: the container's command does not exist in its
 	// filesystem (Docker's exit 127). It is an ErrInvalidArgument.

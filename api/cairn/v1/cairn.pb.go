@@ -3031,6 +3031,693 @@ func (x *ImageServicePruneResponse) GetDeleted() []string {
 	return nil
 }
 
+type ImageServiceSaveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names (any spelling) or ids; an image named by id is saved untagged.
+	Refs          []string `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceSaveRequest) Reset() {
+	*x = ImageServiceSaveRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceSaveRequest) ProtoMessage() {}
+
+func (x *ImageServiceSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceSaveRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceSaveRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ImageServiceSaveRequest) GetRefs() []string {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+// ImageServiceSaveResponse carries the tar in chunks; the last message has
+// the end (and possibly a chunk).
+type ImageServiceSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	End           *ImportEnd             `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceSaveResponse) Reset() {
+	*x = ImageServiceSaveResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceSaveResponse) ProtoMessage() {}
+
+func (x *ImageServiceSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceSaveResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceSaveResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImageServiceSaveResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceSaveResponse) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// RegistryAuth says how to reach a registry.
+type RegistryAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Basic credentials (also what a token service is asked with).
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// An identity (refresh) token instead of a password.
+	IdentityToken string `protobuf:"bytes,3,opt,name=identity_token,json=identityToken,proto3" json:"identity_token,omitempty"`
+	// Plain http: only to a loopback registry (127.0.0.1, ::1, localhost)
+	// or one cairnd --insecure-registry names.
+	Insecure      bool `protobuf:"varint,4,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryAuth) Reset() {
+	*x = RegistryAuth{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryAuth) ProtoMessage() {}
+
+func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
+func (*RegistryAuth) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RegistryAuth) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetIdentityToken() string {
+	if x != nil {
+		return x.IdentityToken
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
+type ImageServicePullRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A reference, normalised like Docker's (busybox = docker.io/library/busybox:latest).
+	Ref string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// os/arch[/variant] of an index's manifest to pull; default linux and
+	// cairnd's architecture.
+	Platform      string        `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	Auth          *RegistryAuth `protobuf:"bytes,3,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePullRequest) Reset() {
+	*x = ImageServicePullRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePullRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePullRequest) ProtoMessage() {}
+
+func (x *ImageServicePullRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePullRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePullRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ImageServicePullRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServicePullRequest) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *ImageServicePullRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+// LayerProgress is one step of one layer's transfer.
+type LayerProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layer blob's digest.
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The blob's size (compressed), as the manifest says.
+	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Bytes transferred so far.
+	Done int64 `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	// "waiting", "downloading", "verified", "exists" (stored already, not
+	// transferred), "uploading", "pushed".
+	Status        string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayerProgress) Reset() {
+	*x = LayerProgress{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerProgress) ProtoMessage() {}
+
+func (x *LayerProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerProgress.ProtoReflect.Descriptor instead.
+func (*LayerProgress) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *LayerProgress) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *LayerProgress) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetDone() int64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+type ImageServicePullResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Progress *LayerProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Set in the last message.
+	Image         *Image `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePullResponse) Reset() {
+	*x = ImageServicePullResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePullResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePullResponse) ProtoMessage() {}
+
+func (x *ImageServicePullResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePullResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePullResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ImageServicePullResponse) GetProgress() *LayerProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *ImageServicePullResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type ImageServicePushRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Auth          *RegistryAuth          `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePushRequest) Reset() {
+	*x = ImageServicePushRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePushRequest) ProtoMessage() {}
+
+func (x *ImageServicePushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePushRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePushRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ImageServicePushRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServicePushRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+type ImageServicePushResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Progress *LayerProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Set in the last message: the digest of the manifest pushed.
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePushResponse) Reset() {
+	*x = ImageServicePushResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePushResponse) ProtoMessage() {}
+
+func (x *ImageServicePushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePushResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePushResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ImageServicePushResponse) GetProgress() *LayerProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *ImageServicePushResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type ImageServiceCommitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container: id, unique id prefix or name.
+	Container string `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// The new image's name; empty leaves it untagged (named by its id).
+	Ref string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Dockerfile instructions applied to the config: CMD, ENTRYPOINT, ENV,
+	// WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.
+	Changes       []string `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	Comment       string   `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	Author        string   `protobuf:"bytes,5,opt,name=author,proto3" json:"author,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceCommitRequest) Reset() {
+	*x = ImageServiceCommitRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceCommitRequest) ProtoMessage() {}
+
+func (x *ImageServiceCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceCommitRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceCommitRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ImageServiceCommitRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ImageServiceCommitRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *ImageServiceCommitRequest) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+type ImageServiceCommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceCommitResponse) Reset() {
+	*x = ImageServiceCommitResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceCommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceCommitResponse) ProtoMessage() {}
+
+func (x *ImageServiceCommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceCommitResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceCommitResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ImageServiceCommitResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type ImageServiceExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Container     string                 `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceExportRequest) Reset() {
+	*x = ImageServiceExportRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceExportRequest) ProtoMessage() {}
+
+func (x *ImageServiceExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceExportRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceExportRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ImageServiceExportRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+type ImageServiceExportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	End           *ImportEnd             `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceExportResponse) Reset() {
+	*x = ImageServiceExportResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceExportResponse) ProtoMessage() {}
+
+func (x *ImageServiceExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceExportResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceExportResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ImageServiceExportResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceExportResponse) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 // JournalRecord is one record of the lifecycle journal.
 type JournalRecord struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -3059,7 +3746,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3758,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3771,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3198,7 +3885,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3897,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3910,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -3271,7 +3958,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3283,7 +3970,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3296,7 +3983,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -3328,7 +4015,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +4027,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +4040,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -3390,7 +4077,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +4089,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +4102,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -3441,7 +4128,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +4140,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +4153,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -3494,7 +4181,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +4193,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +4206,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -3565,7 +4252,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +4264,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +4277,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{67}
 }
 
 type VersionResponse struct {
@@ -3604,7 +4291,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3616,7 +4303,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3629,7 +4316,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -3654,7 +4341,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +4353,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +4366,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{69}
 }
 
 type InfoResponse struct {
@@ -3716,7 +4403,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +4415,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +4428,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *InfoResponse) GetDaemon() *BuildInfo {
@@ -3906,7 +4593,7 @@ type RecoveryInfo struct {
 
 func (x *RecoveryInfo) Reset() {
 	*x = RecoveryInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3918,7 +4605,7 @@ func (x *RecoveryInfo) String() string {
 func (*RecoveryInfo) ProtoMessage() {}
 
 func (x *RecoveryInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3931,7 +4618,7 @@ func (x *RecoveryInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryInfo.ProtoReflect.Descriptor instead.
 func (*RecoveryInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RecoveryInfo) GetCleanShutdown() bool {
@@ -4000,7 +4687,7 @@ type DiskUsageRequest struct {
 
 func (x *DiskUsageRequest) Reset() {
 	*x = DiskUsageRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4699,7 @@ func (x *DiskUsageRequest) String() string {
 func (*DiskUsageRequest) ProtoMessage() {}
 
 func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4712,7 @@ func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageRequest.ProtoReflect.Descriptor instead.
 func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DiskUsageRequest) GetVerbose() bool {
@@ -4047,7 +4734,7 @@ type DiskUsageResponse struct {
 
 func (x *DiskUsageResponse) Reset() {
 	*x = DiskUsageResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4746,7 @@ func (x *DiskUsageResponse) String() string {
 func (*DiskUsageResponse) ProtoMessage() {}
 
 func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4759,7 @@ func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageResponse.ProtoReflect.Descriptor instead.
 func (*DiskUsageResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DiskUsageResponse) GetImages() *DiskUsageSummary {
@@ -4119,7 +4806,7 @@ type DiskUsageSummary struct {
 
 func (x *DiskUsageSummary) Reset() {
 	*x = DiskUsageSummary{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +4818,7 @@ func (x *DiskUsageSummary) String() string {
 func (*DiskUsageSummary) ProtoMessage() {}
 
 func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +4831,7 @@ func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageSummary.ProtoReflect.Descriptor instead.
 func (*DiskUsageSummary) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DiskUsageSummary) GetTotal() int64 {
@@ -4191,7 +4878,7 @@ type ImageUsage struct {
 
 func (x *ImageUsage) Reset() {
 	*x = ImageUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4203,7 +4890,7 @@ func (x *ImageUsage) String() string {
 func (*ImageUsage) ProtoMessage() {}
 
 func (x *ImageUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4216,7 +4903,7 @@ func (x *ImageUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageUsage.ProtoReflect.Descriptor instead.
 func (*ImageUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ImageUsage) GetId() string {
@@ -4268,7 +4955,7 @@ type ContainerUsage struct {
 
 func (x *ContainerUsage) Reset() {
 	*x = ContainerUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4280,7 +4967,7 @@ func (x *ContainerUsage) String() string {
 func (*ContainerUsage) ProtoMessage() {}
 
 func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4293,7 +4980,7 @@ func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
 func (*ContainerUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ContainerUsage) GetId() string {
@@ -4551,7 +5238,48 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x18ImageServicePruneRequest\x12\x10\n" +
 	"\x03all\x18\x01 \x01(\bR\x03all\"5\n" +
 	"\x19ImageServicePruneResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\tR\adeleted\"\x94\x03\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"-\n" +
+	"\x17ImageServiceSaveRequest\x12\x12\n" +
+	"\x04refs\x18\x01 \x03(\tR\x04refs\"W\n" +
+	"\x18ImageServiceSaveResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"\x89\x01\n" +
+	"\fRegistryAuth\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12%\n" +
+	"\x0eidentity_token\x18\x03 \x01(\tR\ridentityToken\x12\x1a\n" +
+	"\binsecure\x18\x04 \x01(\bR\binsecure\"s\n" +
+	"\x17ImageServicePullRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1a\n" +
+	"\bplatform\x18\x02 \x01(\tR\bplatform\x12*\n" +
+	"\x04auth\x18\x03 \x01(\v2\x16.cairn.v1.RegistryAuthR\x04auth\"g\n" +
+	"\rLayerProgress\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\x03R\x04done\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\"v\n" +
+	"\x18ImageServicePullResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.cairn.v1.LayerProgressR\bprogress\x12%\n" +
+	"\x05image\x18\x02 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"W\n" +
+	"\x17ImageServicePushRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12*\n" +
+	"\x04auth\x18\x02 \x01(\v2\x16.cairn.v1.RegistryAuthR\x04auth\"g\n" +
+	"\x18ImageServicePushResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.cairn.v1.LayerProgressR\bprogress\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\"\x97\x01\n" +
+	"\x19ImageServiceCommitRequest\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x18\n" +
+	"\achanges\x18\x03 \x03(\tR\achanges\x12\x18\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12\x16\n" +
+	"\x06author\x18\x05 \x01(\tR\x06author\"C\n" +
+	"\x1aImageServiceCommitResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"9\n" +
+	"\x19ImageServiceExportRequest\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\"Y\n" +
+	"\x1aImageServiceExportResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"\x94\x03\n" +
 	"\rJournalRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.RecordKindR\x04kind\x12.\n" +
@@ -4709,7 +5437,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\"\x03\x90\x02\x01\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xce\x04\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xed\a\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
 	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12R\n" +
@@ -4717,7 +5445,12 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\x03Tag\x12 .cairn.v1.ImageServiceTagRequest\x1a!.cairn.v1.ImageServiceTagResponse\x12S\n" +
 	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse\x12P\n" +
-	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse2\xa0\x01\n" +
+	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse\x12O\n" +
+	"\x04Save\x12!.cairn.v1.ImageServiceSaveRequest\x1a\".cairn.v1.ImageServiceSaveResponse0\x01\x12O\n" +
+	"\x04Pull\x12!.cairn.v1.ImageServicePullRequest\x1a\".cairn.v1.ImageServicePullResponse0\x01\x12O\n" +
+	"\x04Push\x12!.cairn.v1.ImageServicePushRequest\x1a\".cairn.v1.ImageServicePushResponse0\x01\x12S\n" +
+	"\x06Commit\x12#.cairn.v1.ImageServiceCommitRequest\x1a$.cairn.v1.ImageServiceCommitResponse\x12U\n" +
+	"\x06Export\x12#.cairn.v1.ImageServiceExportRequest\x1a$.cairn.v1.ImageServiceExportResponse0\x012\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
 	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
 	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012\xdb\x01\n" +
@@ -4739,7 +5472,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -4792,39 +5525,51 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*ImageServiceRemoveResponse)(nil), // 48: cairn.v1.ImageServiceRemoveResponse
 	(*ImageServicePruneRequest)(nil),   // 49: cairn.v1.ImageServicePruneRequest
 	(*ImageServicePruneResponse)(nil),  // 50: cairn.v1.ImageServicePruneResponse
-	(*JournalRecord)(nil),              // 51: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 52: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 53: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 54: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 55: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 56: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 57: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 58: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 59: cairn.v1.VersionResponse
-	(*InfoRequest)(nil),                // 60: cairn.v1.InfoRequest
-	(*InfoResponse)(nil),               // 61: cairn.v1.InfoResponse
-	(*RecoveryInfo)(nil),               // 62: cairn.v1.RecoveryInfo
-	(*DiskUsageRequest)(nil),           // 63: cairn.v1.DiskUsageRequest
-	(*DiskUsageResponse)(nil),          // 64: cairn.v1.DiskUsageResponse
-	(*DiskUsageSummary)(nil),           // 65: cairn.v1.DiskUsageSummary
-	(*ImageUsage)(nil),                 // 66: cairn.v1.ImageUsage
-	(*ContainerUsage)(nil),             // 67: cairn.v1.ContainerUsage
-	nil,                                // 68: cairn.v1.ContainerConfig.LabelsEntry
-	nil,                                // 69: cairn.v1.ImageConfig.LabelsEntry
-	nil,                                // 70: cairn.v1.InfoResponse.ContainersEntry
-	nil,                                // 71: cairn.v1.RecoveryInfo.ActionsEntry
-	(*timestamppb.Timestamp)(nil),      // 72: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 73: google.protobuf.Duration
+	(*ImageServiceSaveRequest)(nil),    // 51: cairn.v1.ImageServiceSaveRequest
+	(*ImageServiceSaveResponse)(nil),   // 52: cairn.v1.ImageServiceSaveResponse
+	(*RegistryAuth)(nil),               // 53: cairn.v1.RegistryAuth
+	(*ImageServicePullRequest)(nil),    // 54: cairn.v1.ImageServicePullRequest
+	(*LayerProgress)(nil),              // 55: cairn.v1.LayerProgress
+	(*ImageServicePullResponse)(nil),   // 56: cairn.v1.ImageServicePullResponse
+	(*ImageServicePushRequest)(nil),    // 57: cairn.v1.ImageServicePushRequest
+	(*ImageServicePushResponse)(nil),   // 58: cairn.v1.ImageServicePushResponse
+	(*ImageServiceCommitRequest)(nil),  // 59: cairn.v1.ImageServiceCommitRequest
+	(*ImageServiceCommitResponse)(nil), // 60: cairn.v1.ImageServiceCommitResponse
+	(*ImageServiceExportRequest)(nil),  // 61: cairn.v1.ImageServiceExportRequest
+	(*ImageServiceExportResponse)(nil), // 62: cairn.v1.ImageServiceExportResponse
+	(*JournalRecord)(nil),              // 63: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 64: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 65: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 66: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 67: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 68: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 69: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 70: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 71: cairn.v1.VersionResponse
+	(*InfoRequest)(nil),                // 72: cairn.v1.InfoRequest
+	(*InfoResponse)(nil),               // 73: cairn.v1.InfoResponse
+	(*RecoveryInfo)(nil),               // 74: cairn.v1.RecoveryInfo
+	(*DiskUsageRequest)(nil),           // 75: cairn.v1.DiskUsageRequest
+	(*DiskUsageResponse)(nil),          // 76: cairn.v1.DiskUsageResponse
+	(*DiskUsageSummary)(nil),           // 77: cairn.v1.DiskUsageSummary
+	(*ImageUsage)(nil),                 // 78: cairn.v1.ImageUsage
+	(*ContainerUsage)(nil),             // 79: cairn.v1.ContainerUsage
+	nil,                                // 80: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 81: cairn.v1.ImageConfig.LabelsEntry
+	nil,                                // 82: cairn.v1.InfoResponse.ContainersEntry
+	nil,                                // 83: cairn.v1.RecoveryInfo.ActionsEntry
+	(*timestamppb.Timestamp)(nil),      // 84: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 85: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	72, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	72, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	72, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	84, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	84, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	84, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	68, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	80, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
 	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -4839,11 +5584,11 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
 	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
 	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	72, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	84, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	69, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	72, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	72, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	81, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	84, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	84, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
 	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
@@ -4852,80 +5597,98 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	33, // 32: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
 	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
 	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	2,  // 35: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	72, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	72, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	72, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	53, // 39: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	51, // 40: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	51, // 41: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	57, // 42: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	57, // 43: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	70, // 44: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	72, // 45: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	62, // 46: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	73, // 47: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	71, // 48: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	65, // 49: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	65, // 50: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	66, // 51: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	67, // 52: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,  // 53: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	7,  // 54: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 55: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 56: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 57: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 58: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 59: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 60: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 61: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 62: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 63: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 64: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 65: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 66: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 67: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 68: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 69: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 70: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 71: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 72: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 73: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	55, // 74: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	52, // 75: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	58, // 76: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	60, // 77: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	63, // 78: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	8,  // 79: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 80: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 81: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 82: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 83: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 84: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 85: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 86: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 87: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 88: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 89: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 90: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 91: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 92: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 93: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 94: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 95: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 96: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 97: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 98: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	56, // 99: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	54, // 100: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	59, // 101: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	61, // 102: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	64, // 103: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	79, // [79:104] is the sub-list for method output_type
-	54, // [54:79] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	37, // 35: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	53, // 36: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 37: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 38: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	53, // 39: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 40: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 41: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	37, // 42: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	2,  // 43: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	84, // 44: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	84, // 45: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	84, // 46: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	65, // 47: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	63, // 48: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	63, // 49: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	69, // 50: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	69, // 51: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	82, // 52: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	84, // 53: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	74, // 54: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	85, // 55: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	83, // 56: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	77, // 57: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	77, // 58: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	78, // 59: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	79, // 60: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,  // 61: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	7,  // 62: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 63: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 64: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 65: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 66: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 67: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 68: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 69: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 70: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 71: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 72: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 73: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 74: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 75: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 76: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 77: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 78: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 79: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 80: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 81: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	51, // 82: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	54, // 83: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	57, // 84: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	59, // 85: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	61, // 86: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	67, // 87: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	64, // 88: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	70, // 89: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	72, // 90: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	75, // 91: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	8,  // 92: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 93: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 94: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 95: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 96: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 97: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 98: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 99: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 100: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 101: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 102: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 103: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 104: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 105: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 106: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 107: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 108: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 109: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 110: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 111: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	52, // 112: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	56, // 113: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	58, // 114: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	60, // 115: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	62, // 116: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	68, // 117: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	66, // 118: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	71, // 119: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	73, // 120: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	76, // 121: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	92, // [92:122] is the sub-list for method output_type
+	62, // [62:92] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -4943,7 +5706,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   69,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -83,6 +83,16 @@ const (
 	ImageServiceRemoveProcedure = "/cairn.v1.ImageService/Remove"
 	// ImageServicePruneProcedure is the fully-qualified name of the ImageService's Prune RPC.
 	ImageServicePruneProcedure = "/cairn.v1.ImageService/Prune"
+	// ImageServiceSaveProcedure is the fully-qualified name of the ImageService's Save RPC.
+	ImageServiceSaveProcedure = "/cairn.v1.ImageService/Save"
+	// ImageServicePullProcedure is the fully-qualified name of the ImageService's Pull RPC.
+	ImageServicePullProcedure = "/cairn.v1.ImageService/Pull"
+	// ImageServicePushProcedure is the fully-qualified name of the ImageService's Push RPC.
+	ImageServicePushProcedure = "/cairn.v1.ImageService/Push"
+	// ImageServiceCommitProcedure is the fully-qualified name of the ImageService's Commit RPC.
+	ImageServiceCommitProcedure = "/cairn.v1.ImageService/Commit"
+	// ImageServiceExportProcedure is the fully-qualified name of the ImageService's Export RPC.
+	ImageServiceExportProcedure = "/cairn.v1.ImageService/Export"
 	// JournalServiceHistoryProcedure is the fully-qualified name of the JournalService's History RPC.
 	JournalServiceHistoryProcedure = "/cairn.v1.JournalService/History"
 	// JournalServiceWatchEventsProcedure is the fully-qualified name of the JournalService's
@@ -521,6 +531,28 @@ type ImageServiceClient interface {
 	// Prune deletes images without a name (with all: every image) that no
 	// container uses.
 	Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error)
+	// Save streams one tar holding the images refs name (docker save
+	// --output): an OCI image layout and a docker manifest.json naming the
+	// same blobs, the configs and layer blobs as they were loaded or pulled,
+	// so image ids and diffIDs are kept. The last message carries the size
+	// and sha256 of the stream. An image whose layers were stored before
+	// blobs were kept is FAILED_PRECONDITION.
+	Save(context.Context, *connect.Request[v1.ImageServiceSaveRequest]) (*connect.ServerStreamForClient[v1.ImageServiceSaveResponse], error)
+	// Pull fetches an image from an OCI distribution registry, checking every
+	// blob against its digest and every layer against its diffID, storing
+	// only the layers the store lacks, and registers it as one journaled
+	// "pull". It streams one progress message per layer step, and the image
+	// last. An image the store has is registered again with the name only.
+	Pull(context.Context, *connect.Request[v1.ImageServicePullRequest]) (*connect.ServerStreamForClient[v1.ImageServicePullResponse], error)
+	// Push sends an image's config, layer blobs and manifest to a registry,
+	// streaming per-layer progress and the manifest digest last.
+	Push(context.Context, *connect.Request[v1.ImageServicePushRequest]) (*connect.ServerStreamForClient[v1.ImageServicePushResponse], error)
+	// Commit makes an image of a container: its image plus one layer of the
+	// container's changes (overlay whiteouts as OCI whiteouts), the config
+	// changed by the Dockerfile-like changes given. Journaled as "commit".
+	Commit(context.Context, *connect.Request[v1.ImageServiceCommitRequest]) (*connect.Response[v1.ImageServiceCommitResponse], error)
+	// Export streams the container's root filesystem, flattened, as a tar.
+	Export(context.Context, *connect.Request[v1.ImageServiceExportRequest]) (*connect.ServerStreamForClient[v1.ImageServiceExportResponse], error)
 }
 
 // NewImageServiceClient constructs a client for the cairn.v1.ImageService service. By default, it
@@ -578,6 +610,36 @@ func NewImageServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(imageServiceMethods.ByName("Prune")),
 			connect.WithClientOptions(opts...),
 		),
+		save: connect.NewClient[v1.ImageServiceSaveRequest, v1.ImageServiceSaveResponse](
+			httpClient,
+			baseURL+ImageServiceSaveProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Save")),
+			connect.WithClientOptions(opts...),
+		),
+		pull: connect.NewClient[v1.ImageServicePullRequest, v1.ImageServicePullResponse](
+			httpClient,
+			baseURL+ImageServicePullProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Pull")),
+			connect.WithClientOptions(opts...),
+		),
+		push: connect.NewClient[v1.ImageServicePushRequest, v1.ImageServicePushResponse](
+			httpClient,
+			baseURL+ImageServicePushProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Push")),
+			connect.WithClientOptions(opts...),
+		),
+		commit: connect.NewClient[v1.ImageServiceCommitRequest, v1.ImageServiceCommitResponse](
+			httpClient,
+			baseURL+ImageServiceCommitProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Commit")),
+			connect.WithClientOptions(opts...),
+		),
+		export: connect.NewClient[v1.ImageServiceExportRequest, v1.ImageServiceExportResponse](
+			httpClient,
+			baseURL+ImageServiceExportProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Export")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -590,6 +652,11 @@ type imageServiceClient struct {
 	tag     *connect.Client[v1.ImageServiceTagRequest, v1.ImageServiceTagResponse]
 	remove  *connect.Client[v1.ImageServiceRemoveRequest, v1.ImageServiceRemoveResponse]
 	prune   *connect.Client[v1.ImageServicePruneRequest, v1.ImageServicePruneResponse]
+	save    *connect.Client[v1.ImageServiceSaveRequest, v1.ImageServiceSaveResponse]
+	pull    *connect.Client[v1.ImageServicePullRequest, v1.ImageServicePullResponse]
+	push    *connect.Client[v1.ImageServicePushRequest, v1.ImageServicePushResponse]
+	commit  *connect.Client[v1.ImageServiceCommitRequest, v1.ImageServiceCommitResponse]
+	export  *connect.Client[v1.ImageServiceExportRequest, v1.ImageServiceExportResponse]
 }
 
 // Import calls cairn.v1.ImageService.Import.
@@ -627,6 +694,31 @@ func (c *imageServiceClient) Prune(ctx context.Context, req *connect.Request[v1.
 	return c.prune.CallUnary(ctx, req)
 }
 
+// Save calls cairn.v1.ImageService.Save.
+func (c *imageServiceClient) Save(ctx context.Context, req *connect.Request[v1.ImageServiceSaveRequest]) (*connect.ServerStreamForClient[v1.ImageServiceSaveResponse], error) {
+	return c.save.CallServerStream(ctx, req)
+}
+
+// Pull calls cairn.v1.ImageService.Pull.
+func (c *imageServiceClient) Pull(ctx context.Context, req *connect.Request[v1.ImageServicePullRequest]) (*connect.ServerStreamForClient[v1.ImageServicePullResponse], error) {
+	return c.pull.CallServerStream(ctx, req)
+}
+
+// Push calls cairn.v1.ImageService.Push.
+func (c *imageServiceClient) Push(ctx context.Context, req *connect.Request[v1.ImageServicePushRequest]) (*connect.ServerStreamForClient[v1.ImageServicePushResponse], error) {
+	return c.push.CallServerStream(ctx, req)
+}
+
+// Commit calls cairn.v1.ImageService.Commit.
+func (c *imageServiceClient) Commit(ctx context.Context, req *connect.Request[v1.ImageServiceCommitRequest]) (*connect.Response[v1.ImageServiceCommitResponse], error) {
+	return c.commit.CallUnary(ctx, req)
+}
+
+// Export calls cairn.v1.ImageService.Export.
+func (c *imageServiceClient) Export(ctx context.Context, req *connect.Request[v1.ImageServiceExportRequest]) (*connect.ServerStreamForClient[v1.ImageServiceExportResponse], error) {
+	return c.export.CallServerStream(ctx, req)
+}
+
 // ImageServiceHandler is an implementation of the cairn.v1.ImageService service.
 type ImageServiceHandler interface {
 	// Import receives a name in the first message, the tar (optionally
@@ -656,6 +748,28 @@ type ImageServiceHandler interface {
 	// Prune deletes images without a name (with all: every image) that no
 	// container uses.
 	Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error)
+	// Save streams one tar holding the images refs name (docker save
+	// --output): an OCI image layout and a docker manifest.json naming the
+	// same blobs, the configs and layer blobs as they were loaded or pulled,
+	// so image ids and diffIDs are kept. The last message carries the size
+	// and sha256 of the stream. An image whose layers were stored before
+	// blobs were kept is FAILED_PRECONDITION.
+	Save(context.Context, *connect.Request[v1.ImageServiceSaveRequest], *connect.ServerStream[v1.ImageServiceSaveResponse]) error
+	// Pull fetches an image from an OCI distribution registry, checking every
+	// blob against its digest and every layer against its diffID, storing
+	// only the layers the store lacks, and registers it as one journaled
+	// "pull". It streams one progress message per layer step, and the image
+	// last. An image the store has is registered again with the name only.
+	Pull(context.Context, *connect.Request[v1.ImageServicePullRequest], *connect.ServerStream[v1.ImageServicePullResponse]) error
+	// Push sends an image's config, layer blobs and manifest to a registry,
+	// streaming per-layer progress and the manifest digest last.
+	Push(context.Context, *connect.Request[v1.ImageServicePushRequest], *connect.ServerStream[v1.ImageServicePushResponse]) error
+	// Commit makes an image of a container: its image plus one layer of the
+	// container's changes (overlay whiteouts as OCI whiteouts), the config
+	// changed by the Dockerfile-like changes given. Journaled as "commit".
+	Commit(context.Context, *connect.Request[v1.ImageServiceCommitRequest]) (*connect.Response[v1.ImageServiceCommitResponse], error)
+	// Export streams the container's root filesystem, flattened, as a tar.
+	Export(context.Context, *connect.Request[v1.ImageServiceExportRequest], *connect.ServerStream[v1.ImageServiceExportResponse]) error
 }
 
 // NewImageServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -709,6 +823,36 @@ func NewImageServiceHandler(svc ImageServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(imageServiceMethods.ByName("Prune")),
 		connect.WithHandlerOptions(opts...),
 	)
+	imageServiceSaveHandler := connect.NewServerStreamHandler(
+		ImageServiceSaveProcedure,
+		svc.Save,
+		connect.WithSchema(imageServiceMethods.ByName("Save")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServicePullHandler := connect.NewServerStreamHandler(
+		ImageServicePullProcedure,
+		svc.Pull,
+		connect.WithSchema(imageServiceMethods.ByName("Pull")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServicePushHandler := connect.NewServerStreamHandler(
+		ImageServicePushProcedure,
+		svc.Push,
+		connect.WithSchema(imageServiceMethods.ByName("Push")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServiceCommitHandler := connect.NewUnaryHandler(
+		ImageServiceCommitProcedure,
+		svc.Commit,
+		connect.WithSchema(imageServiceMethods.ByName("Commit")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServiceExportHandler := connect.NewServerStreamHandler(
+		ImageServiceExportProcedure,
+		svc.Export,
+		connect.WithSchema(imageServiceMethods.ByName("Export")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.ImageService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ImageServiceImportProcedure:
@@ -725,6 +869,16 @@ func NewImageServiceHandler(svc ImageServiceHandler, opts ...connect.HandlerOpti
 			imageServiceRemoveHandler.ServeHTTP(w, r)
 		case ImageServicePruneProcedure:
 			imageServicePruneHandler.ServeHTTP(w, r)
+		case ImageServiceSaveProcedure:
+			imageServiceSaveHandler.ServeHTTP(w, r)
+		case ImageServicePullProcedure:
+			imageServicePullHandler.ServeHTTP(w, r)
+		case ImageServicePushProcedure:
+			imageServicePushHandler.ServeHTTP(w, r)
+		case ImageServiceCommitProcedure:
+			imageServiceCommitHandler.ServeHTTP(w, r)
+		case ImageServiceExportProcedure:
+			imageServiceExportHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -760,6 +914,26 @@ func (UnimplementedImageServiceHandler) Remove(context.Context, *connect.Request
 
 func (UnimplementedImageServiceHandler) Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Prune is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Save(context.Context, *connect.Request[v1.ImageServiceSaveRequest], *connect.ServerStream[v1.ImageServiceSaveResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Save is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Pull(context.Context, *connect.Request[v1.ImageServicePullRequest], *connect.ServerStream[v1.ImageServicePullResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Pull is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Push(context.Context, *connect.Request[v1.ImageServicePushRequest], *connect.ServerStream[v1.ImageServicePushResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Push is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Commit(context.Context, *connect.Request[v1.ImageServiceCommitRequest]) (*connect.Response[v1.ImageServiceCommitResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Commit is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Export(context.Context, *connect.Request[v1.ImageServiceExportRequest], *connect.ServerStream[v1.ImageServiceExportResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Export is not implemented"))
 }
 
 // JournalServiceClient is a client for the cairn.v1.JournalService service.
