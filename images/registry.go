@@ -71,9 +71,48 @@ type PushRequest struct {
 	Auth Auth
 }
 
-// pullJobs is how many layers a pull fetches at once, as Docker's
-// max-concurrent-downloads.
-const pullJobs = 3
+// stageJobs is how many layers a pull or load stages at once, as Docker's
+// max-concurrent-downloads: decompressing and extracting one layer keeps a
+// core busy.
+const stageJobs = 3
+
+// stageParallel runs stage for 0..n-1, stageJobs at a time; the first
+// failure cancels the others. It returns the layers staged (also when it
+// fails, for the caller's cleanup) and the first failure that is not a
+// cancellation it caused.
+func stageParallel(ctx context.Context, n int, stage func(ctx context.Context, i int) (layer.StagedLayer, error)) ([]layer.StagedLayer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]layer.StagedLayer, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, stageJobs)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if errs[i] = ctx.Err(); errs[i] != nil {
+				return
+			}
+			if results[i], errs[i] = stage(ctx, i); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var staged []layer.StagedLayer
+	var first error
+	for i := range n {
+		if errs[i] == nil {
+			staged = append(staged, results[i])
+		} else if first == nil || errors.Is(first, context.Canceled) && !errors.Is(errs[i], context.Canceled) {
+			first = errs[i]
+		}
+	}
+	return staged, first
+}
 
 // Registries is how cairnd talks to registries.
 type Registries struct {
@@ -446,40 +485,10 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 		return sl, nil
 	}
 	var staged []layer.StagedLayer
-	// fetch downloads the missing layers, pullJobs at a time (decompressing
-	// and extracting one layer keeps a core busy); the first failure stops
-	// the others.
 	fetch := func() error {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		results := make([]layer.StagedLayer, len(wants))
-		errs := make([]error, len(wants))
-		sem := make(chan struct{}, pullJobs)
-		var wg sync.WaitGroup
-		for i, w := range wants {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if errs[i] = ctx.Err(); errs[i] != nil {
-					return
-				}
-				if results[i], errs[i] = fetchOne(ctx, w); errs[i] != nil {
-					cancel()
-				}
-			}()
-		}
-		wg.Wait()
-		var first error
-		for i := range wants {
-			if errs[i] == nil {
-				staged = append(staged, results[i])
-			} else if first == nil || errors.Is(first, context.Canceled) && !errors.Is(errs[i], context.Canceled) {
-				first = errs[i]
-			}
-		}
-		return first
+		var err error
+		staged, err = stageParallel(ctx, len(wants), func(ctx context.Context, i int) (layer.StagedLayer, error) { return fetchOne(ctx, wants[i]) })
+		return err
 	}
 	var reg layer.Registration
 	newImg := layer.NewImage{ID: desc.ID, Config: desc.Config, DiffIDs: desc.DiffIDs(), Names: names}

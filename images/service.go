@@ -95,20 +95,30 @@ func (s *Service) loadOne(ctx context.Context, st *layer.Staging, img imagearchi
 	if err != nil {
 		return layer.Image{}, err
 	}
-	var staged []layer.StagedLayer
-	for i, l := range img.Layers {
-		if have[chain[i]] || slices.ContainsFunc(staged, func(x layer.StagedLayer) bool { return x.ChainID == chain[i] }) {
+	var missing []int // positions of the layers to stage, each chain position once
+	for i := range img.Layers {
+		if have[chain[i]] || slices.ContainsFunc(missing, func(j int) bool { return chain[j] == chain[i] }) {
 			continue
 		}
+		missing = append(missing, i)
+	}
+	// Staged in parallel, as a pull's are; each reads its blob from the
+	// spool by offset.
+	staged, err := stageParallel(ctx, len(missing), func(ctx context.Context, k int) (layer.StagedLayer, error) {
+		i := missing[k]
+		l := img.Layers[i]
 		blob, err := l.Open()
 		if err != nil {
-			return layer.Image{}, err
+			return layer.StagedLayer{}, err
 		}
 		sl, err := st.Layer(ctx, blob, layer.LayerSource{ChainID: chain[i], Digest: l.Digest, Size: l.Size, DiffID: l.DiffID})
 		if err != nil {
-			return layer.Image{}, fmt.Errorf("layer %d (%s): %w", i+1, l.DiffID, err)
+			return layer.StagedLayer{}, fmt.Errorf("layer %d (%s): %w", i+1, l.DiffID, err)
 		}
-		staged = append(staged, sl)
+		return sl, nil
+	})
+	if err != nil {
+		return layer.Image{}, err
 	}
 	return s.register(ctx, sm.EventLoad, layer.NewImage{ID: img.ID, Config: img.Config, DiffIDs: img.DiffIDs(), Names: img.Names, Staged: staged})
 }

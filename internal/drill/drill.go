@@ -1,7 +1,8 @@
 // Package drill is `cairn drill`: a crash-recovery drill an operator can
 // run against a cairnd build. It starts its own daemon on a scratch root,
 // drives random lifecycle and image operations (load, tag, rm of its own
-// images) through the API, kills the daemon with SIGKILL while they are in
+// images, and pulls of them from a docker-registry it starts on 127.0.0.1
+// when Debian's docker-registry is installed) through the API, kills the daemon with SIGKILL while they are in
 // flight (sometimes a shim or a container process too), restarts it, and
 // checks that what the daemon says after recovery is what the machine
 // shows: states, processes, exit codes, files in writable layers, every

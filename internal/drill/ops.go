@@ -55,9 +55,9 @@ var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", 
 
 // opWeights favour the verbs that keep containers alive, so that most
 // crashes find running and paused containers to recover; image operations
-// come now and then, so that some crashes find a load, tag or remove in
-// flight.
-var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 2}
+// come now and then, so that some crashes find a load, tag, remove or pull
+// in flight.
+var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 3}
 
 // isImageOp reports the operations on images, which need no slot.
 func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage || k == opPull }

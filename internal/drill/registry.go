@@ -24,6 +24,7 @@ import (
 // docker-registry installed the drill runs without pulls.
 type registryProc struct {
 	host string
+	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -41,8 +42,10 @@ func (r *run) startRegistry(ctx context.Context) (*registryProc, error) {
 	}
 	host := l.Addr().String()
 	l.Close()
-	dir := filepath.Join(r.dir, "registry")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Outside the drill's scratch directory: every process naming that
+	// one is the daemon's, and the leak checks count it.
+	dir, err := os.MkdirTemp("", "cairn-drill-registry-")
+	if err != nil {
 		return nil, err
 	}
 	config := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n",
@@ -52,6 +55,7 @@ func (r *run) startRegistry(ctx context.Context) (*registryProc, error) {
 	}
 	logf, err := os.Create(filepath.Join(dir, "registry.log"))
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer logf.Close()
@@ -59,9 +63,10 @@ func (r *run) startRegistry(ctx context.Context) (*registryProc, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &registryProc{host: host, cmd: cmd, done: make(chan struct{})}
+	p := &registryProc{host: host, dir: dir, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
@@ -82,6 +87,7 @@ func (p *registryProc) stop() {
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done
+	os.RemoveAll(p.dir)
 }
 
 // remoteName is the name of drill image name in the registry.

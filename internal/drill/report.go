@@ -122,7 +122,7 @@ func (s Summary) print(w io.Writer) {
 		fmt.Fprintf(w, "recovery time: min %s, median %s, max %s\n", ms(sorted[0]), ms(median(sorted)), ms(sorted[len(sorted)-1]))
 	}
 	fmt.Fprintf(w, "journal check: %d ok, %d failed, %d skipped\n", s.Journal[journalOK], s.Journal[journalFailed], s.Journal[journalSkipped])
-	fmt.Fprintf(w, "image operations (load, tag, rm): %d, %d of them ok\n", s.ImageOps, s.ImageOpsOK)
+	fmt.Fprintf(w, "image operations (load, tag, rm, pull): %d, %d of them ok\n", s.ImageOps, s.ImageOpsOK)
 	if s.Journal[journalSkipped] > 0 {
 		fmt.Fprintln(w, "  (skipped: this cairn has no `journal check` command)")
 	}

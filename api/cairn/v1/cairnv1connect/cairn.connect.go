@@ -542,7 +542,8 @@ type ImageServiceClient interface {
 	// blob against its digest and every layer against its diffID, storing
 	// only the layers the store lacks, and registers it as one journaled
 	// "pull". It streams one progress message per layer step, and the image
-	// last. An image the store has is registered again with the name only.
+	// last. A pull of an image the store has under that name writes nothing;
+	// one it has under other names only gains the name.
 	Pull(context.Context, *connect.Request[v1.ImageServicePullRequest]) (*connect.ServerStreamForClient[v1.ImageServicePullResponse], error)
 	// Push sends an image's config, layer blobs and manifest to a registry,
 	// streaming per-layer progress and the manifest digest last.
@@ -759,7 +760,8 @@ type ImageServiceHandler interface {
 	// blob against its digest and every layer against its diffID, storing
 	// only the layers the store lacks, and registers it as one journaled
 	// "pull". It streams one progress message per layer step, and the image
-	// last. An image the store has is registered again with the name only.
+	// last. A pull of an image the store has under that name writes nothing;
+	// one it has under other names only gains the name.
 	Pull(context.Context, *connect.Request[v1.ImageServicePullRequest], *connect.ServerStream[v1.ImageServicePullResponse]) error
 	// Push sends an image's config, layer blobs and manifest to a registry,
 	// streaming per-layer progress and the manifest digest last.
