@@ -27,6 +27,7 @@ func testNetwork(t *testing.T, runDir string) sm.NetworkDef {
 			_ = netlink.LinkDel(l)
 		}
 		_ = os.RemoveAll(runDir)
+		scrubRules(def.Subnet)
 	})
 	return def
 }

@@ -32,7 +32,7 @@ func netLeaks(e *scratch.Env) []string {
 	return network.Leaks(n.RunDir, n.Bridge, n.Subnet)
 }
 
-func assertNoNetLeaks(t *testing.T, e *scratch.Env, when string) {
+func assertNoNetLeaks(t testing.TB, e *scratch.Env, when string) {
 	t.Helper()
 	if leaks := netLeaks(e); len(leaks) > 0 {
 		t.Fatalf("%s: %d network leaks:\n%s", when, len(leaks), strings.Join(leaks, "\n"))
@@ -52,7 +52,7 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-func createNet(t *testing.T, e *scratch.Env, req *cairnv1.CreateRequest) *cairnv1.Container {
+func createNet(t testing.TB, e *scratch.Env, req *cairnv1.CreateRequest) *cairnv1.Container {
 	t.Helper()
 	req.Image = "busybox"
 	res, err := e.Containers.Create(bg, connect.NewRequest(req))
@@ -141,7 +141,7 @@ func TestNetwork_UserNetworkNamesPingAndWget(t *testing.T) {
 		t.Fatal(err)
 	}
 	bridge := res.Msg.Network.Bridge
-	t.Cleanup(func() { network.Scrub(filepath.Join(t.TempDir(), "none"), bridge) })
+	t.Cleanup(func() { network.Scrub(filepath.Join(t.TempDir(), "none"), bridge, subnet) })
 	if _, err := e.Networks.CreateNetwork(bg, connect.NewRequest(&cairnv1.CreateNetworkRequest{Name: name, Subnet: subnet})); connect.CodeOf(err) != connect.CodeAlreadyExists {
 		t.Fatalf("second create: %v", err)
 	}

@@ -280,7 +280,7 @@ func (e *Env) teardown() {
 	for _, leak := range network.Leaks(n.RunDir, n.Bridge, n.Subnet) {
 		e.t.Errorf("network leak after teardown: %s", leak)
 	}
-	network.Scrub(n.RunDir, n.Bridge)
+	network.Scrub(n.RunDir, n.Bridge, n.Subnet)
 	_ = os.RemoveAll(e.Root)
 }
 
