@@ -437,3 +437,51 @@ func TestNetwork_CrashPointsLeakNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestNetwork_CrashMidBurstLeaksNothing kills cairnd while a dozen
+// networked containers are being started at once: after the restart no
+// attachment is pending, every running container kept its namespace, and
+// after rm -f of all nothing is left.
+func TestNetwork_CrashMidBurstLeaksNothing(t *testing.T) {
+	e := scratch.NewBinaryDaemon(t)
+	const n = 12
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Network: "bridge",
+				Publish: []string{fmt.Sprintf("127.0.0.1:%d:80", freePort(t))}, Command: []string{"sleep", "60"}}))
+			if err == nil {
+				_, _ = e.Containers.Start(bg, connect.NewRequest(&cairnv1.StartRequest{Id: res.Msg.Container.Id}))
+			}
+		})
+	}
+	time.Sleep(time.Duration(200+rand.IntN(700)) * time.Millisecond)
+	e.Kill()
+	wg.Wait()
+	e.Start()
+	l, err := e.Containers.List(bg, connect.NewRequest(&cairnv1.ListRequest{All: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, c := range l.Msg.Containers {
+		a := c.Network
+		if a != nil && a.PendingEvent != "" {
+			t.Fatalf("%s: attachment pending %s after recovery", c.Id, a.PendingEvent)
+		}
+		if c.State == cairnv1.ContainerState_CONTAINER_STATE_RUNNING {
+			running++
+			if a == nil || a.IpAddress == "" {
+				t.Fatalf("running %s lost its attachment", c.Id)
+			}
+			if ok, err := network.NetNSMounted(a.Netns); !ok || err != nil {
+				t.Fatalf("running %s: namespace %s not mounted: %v", c.Id, a.Netns, err)
+			}
+		}
+	}
+	t.Logf("%d containers known after the crash, %d running", len(l.Msg.Containers), running)
+	for _, c := range l.Msg.Containers {
+		remove(t, e, c.Id, true)
+	}
+	assertNoNetLeaks(t, e, "after the crash mid-burst and rm -f of all")
+}
