@@ -66,6 +66,10 @@ type ContainerServer struct {
 	LogFiles LogOpener
 	// LogPoll is how often a followed log is checked for new output.
 	LogPoll time.Duration
+	// Networks, if set, checks creates' network settings and shows
+	// attachments; DefaultNetwork is the mode of a create that names none.
+	Networks       Networks
+	DefaultNetwork string
 }
 
 func (s *ContainerServer) resolve(ref string) (string, error) {
@@ -83,7 +87,13 @@ func (s *ContainerServer) toProto(c sm.Container) *cairnv1.Container {
 			m = &info
 		}
 	}
-	return containerToProto(c, m)
+	out := containerToProto(c, m)
+	if s.Networks != nil {
+		if v, ok := s.Networks.NetAttachment(c.ID); ok {
+			out.Network = attachmentToProto(v)
+		}
+	}
+	return out
 }
 
 // do resolves ref and runs one lifecycle verb on it.
@@ -114,7 +124,11 @@ func (s *ContainerServer) Create(ctx context.Context, req *connect.Request[cairn
 	if err := checkCreate(m.Name, m.Image); err != nil {
 		return nil, toConnect(err)
 	}
-	c, err := s.Machine.Create(ctx, createRequest(m))
+	creq := createRequest(m)
+	if err := withNetwork(&creq, m, s.Networks, s.DefaultNetwork); err != nil {
+		return nil, toConnect(err)
+	}
+	c, err := s.Machine.Create(ctx, creq)
 	if err != nil {
 		return nil, toConnect(err)
 	}

@@ -65,6 +65,7 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
 			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
+		networkSettingsToProto(out.Config, cfg.Network)
 	}
 	return out
 }

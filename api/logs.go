@@ -77,9 +77,13 @@ func (s *ContainerServer) Run(ctx context.Context, req *connect.Request[cairnv1.
 	if err := checkCreate(cr.Name, cr.Image); err != nil {
 		return toConnect(err)
 	}
+	creq := createRequest(cr)
+	if err := withNetwork(&creq, cr, s.Networks, s.DefaultNetwork); err != nil {
+		return toConnect(err)
+	}
 	var f *os.File
 	var logErr error
-	c, err := s.Machine.Run(ctx, createRequest(cr),
+	c, err := s.Machine.Run(ctx, creq,
 		func(c sm.Container) { f, logErr = s.openLog(c.ID) })
 	if err != nil {
 		if c.ID != "" && cr.AutoRemove {

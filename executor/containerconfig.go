@@ -3,11 +3,13 @@ package executor
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -29,6 +31,10 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	spec.Process.OOMScoreAdj = new(0)
 	spec.Hostname = hostname(s)
 	spec.Linux.CgroupsPath = "/" + cgroupParent + "/" + s.ID
+	spec.Linux.Namespaces = networkNamespace(spec.Linux.Namespaces, s)
+	if s.NetNS != "" {
+		withNetRaw(spec.Process.Capabilities)
+	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.ID, Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("container config: %w", err)
@@ -77,4 +83,35 @@ func hostname(s Spec) string {
 		return s.Hostname
 	}
 	return s.ID[:min(12, len(s.ID))]
+}
+
+// networkNamespace gives the container the network namespace s asks for:
+// an existing one (a path the caller bind-mounted), the host's (none
+// listed), or, by default, a new one with only loopback.
+func networkNamespace(nss []specs.LinuxNamespace, s Spec) []specs.LinuxNamespace {
+	out := make([]specs.LinuxNamespace, 0, len(nss))
+	for _, ns := range nss {
+		if ns.Type == specs.NetworkNamespace {
+			if s.HostNetwork {
+				continue
+			}
+			ns.Path = s.NetNS
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// withNetRaw grants CAP_NET_RAW, as Docker's defaults do, to a container on
+// a CNI network: ping (busybox's opens a raw socket) works, and raw sockets
+// reach only the container's own network namespace.
+func withNetRaw(caps *specs.LinuxCapabilities) {
+	if caps == nil {
+		return
+	}
+	for _, set := range []*[]string{&caps.Bounding, &caps.Effective, &caps.Permitted} {
+		if !slices.Contains(*set, "CAP_NET_RAW") {
+			*set = append(*set, "CAP_NET_RAW")
+		}
+	}
 }

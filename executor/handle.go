@@ -21,6 +21,11 @@ type Spec struct {
 	// already resolved by the caller; the zero values are root.
 	UID, GID       int
 	AdditionalGIDs []int
+	// NetNS, if set, is a network namespace file (a bind mount the caller
+	// made) the container joins instead of getting a new one; HostNetwork
+	// shares the host's. Neither: a new namespace with only loopback.
+	NetNS       string `json:",omitempty"`
+	HostNetwork bool   `json:",omitempty"`
 }
 
 // Process is the persisted handle of a started container: the daemon journals

@@ -75,6 +75,8 @@ type views struct {
 	containers map[string]*sm.Container
 	names      map[string]string
 	images     map[string]*sm.ImageView
+	netAttachs map[string]*sm.NetAttachView
+	networks   map[string]*sm.NetworkView
 }
 
 // readViews reads every stored view, each with its pending intent, and the
@@ -92,13 +94,17 @@ func readViews(tx *bolt.Tx) (views, error) {
 	if err != nil {
 		return views{}, err
 	}
-	containers, names, err := readContainerViews(tx, images)
-	return views{containers: containers, names: names, images: images}, err
+	atts, nets, err := readNetViews(tx)
+	if err != nil {
+		return views{}, err
+	}
+	containers, names, err := readContainerViews(tx, images, atts, nets)
+	return views{containers: containers, names: names, images: images, netAttachs: atts, networks: nets}, err
 }
 
 // readContainerViews reads the containers' views and names, and puts each
 // pending intent with its view (an image's into images).
-func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView) (map[string]*sm.Container, map[string]string, error) {
+func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView) (map[string]*sm.Container, map[string]string, error) {
 	containers := map[string]*sm.Container{}
 	err := containersBucket(tx).ForEach(func(k, v []byte) error {
 		var c sm.Container
@@ -123,6 +129,30 @@ func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView) (map[strin
 			}
 			view.Pending = &p
 			view.Seq = max(view.Seq, p.Seq)
+			return nil
+		}
+		if id, ok := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectNetAttach, ""))); ok {
+			view, ok := atts[string(id)]
+			if !ok {
+				return fmt.Errorf("pending intent of attachment %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of attachment %.80q: %w: %w", id, ErrCorrupt, err)
+			}
+			view.Pending = &p
+			return nil
+		}
+		if id, ok := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectNetwork, ""))); ok {
+			view, ok := nets[string(id)]
+			if !ok {
+				return fmt.Errorf("pending intent of network %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of network %.80q: %w: %w", id, ErrCorrupt, err)
+			}
+			view.Pending = &p
 			return nil
 		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))

@@ -148,6 +148,8 @@ type Folded struct {
 	Containers map[string]sm.Container
 	Names      map[string]string
 	Images     map[string]sm.ImageView
+	NetAttachs map[string]sm.NetAttachView
+	Networks   map[string]sm.NetworkView
 }
 
 // Replay folds every record of the journal from scratch, each with the fold
@@ -155,7 +157,18 @@ type Folded struct {
 func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 	view := newBatchView(emptyJournal())
 	err := records(view.fold)
-	f := Folded{Containers: map[string]sm.Container{}, Names: map[string]string{}, Images: map[string]sm.ImageView{}}
+	f := Folded{Containers: map[string]sm.Container{}, Names: map[string]string{}, Images: map[string]sm.ImageView{},
+		NetAttachs: map[string]sm.NetAttachView{}, Networks: map[string]sm.NetworkView{}}
+	for id, v := range view.netAttachs {
+		if v != nil {
+			f.NetAttachs[id] = *v
+		}
+	}
+	for id, v := range view.networks {
+		if v != nil {
+			f.Networks[id] = *v
+		}
+	}
 	for id, c := range view.containers {
 		if c != nil {
 			f.Containers[id] = *c
@@ -176,7 +189,8 @@ func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 
 // emptyJournal is what a fold from scratch starts from.
 func emptyJournal() *Journal {
-	return &Journal{containers: map[string]*sm.Container{}, names: map[string]string{}, images: map[string]*sm.ImageView{}}
+	return &Journal{containers: map[string]*sm.Container{}, names: map[string]string{}, images: map[string]*sm.ImageView{},
+		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -255,6 +269,8 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 			problems = append(problems, fmt.Errorf("image %s is in the journal but not in the view", id))
 		}
 	}
+	problems = append(problems, compareViews("attachment", sv.netAttachs, fold.NetAttachs)...)
+	problems = append(problems, compareViews("network", sv.networks, fold.Networks)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
 	}
@@ -341,4 +357,27 @@ func (rep *Report) fill(tx *bolt.Tx) {
 	rep.Containers = containersBucket(tx).Stats().KeyN
 	rep.Images = imageViewsBucket(tx).Stats().KeyN
 	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
+}
+
+// compareViews compares stored views with folded ones, by their JSON.
+func compareViews[V any](what string, stored map[string]*V, folded map[string]V) []error {
+	var problems []error
+	for id, v := range stored {
+		want, ok := folded[id]
+		if !ok {
+			problems = append(problems, fmt.Errorf("%s %s is in the view but not in the journal", what, id))
+			continue
+		}
+		got, _ := json.Marshal(v)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("%s %s: view %s, journal folds to %s", what, id, got, wantJSON))
+		}
+	}
+	for id := range folded {
+		if _, ok := stored[id]; !ok {
+			problems = append(problems, fmt.Errorf("%s %s is in the journal but not in the view", what, id))
+		}
+	}
+	return problems
 }

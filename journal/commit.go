@@ -268,10 +268,13 @@ type batchView struct {
 	// in this batch: their stored view needs only its pending part.
 	intentOnly map[string]bool
 	images     map[string]*sm.ImageView // nil value: deleted in this batch
+	netAttachs map[string]*sm.NetAttachView
+	networks   map[string]*sm.NetworkView
 }
 
 func newBatchView(j *Journal) *batchView {
-	return &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{}}
+	return &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{},
+		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}}
 }
 
 // child is a view of one call's records over b: merged into b if the call
@@ -294,6 +297,12 @@ func (b *batchView) merge(c *batchView) {
 	}
 	for id, v := range c.images {
 		b.images[id] = v
+	}
+	for id, v := range c.netAttachs {
+		b.netAttachs[id] = v
+	}
+	for id, v := range c.networks {
+		b.networks[id] = v
 	}
 }
 
@@ -393,6 +402,9 @@ func (b *batchView) write(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	if err := b.writeNetViews(tx); err != nil {
+		return err
+	}
 	nb := namesBucket(tx)
 	for name, id := range b.names {
 		var err error
@@ -431,6 +443,20 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 			delete(j.images, id)
 		} else {
 			j.images[id] = v
+		}
+	}
+	for id, v := range b.netAttachs {
+		if v == nil {
+			delete(j.netAttachs, id)
+		} else {
+			j.netAttachs[id] = v
+		}
+	}
+	for id, v := range b.networks {
+		if v == nil {
+			delete(j.networks, id)
+		} else {
+			j.networks[id] = v
 		}
 	}
 	if lastSeq > j.lastSeq {

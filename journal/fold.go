@@ -97,6 +97,8 @@ func applyResult(c *sm.Container, rec sm.Record) {
 var folds = map[sm.ObjectKind]func(b *batchView, rec sm.Record) error{
 	sm.ObjectContainer: (*batchView).foldContainer,
 	sm.ObjectImage:     (*batchView).foldImage,
+	sm.ObjectNetAttach: (*batchView).foldNetAttach,
+	sm.ObjectNetwork:   (*batchView).foldNetwork,
 }
 
 // ApplyImage is the image fold: it folds one record of an image into the

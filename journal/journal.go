@@ -57,6 +57,8 @@ type Journal struct {
 	containers map[string]*sm.Container
 	names      map[string]string
 	images     map[string]*sm.ImageView
+	netAttachs map[string]*sm.NetAttachView
+	networks   map[string]*sm.NetworkView
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
@@ -118,6 +120,8 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		containers: map[string]*sm.Container{},
 		names:      map[string]string{},
 		images:     map[string]*sm.ImageView{},
+		netAttachs: map[string]*sm.NetAttachView{},
+		networks:   map[string]*sm.NetworkView{},
 		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -174,6 +178,7 @@ func (j *Journal) load() error {
 		j.lastSeq = journalBucket(tx).Sequence()
 		v, err := readViews(tx)
 		j.containers, j.names, j.images = v.containers, v.names, v.images
+		j.netAttachs, j.networks = v.netAttachs, v.networks
 		return err
 	})
 }

@@ -196,14 +196,14 @@ func TestOpen_NewerSchemaIsRefusedByNameAndKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return schema.Meta(tx).Put(schema.MetaSchema, []byte("4")) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return schema.Meta(tx).Put(schema.MetaSchema, []byte("5")) }); err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close()
 	before, _ := os.ReadFile(path)
 	_, err = Open(path, Options{})
-	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "4") {
-		t.Fatalf("got %v, want ErrNewerSchema naming %s and version 4", err, path)
+	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "5") {
+		t.Fatalf("got %v, want ErrNewerSchema naming %s and version 5", err, path)
 	}
 	if _, err := CheckFile(path, time.Second); !errors.Is(err, schema.ErrNewerSchema) {
 		t.Fatalf("offline check: %v", err)

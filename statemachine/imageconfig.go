@@ -47,6 +47,8 @@ type ContainerConfig struct {
 	ExposedPorts []string          `json:"exposed_ports,omitempty"`
 	Volumes      []string          `json:"volumes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	// Network is what the create asked of the network (nil: none).
+	Network *NetworkSettings `json:"network,omitempty"`
 }
 
 // Clone returns a deep copy.
@@ -54,6 +56,7 @@ func (c ContainerConfig) Clone() ContainerConfig {
 	c.ExposedPorts = slices.Clone(c.ExposedPorts)
 	c.Volumes = slices.Clone(c.Volumes)
 	c.Labels = maps.Clone(c.Labels)
+	c.Network = c.Network.Clone()
 	return c
 }
 
@@ -140,5 +143,5 @@ func mergeEnv(image, overrides []string) []string {
 }
 
 func (c ContainerConfig) isZero() bool {
-	return c.WorkingDir == "" && c.User == "" && c.StopSignal == "" && len(c.ExposedPorts) == 0 && len(c.Volumes) == 0 && len(c.Labels) == 0
+	return c.WorkingDir == "" && c.User == "" && c.StopSignal == "" && len(c.ExposedPorts) == 0 && len(c.Volumes) == 0 && len(c.Labels) == 0 && c.Network == nil
 }

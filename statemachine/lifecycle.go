@@ -29,6 +29,11 @@ type CreateRequest struct {
 	WorkingDir string
 	User       string
 	AutoRemove bool
+	// Network is the container's network mode, ports and name service
+	// options (nil: no network but loopback).
+	Network *NetworkSettings
+	// Hostname overrides the default (the id's first 12 characters).
+	Hostname string
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -80,6 +85,10 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	defer unlock()
 	args := &Args{Name: req.Name, Image: img.Ref, ImageID: img.ID, Command: req.Command, Env: req.Env,
 		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove}
+	if req.Hostname != "" {
+		args.Hostname = req.Hostname
+	}
+	cfg.Network = req.Network.Clone()
 	if !cfg.isZero() {
 		args.Config = &cfg
 	}

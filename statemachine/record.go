@@ -30,12 +30,13 @@ const (
 	ObjectNetAttach ObjectKind = "netattach"
 	ObjectExec      ObjectKind = "exec"
 	ObjectSandbox   ObjectKind = "sandbox"
+	ObjectNetwork   ObjectKind = "network"
 )
 
 // Known reports whether k is one of the kinds above.
 func (k ObjectKind) Known() bool {
 	switch k {
-	case ObjectContainer, ObjectImage, ObjectVolume, ObjectNetAttach, ObjectExec, ObjectSandbox:
+	case ObjectContainer, ObjectImage, ObjectVolume, ObjectNetAttach, ObjectExec, ObjectSandbox, ObjectNetwork:
 		return true
 	}
 	return false
@@ -125,6 +126,11 @@ type Args struct {
 	Refs []string `json:"refs,omitempty"`
 	// Layers are the layer directories a load or import installs.
 	Layers []LayerClaim `json:"layers,omitempty"`
+
+	// NetAttach is an attach's (or detach's) network, netns and ports.
+	NetAttach *NetAttachArgs `json:"netattach,omitempty"`
+	// Network is a network-create's definition.
+	Network *NetworkDef `json:"network,omitempty"`
 }
 
 // clone is a deep copy of the arguments.
@@ -141,6 +147,15 @@ func (a Args) clone() Args {
 		c := a.Config.Clone()
 		a.Config = &c
 	}
+	if a.NetAttach != nil {
+		n := *a.NetAttach
+		n.Ports = slices.Clone(n.Ports)
+		a.NetAttach = &n
+	}
+	if a.Network != nil {
+		n := *a.Network
+		a.Network = &n
+	}
 	return a
 }
 
@@ -150,6 +165,8 @@ type Result struct {
 	Process *Process `json:"process,omitempty"`
 	// Exit is set when a process ended.
 	Exit *Exit `json:"exit,omitempty"`
+	// NetAttach is what an attach's CNI ADD gave.
+	NetAttach *NetAttachResult `json:"netattach,omitempty"`
 }
 
 // Process identifies a container's running process and its shim. PID and

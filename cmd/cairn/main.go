@@ -126,6 +126,7 @@ func newRoot(c *clients) *cobra.Command {
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c), eventsCmd(c),
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
 		infoCmd(c), systemCmd(c),
+		networkCmd(c), portCmd(c),
 	)
 	root.AddCommand(pullCmd(c), pushCmd(c), loginCmd(), logoutCmd(), commitCmd(c), exportCmd(c))
 	addCompletions(root, c)

@@ -18,6 +18,7 @@ type Clients struct {
 	Images     cairnv1connect.ImageServiceClient
 	Journal    cairnv1connect.JournalServiceClient
 	System     cairnv1connect.SystemServiceClient
+	Networks   cairnv1connect.NetworkServiceClient
 	HTTP       *http.Client
 }
 
@@ -44,6 +45,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 	}}
 	return Clients{
 		Containers: cairnv1connect.NewContainerServiceClient(hc, BaseURL, opts...),
+		Networks:   cairnv1connect.NewNetworkServiceClient(hc, BaseURL, opts...),
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),

@@ -11,8 +11,10 @@ import (
 	"github.com/cairn-run/cairn/executor"
 	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/journal"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
+	"github.com/cairn-run/cairn/network"
 	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -24,6 +26,10 @@ import (
 type runtime struct {
 	exec    *executor.Executor
 	metrics *metrics.Metrics
+	// net and journal: a start joins the container's network first, a
+	// removal releases it (see network.go).
+	net     *network.Manager
+	journal *journal.Journal
 }
 
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
@@ -36,6 +42,15 @@ func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error)
 			return sm.Process{}, fmt.Errorf("start %s: %w", spec.ID, err)
 		}
 		es.UID, es.GID, es.AdditionalGIDs = u.UID, u.GID, u.AdditionalGIDs
+	}
+	if r.net != nil {
+		if c, ok := r.journal.Container(spec.ID); ok {
+			join, err := joinNetwork(ctx, r.net, c, spec.Rootfs)
+			if err != nil {
+				return sm.Process{}, fmt.Errorf("start %s: %w", spec.ID, err)
+			}
+			es.NetNS, es.HostNetwork = join.NetNS, join.Host
+		}
 	}
 	p, err := r.exec.Start(ctx, es)
 	return sm.Process(p), err
@@ -75,7 +90,14 @@ func (r runtime) Resume(id string, p sm.Process) error {
 func (r runtime) Cleanup(id string, p sm.Process) error {
 	return r.exec.Cleanup(id, executor.Process(p))
 }
-func (r runtime) Remove(id string) error { return r.exec.Remove(id) }
+func (r runtime) Remove(id string) error {
+	if r.net != nil {
+		if err := r.net.Release(context.Background(), id); err != nil {
+			return fmt.Errorf("release the network of %s: %w", id, err)
+		}
+	}
+	return r.exec.Remove(id)
+}
 
 // OpenLog opens the container's log read-only. It never creates anything:
 // a log (or directory) made here could outlive a Remove running at the same

@@ -14,5 +14,5 @@ import (
 // cairnd refuses to start with CAIRN_CRASH_AT naming anything else, and the
 // full-matrix crash test walks this list.
 func CrashPoints() []string {
-	return slices.Concat(sm.CrashPoints(), sm.ImageCrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
+	return slices.Concat(sm.CrashPoints(), sm.ImageCrashPoints(), sm.NetCrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
 }

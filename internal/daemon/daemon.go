@@ -33,6 +33,7 @@ import (
 	"github.com/cairn-run/cairn/journal"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
+	"github.com/cairn-run/cairn/network"
 	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -61,7 +62,9 @@ type Config struct {
 	// Registries says how pulls and pushes reach registries (which are
 	// reached over plain http: cairnd --insecure-registry).
 	Registries images.Registries
-	Logger     *slog.Logger
+	// Network configures networking (see NetworkConfig).
+	Network NetworkConfig
+	Logger  *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -73,6 +76,7 @@ type Daemon struct {
 	images  *images.Service
 	exec    *executor.Executor
 	machine *sm.Machine
+	net     *network.Manager
 	metrics *metrics.Metrics
 	health  *grpchealth.StaticChecker
 	gate    api.Gate
@@ -209,7 +213,10 @@ func (d *Daemon) open() error {
 		Registries: d.cfg.Registries, Containers: d.journal,
 		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
 	}
-	rt := runtime{exec: d.exec, metrics: d.metrics}
+	if err := d.openNetwork(); err != nil {
+		return err
+	}
+	rt := runtime{exec: d.exec, metrics: d.metrics, net: d.net, journal: d.journal}
 	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
@@ -235,6 +242,7 @@ func (d *Daemon) recover() error {
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
 	}
 	rep, err := runner.Run(context.Background())
+	d.recoverNetwork(info.Rebooted)
 	d.metrics.Recovered(rep.Duration, rep.Actions)
 	for range rep.UnknownExits {
 		d.metrics.ExitCodeUnknown()
@@ -262,13 +270,14 @@ func bootID() string {
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
+		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode},
 		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},
 		Health:     d.health,
 		Gate:       &d.gate,
 		RPCs:       d.metrics,
+		Networks:   &api.NetworkServer{Networks: netPort{d.net}},
 	}.Mux()
 	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	mux.Handle("/metrics", metricsHandler)

@@ -23,6 +23,7 @@ type Migration struct {
 var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
 	{From: 2, To: 3, Name: "image views", Run: imageViews},
+	{From: 3, To: 4, Name: "network attachments and networks", Run: netViews},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -107,6 +108,17 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 func imageViews(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucket(BucketImageViews); err != nil {
 		return fmt.Errorf("create bucket %s: %w", BucketImageViews, err)
+	}
+	return nil
+}
+
+// netViews (3→4): network attachments and user networks become journaled
+// objects; their views get a bucket each. No record of them exists yet.
+func netViews(tx *bolt.Tx) error {
+	for _, name := range [][]byte{BucketNetAttach, BucketNetworks} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 3)
+// # The whole tree (schema version 4)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
@@ -18,6 +18,10 @@
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
 //	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
 //	                                     "image/sha256:<64 hex>" (schema 1: keyed by the bare container id)
+//	netattach/   <container id>       -> network attachment view (JSON): network, netns path, requested
+//	                                     ports, CNI result (IP, MAC, gateway, ports)  (kind "netattach", schema 4)
+//	networks/    <network name>       -> user network view (JSON): subnet, gateway, bridge
+//	                                                                             (kind "network", schema 4)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
@@ -37,7 +41,6 @@
 // journal records of its object kind and its views keyed by object id:
 //
 //	volumes/     <volume id>          -> volume view            (object kind "volume")
-//	netattach/   <attachment id>      -> network attachment     (object kind "netattach")
 //	execs/       <exec id>            -> exec session view      (object kind "exec")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
@@ -72,7 +75,7 @@ import (
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 3
+const Version = 4
 
 // Bucket names.
 var (
@@ -85,6 +88,8 @@ var (
 	BucketImages     = []byte("images")
 	BucketLayers     = []byte("layers")
 	BucketMounts     = []byte("mounts")
+	BucketNetAttach  = []byte("netattach")
+	BucketNetworks   = []byte("networks")
 )
 
 // Keys of meta/.
@@ -101,7 +106,7 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketPending, BucketNames, BucketMeta}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketPending, BucketNames, BucketMeta, BucketNetAttach, BucketNetworks}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -125,6 +130,8 @@ func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
 func Images(tx *bolt.Tx) *bolt.Bucket     { return tx.Bucket(BucketImages) }
 func Layers(tx *bolt.Tx) *bolt.Bucket     { return tx.Bucket(BucketLayers) }
 func Mounts(tx *bolt.Tx) *bolt.Bucket     { return tx.Bucket(BucketMounts) }
+func NetAttach(tx *bolt.Tx) *bolt.Bucket  { return tx.Bucket(BucketNetAttach) }
+func Networks(tx *bolt.Tx) *bolt.Bucket   { return tx.Bucket(BucketNetworks) }
 
 // ErrNewerSchema means the file was written by a newer cairnd.
 var ErrNewerSchema = errors.New("schema version is newer than this cairnd understands")
@@ -197,6 +204,7 @@ func bucketsOf(v int) [][]byte {
 		switch {
 		case v < 2 && slices.ContainsFunc(StoreBuckets, func(s []byte) bool { return bytes.Equal(s, b) }):
 		case v < 3 && bytes.Equal(b, BucketImageViews):
+		case v < 4 && (bytes.Equal(b, BucketNetAttach) || bytes.Equal(b, BucketNetworks)):
 		default:
 			out = append(out, b)
 		}

@@ -46,7 +46,7 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 2 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 {
+		if len(ran) != 3 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 {
 			t.Errorf("ran %+v", ran)
 		}
 		if v, _ := StoredVersion(tx); v != Version {
@@ -96,7 +96,7 @@ func TestMigrate_TwoToThreeAddsImageViewsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 1 || ran[0].From != 2 || ran[0].To != 3 {
+		if len(ran) != 2 || ran[0].From != 2 || ran[0].To != 3 {
 			t.Errorf("ran %+v", ran)
 		}
 		if err := CheckBuckets(tx, 3); err != nil {
@@ -118,7 +118,7 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	if err := db.Update(Create); err != nil {
 		t.Fatal(err)
 	}
-	for v, want := range map[string]error{"4": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+	for v, want := range map[string]error{"5": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
 				return err
@@ -247,5 +247,45 @@ func TestCheckPages_DamagedHeadersAreRefusedBeforeBboltSeesThem(t *testing.T) {
 		if err := CheckPages(path, fm); !errors.Is(err, ErrBadPage) {
 			t.Errorf("%s: got %v, want ErrBadPage", name, err)
 		}
+	}
+}
+
+func TestMigrate_ThreeToFourAddsNetworkBucketsAndKeepsEverything(t *testing.T) {
+	db, _ := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range bucketsOf(3) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := Pending(tx).Put([]byte("container/abc"), []byte(`{"seq":7}`)); err != nil {
+			return err
+		}
+		return Meta(tx).Put(MetaSchema, []byte("3"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketNetAttach) != nil || tx.Bucket(BucketNetworks) != nil {
+			t.Fatal("a schema 3 file has network buckets")
+		}
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 1 || ran[0].From != 3 || ran[0].To != 4 {
+			t.Errorf("ran %+v", ran)
+		}
+		if err := CheckBuckets(tx, 4); err != nil {
+			t.Error(err)
+		}
+		if NetAttach(tx).Stats().KeyN != 0 || Networks(tx).Stats().KeyN != 0 || string(Pending(tx).Get([]byte("container/abc"))) != `{"seq":7}` {
+			t.Error("the migration changed data")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -357,7 +357,9 @@ type Container struct {
 	ImageId string `protobuf:"bytes,21,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
 	// What the container took from its image's config and its create's
 	// overrides (besides command and env).
-	Config        *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
+	Config *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
+	// Networking (issue 10): the container's attachment, if any.
+	Network       *NetworkAttachment `protobuf:"bytes,150,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +548,13 @@ func (x *Container) GetConfig() *ContainerConfig {
 	return nil
 }
 
+func (x *Container) GetNetwork() *NetworkAttachment {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -557,9 +566,16 @@ type ContainerConfig struct {
 	// Signal stop sends first; empty is SIGTERM.
 	StopSignal string `protobuf:"bytes,3,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
 	// Recorded from the image for networking and volumes.
-	ExposedPorts  []string          `protobuf:"bytes,4,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
-	Volumes       []string          `protobuf:"bytes,5,rep,name=volumes,proto3" json:"volumes,omitempty"`
-	Labels        map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExposedPorts []string          `protobuf:"bytes,4,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	Volumes      []string          `protobuf:"bytes,5,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Labels       map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Networking (issue 10): what the create asked of the network.
+	NetworkMode   string         `protobuf:"bytes,150,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	Ports         []*PortMapping `protobuf:"bytes,151,rep,name=ports,proto3" json:"ports,omitempty"`
+	PublishAll    bool           `protobuf:"varint,152,opt,name=publish_all,json=publishAll,proto3" json:"publish_all,omitempty"`
+	Dns           []string       `protobuf:"bytes,153,rep,name=dns,proto3" json:"dns,omitempty"`
+	DnsSearch     []string       `protobuf:"bytes,154,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
+	ExtraHosts    []string       `protobuf:"bytes,155,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -636,6 +652,48 @@ func (x *ContainerConfig) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *ContainerConfig) GetNetworkMode() string {
+	if x != nil {
+		return x.NetworkMode
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetPorts() []*PortMapping {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetPublishAll() bool {
+	if x != nil {
+		return x.PublishAll
+	}
+	return false
+}
+
+func (x *ContainerConfig) GetDns() []string {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetDnsSearch() []string {
+	if x != nil {
+		return x.DnsSearch
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetExtraHosts() []string {
+	if x != nil {
+		return x.ExtraHosts
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional; must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}.
@@ -656,7 +714,20 @@ type CreateRequest struct {
 	// Overrides the image's WorkingDir; must be absolute.
 	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
 	// Overrides the image's User.
-	User          string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// Networking (issue 10). network: "none", "host", "bridge" or a user
+	// network's name; empty is the daemon's default (cairnd --default-network).
+	Network string `protobuf:"bytes,150,opt,name=network,proto3" json:"network,omitempty"`
+	// -p: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp].
+	Publish []string `protobuf:"bytes,151,rep,name=publish,proto3" json:"publish,omitempty"`
+	// -P: publish the image's ExposedPorts on free host ports.
+	PublishAll bool     `protobuf:"varint,152,opt,name=publish_all,json=publishAll,proto3" json:"publish_all,omitempty"`
+	Dns        []string `protobuf:"bytes,153,rep,name=dns,proto3" json:"dns,omitempty"`
+	DnsSearch  []string `protobuf:"bytes,154,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
+	// --add-host NAME:IP.
+	AddHost []string `protobuf:"bytes,155,rep,name=add_host,json=addHost,proto3" json:"add_host,omitempty"`
+	// Overrides the default hostname (the id's first 12 characters).
+	Hostname      string `protobuf:"bytes,156,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +821,55 @@ func (x *CreateRequest) GetWorkingDir() string {
 func (x *CreateRequest) GetUser() string {
 	if x != nil {
 		return x.User
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetPublish() []string {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetPublishAll() bool {
+	if x != nil {
+		return x.PublishAll
+	}
+	return false
+}
+
+func (x *CreateRequest) GetDns() []string {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetDnsSearch() []string {
+	if x != nil {
+		return x.DnsSearch
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetAddHost() []string {
+	if x != nil {
+		return x.AddHost
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetHostname() string {
+	if x != nil {
+		return x.Hostname
 	}
 	return ""
 }
@@ -5022,7 +5142,7 @@ var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16cairn/v1/network.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
 	"\tErrorInfo\x12-\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
@@ -5031,7 +5151,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x96\x06\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xce\x06\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -5060,9 +5180,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
 	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
 	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
-	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06configB\f\n" +
+	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06config\x126\n" +
+	"\anetwork\x18\x96\x01 \x01(\v2\x1b.cairn.v1.NetworkAttachmentR\anetworkB\f\n" +
 	"\n" +
-	"_exit_code\"\xa0\x02\n" +
+	"_exit_code\"\xe9\x03\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
 	"\vworking_dir\x18\x01 \x01(\tR\n" +
 	"workingDir\x12\x12\n" +
@@ -5071,10 +5192,19 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"stopSignal\x12#\n" +
 	"\rexposed_ports\x18\x04 \x03(\tR\fexposedPorts\x12\x18\n" +
 	"\avolumes\x18\x05 \x03(\tR\avolumes\x12=\n" +
-	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x12\"\n" +
+	"\fnetwork_mode\x18\x96\x01 \x01(\tR\vnetworkMode\x12,\n" +
+	"\x05ports\x18\x97\x01 \x03(\v2\x15.cairn.v1.PortMappingR\x05ports\x12 \n" +
+	"\vpublish_all\x18\x98\x01 \x01(\bR\n" +
+	"publishAll\x12\x11\n" +
+	"\x03dns\x18\x99\x01 \x03(\tR\x03dns\x12\x1e\n" +
+	"\n" +
+	"dns_search\x18\x9a\x01 \x03(\tR\tdnsSearch\x12 \n" +
+	"\vextra_hosts\x18\x9b\x01 \x03(\tR\n" +
+	"extraHosts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x03\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -5088,7 +5218,16 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"entrypoint\x12\x1f\n" +
 	"\vworking_dir\x18\b \x01(\tR\n" +
 	"workingDir\x12\x12\n" +
-	"\x04user\x18\t \x01(\tR\x04user\"C\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x12\x19\n" +
+	"\anetwork\x18\x96\x01 \x01(\tR\anetwork\x12\x19\n" +
+	"\apublish\x18\x97\x01 \x03(\tR\apublish\x12 \n" +
+	"\vpublish_all\x18\x98\x01 \x01(\bR\n" +
+	"publishAll\x12\x11\n" +
+	"\x03dns\x18\x99\x01 \x03(\tR\x03dns\x12\x1e\n" +
+	"\n" +
+	"dns_search\x18\x9a\x01 \x03(\tR\tdnsSearch\x12\x1a\n" +
+	"\badd_host\x18\x9b\x01 \x03(\tR\aaddHost\x12\x1b\n" +
+	"\bhostname\x18\x9c\x01 \x01(\tR\bhostname\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -5559,7 +5698,9 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	nil,                                // 82: cairn.v1.InfoResponse.ContainersEntry
 	nil,                                // 83: cairn.v1.RecoveryInfo.ActionsEntry
 	(*timestamppb.Timestamp)(nil),      // 84: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 85: google.protobuf.Duration
+	(*NetworkAttachment)(nil),          // 85: cairn.v1.NetworkAttachment
+	(*PortMapping)(nil),                // 86: cairn.v1.PortMapping
+	(*durationpb.Duration)(nil),        // 87: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
@@ -5569,126 +5710,128 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	84, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
 	84, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	80, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
-	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	5,  // 11: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	5,  // 12: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 13: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 14: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	5,  // 15: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	5,  // 16: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	1,  // 17: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	28, // 18: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	84, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	81, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	84, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	84, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
-	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 30: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
-	33, // 31: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	33, // 32: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
-	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
-	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	37, // 35: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
-	53, // 36: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
-	55, // 37: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
-	33, // 38: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
-	53, // 39: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
-	55, // 40: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
-	33, // 41: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
-	37, // 42: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
-	2,  // 43: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	84, // 44: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	84, // 45: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	84, // 46: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	65, // 47: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	63, // 48: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	63, // 49: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	69, // 50: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	69, // 51: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	82, // 52: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	84, // 53: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	74, // 54: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	85, // 55: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	83, // 56: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	77, // 57: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	77, // 58: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	78, // 59: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	79, // 60: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,  // 61: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	7,  // 62: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 63: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 64: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 65: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 66: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 67: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 68: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 69: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 70: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 71: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 72: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 73: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 74: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 75: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 76: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 77: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 78: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 79: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 80: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 81: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	51, // 82: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
-	54, // 83: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
-	57, // 84: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
-	59, // 85: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
-	61, // 86: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
-	67, // 87: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	64, // 88: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	70, // 89: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	72, // 90: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	75, // 91: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	8,  // 92: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 93: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 94: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 95: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 96: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 97: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 98: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 99: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 100: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 101: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 102: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 103: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 104: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 105: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 106: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 107: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 108: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 109: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 110: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 111: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	52, // 112: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
-	56, // 113: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
-	58, // 114: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
-	60, // 115: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
-	62, // 116: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
-	68, // 117: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	66, // 118: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	71, // 119: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	73, // 120: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	76, // 121: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	92, // [92:122] is the sub-list for method output_type
-	62, // [62:92] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	85, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
+	80, // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	86, // 9: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
+	5,  // 10: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	5,  // 11: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	5,  // 12: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	5,  // 13: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	5,  // 14: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 15: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 16: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	5,  // 17: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	5,  // 18: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	1,  // 19: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	28, // 20: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	7,  // 21: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	5,  // 22: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	28, // 23: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	84, // 24: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	34, // 25: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	81, // 26: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	84, // 27: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	84, // 28: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	37, // 29: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 30: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	37, // 31: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 32: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	33, // 33: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	33, // 34: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	35, // 35: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	33, // 36: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	37, // 37: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	53, // 38: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 39: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 40: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	53, // 41: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	55, // 42: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	33, // 43: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	37, // 44: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	2,  // 45: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	84, // 46: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	84, // 47: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	84, // 48: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	65, // 49: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	63, // 50: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	63, // 51: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	69, // 52: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	69, // 53: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	82, // 54: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	84, // 55: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	74, // 56: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	87, // 57: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	83, // 58: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	77, // 59: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	77, // 60: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	78, // 61: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	79, // 62: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,  // 63: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	7,  // 64: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 65: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 66: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 67: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 68: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 69: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 70: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 71: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 72: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 73: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 74: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 75: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 76: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 77: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 78: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 79: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 80: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 81: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 82: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 83: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	51, // 84: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	54, // 85: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	57, // 86: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	59, // 87: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	61, // 88: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	67, // 89: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	64, // 90: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	70, // 91: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	72, // 92: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	75, // 93: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	8,  // 94: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 95: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 96: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 97: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 98: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 99: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 100: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 101: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 102: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 103: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 104: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 105: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 106: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 107: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 108: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 109: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 110: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 111: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 112: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 113: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	52, // 114: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	56, // 115: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	58, // 116: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	60, // 117: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	62, // 118: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	68, // 119: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	66, // 120: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	71, // 121: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	73, // 122: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	76, // 123: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	94, // [94:124] is the sub-list for method output_type
+	64, // [64:94] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -5696,6 +5839,7 @@ func file_cairn_v1_cairn_proto_init() {
 	if File_cairn_v1_cairn_proto != nil {
 		return
 	}
+	file_cairn_v1_network_proto_init()
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}

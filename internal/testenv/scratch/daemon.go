@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-run/cairn/internal/apiclient"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/testenv"
+	"github.com/cairn-run/cairn/network"
 )
 
 // Env is a scratch daemon for one test, in-process (Daemon) or a cairnd
@@ -76,6 +77,7 @@ func newEnv(t testing.TB, binary bool, cairnd string, opts []Option) *Env {
 	e.Config = daemon.Config{
 		Root: filepath.Join(root, "root"), Socket: e.Socket, ShimBinary: cairn, CgroupParent: e.CgroupParent,
 		LiveRestore: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Network: testNetwork(),
 	}
 	if testing.Verbose() {
 		e.Config.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -182,6 +184,7 @@ func (e *Env) launchBinary(env []string) {
 		a := e.Config.Access
 		args = append(args, "--config=", "--group", a.Group, "--tls-addr", a.TLSAddr, "--tls-cert", a.TLSCert,
 			"--tls-key", a.TLSKey, "--tls-ca", a.TLSCA, "--tcp-addr", a.TCPAddr, fmt.Sprintf("--insecure-tcp=%v", a.InsecureTCP))
+		args = append(args, networkFlags(e.Config.Network)...)
 	}
 	cmd := exec.Command(cairnd, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -273,6 +276,11 @@ func (e *Env) teardown() {
 	for _, leak := range testenv.Scrub(e.Root, e.CgroupParent) {
 		e.t.Errorf("leak after teardown: %s", leak)
 	}
+	n := e.Config.Network
+	for _, leak := range network.Leaks(n.RunDir, n.Bridge, n.Subnet) {
+		e.t.Errorf("network leak after teardown: %s", leak)
+	}
+	network.Scrub(n.RunDir, n.Bridge, n.Subnet)
 	_ = os.RemoveAll(e.Root)
 }
 
