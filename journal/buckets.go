@@ -31,6 +31,9 @@ func metaBucket(tx *bolt.Tx) *bolt.Bucket       { return schema.Meta(tx) }
 // pendingKey is the pending/ key of container id: its object key.
 func pendingKey(id string) []byte { return []byte(sm.ObjectKey(sm.ObjectContainer, id)) }
 
+// execPendingKey is the pending/ key of exec session id.
+func execPendingKey(id string) []byte { return []byte(sm.ObjectKey(sm.ObjectExec, id)) }
+
 func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }
@@ -69,48 +72,105 @@ func decodeRecord(key, value []byte) (sm.Record, error) {
 	return rec.Normalized(), nil
 }
 
+// views are the stored views: containers, exec sessions and names.
+type views struct {
+	containers map[string]*sm.Container
+	execs      map[string]*sm.Exec
+	names      map[string]string
+}
+
 // readViews reads every stored view, each with its pending intent, and the
 // names.
-func readViews(tx *bolt.Tx) (map[string]*sm.Container, map[string]string, error) {
-	containers := map[string]*sm.Container{}
-	err := containersBucket(tx).ForEach(func(k, v []byte) error {
+func readViews(tx *bolt.Tx) (views, error) {
+	v := views{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}}
+	err := containersBucket(tx).ForEach(func(k, data []byte) error {
 		var c sm.Container
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := json.Unmarshal(data, &c); err != nil {
 			return fmt.Errorf("view of %s: %w: %w", k, ErrCorrupt, err)
 		}
-		containers[string(k)] = &c
+		v.containers[string(k)] = &c
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return v, err
 	}
-	err = pendingBucket(tx).ForEach(func(key, v []byte) error {
+	err = schema.Execs(tx).ForEach(func(k, data []byte) error {
+		var x sm.Exec
+		if err := json.Unmarshal(data, &x); err != nil {
+			return fmt.Errorf("view of exec session %s: %w: %w", k, ErrCorrupt, err)
+		}
+		v.execs[string(k)] = &x
+		return nil
+	})
+	if err != nil {
+		return v, err
+	}
+	err = pendingBucket(tx).ForEach(func(key, data []byte) error {
+		var p sm.Pending
+		if err := json.Unmarshal(data, &p); err != nil {
+			return fmt.Errorf("pending intent of %.80q: %w: %w", key, ErrCorrupt, err)
+		}
+		if k, isExec := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectExec, ""))); isExec {
+			x, ok := v.execs[string(k)]
+			if !ok {
+				return fmt.Errorf("pending intent of exec session %s, which has no view: %w", k, ErrCorrupt)
+			}
+			x.Pending = &p
+			x.Seq = max(x.Seq, p.Seq)
+			return nil
+		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {
-			// Only containers have a fold, so only they have intents.
-			return fmt.Errorf("pending intent of %.80q, which is no container: %w", key, ErrCorrupt)
+			// Only containers and exec sessions have a fold, so only
+			// they have intents.
+			return fmt.Errorf("pending intent of %.80q, which is no container nor exec session: %w", key, ErrCorrupt)
 		}
-		c, ok := containers[string(k)]
+		c, ok := v.containers[string(k)]
 		if !ok {
 			return fmt.Errorf("pending intent of %s, which has no view: %w", k, ErrCorrupt)
-		}
-		var p sm.Pending
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("pending intent of %s: %w: %w", k, ErrCorrupt, err)
 		}
 		c.Pending = &p
 		c.Seq = max(c.Seq, p.Seq)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return v, err
 	}
-	names := map[string]string{}
-	err = namesBucket(tx).ForEach(func(k, v []byte) error {
-		names[string(k)] = string(v)
+	err = namesBucket(tx).ForEach(func(k, data []byte) error {
+		v.names[string(k)] = string(data)
 		return nil
 	})
-	return containers, names, err
+	return v, err
+}
+
+// writeExecView stores exec session x (its pending intent apart), or
+// deletes the view of id when x is nil.
+func writeExecView(tx *bolt.Tx, id string, x *sm.Exec) error {
+	eb, pb := schema.Execs(tx), pendingBucket(tx)
+	if x == nil {
+		if err := eb.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return pb.Delete(execPendingKey(id))
+	}
+	if x.Pending != nil {
+		data, err := json.Marshal(x.Pending)
+		if err != nil {
+			return fmt.Errorf("encode pending intent of exec session %s: %w", id, err)
+		}
+		if err := pb.Put(execPendingKey(id), data); err != nil {
+			return err
+		}
+	} else if err := pb.Delete(execPendingKey(id)); err != nil {
+		return err
+	}
+	stored := *x
+	stored.Pending = nil
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("encode view of exec session %s: %w", id, err)
+	}
+	return eb.Put([]byte(id), data)
 }
 
 // writeView stores c, or deletes the view of id when c is nil. With

@@ -142,24 +142,41 @@ func verify(tx *bolt.Tx, checks []schema.Check) error {
 	return err
 }
 
+// Folded is what a replay of the journal gives: every view.
+type Folded struct {
+	Containers map[string]sm.Container
+	Execs      map[string]sm.Exec
+	Names      map[string]string
+}
+
 // Replay folds every record of the journal from scratch, each with the fold
 // of its kind of object, exactly as the committer does.
-func Replay(records func(fn func(sm.Record) error) error) (map[string]sm.Container, map[string]string, error) {
-	view := newBatchView(&Journal{containers: map[string]*sm.Container{}, names: map[string]string{}})
+func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
+	view := newBatchView(emptyJournal())
 	err := records(view.fold)
-	containers := map[string]sm.Container{}
+	out := Folded{Containers: map[string]sm.Container{}, Execs: map[string]sm.Exec{}, Names: map[string]string{}}
 	for id, c := range view.containers {
 		if c != nil {
-			containers[id] = *c
+			out.Containers[id] = *c
 		}
 	}
-	names := map[string]string{}
+	for id, x := range view.execs {
+		if x != nil {
+			out.Execs[id] = *x
+		}
+	}
 	for name, id := range view.names {
 		if id != "" {
-			names[name] = id
+			out.Names[name] = id
 		}
 	}
-	return containers, names, err
+	return out, err
+}
+
+// emptyJournal is the in-memory side of a journal with no records, for a
+// fold from scratch.
+func emptyJournal() *Journal {
+	return &Journal{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -174,7 +191,7 @@ func (j *Journal) Verify() error {
 
 // verifyView is Verify inside a read transaction.
 func verifyView(tx *bolt.Tx) error {
-	folded, names, err := Replay(func(fn func(sm.Record) error) error {
+	folded, err := Replay(func(fn func(sm.Record) error) error {
 		return journalBucket(tx).ForEach(func(k, v []byte) error {
 			rec, err := decodeRecord(k, v)
 			if err != nil {
@@ -186,13 +203,13 @@ func verifyView(tx *bolt.Tx) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	stored, storedNames, err := readViews(tx)
+	stored, err := readViews(tx)
 	if err != nil {
 		return err
 	}
 	var problems []error
-	for id, c := range stored {
-		want, ok := folded[id]
+	for id, c := range stored.containers {
+		want, ok := folded.Containers[id]
 		if !ok {
 			problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", id))
 			continue
@@ -209,13 +226,36 @@ func verifyView(tx *bolt.Tx) error {
 			problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", id, got, wantJSON))
 		}
 	}
-	for id := range folded {
-		if _, ok := stored[id]; !ok {
+	for id := range folded.Containers {
+		if _, ok := stored.containers[id]; !ok {
 			problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
 		}
 	}
-	if !maps.Equal(storedNames, names) {
-		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
+	for id, x := range stored.execs {
+		want, ok := folded.Execs[id]
+		if !ok {
+			problems = append(problems, fmt.Errorf("exec session %s is in the view but not in the journal", id))
+			continue
+		}
+		got, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		wantJSON, err := json.Marshal(want)
+		if err != nil {
+			return err
+		}
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("exec session %s: view %s, journal folds to %s", id, got, wantJSON))
+		}
+	}
+	for id := range folded.Execs {
+		if _, ok := stored.execs[id]; !ok {
+			problems = append(problems, fmt.Errorf("exec session %s is in the journal but not in the view", id))
+		}
+	}
+	if !maps.Equal(stored.names, folded.Names) {
+		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", stored.names, folded.Names))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))

@@ -244,7 +244,7 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 			return err
 		}
 	}
-	view := newBatchView(&Journal{containers: map[string]*sm.Container{}, names: map[string]string{}})
+	view := newBatchView(emptyJournal())
 	jb := journalBucket(tx)
 	for _, rec := range s.records {
 		if err := view.fold(rec); err != nil {

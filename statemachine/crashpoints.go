@@ -42,6 +42,13 @@ func CrashPoints() []string {
 		}
 		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)
 	}
+	for _, ev := range execEvents {
+		names = append(names, string(ev)+"."+stepAfterIntent)
+		for _, s := range execStepsOf(ev) {
+			names = append(names, string(ev)+".after-"+s.name)
+		}
+		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)
+	}
 	return names
 }
 

@@ -21,6 +21,10 @@ type CreateRequest struct {
 	Command    []string
 	Env        []string
 	AutoRemove bool
+	// Stdio and log of the init: see Container.
+	TTY, OpenStdin, StdinOnce bool
+	LogMaxSize                int64
+	LogMaxFiles               int
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -34,6 +38,13 @@ func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, err
 // cannot be recorded, nor can it be removed, until started returns).
 func (m *Machine) Run(ctx context.Context, req CreateRequest, started func(Container)) (Container, error) {
 	return m.create(ctx, req, then{event: EventStart, after: started})
+}
+
+// RunAttached is Run for a client that attaches to the container's stdio
+// in started: the container's output waits for that attach (a while at
+// most), so none of it is missed.
+func (m *Machine) RunAttached(ctx context.Context, req CreateRequest, started func(Container)) (Container, error) {
+	return m.create(ctx, req, then{event: EventStart, after: started, awaitAttach: true})
 }
 
 func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) (Container, error) {
@@ -56,7 +67,8 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	}
 	defer unlock()
 	args := &Args{Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env,
-		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove}
+		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove,
+		TTY: req.TTY, OpenStdin: req.OpenStdin, StdinOnce: req.StdinOnce, LogMaxSize: req.LogMaxSize, LogMaxFiles: req.LogMaxFiles}
 	// The mount record is written with the intent: it claims the image,
 	// so the image cannot be removed while the layers are built on it.
 	claim, err := m.d.Layers.ClaimMount(mountID, req.Image)

@@ -110,6 +110,16 @@ type Args struct {
 	Signal  string   `json:"signal,omitempty"`
 	// Exit is the exit an exit intent is about to record.
 	Exit *Exit `json:"exit,omitempty"`
+	// The init's stdio and log of a create (see Container), and an exec
+	// session's terminal and stdin.
+	TTY         bool  `json:"tty,omitempty"`
+	OpenStdin   bool  `json:"open_stdin,omitempty"`
+	StdinOnce   bool  `json:"stdin_once,omitempty"`
+	LogMaxSize  int64 `json:"log_max_size,omitempty"`
+	LogMaxFiles int   `json:"log_max_files,omitempty"`
+	// An exec session's user (as given) and working directory.
+	User    string `json:"user,omitempty"`
+	Workdir string `json:"workdir,omitempty"`
 }
 
 // Result is what the side effects of a transition produced.

@@ -22,6 +22,7 @@ type Migration struct {
 // and the last ends at Version.
 var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
+	{From: 2, To: 3, Name: "exec session views", Run: addExecs},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -95,6 +96,15 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// addExecs (2→3) adds execs/, the views of exec sessions (journal records
+// of object kind "exec"; a schema 2 journal holds none).
+func addExecs(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketExecs); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketExecs, err)
 	}
 	return nil
 }

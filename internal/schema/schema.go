@@ -7,14 +7,16 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 2)
+// # The whole tree (schema version 3)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
 //	containers/  <container id>       -> Container view (JSON): state, process, exit, mount id, timestamps
+//	execs/       <exec id>            -> exec session view (JSON): container, command, state, process,
+//	                                     exit (object kind "exec"; since schema 3)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
-//	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>"
-//	                                     (schema 1: keyed by the bare container id)
+//	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
+//	                                     "exec/<64 hex>" (schema 1: keyed by the bare container id)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
@@ -31,7 +33,6 @@
 //
 //	volumes/     <volume id>          -> volume view            (object kind "volume")
 //	netattach/   <attachment id>      -> network attachment     (object kind "netattach")
-//	execs/       <exec id>            -> exec session view      (object kind "exec")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
 // Image records already live in images/; when images become journaled
@@ -63,12 +64,13 @@ import (
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 2
+const Version = 3
 
 // Bucket names.
 var (
 	BucketJournal    = []byte("journal")
 	BucketContainers = []byte("containers")
+	BucketExecs      = []byte("execs")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
 	BucketMeta       = []byte("meta")
@@ -88,7 +90,10 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketPending, BucketNames, BucketMeta}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketExecs, BucketPending, BucketNames, BucketMeta}
+
+// journalBucketsBefore3 are the journal's buckets of schemas 1 and 2.
+var journalBucketsBefore3 = [][]byte{BucketJournal, BucketContainers, BucketPending, BucketNames, BucketMeta}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -105,6 +110,7 @@ func Buckets() [][]byte {
 // file Open accepted.
 func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
+func Execs(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketExecs) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
 func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
@@ -175,10 +181,14 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
-// a journal ever opened lacks them; migration 1→2 adds them.
+// a journal ever opened lacks them; migration 1→2 adds them. Schema 3 adds
+// execs/.
 func bucketsOf(v int) [][]byte {
-	if v == 1 {
-		return JournalBuckets
+	switch v {
+	case 1:
+		return journalBucketsBefore3
+	case 2:
+		return append(append([][]byte{}, journalBucketsBefore3...), StoreBuckets...)
 	}
 	return Buckets()
 }

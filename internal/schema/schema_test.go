@@ -25,7 +25,7 @@ func openTemp(t *testing.T) (*bolt.DB, string) {
 // schemaOne lays out a file as schema 1 left it when only the journal had
 // opened it: journal buckets only, pending/ keyed by the bare id.
 func schemaOne(tx *bolt.Tx) error {
-	for _, name := range JournalBuckets {
+	for _, name := range journalBucketsBefore3 {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 1 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" {
+		if len(ran) != 2 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 {
 			t.Errorf("ran %+v", ran)
 		}
 		if v, _ := StoredVersion(tx); v != Version {
@@ -74,7 +74,7 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	if err := db.Update(Create); err != nil {
 		t.Fatal(err)
 	}
-	for v, want := range map[string]error{"3": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+	for v, want := range map[string]error{"4": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
 				return err
@@ -85,6 +85,34 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Errorf("version %q: got %v, want %v", v, err, want)
 		}
+	}
+}
+
+func TestMigrate_TwoToThreeAddsExecs(t *testing.T) {
+	db, _ := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range bucketsOf(2) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := Meta(tx).Put(MetaSchema, []byte("2")); err != nil {
+			return err
+		}
+		if err := CheckBuckets(tx, 3); err == nil {
+			t.Error("a schema 2 file passed the schema 3 bucket check")
+		}
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 1 || ran[0].From != 2 || ran[0].To != 3 || Execs(tx) == nil {
+			t.Errorf("ran %+v, execs/ %v", ran, Execs(tx) != nil)
+		}
+		return CheckBuckets(tx, Version)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

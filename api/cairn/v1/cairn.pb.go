@@ -139,6 +139,167 @@ func (ContainerState) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
 }
 
+// WaitCondition says when a wait returns, as Docker's --condition.
+type WaitCondition int32
+
+const (
+	WaitCondition_WAIT_CONDITION_UNSPECIFIED WaitCondition = 0
+	// The container is not running: it stopped (a container that was created
+	// but never started is waited for until it has run).
+	WaitCondition_WAIT_CONDITION_NOT_RUNNING WaitCondition = 1
+	// The container's next exit after the call.
+	WaitCondition_WAIT_CONDITION_NEXT_EXIT WaitCondition = 2
+	// The container is removed.
+	WaitCondition_WAIT_CONDITION_REMOVED WaitCondition = 3
+)
+
+// Enum value maps for WaitCondition.
+var (
+	WaitCondition_name = map[int32]string{
+		0: "WAIT_CONDITION_UNSPECIFIED",
+		1: "WAIT_CONDITION_NOT_RUNNING",
+		2: "WAIT_CONDITION_NEXT_EXIT",
+		3: "WAIT_CONDITION_REMOVED",
+	}
+	WaitCondition_value = map[string]int32{
+		"WAIT_CONDITION_UNSPECIFIED": 0,
+		"WAIT_CONDITION_NOT_RUNNING": 1,
+		"WAIT_CONDITION_NEXT_EXIT":   2,
+		"WAIT_CONDITION_REMOVED":     3,
+	}
+)
+
+func (x WaitCondition) Enum() *WaitCondition {
+	p := new(WaitCondition)
+	*p = x
+	return p
+}
+
+func (x WaitCondition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaitCondition) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[2].Descriptor()
+}
+
+func (WaitCondition) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[2]
+}
+
+func (x WaitCondition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaitCondition.Descriptor instead.
+func (WaitCondition) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+}
+
+// LogStream is an output stream of a process.
+type LogStream int32
+
+const (
+	LogStream_LOG_STREAM_UNSPECIFIED LogStream = 0
+	LogStream_LOG_STREAM_STDOUT      LogStream = 1
+	LogStream_LOG_STREAM_STDERR      LogStream = 2
+)
+
+// Enum value maps for LogStream.
+var (
+	LogStream_name = map[int32]string{
+		0: "LOG_STREAM_UNSPECIFIED",
+		1: "LOG_STREAM_STDOUT",
+		2: "LOG_STREAM_STDERR",
+	}
+	LogStream_value = map[string]int32{
+		"LOG_STREAM_UNSPECIFIED": 0,
+		"LOG_STREAM_STDOUT":      1,
+		"LOG_STREAM_STDERR":      2,
+	}
+)
+
+func (x LogStream) Enum() *LogStream {
+	p := new(LogStream)
+	*p = x
+	return p
+}
+
+func (x LogStream) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LogStream) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[3].Descriptor()
+}
+
+func (LogStream) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[3]
+}
+
+func (x LogStream) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LogStream.Descriptor instead.
+func (LogStream) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+}
+
+// ExecState is the state of an exec session.
+type ExecState int32
+
+const (
+	ExecState_EXEC_STATE_UNSPECIFIED ExecState = 0
+	// Its start is journaled but not finished (or was interrupted).
+	ExecState_EXEC_STATE_STARTING ExecState = 1
+	ExecState_EXEC_STATE_RUNNING  ExecState = 2
+	ExecState_EXEC_STATE_EXITED   ExecState = 3
+)
+
+// Enum value maps for ExecState.
+var (
+	ExecState_name = map[int32]string{
+		0: "EXEC_STATE_UNSPECIFIED",
+		1: "EXEC_STATE_STARTING",
+		2: "EXEC_STATE_RUNNING",
+		3: "EXEC_STATE_EXITED",
+	}
+	ExecState_value = map[string]int32{
+		"EXEC_STATE_UNSPECIFIED": 0,
+		"EXEC_STATE_STARTING":    1,
+		"EXEC_STATE_RUNNING":     2,
+		"EXEC_STATE_EXITED":      3,
+	}
+)
+
+func (x ExecState) Enum() *ExecState {
+	p := new(ExecState)
+	*p = x
+	return p
+}
+
+func (x ExecState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExecState) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[4].Descriptor()
+}
+
+func (ExecState) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[4]
+}
+
+func (x ExecState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExecState.Descriptor instead.
+func (ExecState) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
+}
+
 // RecordKind is the kind of a journal record.
 type RecordKind int32
 
@@ -179,11 +340,11 @@ func (x RecordKind) String() string {
 }
 
 func (RecordKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_cairn_v1_cairn_proto_enumTypes[2].Descriptor()
+	return file_cairn_v1_cairn_proto_enumTypes[5].Descriptor()
 }
 
 func (RecordKind) Type() protoreflect.EnumType {
-	return &file_cairn_v1_cairn_proto_enumTypes[2]
+	return &file_cairn_v1_cairn_proto_enumTypes[5]
 }
 
 func (x RecordKind) Number() protoreflect.EnumNumber {
@@ -192,7 +353,7 @@ func (x RecordKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RecordKind.Descriptor instead.
 func (RecordKind) EnumDescriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
 }
 
 // ErrorInfo is the error detail that carries an ErrorReason.
@@ -351,7 +512,19 @@ type Container struct {
 	// PID of the container's shim; 0 when not running.
 	ShimPid int64 `protobuf:"varint,19,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
 	// A transition that was recorded as intended but is not finished yet.
-	PendingEvent  string `protobuf:"bytes,20,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	PendingEvent string `protobuf:"bytes,20,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	// The container's init has a pseudo-terminal.
+	Tty bool `protobuf:"varint,21,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Attached clients may write to the init's stdin.
+	OpenStdin bool `protobuf:"varint,22,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	// The first client to end its input ends the init's.
+	StdinOnce bool `protobuf:"varint,23,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	// Log rotation: the largest file in bytes (negative: never rotated) and
+	// how many files are kept; 0 before the daemon's defaults applied.
+	LogMaxSize  int64 `protobuf:"varint,24,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles int32 `protobuf:"varint,25,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	// Exec sessions of the container the journal knows, oldest first.
+	ExecIds       []string `protobuf:"bytes,26,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +699,48 @@ func (x *Container) GetPendingEvent() string {
 	return ""
 }
 
+func (x *Container) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *Container) GetOpenStdin() bool {
+	if x != nil {
+		return x.OpenStdin
+	}
+	return false
+}
+
+func (x *Container) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *Container) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *Container) GetLogMaxFiles() int32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
+}
+
+func (x *Container) GetExecIds() []string {
+	if x != nil {
+		return x.ExecIds
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional; must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}.
@@ -534,7 +749,17 @@ type CreateRequest struct {
 	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
 	Env     []string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
 	// Remove the container as soon as it stops.
-	AutoRemove    bool `protobuf:"varint,5,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	AutoRemove bool `protobuf:"varint,5,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	// Give the init a pseudo-terminal.
+	Tty bool `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Let attached clients write to the init's stdin (else it is /dev/null).
+	OpenStdin bool `protobuf:"varint,7,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	// The first client to end its input ends the init's (docker run -i).
+	StdinOnce bool `protobuf:"varint,8,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	// Log rotation: the largest file in bytes (0: the daemon's default;
+	// negative: never rotate) and the number of files kept (0: the default).
+	LogMaxSize    int64 `protobuf:"varint,9,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   int32 `protobuf:"varint,10,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +827,41 @@ func (x *CreateRequest) GetAutoRemove() bool {
 		return x.AutoRemove
 	}
 	return false
+}
+
+func (x *CreateRequest) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *CreateRequest) GetOpenStdin() bool {
+	if x != nil {
+		return x.OpenStdin
+	}
+	return false
+}
+
+func (x *CreateRequest) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *CreateRequest) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *CreateRequest) GetLogMaxFiles() int32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
 }
 
 type CreateResponse struct {
@@ -1479,8 +1739,10 @@ func (x *ListResponse) GetContainers() []*Container {
 }
 
 type WaitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What to wait for; unspecified is NOT_RUNNING.
+	Condition     WaitCondition `protobuf:"varint,2,opt,name=condition,proto3,enum=cairn.v1.WaitCondition" json:"condition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1520,6 +1782,13 @@ func (x *WaitRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *WaitRequest) GetCondition() WaitCondition {
+	if x != nil {
+		return x.Condition
+	}
+	return WaitCondition_WAIT_CONDITION_UNSPECIFIED
 }
 
 type WaitResponse struct {
@@ -1587,7 +1856,12 @@ type LogsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Keep streaming until the container stops.
-	Follow        bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Only the last tail lines (of those since/until select); absent: all.
+	Tail *int64 `protobuf:"varint,3,opt,name=tail,proto3,oneof" json:"tail,omitempty"`
+	// Only entries written at or after since and before until.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1636,22 +1910,110 @@ func (x *LogsRequest) GetFollow() bool {
 	return false
 }
 
+func (x *LogsRequest) GetTail() int64 {
+	if x != nil && x.Tail != nil {
+		return *x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+// LogEntry is output of a container as its log has it: one line, or the
+// part of one (a line longer than 16 KiB, or output with no newline yet).
+type LogEntry struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream LogStream              `protobuf:"varint,1,opt,name=stream,proto3,enum=cairn.v1.LogStream" json:"stream,omitempty"`
+	// When the shim read it, to the nanosecond.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// What was written: a whole line ends with its newline, a partial one
+	// does not (the rest follows in the stream's next entry).
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LogEntry) GetStream() LogStream {
+	if x != nil {
+		return x.Stream
+	}
+	return LogStream_LOG_STREAM_UNSPECIFIED
+}
+
+func (x *LogEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *LogEntry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type LogsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output bytes, in order.
+	// Not sent since API 1.3 (it was stdout and stderr combined): see entries.
 	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	// With follow, the first message has attached=true and no data: from then
 	// on, nothing the container writes is missed.
 	Attached bool `protobuf:"varint,2,opt,name=attached,proto3" json:"attached,omitempty"`
 	// With follow, the last message carries the exit of the container.
-	Exit          *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	Exit *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	// Output, in order.
+	Entries       []*LogEntry `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +2025,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +2038,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -1700,6 +2062,13 @@ func (x *LogsResponse) GetExit() *WaitResponse {
 	return nil
 }
 
+func (x *LogsResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type RunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Create        *CreateRequest         `protobuf:"bytes,1,opt,name=create,proto3" json:"create,omitempty"`
@@ -1709,7 +2078,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2090,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2103,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RunRequest) GetCreate() *CreateRequest {
@@ -1748,17 +2117,19 @@ type RunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// First message only: the container as created.
 	Container *Container `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
-	// Output bytes, in order.
+	// Not sent since API 1.3 (it was stdout and stderr combined): see entries.
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	// Last message: how the container exited.
-	Exit          *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	Exit *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	// Output, in order.
+	Entries       []*LogEntry `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +2141,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +2154,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunResponse) GetContainer() *Container {
@@ -1807,6 +2178,1093 @@ func (x *RunResponse) GetExit() *WaitResponse {
 	return nil
 }
 
+func (x *RunResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rows          uint32                 `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols          uint32                 `protobuf:"varint,2,opt,name=cols,proto3" json:"cols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TerminalSize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+type AttachRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: what to attach to.
+	Start *AttachStart `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// Input for the container's stdin.
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// The input is over (with stdin_once it ends the container's input).
+	CloseStdin bool `protobuf:"varint,3,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	// The client's terminal changed size.
+	Resize        *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3" json:"resize,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AttachRequest) GetStart() *AttachStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetCloseStdin() bool {
+	if x != nil {
+		return x.CloseStdin
+	}
+	return false
+}
+
+func (x *AttachRequest) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+type AttachStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The running container to attach to (id, prefix or name); or
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// the container to create and start, attached from its first byte.
+	Run *CreateRequest `protobuf:"bytes,2,opt,name=run,proto3" json:"run,omitempty"`
+	// Pass this client's input to the container's stdin (needs open_stdin).
+	Stdin bool `protobuf:"varint,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// A key sequence that detaches this client (e.g. "ctrl-p,ctrl-q"): the
+	// container runs on. Empty: none.
+	DetachKeys string `protobuf:"bytes,4,opt,name=detach_keys,json=detachKeys,proto3" json:"detach_keys,omitempty"`
+	// The client's terminal size, applied at once to a container with a tty.
+	Size          *TerminalSize `protobuf:"bytes,5,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachStart) Reset() {
+	*x = AttachStart{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachStart) ProtoMessage() {}
+
+func (x *AttachStart) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
+func (*AttachStart) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AttachStart) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AttachStart) GetRun() *CreateRequest {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *AttachStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *AttachStart) GetDetachKeys() string {
+	if x != nil {
+		return x.DetachKeys
+	}
+	return ""
+}
+
+func (x *AttachStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type AttachResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message: the container attached to (for run, as started).
+	Container *Container `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// Output as it is written; a terminal's output is stdout.
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Last message when the client typed the detach keys.
+	Detached bool `protobuf:"varint,4,opt,name=detached,proto3" json:"detached,omitempty"`
+	// Last message when the container exited.
+	Exit          *WaitResponse `protobuf:"bytes,5,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AttachResponse) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetDetached() bool {
+	if x != nil {
+		return x.Detached
+	}
+	return false
+}
+
+func (x *AttachResponse) GetExit() *WaitResponse {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+// ExecSession is the journal's view of an exec session.
+type ExecSession struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Command     []string               `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	Env         []string               `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
+	User        string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	Workdir     string                 `protobuf:"bytes,6,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Tty         bool                   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin       bool                   `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	State       ExecState              `protobuf:"varint,9,opt,name=state,proto3,enum=cairn.v1.ExecState" json:"state,omitempty"`
+	// PID of its process on the host; 0 when not running.
+	Pid int64 `protobuf:"varint,10,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Absent while running, or when the code is unknown (see exit_reason).
+	ExitCode   *int32                 `protobuf:"varint,11,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
+	ExitReason string                 `protobuf:"bytes,12,opt,name=exit_reason,json=exitReason,proto3" json:"exit_reason,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// A transition recorded as intended but not finished yet.
+	PendingEvent  string `protobuf:"bytes,16,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecSession) Reset() {
+	*x = ExecSession{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecSession) ProtoMessage() {}
+
+func (x *ExecSession) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecSession.ProtoReflect.Descriptor instead.
+func (*ExecSession) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ExecSession) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecSession) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ExecSession) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecSession) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecSession) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecSession) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+func (x *ExecSession) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecSession) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecSession) GetState() ExecState {
+	if x != nil {
+		return x.State
+	}
+	return ExecState_EXEC_STATE_UNSPECIFIED
+}
+
+func (x *ExecSession) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ExecSession) GetExitCode() int32 {
+	if x != nil && x.ExitCode != nil {
+		return *x.ExitCode
+	}
+	return 0
+}
+
+func (x *ExecSession) GetExitReason() string {
+	if x != nil {
+		return x.ExitReason
+	}
+	return ""
+}
+
+func (x *ExecSession) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetPendingEvent() string {
+	if x != nil {
+		return x.PendingEvent
+	}
+	return ""
+}
+
+type ExecRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: the session to start.
+	Start         *ExecStart    `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Stdin         []byte        `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	CloseStdin    bool          `protobuf:"varint,3,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	Resize        *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3" json:"resize,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ExecRequest) GetStart() *ExecStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetCloseStdin() bool {
+	if x != nil {
+		return x.CloseStdin
+	}
+	return false
+}
+
+func (x *ExecRequest) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+type ExecStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container (id, prefix or name).
+	Container string   `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	Command   []string `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	// KEY=VALUE, added to the container's environment.
+	Env []string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	// name, uid, name:group or uid:gid, resolved in the container; default root.
+	User string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// Absolute; default /.
+	Workdir string `protobuf:"bytes,5,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Tty     bool   `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Pass this client's input to the session's stdin.
+	Stdin bool `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// Start it and return: the stream ends after the first response, the
+	// output is discarded.
+	Detach bool          `protobuf:"varint,8,opt,name=detach,proto3" json:"detach,omitempty"`
+	Size   *TerminalSize `protobuf:"bytes,9,opt,name=size,proto3" json:"size,omitempty"`
+	// As for Attach: detaches this client, the session runs on.
+	DetachKeys    string `protobuf:"bytes,10,opt,name=detach_keys,json=detachKeys,proto3" json:"detach_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ExecStart) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecStart) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecStart) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecStart) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetDetach() bool {
+	if x != nil {
+		return x.Detach
+	}
+	return false
+}
+
+func (x *ExecStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+func (x *ExecStart) GetDetachKeys() string {
+	if x != nil {
+		return x.DetachKeys
+	}
+	return ""
+}
+
+type ExecResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message: the session as started.
+	Session *ExecSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Stdout  []byte       `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr  []byte       `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Last message when the client typed the detach keys.
+	Detached bool `protobuf:"varint,4,opt,name=detached,proto3" json:"detached,omitempty"`
+	// Last message: the session as it exited.
+	Exit          *ExecSession `protobuf:"bytes,5,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ExecResponse) GetSession() *ExecSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetDetached() bool {
+	if x != nil {
+		return x.Detached
+	}
+	return false
+}
+
+func (x *ExecResponse) GetExit() *ExecSession {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+type ResizeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container (id, prefix or name).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// An exec session of it; empty: its init.
+	ExecId        string        `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Size          *TerminalSize `protobuf:"bytes,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeRequest) Reset() {
+	*x = ResizeRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeRequest) ProtoMessage() {}
+
+func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
+func (*ResizeRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ResizeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ResizeRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ResizeRequest) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type ResizeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeResponse) Reset() {
+	*x = ResizeResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeResponse) ProtoMessage() {}
+
+func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
+func (*ResizeResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+}
+
+type ExecInspectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInspectRequest) Reset() {
+	*x = ExecInspectRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInspectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInspectRequest) ProtoMessage() {}
+
+func (x *ExecInspectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInspectRequest.ProtoReflect.Descriptor instead.
+func (*ExecInspectRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ExecInspectRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ExecInspectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *ExecSession           `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInspectResponse) Reset() {
+	*x = ExecInspectResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInspectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInspectResponse) ProtoMessage() {}
+
+func (x *ExecInspectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInspectResponse.ProtoReflect.Descriptor instead.
+func (*ExecInspectResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ExecInspectResponse) GetSession() *ExecSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type TopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *TopRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// TopProcess is one process of a container.
+type TopProcess struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pid   int64                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Ppid  int64                  `protobuf:"varint,2,opt,name=ppid,proto3" json:"ppid,omitempty"`
+	// -1 when it could not be read.
+	Uid int64 `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	// R, S, D, Z, ... as in /proc/<pid>/stat.
+	State         string   `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Args          []string `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopProcess) Reset() {
+	*x = TopProcess{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopProcess) ProtoMessage() {}
+
+func (x *TopProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopProcess.ProtoReflect.Descriptor instead.
+func (*TopProcess) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *TopProcess) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetPpid() int64 {
+	if x != nil {
+		return x.Ppid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetUid() int64 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TopProcess) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type TopResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Processes     []*TopProcess          `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *TopResponse) GetProcesses() []*TopProcess {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
 // Image is an imported root filesystem.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1823,7 +3281,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +3293,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +3306,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Image) GetName() string {
@@ -1899,7 +3357,7 @@ type ImageServiceImportRequest struct {
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +3369,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +3382,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -1962,7 +3420,7 @@ type ImportEnd struct {
 
 func (x *ImportEnd) Reset() {
 	*x = ImportEnd{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +3432,7 @@ func (x *ImportEnd) String() string {
 func (*ImportEnd) ProtoMessage() {}
 
 func (x *ImportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +3445,7 @@ func (x *ImportEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
 func (*ImportEnd) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ImportEnd) GetSize() int64 {
@@ -2013,7 +3471,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +3483,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +3496,7 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
@@ -2056,7 +3514,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +3526,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +3539,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
 }
 
 type ImageServiceListResponse struct {
@@ -2093,7 +3551,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +3563,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +3576,7 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
@@ -2137,7 +3595,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +3607,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +3620,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -2180,7 +3638,7 @@ type ImageServiceRemoveResponse struct {
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +3650,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +3663,7 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -2236,7 +3694,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +3706,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +3719,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -2375,7 +3833,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +3845,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +3858,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -2448,7 +3906,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +3918,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +3931,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -2505,7 +3963,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +3975,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +3988,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -2564,7 +4022,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +4034,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +4047,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -2608,7 +4066,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +4078,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +4091,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -2661,7 +4119,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +4131,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +4144,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -2732,7 +4190,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +4202,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +4215,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
 }
 
 type VersionResponse struct {
@@ -2771,7 +4229,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +4241,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +4254,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -2826,7 +4284,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc8\x05\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xf9\x06\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2853,16 +4311,34 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"autoRemove\x12#\n" +
 	"\rrestart_count\x18\x12 \x01(\x05R\frestartCount\x12\x19\n" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
-	"\rpending_event\x18\x14 \x01(\tR\fpendingEventB\f\n" +
+	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x10\n" +
+	"\x03tty\x18\x15 \x01(\bR\x03tty\x12\x1d\n" +
 	"\n" +
-	"_exit_code\"\x86\x01\n" +
+	"open_stdin\x18\x16 \x01(\bR\topenStdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18\x17 \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18\x18 \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18\x19 \x01(\x05R\vlogMaxFiles\x12\x19\n" +
+	"\bexec_ids\x18\x1a \x03(\tR\aexecIdsB\f\n" +
+	"\n" +
+	"_exit_code\"\x9c\x02\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x03 \x03(\tR\acommand\x12\x10\n" +
 	"\x03env\x18\x04 \x03(\tR\x03env\x12\x1f\n" +
 	"\vauto_remove\x18\x05 \x01(\bR\n" +
-	"autoRemove\"C\n" +
+	"autoRemove\x12\x10\n" +
+	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"open_stdin\x18\a \x01(\bR\topenStdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18\b \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18\t \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18\n" +
+	" \x01(\x05R\vlogMaxFiles\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -2909,30 +4385,133 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\fListResponse\x123\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2\x13.cairn.v1.ContainerR\n" +
-	"containers\"\x1d\n" +
+	"containers\"T\n" +
 	"\vWaitRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x8f\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\tcondition\x18\x02 \x01(\x0e2\x17.cairn.v1.WaitConditionR\tcondition\"\x8f\x01\n" +
 	"\fWaitResponse\x12 \n" +
 	"\texit_code\x18\x01 \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x1f\n" +
 	"\vexit_reason\x18\x02 \x01(\tR\n" +
 	"exitReason\x12.\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x18.cairn.v1.ContainerStateR\x05stateB\f\n" +
 	"\n" +
-	"_exit_code\"5\n" +
+	"_exit_code\"\xbb\x01\n" +
 	"\vLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"j\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x17\n" +
+	"\x04tail\x18\x03 \x01(\x03H\x00R\x04tail\x88\x01\x01\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05untilB\a\n" +
+	"\x05_tail\"{\n" +
+	"\bLogEntry\x12+\n" +
+	"\x06stream\x18\x01 \x01(\x0e2\x13.cairn.v1.LogStreamR\x06stream\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x98\x01\n" +
 	"\fLogsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
 	"\battached\x18\x02 \x01(\bR\battached\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"=\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\x12,\n" +
+	"\aentries\x18\x04 \x03(\v2\x12.cairn.v1.LogEntryR\aentries\"=\n" +
 	"\n" +
 	"RunRequest\x12/\n" +
-	"\x06create\x18\x01 \x01(\v2\x17.cairn.v1.CreateRequestR\x06create\"\x80\x01\n" +
+	"\x06create\x18\x01 \x01(\v2\x17.cairn.v1.CreateRequestR\x06create\"\xae\x01\n" +
 	"\vRunResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\xa0\x01\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\x12,\n" +
+	"\aentries\x18\x04 \x03(\v2\x12.cairn.v1.LogEntryR\aentries\"6\n" +
+	"\fTerminalSize\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x02 \x01(\rR\x04cols\"\xa3\x01\n" +
+	"\rAttachRequest\x12+\n" +
+	"\x05start\x18\x01 \x01(\v2\x15.cairn.v1.AttachStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x1f\n" +
+	"\vclose_stdin\x18\x03 \x01(\bR\n" +
+	"closeStdin\x12.\n" +
+	"\x06resize\x18\x04 \x01(\v2\x16.cairn.v1.TerminalSizeR\x06resize\"\xab\x01\n" +
+	"\vAttachStart\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
+	"\x03run\x18\x02 \x01(\v2\x17.cairn.v1.CreateRequestR\x03run\x12\x14\n" +
+	"\x05stdin\x18\x03 \x01(\bR\x05stdin\x12\x1f\n" +
+	"\vdetach_keys\x18\x04 \x01(\tR\n" +
+	"detachKeys\x12*\n" +
+	"\x04size\x18\x05 \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\"\xbb\x01\n" +
+	"\x0eAttachResponse\x121\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12\x1a\n" +
+	"\bdetached\x18\x04 \x01(\bR\bdetached\x12*\n" +
+	"\x04exit\x18\x05 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\xa8\x04\n" +
+	"\vExecSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x10\n" +
+	"\x03env\x18\x04 \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x18\n" +
+	"\aworkdir\x18\x06 \x01(\tR\aworkdir\x12\x10\n" +
+	"\x03tty\x18\a \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\b \x01(\bR\x05stdin\x12)\n" +
+	"\x05state\x18\t \x01(\x0e2\x13.cairn.v1.ExecStateR\x05state\x12\x10\n" +
+	"\x03pid\x18\n" +
+	" \x01(\x03R\x03pid\x12 \n" +
+	"\texit_code\x18\v \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x1f\n" +
+	"\vexit_reason\x18\f \x01(\tR\n" +
+	"exitReason\x129\n" +
+	"\n" +
+	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"started_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12#\n" +
+	"\rpending_event\x18\x10 \x01(\tR\fpendingEventB\f\n" +
+	"\n" +
+	"_exit_code\"\x9f\x01\n" +
+	"\vExecRequest\x12)\n" +
+	"\x05start\x18\x01 \x01(\v2\x13.cairn.v1.ExecStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x1f\n" +
+	"\vclose_stdin\x18\x03 \x01(\bR\n" +
+	"closeStdin\x12.\n" +
+	"\x06resize\x18\x04 \x01(\v2\x16.cairn.v1.TerminalSizeR\x06resize\"\x90\x02\n" +
+	"\tExecStart\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x18\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x18\n" +
+	"\aworkdir\x18\x05 \x01(\tR\aworkdir\x12\x10\n" +
+	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06detach\x18\b \x01(\bR\x06detach\x12*\n" +
+	"\x04size\x18\t \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\x12\x1f\n" +
+	"\vdetach_keys\x18\n" +
+	" \x01(\tR\n" +
+	"detachKeys\"\xb6\x01\n" +
+	"\fExecResponse\x12/\n" +
+	"\asession\x18\x01 \x01(\v2\x15.cairn.v1.ExecSessionR\asession\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12\x1a\n" +
+	"\bdetached\x18\x04 \x01(\bR\bdetached\x12)\n" +
+	"\x04exit\x18\x05 \x01(\v2\x15.cairn.v1.ExecSessionR\x04exit\"d\n" +
+	"\rResizeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12*\n" +
+	"\x04size\x18\x03 \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\"\x10\n" +
+	"\x0eResizeResponse\"$\n" +
+	"\x12ExecInspectRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\x13ExecInspectResponse\x12/\n" +
+	"\asession\x18\x01 \x01(\v2\x15.cairn.v1.ExecSessionR\asession\"\x1c\n" +
+	"\n" +
+	"TopRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"n\n" +
+	"\n" +
+	"TopProcess\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x03R\x03pid\x12\x12\n" +
+	"\x04ppid\x18\x02 \x01(\x03R\x04ppid\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\x03R\x03uid\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
+	"\x04args\x18\x05 \x03(\tR\x04args\"A\n" +
+	"\vTopResponse\x122\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x14.cairn.v1.TopProcessR\tprocesses\"\xa0\x01\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bdiff_ids\x18\x02 \x03(\tR\adiffIds\x12\x19\n" +
@@ -3012,14 +4591,28 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x17CONTAINER_STATE_RUNNING\x10\x02\x12\x1a\n" +
 	"\x16CONTAINER_STATE_PAUSED\x10\x03\x12\x1b\n" +
 	"\x17CONTAINER_STATE_STOPPED\x10\x04\x12\x1b\n" +
-	"\x17CONTAINER_STATE_REMOVED\x10\x05*\x8b\x01\n" +
+	"\x17CONTAINER_STATE_REMOVED\x10\x05*\x89\x01\n" +
+	"\rWaitCondition\x12\x1e\n" +
+	"\x1aWAIT_CONDITION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aWAIT_CONDITION_NOT_RUNNING\x10\x01\x12\x1c\n" +
+	"\x18WAIT_CONDITION_NEXT_EXIT\x10\x02\x12\x1a\n" +
+	"\x16WAIT_CONDITION_REMOVED\x10\x03*U\n" +
+	"\tLogStream\x12\x1a\n" +
+	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
+	"\x11LOG_STREAM_STDERR\x10\x02*o\n" +
+	"\tExecState\x12\x1a\n" +
+	"\x16EXEC_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXEC_STATE_STARTING\x10\x01\x12\x16\n" +
+	"\x12EXEC_STATE_RUNNING\x10\x02\x12\x15\n" +
+	"\x11EXEC_STATE_EXITED\x10\x03*\x8b\x01\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RECORD_KIND_INTENT\x10\x01\x12\x14\n" +
 	"\x10RECORD_KIND_DONE\x10\x02\x12\x16\n" +
 	"\x12RECORD_KIND_FAILED\x10\x03\x12\x1a\n" +
-	"\x16RECORD_KIND_RECONCILED\x10\x042\xff\x05\n" +
+	"\x16RECORD_KIND_RECONCILED\x10\x042\xb8\b\n" +
 	"\x10ContainerService\x12;\n" +
 	"\x06Create\x12\x17.cairn.v1.CreateRequest\x1a\x18.cairn.v1.CreateResponse\x128\n" +
 	"\x05Start\x12\x16.cairn.v1.StartRequest\x1a\x17.cairn.v1.StartResponse\x125\n" +
@@ -3033,7 +4626,12 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\x89\x02\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x01\x12?\n" +
+	"\x06Attach\x12\x17.cairn.v1.AttachRequest\x1a\x18.cairn.v1.AttachResponse(\x010\x01\x129\n" +
+	"\x04Exec\x12\x15.cairn.v1.ExecRequest\x1a\x16.cairn.v1.ExecResponse(\x010\x01\x12;\n" +
+	"\x06Resize\x12\x17.cairn.v1.ResizeRequest\x1a\x18.cairn.v1.ResizeResponse\x12J\n" +
+	"\vExecInspect\x12\x1c.cairn.v1.ExecInspectRequest\x1a\x1d.cairn.v1.ExecInspectResponse\x122\n" +
+	"\x03Top\x12\x14.cairn.v1.TopRequest\x1a\x15.cairn.v1.TopResponse2\x89\x02\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12M\n" +
 	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
@@ -3056,136 +4654,190 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_cairn_proto_rawDescData
 }
 
-var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
-	(RecordKind)(0),                    // 2: cairn.v1.RecordKind
-	(*ErrorInfo)(nil),                  // 3: cairn.v1.ErrorInfo
-	(*LayerPaths)(nil),                 // 4: cairn.v1.LayerPaths
-	(*Container)(nil),                  // 5: cairn.v1.Container
-	(*CreateRequest)(nil),              // 6: cairn.v1.CreateRequest
-	(*CreateResponse)(nil),             // 7: cairn.v1.CreateResponse
-	(*StartRequest)(nil),               // 8: cairn.v1.StartRequest
-	(*StartResponse)(nil),              // 9: cairn.v1.StartResponse
-	(*StopRequest)(nil),                // 10: cairn.v1.StopRequest
-	(*StopResponse)(nil),               // 11: cairn.v1.StopResponse
-	(*KillRequest)(nil),                // 12: cairn.v1.KillRequest
-	(*KillResponse)(nil),               // 13: cairn.v1.KillResponse
-	(*PauseRequest)(nil),               // 14: cairn.v1.PauseRequest
-	(*PauseResponse)(nil),              // 15: cairn.v1.PauseResponse
-	(*UnpauseRequest)(nil),             // 16: cairn.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),            // 17: cairn.v1.UnpauseResponse
-	(*RestartRequest)(nil),             // 18: cairn.v1.RestartRequest
-	(*RestartResponse)(nil),            // 19: cairn.v1.RestartResponse
-	(*RemoveRequest)(nil),              // 20: cairn.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 21: cairn.v1.RemoveResponse
-	(*GetRequest)(nil),                 // 22: cairn.v1.GetRequest
-	(*GetResponse)(nil),                // 23: cairn.v1.GetResponse
-	(*ListRequest)(nil),                // 24: cairn.v1.ListRequest
-	(*ListResponse)(nil),               // 25: cairn.v1.ListResponse
-	(*WaitRequest)(nil),                // 26: cairn.v1.WaitRequest
-	(*WaitResponse)(nil),               // 27: cairn.v1.WaitResponse
-	(*LogsRequest)(nil),                // 28: cairn.v1.LogsRequest
-	(*LogsResponse)(nil),               // 29: cairn.v1.LogsResponse
-	(*RunRequest)(nil),                 // 30: cairn.v1.RunRequest
-	(*RunResponse)(nil),                // 31: cairn.v1.RunResponse
-	(*Image)(nil),                      // 32: cairn.v1.Image
-	(*ImageServiceImportRequest)(nil),  // 33: cairn.v1.ImageServiceImportRequest
-	(*ImportEnd)(nil),                  // 34: cairn.v1.ImportEnd
-	(*ImageServiceImportResponse)(nil), // 35: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 36: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 37: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 38: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 39: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 40: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 41: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 42: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 43: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 44: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 45: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 46: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 47: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 48: cairn.v1.VersionResponse
-	(*timestamppb.Timestamp)(nil),      // 49: google.protobuf.Timestamp
+	(WaitCondition)(0),                 // 2: cairn.v1.WaitCondition
+	(LogStream)(0),                     // 3: cairn.v1.LogStream
+	(ExecState)(0),                     // 4: cairn.v1.ExecState
+	(RecordKind)(0),                    // 5: cairn.v1.RecordKind
+	(*ErrorInfo)(nil),                  // 6: cairn.v1.ErrorInfo
+	(*LayerPaths)(nil),                 // 7: cairn.v1.LayerPaths
+	(*Container)(nil),                  // 8: cairn.v1.Container
+	(*CreateRequest)(nil),              // 9: cairn.v1.CreateRequest
+	(*CreateResponse)(nil),             // 10: cairn.v1.CreateResponse
+	(*StartRequest)(nil),               // 11: cairn.v1.StartRequest
+	(*StartResponse)(nil),              // 12: cairn.v1.StartResponse
+	(*StopRequest)(nil),                // 13: cairn.v1.StopRequest
+	(*StopResponse)(nil),               // 14: cairn.v1.StopResponse
+	(*KillRequest)(nil),                // 15: cairn.v1.KillRequest
+	(*KillResponse)(nil),               // 16: cairn.v1.KillResponse
+	(*PauseRequest)(nil),               // 17: cairn.v1.PauseRequest
+	(*PauseResponse)(nil),              // 18: cairn.v1.PauseResponse
+	(*UnpauseRequest)(nil),             // 19: cairn.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),            // 20: cairn.v1.UnpauseResponse
+	(*RestartRequest)(nil),             // 21: cairn.v1.RestartRequest
+	(*RestartResponse)(nil),            // 22: cairn.v1.RestartResponse
+	(*RemoveRequest)(nil),              // 23: cairn.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 24: cairn.v1.RemoveResponse
+	(*GetRequest)(nil),                 // 25: cairn.v1.GetRequest
+	(*GetResponse)(nil),                // 26: cairn.v1.GetResponse
+	(*ListRequest)(nil),                // 27: cairn.v1.ListRequest
+	(*ListResponse)(nil),               // 28: cairn.v1.ListResponse
+	(*WaitRequest)(nil),                // 29: cairn.v1.WaitRequest
+	(*WaitResponse)(nil),               // 30: cairn.v1.WaitResponse
+	(*LogsRequest)(nil),                // 31: cairn.v1.LogsRequest
+	(*LogEntry)(nil),                   // 32: cairn.v1.LogEntry
+	(*LogsResponse)(nil),               // 33: cairn.v1.LogsResponse
+	(*RunRequest)(nil),                 // 34: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 35: cairn.v1.RunResponse
+	(*TerminalSize)(nil),               // 36: cairn.v1.TerminalSize
+	(*AttachRequest)(nil),              // 37: cairn.v1.AttachRequest
+	(*AttachStart)(nil),                // 38: cairn.v1.AttachStart
+	(*AttachResponse)(nil),             // 39: cairn.v1.AttachResponse
+	(*ExecSession)(nil),                // 40: cairn.v1.ExecSession
+	(*ExecRequest)(nil),                // 41: cairn.v1.ExecRequest
+	(*ExecStart)(nil),                  // 42: cairn.v1.ExecStart
+	(*ExecResponse)(nil),               // 43: cairn.v1.ExecResponse
+	(*ResizeRequest)(nil),              // 44: cairn.v1.ResizeRequest
+	(*ResizeResponse)(nil),             // 45: cairn.v1.ResizeResponse
+	(*ExecInspectRequest)(nil),         // 46: cairn.v1.ExecInspectRequest
+	(*ExecInspectResponse)(nil),        // 47: cairn.v1.ExecInspectResponse
+	(*TopRequest)(nil),                 // 48: cairn.v1.TopRequest
+	(*TopProcess)(nil),                 // 49: cairn.v1.TopProcess
+	(*TopResponse)(nil),                // 50: cairn.v1.TopResponse
+	(*Image)(nil),                      // 51: cairn.v1.Image
+	(*ImageServiceImportRequest)(nil),  // 52: cairn.v1.ImageServiceImportRequest
+	(*ImportEnd)(nil),                  // 53: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 54: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceListRequest)(nil),    // 55: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 56: cairn.v1.ImageServiceListResponse
+	(*ImageServiceRemoveRequest)(nil),  // 57: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 58: cairn.v1.ImageServiceRemoveResponse
+	(*JournalRecord)(nil),              // 59: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 60: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 61: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 62: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 63: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 64: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 65: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 66: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 67: cairn.v1.VersionResponse
+	(*timestamppb.Timestamp)(nil),      // 68: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
-	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	49, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	49, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	49, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	5,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	5,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	5,  // 9: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	5,  // 10: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 11: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 12: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	5,  // 13: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	5,  // 14: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	1,  // 15: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	27, // 16: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	6,  // 17: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	5,  // 18: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	27, // 19: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	49, // 20: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	34, // 21: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	32, // 22: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	32, // 23: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	2,  // 24: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	49, // 25: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	49, // 26: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	49, // 27: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	42, // 28: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	40, // 29: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	40, // 30: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	46, // 31: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	6,  // 32: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	8,  // 33: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	10, // 34: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	12, // 35: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	14, // 36: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	16, // 37: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	18, // 38: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	20, // 39: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	22, // 40: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	24, // 41: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	26, // 42: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	28, // 43: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	30, // 44: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	33, // 45: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	36, // 46: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	38, // 47: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	44, // 48: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	41, // 49: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	47, // 50: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	7,  // 51: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	9,  // 52: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	11, // 53: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	13, // 54: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	15, // 55: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	17, // 56: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	19, // 57: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	21, // 58: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	23, // 59: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	25, // 60: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	27, // 61: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	29, // 62: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	31, // 63: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	35, // 64: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	37, // 65: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	39, // 66: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	45, // 67: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	43, // 68: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	48, // 69: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	51, // [51:70] is the sub-list for method output_type
-	32, // [32:51] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	7,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
+	68, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	68, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	68, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	8,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	8,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	8,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	8,  // 9: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	8,  // 10: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	8,  // 11: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	8,  // 12: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	8,  // 13: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	8,  // 14: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	2,  // 15: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
+	1,  // 16: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	68, // 17: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	68, // 18: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	3,  // 19: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
+	68, // 20: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	30, // 21: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	32, // 22: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
+	9,  // 23: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	8,  // 24: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	30, // 25: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	32, // 26: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
+	38, // 27: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
+	36, // 28: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
+	9,  // 29: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
+	36, // 30: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
+	8,  // 31: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
+	30, // 32: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
+	4,  // 33: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
+	68, // 34: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	68, // 35: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	68, // 36: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	42, // 37: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
+	36, // 38: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
+	36, // 39: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
+	40, // 40: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
+	40, // 41: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
+	36, // 42: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
+	40, // 43: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
+	49, // 44: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
+	68, // 45: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	53, // 46: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	51, // 47: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	51, // 48: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	5,  // 49: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	68, // 50: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	68, // 51: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	68, // 52: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	61, // 53: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	59, // 54: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	59, // 55: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	65, // 56: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	9,  // 57: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	11, // 58: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	13, // 59: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	15, // 60: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	17, // 61: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	19, // 62: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	21, // 63: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	23, // 64: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	25, // 65: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	27, // 66: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	29, // 67: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	31, // 68: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	34, // 69: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	37, // 70: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	41, // 71: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	44, // 72: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	46, // 73: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	48, // 74: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	52, // 75: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	55, // 76: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	57, // 77: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	63, // 78: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	60, // 79: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	66, // 80: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	10, // 81: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	12, // 82: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	14, // 83: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	16, // 84: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	18, // 85: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	20, // 86: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	22, // 87: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	24, // 88: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	26, // 89: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	28, // 90: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	30, // 91: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	33, // 92: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	35, // 93: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	39, // 94: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	43, // 95: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	45, // 96: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	47, // 97: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	50, // 98: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	54, // 99: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	56, // 100: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	58, // 101: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	64, // 102: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	62, // 103: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	67, // 104: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	81, // [81:105] is the sub-list for method output_type
+	57, // [57:81] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -3197,13 +4849,15 @@ func file_cairn_v1_cairn_proto_init() {
 	file_cairn_v1_cairn_proto_msgTypes[7].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[15].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[24].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[25].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   46,
+			NumEnums:      6,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
