@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/layer"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -60,6 +61,13 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	if m != nil {
 		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
 	}
+	out.ImageId = c.ImageID
+	out.Tty, out.OpenStdin, out.StdinOnce = c.TTY, c.OpenStdin, c.StdinOnce
+	out.LogMaxSize, out.LogMaxFiles = c.LogMaxSize, int32(c.LogMaxFiles)
+	if cfg := c.Config; cfg != nil {
+		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
+			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
+	}
 	return out
 }
 
@@ -78,9 +86,9 @@ func waitToProto(c sm.Container) *cairnv1.WaitResponse {
 func recordToProto(r sm.Record) *cairnv1.JournalRecord {
 	r = r.Normalized()
 	out := &cairnv1.JournalRecord{
-		ObjectKind: string(r.Object), ObjectId: r.ObjectID, ExecId: r.Exec,
-		Seq: r.Seq, Kind: kindToProto[r.Kind], Time: timestamp(r.Time),
-		ContainerId: r.Container, Event: string(r.Event),
+		ExecId: r.Exec,
+		Seq:    r.Seq, Kind: kindToProto[r.Kind], Time: timestamp(r.Time),
+		ContainerId: r.Container, Event: string(r.Event), Object: string(r.Object), ObjectId: r.ObjectID,
 		FromState: string(r.From), ToState: string(r.To),
 		IntentSeq: r.Intent, Error: r.Error,
 	}
@@ -97,5 +105,27 @@ func recordToProto(r sm.Record) *cairnv1.JournalRecord {
 }
 
 func imageToProto(img layer.Image) *cairnv1.Image {
-	return &cairnv1.Image{Name: img.Name, DiffIds: img.DiffIDs, ChainId: img.ChainID, Size: img.Size, CreatedAt: timestamp(img.CreatedAt)}
+	out := &cairnv1.Image{Name: img.Name, DiffIds: img.DiffIDs, ChainId: img.ChainID, Size: img.Size, CreatedAt: timestamp(img.CreatedAt),
+		Id: img.ID, Names: img.Names}
+	if len(img.Config) > 0 {
+		if cfg, err := images.ParseConfig(img.Config); err == nil {
+			rc := images.RunConfig(cfg)
+			out.Config = &cairnv1.ImageConfig{Entrypoint: rc.Entrypoint, Cmd: rc.Cmd, Env: rc.Env, WorkingDir: rc.WorkingDir, User: rc.User,
+				StopSignal: rc.StopSignal, ExposedPorts: rc.ExposedPorts, Volumes: rc.Volumes, Labels: rc.Labels,
+				Architecture: cfg.Architecture, Os: cfg.OS, Created: timestamp(cfg.Created.Time)}
+		}
+	}
+	return out
+}
+
+// createRequest is the driver's form of a create request.
+func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
+	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
+		WorkingDir: m.WorkingDir, User: m.User,
+		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles)}
+	if m.OverrideEntrypoint {
+		ep := append([]string{}, m.Entrypoint...)
+		req.Entrypoint = &ep
+	}
+	return req
 }

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairn-run/cairn/api/cairn/v1/cairnv1connect"
+	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/internal/apiclient"
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/layer"
@@ -319,7 +322,7 @@ type dirLogs struct{ dir string }
 
 func (l dirLogs) path(id string) string { return filepath.Join(l.dir, id) }
 
-func (l dirLogs) OpenLog(id string) (*os.File, error) { return os.Open(l.path(id)) }
+func (l dirLogs) LogPath(id string) string { return l.path(id) }
 
 func (l dirLogs) write(t *testing.T, id, s string) {
 	t.Helper()
@@ -345,7 +348,7 @@ func newFakeImages() *fakeImages {
 	return &fakeImages{images: map[string]layer.Image{}, read: map[string][]byte{}}
 }
 
-func (s *fakeImages) Import(_ context.Context, name string, r io.Reader, _ layer.ImportOptions) (layer.Image, error) {
+func (s *fakeImages) Import(_ context.Context, name string, r io.Reader) (layer.Image, error) {
 	if s.fail != nil {
 		return layer.Image{}, s.fail
 	}
@@ -358,13 +361,14 @@ func (s *fakeImages) Import(_ context.Context, name string, r io.Reader, _ layer
 	if _, ok := s.images[name]; ok {
 		return layer.Image{}, fmt.Errorf("image %s: %w", name, errdefs.ErrAlreadyExists)
 	}
-	img := layer.Image{Name: name, DiffIDs: []string{"sha256:d"}, ChainID: "sha256:d", Size: int64(len(data)), CreatedAt: time.Now()}
+	sum := sha256.Sum256([]byte(name))
+	img := layer.Image{Name: name, ID: "sha256:" + hex.EncodeToString(sum[:]), DiffIDs: []string{"sha256:d"}, ChainID: "sha256:d", Size: int64(len(data)), CreatedAt: time.Now()}
 	s.images[name] = img
 	s.read[name] = data
 	return img, nil
 }
 
-func (s *fakeImages) Images() ([]layer.Image, error) {
+func (s *fakeImages) List() ([]layer.Image, error) {
 	if s.fail != nil {
 		return nil, s.fail
 	}
@@ -377,17 +381,66 @@ func (s *fakeImages) Images() ([]layer.Image, error) {
 	return out, nil
 }
 
-func (s *fakeImages) RemoveImage(name string) error {
+func (s *fakeImages) Remove(_ context.Context, name string) (images.Removed, error) {
 	if s.fail != nil {
-		return s.fail
+		return images.Removed{}, s.fail
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.images[name]; !ok {
-		return fmt.Errorf("image %s: %w", name, errdefs.ErrNotFound)
+	img, ok := s.images[name]
+	if !ok {
+		return images.Removed{}, fmt.Errorf("image %s: %w", name, errdefs.ErrNotFound)
 	}
 	delete(s.images, name)
-	return nil
+	return images.Removed{Untagged: []string{name}, Deleted: img.ID}, nil
+}
+
+// Load reads the whole stream and registers one image named after its
+// first line.
+func (s *fakeImages) Load(_ context.Context, r io.Reader) ([]layer.Image, error) {
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image stream: %w", err)
+	}
+	name, _, _ := strings.Cut(string(data), "\n")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img := layer.Image{Name: name, ID: "sha256:" + strings.Repeat("e", 64), DiffIDs: []string{"sha256:d"}, ChainID: "sha256:d", Size: int64(len(data))}
+	s.images[name] = img
+	s.read[name] = data
+	return []layer.Image{img}, nil
+}
+
+func (s *fakeImages) Inspect(ref string) (images.Inspection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, ok := s.images[ref]
+	if !ok {
+		return images.Inspection{}, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return images.Inspection{Image: img}, nil
+}
+
+func (s *fakeImages) Tag(_ context.Context, src, dst string) (layer.Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, ok := s.images[src]
+	if !ok {
+		return layer.Image{}, fmt.Errorf("image %s: %w", src, errdefs.ErrNotFound)
+	}
+	img.Name = dst
+	s.images[dst] = img
+	return img, nil
+}
+
+func (s *fakeImages) Prune(context.Context, bool) ([]string, error) { return nil, s.fail }
+
+func (s *fakeImages) ImageID(ref string) (string, error) {
+	img, err := s.Inspect(ref)
+	return img.Image.ID, err
 }
 
 // fakeRecords is a journal of records that can grow while it is read.
@@ -453,8 +506,8 @@ func (j *fakeRecords) CompactedThrough() (uint64, error) {
 func (j *fakeRecords) Resolve(ref string) (string, error)       { return j.view.Resolve(ref) }
 func (j *fakeRecords) Container(id string) (sm.Container, bool) { return j.view.Container(id) }
 
-func journalServer(records *fakeRecords, change func(*JournalServer)) *JournalServer {
-	j := &JournalServer{Journal: records}
+func journalServer(records *fakeRecords, images ImageIDs, change func(*JournalServer)) *JournalServer {
+	j := &JournalServer{Journal: records, Images: images}
 	if change != nil {
 		change(j)
 	}
@@ -484,8 +537,8 @@ func newRigWith(t *testing.T, change func(*JournalServer)) *rig {
 	gate.Open()
 	h := Handlers{
 		Containers: &ContainerServer{Machine: r.machine, View: r.machine, Mounts: fakeMounts{}, LogFiles: r.logs, LogPoll: time.Millisecond},
-		Images:     &ImageServer{Store: r.images},
-		Journal:    journalServer(r.records, change),
+		Images:     &ImageServer{Images: r.images},
+		Journal:    journalServer(r.records, r.images, change),
 		Health:     NewHealth(),
 		Gate:       gate,
 	}

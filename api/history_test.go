@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/apiclient"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -64,4 +68,56 @@ func TestHistory_StreamsInBatchesByContainer(t *testing.T) {
 	r.records.fail = errBoom
 	_, _, err = history(t, r, "")
 	wantCode(t, "history failing", err, connect.CodeInternal)
+}
+
+func TestHistory_OfImagesByKindAndByReference(t *testing.T) {
+	r := newRig(t)
+	if _, err := apiclient.ImportImage(bg, r.Images, "busybox", bytes.NewReader([]byte("tar"))); err != nil {
+		t.Fatal(err)
+	}
+	id := r.images.images["busybox"].ID
+	c := r.machine.add(sm.Container{Name: "c", State: sm.StateRunning})
+	other := "sha256:" + strings.Repeat("f", 64)
+	r.records.records = []sm.Record{
+		{Seq: 1, Kind: sm.KindIntent, Object: sm.ObjectImage, ObjectID: id, Event: sm.EventImport},
+		{Seq: 2, Kind: sm.KindDone, Object: sm.ObjectImage, ObjectID: id, Event: sm.EventImport, Intent: 1},
+		{Seq: 3, Kind: sm.KindDone, Container: c.ID, Event: sm.EventStart},
+		{Seq: 4, Kind: sm.KindDone, Object: sm.ObjectImage, ObjectID: other, Event: sm.EventDelete},
+	}
+	walk := func(req *cairnv1.HistoryRequest) ([]uint64, error) {
+		stream, err := r.Journal.History(bg, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		var seqs []uint64
+		for stream.Receive() {
+			for _, rec := range stream.Msg().Records {
+				seqs = append(seqs, rec.Seq)
+				if rec.Object == "image" && rec.ObjectId == "" {
+					t.Errorf("record %d has no object id", rec.Seq)
+				}
+			}
+		}
+		return seqs, stream.Err()
+	}
+	for name, tt := range map[string]struct {
+		req  *cairnv1.HistoryRequest
+		want []uint64
+	}{
+		"every image record":          {&cairnv1.HistoryRequest{Object: "image"}, []uint64{1, 2, 4}},
+		"one image by name":           {&cairnv1.HistoryRequest{Object: "image", Id: "busybox"}, []uint64{1, 2}},
+		"a deleted image by its id":   {&cairnv1.HistoryRequest{Object: "image", Id: other}, []uint64{4}},
+		"every container record":      {&cairnv1.HistoryRequest{Object: "container"}, []uint64{3}},
+		"everything":                  {&cairnv1.HistoryRequest{}, []uint64{1, 2, 3, 4}},
+		"one container, as it always": {&cairnv1.HistoryRequest{Id: "c"}, []uint64{3}},
+	} {
+		got, err := walk(tt.req)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v %v, want %v", name, got, err, tt.want)
+		}
+	}
+	_, err := walk(&cairnv1.HistoryRequest{Object: "image", Id: "nope"})
+	wantCode(t, "an unknown image", err, connect.CodeNotFound)
+	_, err = walk(&cairnv1.HistoryRequest{Object: "volume"})
+	wantCode(t, "a kind without records", err, connect.CodeInvalidArgument)
 }

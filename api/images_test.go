@@ -112,3 +112,51 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	f.n++
 	return copy(p, "abc"), nil
 }
+
+func TestImages_LoadStreamsAnArchiveAndItsEnd(t *testing.T) {
+	r := newRig(t)
+	data := append([]byte("docker.io/library/loaded:1\n"), bytes.Repeat([]byte("blob"), 100_000)...)
+	imgs, err := apiclient.LoadImage(bg, r.Images, bytes.NewReader(data))
+	if err != nil || len(imgs) != 1 || imgs[0].Name != "docker.io/library/loaded:1" || !bytes.Equal(r.images.read["docker.io/library/loaded:1"], data) {
+		t.Fatalf("load: %v %v", imgs, err)
+	}
+	// Like an import, a stream without its end, or one whose end does not
+	// match, registers nothing.
+	stream := r.Images.Load(bg)
+	_ = stream.Send(&cairnv1.ImageServiceLoadRequest{Chunk: []byte("cut\n")})
+	_, err = stream.CloseAndReceive()
+	wantCode(t, "a load without its end", err, connect.CodeInvalidArgument)
+	stream = r.Images.Load(bg)
+	_ = stream.Send(&cairnv1.ImageServiceLoadRequest{Chunk: []byte("bad\n"), End: &cairnv1.ImportEnd{Size: 4, Sha256: strings.Repeat("0", 64)}})
+	_, err = stream.CloseAndReceive()
+	wantCode(t, "a load whose end does not match", err, connect.CodeAborted)
+	if _, ok := r.images.images["cut"]; ok {
+		t.Fatal("a cut load registered")
+	}
+	if _, ok := r.images.images["bad"]; ok {
+		t.Fatal("a mismatched load registered")
+	}
+}
+
+func TestImages_GetTagPruneAndBadReferences(t *testing.T) {
+	r := newRig(t)
+	if _, err := apiclient.ImportImage(bg, r.Images, "busybox", bytes.NewReader([]byte("tar"))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: "busybox"}))
+	if err != nil || got.Msg.Image.ChainId != "sha256:d" {
+		t.Fatalf("get: %v %v", got, err)
+	}
+	_, err = r.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: "nope"}))
+	wantCode(t, "get of no image", err, connect.CodeNotFound)
+	_, err = r.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: strings.Repeat("r", MaxImageRefBytes+1)}))
+	wantCode(t, "get of an overlong reference", err, connect.CodeInvalidArgument)
+	if _, err := r.Images.Tag(bg, connect.NewRequest(&cairnv1.ImageServiceTagRequest{Source: "busybox", Target: "other"})); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Images.Tag(bg, connect.NewRequest(&cairnv1.ImageServiceTagRequest{Source: "busybox"}))
+	wantCode(t, "tag without a target", err, connect.CodeInvalidArgument)
+	if _, err := r.Images.Prune(bg, connect.NewRequest(&cairnv1.ImageServicePruneRequest{All: true})); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,9 +32,19 @@ const (
 // handlerOptions are the options of every Connect handler the daemon
 // serves.
 func (h Handlers) handlerOptions() []connect.HandlerOption {
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	opts := h.ungatedOptions()
 	if h.Gate != nil {
 		opts = append(opts, connect.WithInterceptors(h.Gate))
+	}
+	return opts
+}
+
+// ungatedOptions are every handler's: the read bound and, outermost, the
+// call metrics (which count the gate's refusals too).
+func (h Handlers) ungatedOptions() []connect.HandlerOption {
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	if h.RPCs != nil {
+		opts = append(opts, connect.WithInterceptors(Observe(h.RPCs)))
 	}
 	return opts
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 
-	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 
@@ -29,6 +28,8 @@ type Handlers struct {
 	Health *grpchealth.StaticChecker
 	// Gate refuses calls until recovery is done.
 	Gate *Gate
+	// RPCs, if set, is told about every answered call.
+	RPCs RPCObserver
 }
 
 // NewHealth returns a checker on which every gated Cairn service starts
@@ -57,7 +58,7 @@ func SetServing(h *grpchealth.StaticChecker, serving bool) {
 func (h Handlers) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	gated := h.handlerOptions()
-	ungated := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	ungated := h.ungatedOptions()
 	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated...))
 	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated...))
 	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
 )
@@ -45,6 +46,8 @@ type Executor struct {
 
 	exeMu     sync.RWMutex // guards shimExe against Close
 	exeClosed bool
+
+	standbyHits, standbyMisses atomic.Uint64 // see StandbyStats
 
 	standbyMu sync.Mutex // guards the fields below, see standby.go
 	standby   *shimProc

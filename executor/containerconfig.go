@@ -23,7 +23,7 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	spec.Process.Terminal = false
 	spec.Process.Args = s.Args
 	spec.Process.Env = processEnv(s.Env)
-	spec.Process.Cwd = "/"
+	spec.Process.Cwd = cwd(s)
 	// The container would otherwise inherit the shim's -999 and be the last
 	// thing the OOM killer picks.
 	spec.Process.OOMScoreAdj = new(0)
@@ -43,10 +43,13 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 // console.
 func containerProcess(s Spec, stdin, stdout, stderr, console *os.File) *libcontainer.Process {
 	p := &libcontainer.Process{
-		Args: s.Args,
-		Env:  processEnv(s.Env),
-		Cwd:  "/",
-		Init: true,
+		Args:             s.Args,
+		Env:              processEnv(s.Env),
+		Cwd:              cwd(s),
+		UID:              s.UID,
+		GID:              s.GID,
+		AdditionalGroups: s.AdditionalGIDs,
+		Init:             true,
 	}
 	if console != nil {
 		p.ConsoleSocket = console
@@ -65,6 +68,13 @@ func processEnv(env []string) []string {
 		}
 	}
 	return append(append(make([]string, 0, len(env)+1), env...), defaultPathEnv)
+}
+
+func cwd(s Spec) string {
+	if s.Cwd == "" {
+		return "/"
+	}
+	return s.Cwd
 }
 
 func hostname(s Spec) string {

@@ -14,6 +14,13 @@ type Spec struct {
 	Env []string
 	// Hostname defaults to the first 12 characters of ID.
 	Hostname string
+	// Cwd is the process's working directory inside the container; ""
+	// is /. libcontainer creates it (inside the container) if missing.
+	Cwd string
+	// UID, GID and AdditionalGIDs are the process's user and groups,
+	// already resolved by the caller; the zero values are root.
+	UID, GID       int
+	AdditionalGIDs []int
 	// Terminal gives the init a pseudo-terminal; its output is then one
 	// stream (stdout).
 	Terminal bool

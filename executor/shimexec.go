@@ -362,3 +362,16 @@ func removeExecExit(dir, id string) error {
 	}
 	return err
 }
+
+// ExecExitRecord reads the exit record of exec session execID of container
+// id alone (no shim is asked); nil when there is none.
+func (e *Executor) ExecExitRecord(id, execID string) (*Exit, error) {
+	if err := validateID(id); err != nil {
+		return nil, err
+	}
+	ex, ok, err := e.execExit(e.containerDir(id), execID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &ex, nil
+}

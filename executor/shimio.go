@@ -361,7 +361,6 @@ type initStdio struct {
 	hub                         *stdioHub
 	childIn, childOut, childErr *os.File
 	consoleChild, consoleParent *os.File
-	outR, errR                  *os.File
 	closeAfterStart             []*os.File
 }
 

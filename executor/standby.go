@@ -93,13 +93,24 @@ func (e *Executor) takeShim() (sp *shimProc, standby bool, err error) {
 	e.standby = nil
 	e.standbyMu.Unlock()
 	if sp != nil && sp.alive() {
+		e.standbyHits.Add(1)
 		return sp, true, nil
 	}
 	if sp != nil {
 		sp.kill()
 	}
+	e.standbyMisses.Add(1)
 	sp, err = e.launchShim()
 	return sp, false, err
+}
+
+// StandbyStats says how many starts took the standby shim (hits) and how
+// many had to start one (misses), and whether a standby shim waits now.
+func (e *Executor) StandbyStats() (hits, misses uint64, waiting bool) {
+	e.standbyMu.Lock()
+	waiting = e.standby != nil && e.standby.alive()
+	e.standbyMu.Unlock()
+	return e.standbyHits.Load(), e.standbyMisses.Load(), waiting
 }
 
 // refillStandby starts a standby shim if there is none.

@@ -24,6 +24,7 @@ import (
 
 func journalBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Journal(tx) }
 func containersBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Containers(tx) }
+func imageViewsBucket(tx *bolt.Tx) *bolt.Bucket { return schema.ImageViews(tx) }
 func namesBucket(tx *bolt.Tx) *bolt.Bucket      { return schema.Names(tx) }
 func pendingBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Pending(tx) }
 func metaBucket(tx *bolt.Tx) *bolt.Bucket       { return schema.Meta(tx) }
@@ -72,48 +73,84 @@ func decodeRecord(key, value []byte) (sm.Record, error) {
 	return rec.Normalized(), nil
 }
 
-// views are the stored views: containers, exec sessions and names.
+// views are the stored views of a file: containers, exec sessions, names
+// and images.
 type views struct {
 	containers map[string]*sm.Container
 	execs      map[string]*sm.Exec
 	names      map[string]string
+	images     map[string]*sm.ImageView
 }
 
 // readViews reads every stored view, each with its pending intent, and the
 // names.
 func readViews(tx *bolt.Tx) (views, error) {
-	v := views{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}}
-	err := containersBucket(tx).ForEach(func(k, data []byte) error {
-		var c sm.Container
-		if err := json.Unmarshal(data, &c); err != nil {
-			return fmt.Errorf("view of %s: %w: %w", k, ErrCorrupt, err)
+	images := map[string]*sm.ImageView{}
+	err := imageViewsBucket(tx).ForEach(func(k, v []byte) error {
+		var view sm.ImageView
+		if err := json.Unmarshal(v, &view); err != nil {
+			return fmt.Errorf("view of image %.80q: %w: %w", k, ErrCorrupt, err)
 		}
-		v.containers[string(k)] = &c
+		images[string(k)] = &view
 		return nil
 	})
 	if err != nil {
-		return v, err
+		return views{}, err
 	}
+	execs := map[string]*sm.Exec{}
 	err = schema.Execs(tx).ForEach(func(k, data []byte) error {
 		var x sm.Exec
 		if err := json.Unmarshal(data, &x); err != nil {
-			return fmt.Errorf("view of exec session %s: %w: %w", k, ErrCorrupt, err)
+			return fmt.Errorf("view of exec session %.80q: %w: %w", k, ErrCorrupt, err)
 		}
-		v.execs[string(k)] = &x
+		execs[string(k)] = &x
 		return nil
 	})
 	if err != nil {
-		return v, err
+		return views{}, err
 	}
-	err = pendingBucket(tx).ForEach(func(key, data []byte) error {
-		var p sm.Pending
-		if err := json.Unmarshal(data, &p); err != nil {
-			return fmt.Errorf("pending intent of %.80q: %w: %w", key, ErrCorrupt, err)
+	containers, names, err := readContainerViews(tx, images, execs)
+	return views{containers: containers, execs: execs, names: names, images: images}, err
+}
+
+// readContainerViews reads the containers' views and names, and puts each
+// pending intent with its view (an image's into images, an exec session's
+// into execs).
+func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[string]*sm.Exec) (map[string]*sm.Container, map[string]string, error) {
+	containers := map[string]*sm.Container{}
+	err := containersBucket(tx).ForEach(func(k, v []byte) error {
+		var c sm.Container
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("view of %s: %w: %w", k, ErrCorrupt, err)
 		}
-		if k, isExec := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectExec, ""))); isExec {
-			x, ok := v.execs[string(k)]
+		containers[string(k)] = &c
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = pendingBucket(tx).ForEach(func(key, v []byte) error {
+		if id, isImage := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectImage, ""))); isImage {
+			view, ok := images[string(id)]
 			if !ok {
-				return fmt.Errorf("pending intent of exec session %s, which has no view: %w", k, ErrCorrupt)
+				return fmt.Errorf("pending intent of image %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of image %.80q: %w: %w", id, ErrCorrupt, err)
+			}
+			view.Pending = &p
+			view.Seq = max(view.Seq, p.Seq)
+			return nil
+		}
+		if id, isExec := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectExec, ""))); isExec {
+			x, ok := execs[string(id)]
+			if !ok {
+				return fmt.Errorf("pending intent of exec session %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of exec session %.80q: %w: %w", id, ErrCorrupt, err)
 			}
 			x.Pending = &p
 			x.Seq = max(x.Seq, p.Seq)
@@ -121,26 +158,31 @@ func readViews(tx *bolt.Tx) (views, error) {
 		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {
-			// Only containers and exec sessions have a fold, so only
-			// they have intents.
-			return fmt.Errorf("pending intent of %.80q, which is no container nor exec session: %w", key, ErrCorrupt)
+			// Only containers, exec sessions and images have a fold, so
+			// only they have intents.
+			return fmt.Errorf("pending intent of %.80q, which is no container, exec session or image: %w", key, ErrCorrupt)
 		}
-		c, ok := v.containers[string(k)]
+		c, ok := containers[string(k)]
 		if !ok {
 			return fmt.Errorf("pending intent of %s, which has no view: %w", k, ErrCorrupt)
+		}
+		var p sm.Pending
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("pending intent of %s: %w: %w", k, ErrCorrupt, err)
 		}
 		c.Pending = &p
 		c.Seq = max(c.Seq, p.Seq)
 		return nil
 	})
 	if err != nil {
-		return v, err
+		return nil, nil, err
 	}
-	err = namesBucket(tx).ForEach(func(k, data []byte) error {
-		v.names[string(k)] = string(data)
+	names := map[string]string{}
+	err = namesBucket(tx).ForEach(func(k, v []byte) error {
+		names[string(k)] = string(v)
 		return nil
 	})
-	return v, err
+	return containers, names, err
 }
 
 // writeExecView stores exec session x (its pending intent apart), or
@@ -204,4 +246,36 @@ func writeView(tx *bolt.Tx, id string, c *sm.Container, intentOnly bool) error {
 		return fmt.Errorf("encode view of %s: %w", id, err)
 	}
 	return cb.Put([]byte(id), data)
+}
+
+// writeImageView stores an image's view, its pending intent under
+// pending/image/<id>; nil deletes both. An image view is small, so an
+// intent rewrites it whole.
+func writeImageView(tx *bolt.Tx, id string, v *sm.ImageView) error {
+	ib, pb := imageViewsBucket(tx), pendingBucket(tx)
+	key := []byte(sm.ObjectKey(sm.ObjectImage, id))
+	if v == nil {
+		if err := ib.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return pb.Delete(key)
+	}
+	if v.Pending != nil {
+		data, err := json.Marshal(v.Pending)
+		if err != nil {
+			return fmt.Errorf("encode pending intent of image %s: %w", id, err)
+		}
+		if err := pb.Put(key, data); err != nil {
+			return err
+		}
+	} else if err := pb.Delete(key); err != nil {
+		return err
+	}
+	stored := *v
+	stored.Pending = nil
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("encode view of image %s: %w", id, err)
+	}
+	return ib.Put([]byte(id), data)
 }

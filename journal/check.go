@@ -32,7 +32,7 @@ func openError(path string, err error) error {
 // stored schema version, or 0 for a bbolt file without any bucket (a new file
 // whose first transaction never committed). more, if set, runs last in the
 // same transaction.
-func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version int) error) (version int, err error) {
+func inspectReadOnly(path string, opts Options, counts Outcomes, more func(tx *bolt.Tx, version int) error) (version int, err error) {
 	fm, err := schema.ReadFileMeta(path)
 	if err != nil {
 		return 0, fmt.Errorf("journal %s: %w: %w", path, ErrCorrupt, err)
@@ -52,6 +52,10 @@ func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version i
 	}
 	defer func() { _ = db.Close() }()
 	err = db.View(func(tx *bolt.Tx) error {
+		// tx.Check walks the pages on a goroutine of its own, where a page
+		// id past the end of the mapping is a fault the guard cannot
+		// catch: walk them here first, under the guard.
+		walkBuckets(tx.Cursor(), tx.Bucket)
 		var errs []error
 		for e := range tx.Check() {
 			errs = append(errs, e)
@@ -75,7 +79,7 @@ func inspectReadOnly(path string, opts Options, more func(tx *bolt.Tx, version i
 				return fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 			if version == schema.Version {
-				if err := verify(tx, opts.Checks); err != nil {
+				if err := verify(tx, opts.Checks, counts); err != nil {
 					return err
 				}
 			}
@@ -108,6 +112,19 @@ func guard(path string, err *error) func() {
 	}
 }
 
+// walkBuckets reads every key of every bucket under c, recursively, so that
+// every page of the tree is touched on the calling goroutine.
+func walkBuckets(c *bolt.Cursor, bucket func(name []byte) *bolt.Bucket) {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			continue
+		}
+		if b := bucket(k); b != nil {
+			walkBuckets(b.Cursor(), b.Bucket)
+		}
+	}
+}
+
 func hasBuckets(tx *bolt.Tx) bool {
 	c := tx.Cursor()
 	k, _ := c.First()
@@ -117,7 +134,8 @@ func hasBuckets(tx *bolt.Tx) bool {
 // verify checks a file of the current schema in tx: its version and
 // buckets, the replay of the whole journal against the stored view and
 // names, and every check of the other stores. Any failure wraps ErrCorrupt.
-func verify(tx *bolt.Tx, checks []schema.Check) error {
+// With counts, it counts the outcomes of the records it replays.
+func verify(tx *bolt.Tx, checks []schema.Check, counts Outcomes) error {
 	v, err := schema.StoredVersion(tx)
 	if err == nil && v != schema.Version {
 		err = fmt.Errorf("schema version %d, want %d", v, schema.Version)
@@ -126,7 +144,7 @@ func verify(tx *bolt.Tx, checks []schema.Check) error {
 		err = schema.CheckBuckets(tx, schema.Version)
 	}
 	if err == nil {
-		err = verifyView(tx)
+		err = verifyView(tx, counts)
 	}
 	for _, c := range checks {
 		if err != nil {
@@ -142,11 +160,12 @@ func verify(tx *bolt.Tx, checks []schema.Check) error {
 	return err
 }
 
-// Folded is what a replay of the journal gives: every view.
+// Folded is what a replay of the whole journal gives: every view.
 type Folded struct {
 	Containers map[string]sm.Container
 	Execs      map[string]sm.Exec
 	Names      map[string]string
+	Images     map[string]sm.ImageView
 }
 
 // Replay folds every record of the journal from scratch, each with the fold
@@ -154,29 +173,33 @@ type Folded struct {
 func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 	view := newBatchView(emptyJournal())
 	err := records(view.fold)
-	out := Folded{Containers: map[string]sm.Container{}, Execs: map[string]sm.Exec{}, Names: map[string]string{}}
+	f := Folded{Containers: map[string]sm.Container{}, Execs: map[string]sm.Exec{}, Names: map[string]string{}, Images: map[string]sm.ImageView{}}
 	for id, c := range view.containers {
 		if c != nil {
-			out.Containers[id] = *c
+			f.Containers[id] = *c
 		}
 	}
 	for id, x := range view.execs {
 		if x != nil {
-			out.Execs[id] = *x
+			f.Execs[id] = *x
 		}
 	}
 	for name, id := range view.names {
 		if id != "" {
-			out.Names[name] = id
+			f.Names[name] = id
 		}
 	}
-	return out, err
+	for id, v := range view.images {
+		if v != nil {
+			f.Images[id] = *v
+		}
+	}
+	return f, err
 }
 
-// emptyJournal is the in-memory side of a journal with no records, for a
-// fold from scratch.
+// emptyJournal is what a fold from scratch starts from.
 func emptyJournal() *Journal {
-	return &Journal{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}}
+	return &Journal{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, images: map[string]*sm.ImageView{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -186,30 +209,34 @@ var ErrViewMismatch = errors.New("stored view differs from the fold of the journ
 // whole journal and compares the result with the stored view, container by
 // container and name by name, and runs the other stores' checks.
 func (j *Journal) Verify() error {
-	return j.db.View(func(tx *bolt.Tx) error { return verify(tx, j.checks) })
+	return j.db.View(func(tx *bolt.Tx) error { return verify(tx, j.checks, nil) })
 }
 
-// verifyView is Verify inside a read transaction.
-func verifyView(tx *bolt.Tx) error {
-	folded, err := Replay(func(fn func(sm.Record) error) error {
+// verifyView is Verify inside a read transaction; with counts, it counts
+// the outcomes of the records it replays.
+func verifyView(tx *bolt.Tx, counts Outcomes) error {
+	fold, err := Replay(func(fn func(sm.Record) error) error {
 		return journalBucket(tx).ForEach(func(k, v []byte) error {
 			rec, err := decodeRecord(k, v)
 			if err != nil {
 				return err
 			}
+			counts.add(rec)
 			return fn(rec)
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	stored, err := readViews(tx)
+	folded, names := fold.Containers, fold.Names
+	sv, err := readViews(tx)
 	if err != nil {
 		return err
 	}
+	stored, storedNames := sv.containers, sv.names
 	var problems []error
-	for id, c := range stored.containers {
-		want, ok := folded.Containers[id]
+	for id, c := range stored {
+		want, ok := folded[id]
 		if !ok {
 			problems = append(problems, fmt.Errorf("container %s is in the view but not in the journal", id))
 			continue
@@ -226,36 +253,47 @@ func verifyView(tx *bolt.Tx) error {
 			problems = append(problems, fmt.Errorf("container %s: view %s, journal folds to %s", id, got, wantJSON))
 		}
 	}
-	for id := range folded.Containers {
-		if _, ok := stored.containers[id]; !ok {
+	for id := range folded {
+		if _, ok := stored[id]; !ok {
 			problems = append(problems, fmt.Errorf("container %s is in the journal but not in the view", id))
 		}
 	}
-	for id, x := range stored.execs {
-		want, ok := folded.Execs[id]
+	if !maps.Equal(storedNames, names) {
+		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", storedNames, names))
+	}
+	for id, x := range sv.execs {
+		want, ok := fold.Execs[id]
 		if !ok {
 			problems = append(problems, fmt.Errorf("exec session %s is in the view but not in the journal", id))
 			continue
 		}
-		got, err := json.Marshal(x)
-		if err != nil {
-			return err
-		}
-		wantJSON, err := json.Marshal(want)
-		if err != nil {
-			return err
-		}
+		got, _ := json.Marshal(x)
+		wantJSON, _ := json.Marshal(want)
 		if string(got) != string(wantJSON) {
 			problems = append(problems, fmt.Errorf("exec session %s: view %s, journal folds to %s", id, got, wantJSON))
 		}
 	}
-	for id := range folded.Execs {
-		if _, ok := stored.execs[id]; !ok {
+	for id := range fold.Execs {
+		if _, ok := sv.execs[id]; !ok {
 			problems = append(problems, fmt.Errorf("exec session %s is in the journal but not in the view", id))
 		}
 	}
-	if !maps.Equal(stored.names, folded.Names) {
-		problems = append(problems, fmt.Errorf("names: view %v, journal folds to %v", stored.names, folded.Names))
+	for id, v := range sv.images {
+		want, ok := fold.Images[id]
+		if !ok {
+			problems = append(problems, fmt.Errorf("image %s is in the view but not in the journal", id))
+			continue
+		}
+		got, _ := json.Marshal(v)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("image %s: view %s, journal folds to %s", id, got, wantJSON))
+		}
+	}
+	for id := range fold.Images {
+		if _, ok := sv.images[id]; !ok {
+			problems = append(problems, fmt.Errorf("image %s is in the journal but not in the view", id))
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
@@ -267,6 +305,7 @@ func verifyView(tx *bolt.Tx) error {
 type Report struct {
 	Records    int
 	Containers int
+	Images     int
 	// Schema is the file's stored schema version; an older one is migrated
 	// by the next Open (the check verified the migrated result).
 	Schema        int
@@ -295,7 +334,7 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 			_ = os.Remove(old.Name())
 		}
 	}()
-	version, err := inspectReadOnly(path, opts, func(tx *bolt.Tx, version int) error {
+	version, err := inspectReadOnly(path, opts, nil, func(tx *bolt.Tx, version int) error {
 		rep.Schema = version
 		if version == 0 {
 			return fmt.Errorf("%w: no buckets: not a journal", ErrCorrupt)
@@ -325,7 +364,7 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 		if _, err := schema.Migrate(tx); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		if err := verify(tx, checks); err != nil {
+		if err := verify(tx, checks, nil); err != nil {
 			return err
 		}
 		rep.fill(tx)
@@ -340,5 +379,6 @@ func CheckFile(path string, lockTimeout time.Duration, checks ...schema.Check) (
 func (rep *Report) fill(tx *bolt.Tx) {
 	rep.Records = journalBucket(tx).Stats().KeyN
 	rep.Containers = containersBucket(tx).Stats().KeyN
+	rep.Images = imageViewsBucket(tx).Stats().KeyN
 	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
 }

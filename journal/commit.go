@@ -268,10 +268,11 @@ type batchView struct {
 	// intentOnly marks containers that only got intents (other than create)
 	// in this batch: their stored view needs only its pending part.
 	intentOnly map[string]bool
+	images     map[string]*sm.ImageView // nil value: deleted in this batch
 }
 
 func newBatchView(j *Journal) *batchView {
-	return &batchView{j: j, containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, intentOnly: map[string]bool{}}
+	return &batchView{j: j, containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{}}
 }
 
 // child is a view of one call's records over b: merged into b if the call
@@ -295,6 +296,32 @@ func (b *batchView) merge(c *batchView) {
 	for name, id := range c.names {
 		b.names[name] = id
 	}
+	for id, v := range c.images {
+		b.images[id] = v
+	}
+}
+
+func (b *batchView) image(id string) *sm.ImageView {
+	if v, ok := b.images[id]; ok {
+		return v
+	}
+	if b.parent != nil {
+		return b.parent.image(id)
+	}
+	return b.j.images[id]
+}
+
+// foldImage applies an image's record to the batch view.
+func (b *batchView) foldImage(rec sm.Record) error {
+	prev := b.image(rec.ObjectID)
+	next, err := ApplyImage(prev, rec)
+	if err != nil {
+		return err
+	}
+	if prev != nil || next != nil {
+		b.images[rec.ObjectID] = next
+	}
+	return nil
 }
 
 func (b *batchView) container(id string) *sm.Container {
@@ -373,6 +400,11 @@ func (b *batchView) write(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	for id, v := range b.images {
+		if err := writeImageView(tx, id, v); err != nil {
+			return err
+		}
+	}
 	nb := namesBucket(tx)
 	for name, id := range b.names {
 		var err error
@@ -411,6 +443,13 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 			delete(j.names, name)
 		} else {
 			j.names[name] = id
+		}
+	}
+	for id, v := range b.images {
+		if v == nil {
+			delete(j.images, id)
+		} else {
+			j.images[id] = v
 		}
 	}
 	if lastSeq > j.lastSeq {

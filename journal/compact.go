@@ -3,18 +3,20 @@ package journal
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairn-run/cairn/internal/schema"
+	sm "github.com/cairn-run/cairn/statemachine"
 )
 
 // Compaction keeps the journal file from growing with the length of
-// history. The records of a container that is gone from the view (removed,
-// or a create that failed) are deleted once all of them are older than the
-// newest `retain` records, so `cairn history` still shows recently removed
-// containers and a replay never meets half a history. Live containers keep
-// every record. Compaction is not needed for correctness; it bounds the
+// history. The records of an object that is gone from the view (a removed
+// container or a create that failed, a deleted image or a load that
+// failed) are deleted once all of them are older than the newest `retain`
+// records, so `cairn history` still shows recently removed objects and a
+// replay never meets half a history. Live objects keep every record. Compaction is not needed for correctness; it bounds the
 // file, and with it the checks Open runs at startup (bbolt's page check and
 // the replay of the whole journal).
 
@@ -38,11 +40,17 @@ func (j *Journal) Compact(retain, batch int) (CompactResult, error) {
 		err := j.db.Update(func(tx *bolt.Tx) error {
 			jb := journalBucket(tx)
 			through := compactedThrough(tx)
-			for _, key := range doomed[:n] {
-				if err := jb.Delete(key); err != nil {
+			deleted := Outcomes{}
+			for _, d := range doomed[:n] {
+				if err := jb.Delete(d.key); err != nil {
 					return err
 				}
-				through = max(through, keySeq(key))
+				through = max(through, keySeq(d.key))
+				deleted.add(d.rec)
+			}
+			// Counts of transitions must not drop with the records.
+			if err := recordCompacted(tx, deleted); err != nil {
+				return err
 			}
 			// A watcher resuming below this line may have missed records.
 			return schema.Meta(tx).Put(schema.MetaCompactedThrough, seqKey(through))
@@ -76,9 +84,16 @@ func (j *Journal) CompactedThrough() (uint64, error) {
 
 // compactable lists the keys of records of containers that are gone from
 // the view and whose every record is older than the newest retain records.
-func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
+// doomedRecord is a record compaction will delete: its key, and what it
+// counts as.
+type doomedRecord struct {
+	key []byte
+	rec sm.Record // its kind, event and object: what it counts as
+}
+
+func (j *Journal) compactable(retain uint64) ([]doomedRecord, int, error) {
 	type history struct {
-		keys   [][]byte
+		keys   []doomedRecord
 		newest uint64
 	}
 	histories := map[string]*history{}
@@ -92,19 +107,18 @@ func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
 		c := jb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			scanned++
-			var rec struct {
-				Container string `json:"container"`
-			}
+			var rec sm.Record
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("record %d: %w: %w", keySeq(k), ErrCorrupt, err)
 			}
-			h := histories[rec.Container]
+			key := rec.Key()
+			h := histories[key]
 			if h == nil {
 				h = &history{}
-				histories[rec.Container] = h
+				histories[key] = h
 			}
 			if keySeq(k) <= horizon {
-				h.keys = append(h.keys, append([]byte(nil), k...))
+				h.keys = append(h.keys, doomedRecord{key: append([]byte(nil), k...), rec: rec})
 			}
 			h.newest = keySeq(k)
 		}
@@ -115,12 +129,26 @@ func (j *Journal) compactable(retain uint64) ([][]byte, int, error) {
 	}
 	// A history with a record past the horizon is recent (or still being
 	// written), so it stays whole.
-	var doomed [][]byte
-	for id, h := range histories {
-		if _, live := j.Container(id); live || h.newest > horizon {
+	var doomed []doomedRecord
+	for key, h := range histories {
+		if j.live(key) || h.newest > horizon {
 			continue
 		}
 		doomed = append(doomed, h.keys...)
 	}
 	return doomed, scanned, nil
+}
+
+// live reports whether the object with key is in the view.
+func (j *Journal) live(key string) bool {
+	kind, id, _ := strings.Cut(key, "/")
+	switch sm.ObjectKind(kind) {
+	case sm.ObjectContainer:
+		_, ok := j.Container(id)
+		return ok
+	case sm.ObjectImage:
+		_, ok := j.Image(id)
+		return ok
+	}
+	return true // a kind without a fold has no records yet; keep them
 }

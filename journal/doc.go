@@ -14,9 +14,11 @@
 // A record names its object: a kind (container, image, volume, netattach,
 // exec, sandbox) and an id; a record without a kind, as schema 1 wrote them,
 // is a container's. Records are folded with the fold of their kind (see
-// folds in fold.go); only containers have one yet, and a record of a kind
-// without a fold is refused with ErrInconsistent. Pending intents are keyed
-// by object key ("container/<id>").
+// folds in fold.go): containers (Apply, into containers/ and names/) and,
+// since schema 3, images (ApplyImage, into imageviews/, keyed by image id);
+// a record of a kind without a fold is refused with ErrInconsistent.
+// Pending intents are keyed by object key ("container/<id>",
+// "image/sha256:<hex>").
 //
 // # Durability
 //
@@ -41,9 +43,10 @@
 // # View
 //
 // The same transaction that appends a record folds it into the "containers"
-// and "names" buckets (see Apply), so the stored view can never disagree with
-// the journal; Verify replays the journal from scratch to prove it. The view is
-// also cached in memory for reads.
+// and "names" buckets (see Apply), or "imageviews" (see ApplyImage), so the
+// stored view can never disagree with the journal; Verify replays the
+// journal from scratch to prove it. The view is also cached in memory for
+// reads.
 //
 // The journal never touches the machine: it records, folds and reports.
 package journal

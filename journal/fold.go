@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-run/cairn/internal/imageref"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -52,7 +53,7 @@ func created(rec sm.Record) *sm.Container {
 	a := rec.Args
 	c := sm.Container{
 		ID: rec.Container, Name: a.Name, Image: a.Image, Command: a.Command, Env: a.Env,
-		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove,
+		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove, ImageID: a.ImageID, Config: a.Config,
 		TTY: a.TTY, OpenStdin: a.OpenStdin, StdinOnce: a.StdinOnce, LogMaxSize: a.LogMaxSize, LogMaxFiles: a.LogMaxFiles,
 		State:   sm.StateNone,
 		Pending: &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args},
@@ -92,11 +93,86 @@ func applyResult(c *sm.Container, rec sm.Record) {
 }
 
 // folds are the fold of each kind of object that has one, applied to the
-// batch being committed or replayed: containers and exec sessions
-// (fold_exec.go); a kind that gains journaled objects adds its fold here.
+// batch being committed or replayed: containers, exec sessions
+// (fold_exec.go) and images. A kind that gains journaled objects adds its
+// fold here.
 var folds = map[sm.ObjectKind]func(b *batchView, rec sm.Record) error{
 	sm.ObjectContainer: (*batchView).foldContainer,
 	sm.ObjectExec:      (*batchView).foldExec,
+	sm.ObjectImage:     (*batchView).foldImage,
+}
+
+// ApplyImage is the image fold: it folds one record of an image into the
+// view of that image. prev is nil when the journal has no view of it; a
+// nil result means the image has none after the record (deleted, or a
+// first load that failed). It is pure and never modifies prev.
+func ApplyImage(prev *sm.ImageView, rec sm.Record) (*sm.ImageView, error) {
+	rec = rec.Normalized()
+	if err := validateImage(prev, rec); err != nil {
+		return nil, fmt.Errorf("record %d (%s %s of %s): %w", rec.Seq, rec.Kind, rec.Event, rec.Key(), err)
+	}
+	var next sm.ImageView
+	if prev != nil {
+		next = prev.Clone()
+	} else {
+		next = sm.ImageView{ID: rec.ObjectID, State: sm.StateNone}
+	}
+	next.Seq = rec.Seq
+	if rec.Kind == sm.KindIntent {
+		p := sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To}
+		if rec.Args != nil {
+			a := *rec.Args
+			p.Args = &a
+		}
+		next.Pending = &p
+		next = next.Clone()
+		return &next, nil
+	}
+	next.Pending = nil
+	next.State = rec.To
+	if next.State != sm.StatePresent {
+		return nil, nil // deleted, or never registered
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = rec.Time
+	}
+	return &next, nil
+}
+
+// validateImage checks that rec, an image's record, can follow prev.
+func validateImage(prev *sm.ImageView, rec sm.Record) error {
+	if err := validateObject(rec, sm.ObjectImage); err != nil {
+		return err
+	}
+	switch {
+	case !imageref.IsID(rec.ObjectID):
+		return fmt.Errorf("image id %.80q is not sha256:<64 hex>: %w", rec.ObjectID, ErrInconsistent)
+	case rec.Container != "" || rec.Exec != "":
+		return fmt.Errorf("an image's record names container %.80q: %w", rec.Container, ErrInconsistent)
+	case !sm.IsImageEvent(rec.Event):
+		return fmt.Errorf("%q is not an image event: %w", rec.Event, ErrInconsistent)
+	}
+	pending := uint64(0)
+	if prev != nil && prev.Pending != nil {
+		pending = prev.Pending.Seq
+	}
+	switch rec.Kind {
+	case sm.KindIntent:
+		if pending != 0 {
+			return fmt.Errorf("intent %d is still pending: %w", pending, ErrInconsistent)
+		}
+	case sm.KindDone, sm.KindFailed:
+		if pending == 0 || pending != rec.Intent {
+			return fmt.Errorf("finishes intent %d, which is not pending: %w", rec.Intent, ErrInconsistent)
+		}
+	case sm.KindReconciled:
+		if rec.Intent != pending {
+			return fmt.Errorf("reconciles intent %d, but intent %d is pending: %w", rec.Intent, pending, ErrInconsistent)
+		}
+	default:
+		return fmt.Errorf("unknown record kind %q: %w", rec.Kind, ErrInconsistent)
+	}
+	return nil
 }
 
 // validateObject checks that rec (normalized) names an object of kind want

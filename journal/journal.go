@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -56,9 +57,13 @@ type Journal struct {
 	containers map[string]*sm.Container
 	execs      map[string]*sm.Exec
 	names      map[string]string
+	images     map[string]*sm.ImageView
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
+	// outcomes are the journal's DONE and FAILED records at Open, those
+	// compaction deleted included (Outcomes).
+	outcomes Outcomes
 
 	// closeMu orders Commit's send on appends before Close's stop: a
 	// request is never queued after the committer stopped.
@@ -89,8 +94,9 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	version := 0 // a bbolt file without any bucket: a new file
+	counts := Outcomes{}
 	if !fresh {
-		if version, err = inspectReadOnly(path, opts, nil); err != nil {
+		if version, err = inspectReadOnly(path, opts, counts, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +110,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		}
 	}()
 	if version != schema.Version {
-		if err := prepare(db, path, version, opts.Checks); err != nil {
+		if err := prepare(db, path, version, opts.Checks, counts); err != nil {
 			return nil, err
 		}
 	}
@@ -113,6 +119,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		containers: map[string]*sm.Container{},
 		execs:      map[string]*sm.Exec{},
 		names:      map[string]string{},
+		images:     map[string]*sm.ImageView{},
 		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -120,6 +127,10 @@ func Open(path string, opts Options) (j *Journal, err error) {
 	if err := j.load(); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
+	if err := db.View(func(tx *bolt.Tx) error { return counts.addCompacted(tx) }); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	j.outcomes = counts
 	go j.commitLoop()
 	return j, nil
 }
@@ -140,7 +151,7 @@ func openReadWrite(path string, timeout time.Duration) (db *bolt.DB, err error) 
 // write transaction: a new file gets its buckets; an older one is migrated
 // and then verified like any file Open accepts. On any error the
 // transaction is rolled back and bbolt writes nothing.
-func prepare(db *bolt.DB, path string, version int, checks []schema.Check) (err error) {
+func prepare(db *bolt.DB, path string, version int, checks []schema.Check, counts Outcomes) (err error) {
 	// A panic inside Update rolls the transaction back before guard
 	// recovers it.
 	defer guard(path, &err)()
@@ -151,7 +162,7 @@ func prepare(db *bolt.DB, path string, version int, checks []schema.Check) (err 
 		if _, err := schema.Migrate(tx); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		return verify(tx, checks)
+		return verify(tx, checks, counts)
 	})
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", path, err)
@@ -164,7 +175,7 @@ func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
 		v, err := readViews(tx)
-		j.containers, j.execs, j.names = v.containers, v.execs, v.names
+		j.containers, j.execs, j.names, j.images = v.containers, v.execs, v.names, v.images
 		return err
 	})
 }
@@ -195,6 +206,18 @@ func (j *Journal) Write(op schema.Op) error {
 	return err
 }
 
+// Stats are the journal's record count and the size of its file.
+func (j *Journal) Stats() (records int, fileBytes int64) {
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		records = journalBucket(tx).Stats().KeyN
+		return nil
+	})
+	if fi, err := os.Stat(j.path); err == nil {
+		fileBytes = fi.Size()
+	}
+	return records, fileBytes
+}
+
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }
 
@@ -207,6 +230,29 @@ func (j *Journal) Container(id string) (sm.Container, bool) {
 		return sm.Container{}, false
 	}
 	return c.Clone(), true
+}
+
+// Image returns a copy of the view of image id.
+func (j *Journal) Image(id string) (sm.ImageView, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	v, ok := j.images[id]
+	if !ok {
+		return sm.ImageView{}, false
+	}
+	return v.Clone(), true
+}
+
+// Images returns copies of every image view, sorted by id.
+func (j *Journal) Images() []sm.ImageView {
+	j.mu.RLock()
+	out := make([]sm.ImageView, 0, len(j.images))
+	for _, v := range j.images {
+		out = append(out, v.Clone())
+	}
+	j.mu.RUnlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
 }
 
 // IDByName returns the id of the container holding name.
@@ -309,6 +355,38 @@ func (j *Journal) Appended() <-chan struct{} {
 // Records calls fn for every record in order, from seq from on; when
 // container is not empty only for that container's records.
 func (j *Journal) Records(from uint64, container string, fn func(sm.Record) error) error {
+	return j.RecordsOf(from, RecordFilter{Container: container}, fn)
+}
+
+// RecordFilter picks records: of one container (its own and its execs'),
+// of one kind of object, or of one object; the zero filter picks all.
+type RecordFilter struct {
+	Container string
+	Object    sm.ObjectKind
+	ObjectID  string
+}
+
+func (f RecordFilter) match(rec sm.Record) bool {
+	switch {
+	case f.Container != "" && rec.Container != f.Container:
+		return false
+	case f.Object != "" && rec.Object != f.Object:
+		return false
+	case f.ObjectID != "" && rec.ObjectID != f.ObjectID:
+		return false
+	}
+	return true
+}
+
+// ObjectRecords calls fn for every record of objects of kind (of the one
+// with id, when set), in order, from seq from on.
+func (j *Journal) ObjectRecords(from uint64, kind sm.ObjectKind, id string, fn func(sm.Record) error) error {
+	return j.RecordsOf(from, RecordFilter{Object: kind, ObjectID: id}, fn)
+}
+
+// RecordsOf calls fn for every record that f picks, in order, from seq
+// from on.
+func (j *Journal) RecordsOf(from uint64, f RecordFilter, fn func(sm.Record) error) error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		c := journalBucket(tx).Cursor()
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
@@ -316,7 +394,7 @@ func (j *Journal) Records(from uint64, container string, fn func(sm.Record) erro
 			if err != nil {
 				return err
 			}
-			if container != "" && rec.Container != container {
+			if !f.match(rec) {
 				continue
 			}
 			if err := fn(rec); err != nil {

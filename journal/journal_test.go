@@ -374,6 +374,20 @@ func TestCompact_DropsOldHistoriesOfGoneContainersOnly(t *testing.T) {
 	if through, err := j.CompactedThrough(); err != nil || through != 200 {
 		t.Fatalf("compacted through %d, %v; want 200", through, err)
 	}
+	// Counts of finished transitions survive compaction and a reopen.
+	path := j.Path()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	got := j.Outcomes()
+	if got[Outcome{"create", "DONE"}] != 72 || got[Outcome{"remove", "DONE"}] != 71 {
+		t.Fatalf("outcomes after compaction and reopen: %v, want 72 creates and 71 removes", got)
+	}
 	transition(t, j, "after", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs(""), nil)
 	if got := j.LastSeq(); got != last+2 {
 		t.Fatalf("sequence after compaction %d, want %d: numbers must never repeat", got, last+2)

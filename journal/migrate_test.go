@@ -53,7 +53,12 @@ type psRow struct {
 
 func readPS(t *testing.T) []psRow {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "ps.json"))
+	return readPSFile(t, "ps.json")
+}
+
+func readPSFile(t *testing.T, name string) []psRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

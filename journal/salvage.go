@@ -26,8 +26,10 @@ type SalvageReport struct {
 	// Unreadable describes what could not be read at all: damaged pages,
 	// records that do not decode, keys that are no sequence number.
 	Unreadable []string
-	// Containers is the number of container views the kept records fold to.
+	// Containers and Images are the numbers of container and image views
+	// the kept records fold to.
 	Containers int
+	Images     int
 	// StoreRecords counts the records copied per store bucket (images/, ...).
 	StoreRecords map[string]int
 	// StoreRepairs are what the stores' checks dropped or fixed to make the
@@ -273,6 +275,11 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 			rep.Containers++
 		}
 	}
+	for _, v := range view.images {
+		if v != nil {
+			rep.Images++
+		}
+	}
 	for _, name := range schema.StoreBuckets {
 		b := tx.Bucket(name)
 		for _, kv := range s.stores[string(name)] {
@@ -297,5 +304,5 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 			return fmt.Errorf("%s: repair: %w", c.Name, err)
 		}
 	}
-	return verify(tx, checks)
+	return verify(tx, checks, nil)
 }

@@ -20,24 +20,37 @@ import (
 //
 // Invariants, each kept by a single transaction and verified by CheckTx:
 //   - every image's chainID has a layers/ entry; every layer's parent too;
-//   - refcount = number of images whose chainID is this layer + number of
-//     layers whose parent is this layer; the entry (and then its directory)
-//     goes when it reaches 0;
+//   - refcount = number of images/ records whose chainID is this layer +
+//     number of layers whose parent is this layer; the entry (and then its
+//     directory) goes when it reaches 0;
 //   - every mount's chainID has a layers/ entry;
-//   - an image named by a mounts/ record cannot be removed.
+//   - an image a mounts/ record names (by id, or for mounts made before
+//     image ids by name) cannot be deleted; its other names can be removed.
+//
+// An images/ key is a name: the canonical reference of internal/imageref
+// ("docker.io/library/busybox:latest"), the image id ("sha256:<hex>") of an
+// image that has no name (a dangling image), or, for an image imported
+// before names were normalized (schema 2), the name as it was given. One
+// image (one id) may have several keys, one record each.
 //
 // Records are JSON and decoded leniently (unknown fields ignored), so adding a
 // field needs no migration; renaming or removing one does, and must come with
 // a migration in internal/schema.
 
-// imageRecord: {"diffIDs":["sha256:<hex>",...] (bottom first), "chainID":
-// "sha256:<hex>" (top of the chain), "size": sum of the layers' sizes,
-// "created": RFC 3339}.
+// imageRecord: {"id": image id, "sha256:<hex>" of the config (absent in
+// records written before image configs: see recordID), "diffIDs":
+// ["sha256:<hex>",...] (bottom first), "chainID": "sha256:<hex>" (top of the
+// chain), "size": sum of the layers' sizes, "created": RFC 3339, when this
+// name was registered, "config": the image config as loaded, base64 (its
+// bytes exactly, since the id is their digest; absent before image
+// configs)}.
 type imageRecord struct {
+	ID      string    `json:"id,omitempty"`
 	DiffIDs []string  `json:"diffIDs"`
 	ChainID string    `json:"chainID"`
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`
+	Config  []byte    `json:"config,omitempty"`
 }
 
 // layerRecord: {"diffID", "parent": chainID of the layer below or absent,
@@ -51,10 +64,12 @@ type layerRecord struct {
 	Refcount int64  `json:"refcount"`
 }
 
-// mountRecord: {"image": the image it was created from, "chainID": its top
-// layer (lower dirs follow parents), "created"}.
+// mountRecord: {"image": the images/ key it was created from, "imageID":
+// that image's id (absent in mounts made before image ids), "chainID": its
+// top layer (lower dirs follow parents), "created"}.
 type mountRecord struct {
 	Image   string    `json:"image"`
+	ImageID string    `json:"imageID,omitempty"`
 	ChainID string    `json:"chainID"`
 	Created time.Time `json:"created"`
 }

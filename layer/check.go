@@ -87,8 +87,15 @@ func readStore(tx *bolt.Tx) (storeRecords, []error) {
 func (st storeRecords) violations() []error {
 	var problems []error
 	for _, name := range sortedKeys(st.images) {
-		if rec := st.images[name]; !st.hasLayer(rec.ChainID) {
+		rec := st.images[name]
+		if !st.hasLayer(rec.ChainID) {
 			problems = append(problems, fmt.Errorf("image %q: layer %s is not registered", name, rec.ChainID))
+		}
+		if rec.ID != "" && len(rec.Config) > 0 && ConfigID(rec.Config) != rec.ID {
+			problems = append(problems, fmt.Errorf("image %q: its config hashes to %s, not its id %s", name, ConfigID(rec.Config), rec.ID))
+		}
+		if len(rec.DiffIDs) > 0 && chainIDs(rec.DiffIDs)[len(rec.DiffIDs)-1] != rec.ChainID {
+			problems = append(problems, fmt.Errorf("image %q: its diffIDs chain to %s, not its chainID %s", name, chainIDs(rec.DiffIDs)[len(rec.DiffIDs)-1], rec.ChainID))
 		}
 	}
 	for _, chainID := range sortedKeys(st.layers) {
@@ -173,6 +180,17 @@ func RepairTx(tx *bolt.Tx) ([]string, error) {
 	del := func(b *bolt.Bucket, key, why string) error {
 		done = append(done, why)
 		return b.Delete([]byte(key))
+	}
+	for _, name := range sortedKeys(st.images) {
+		rec := st.images[name]
+		badID := rec.ID != "" && len(rec.Config) > 0 && ConfigID(rec.Config) != rec.ID
+		badChain := len(rec.DiffIDs) > 0 && chainIDs(rec.DiffIDs)[len(rec.DiffIDs)-1] != rec.ChainID
+		if badID || badChain {
+			delete(st.images, name)
+			if err := del(imagesBucket(tx), name, fmt.Sprintf("image %q: its id, config or chain do not agree: dropped", name)); err != nil {
+				return done, err
+			}
+		}
 	}
 	for changed := true; changed; {
 		changed = false

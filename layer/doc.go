@@ -1,6 +1,7 @@
-// Package layer owns Cairn's content-addressed layer store: importing an
-// image from an untrusted rootfs tar, the per-container init and RW layers,
-// and the overlay mount that joins them.
+// Package layer owns Cairn's content-addressed layer store: images (their
+// names, ids and configs), their layers, each extracted once from an
+// untrusted tar, the per-container init and RW layers, and the overlay
+// mount that joins them.
 //
 // It never decides when a container is created, started or removed — that is
 // the state machine's job, recorded in the journal before any call here — and
@@ -12,8 +13,22 @@
 // diffID = "sha256:" + hex(sha256(uncompressed layer tar stream)), the whole
 // stream including the end-of-archive padding. chainID(1) = diffID(1) and
 // chainID(n) = "sha256:" + hex(sha256(chainID(n-1) + " " + diffID(n))).
-// Layers are keyed by chainID, so two images built from the same tar share
-// one extracted directory (refcounted in the "layers" bucket).
+// Layers are keyed by chainID, so two images whose chains start alike share
+// the directories of that common part (refcounted in the "layers" bucket:
+// each images/ key holds one reference on its top layer, each layer one on
+// its parent).
+//
+// An image's id is the sha256 of its config (kept byte for byte); an image
+// made from one rootfs tar gets FlatConfig, so the same tar always has the
+// same id. Its names are images/ keys, canonical references
+// (internal/imageref); a name given to another image moves, and an image
+// left without a name stays under its id (dangling) until it is deleted.
+//
+// Image layers are extracted with OCI whiteouts made overlay whiteouts:
+// ".wh.<name>" becomes a character device 0/0 at <name> and ".wh..wh..opq"
+// the xattr trusted.overlay.opaque=y on its directory; every other refusal
+// of the flat import (devices, escaping names and links, ...) holds for them
+// too. A flat import keeps ".wh." names as the files they are.
 //
 // # Disk layout under the store directory
 //
@@ -28,21 +43,33 @@
 //	      merged/             the container rootfs (overlay mount point);
 //	                          created last, so its presence means the mount
 //	                          directory is complete
-//	  tmp/import-*/           imports in progress; wiped by Open
+//	  tmp/stage-*/            loads and imports in progress: the spooled archive,
+//	                          layers extracted and verified (<cacheID>/); wiped
+//	                          by Open
 //
 // layers/, mounts/ and tmp/ are 0700: extracted layers hold setuid-root
 // binaries from untrusted tars, which host users must not be able to run.
 //
 // The overlay is lowerdir=<init>:<layers top first...>,upperdir=<upper>,
-// workdir=<work>. The upper directory must not itself be on overlayfs.
+// workdir=<work>. The upper directory must not itself be on overlayfs. When
+// that option string would not fit mount(2)'s one page (a chain of a
+// hundred layers), the layers go one by one through the new mount API
+// (fsopen, fsconfig "lowerdir+", fsmount, move_mount): up to overlayfs's own
+// limit of 500 lower directories (MaxImageLayers).
 //
 // # Crash safety
 //
-// An import extracts into tmp/, syncs the filesystem once (syncfs), renames
-// the directory into layers/, fsyncs layers/ and only then registers it in one
-// bbolt transaction. A crash before the commit leaves either a tmp dir or an
-// unreferenced layers/<cacheID>; Open deletes both. Nothing half-imported is
-// ever registered.
+// A load or import has three phases, each its own method, so that the
+// journaled image driver can put its intent between the first and the
+// second: Staging extracts each layer the store lacks into tmp/, checking it
+// against its digests, and syncs the filesystem once (syncfs);
+// InstallLayers renames the directories into layers/ and fsyncs layers/;
+// RegisterImage is the write (a schema.Op) that registers layers and names,
+// committed with the DONE. A crash before that commit leaves a tmp dir or
+// unreferenced layers/<cacheID>; Open deletes both. Nothing half-loaded is
+// ever registered. A removal (UntagOp, DeleteOp) commits first and deletes
+// the directories it freed after; a crash in between leaves orphans, which
+// Open deletes.
 //
 // CreateMount registers the mount first (one transaction, which also checks
 // that the image exists) and then builds its directories, merged/ last; calling

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,10 @@ import (
 type extractor struct {
 	rootFD int  // O_PATH fd of the layer root
 	owner  bool // apply uid/gid and file capabilities (running as root)
-	tree   map[string]entryKind
+	// whiteouts: OCI whiteout entries (an image layer's) become overlay
+	// whiteouts; otherwise (a flat rootfs) they are the files they are.
+	whiteouts bool
+	tree      map[string]entryKind
 
 	dirs   []dirMeta      // metadata applied in finish, after all children exist
 	dirIdx map[string]int // name -> index in dirs
@@ -157,6 +161,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if x.whiteouts && hdr.Typeflag != tar.TypeXGlobalHeader {
+		if handled, err := x.whiteout(name, hdr); handled || err != nil {
+			return err
+		}
+	}
 	kind, skip, err := kindOf(hdr)
 	if err != nil || skip {
 		return err
@@ -241,6 +250,105 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	x.tree[name] = kind
 	return nil
+}
+
+// OCI whiteouts (image-spec layer.md): ".wh.<name>" deletes <name> of the
+// layers below, ".wh..wh..opq" hides everything below in its directory.
+// Overlayfs says the same with a character device 0/0 at <name> and the
+// xattr trusted.overlay.opaque=y on the directory, so that is what they
+// become. Other ".wh..wh." names are aufs bookkeeping and are skipped, as
+// Docker and containerd do.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	opaqueXattr    = "trusted.overlay.opaque"
+)
+
+// whiteout handles name if it is a whiteout entry. Like every entry, a
+// whiteout refuses before its first side effect: a whiteout of something
+// this same layer adds, a name that is no name (".wh.", ".wh.."), a
+// directory called .wh.<x>, a parent that is not a directory.
+func (x *extractor) whiteout(name string, hdr *tar.Header) (bool, error) {
+	base := path.Base(name)
+	if !strings.HasPrefix(base, whiteoutPrefix) {
+		return false, nil
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		return true, refuse(hdr.Name, "a whiteout cannot be a directory")
+	}
+	if !x.owner {
+		return true, refuse(hdr.Name, "overlay whiteouts can only be made as root")
+	}
+	parent := path.Dir(name)
+	if base == whiteoutOpaque {
+		if err := x.makeParents(hdr, name); err != nil {
+			return true, err
+		}
+		fd, err := x.openDirRDONLY(parent)
+		if err != nil {
+			return true, fmt.Errorf("extract %s: %w", errdefs.Quote(hdr.Name), err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
+			return true, fmt.Errorf("extract %s: mark %s opaque: %w", errdefs.Quote(hdr.Name), errdefs.Quote(parent), err)
+		}
+		return true, nil
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return true, nil
+	}
+	hidden := base[len(whiteoutPrefix):]
+	if hidden == "" || hidden == "." || hidden == ".." {
+		return true, refuse(hdr.Name, "a whiteout must name a file")
+	}
+	target := path.Join(parent, hidden)
+	if x.tree[target] != kindNone {
+		return true, refuse(hdr.Name, "whiteout of %s, which this same layer adds", errdefs.Quote(target))
+	}
+	if err := x.makeParents(hdr, target); err != nil {
+		return true, err
+	}
+	pfd, err := x.dirFD(parent)
+	if err != nil {
+		return true, err
+	}
+	if err := unix.Mknodat(pfd, hidden, unix.S_IFCHR, 0); err != nil {
+		return true, fmt.Errorf("extract %s: whiteout: %w", errdefs.Quote(hdr.Name), err)
+	}
+	x.tree[target] = kindWhiteout
+	return true, nil
+}
+
+// makeParents creates the missing directories above name, refusing a
+// parent that is not a directory.
+func (x *extractor) makeParents(hdr *tar.Header, name string) error {
+	missing, err := checkParents(x.tree, name)
+	if err != nil {
+		return err
+	}
+	for _, m := range missing {
+		pfd, err := x.dirFD(path.Dir(m))
+		if err != nil {
+			return err
+		}
+		if err := unix.Mkdirat(pfd, path.Base(m), 0o755); err != nil {
+			return fmt.Errorf("extract %s: mkdir %s: %w", errdefs.Quote(hdr.Name), errdefs.Quote(m), err)
+		}
+		x.tree[m] = kindDir
+		x.setDirMeta(dirMeta{name: m, implicit: true})
+	}
+	return nil
+}
+
+// openDirRDONLY opens the layer directory rel for reading (an O_PATH fd
+// cannot carry xattrs), without following a symlink on any component.
+func (x *extractor) openDirRDONLY(rel string) (int, error) {
+	pfd, err := x.dirFD(rel)
+	if err != nil {
+		return -1, err
+	}
+	return unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 // writerOnly hides *os.File's ReadFrom so io.CopyBuffer uses our buffer.

@@ -8,19 +8,24 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
-	"time"
+	"path/filepath"
+	"regexp"
+	"strings"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/internal/imageref"
 )
 
 // ImportOptions bounds what one import may consume.
@@ -34,6 +39,38 @@ type ImportOptions struct {
 	ReserveBytes int64
 }
 
+// resolved fills in the defaults and refuses negative limits.
+func (o ImportOptions) resolved() (ImportOptions, error) {
+	if o.MaxBytes < 0 || o.MaxEntries < 0 || o.ReserveBytes < -1 {
+		return o, fmt.Errorf("negative import limits: %w", errdefs.ErrInvalidArgument)
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = defaultMaxBytes
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = defaultMaxEntries
+	}
+	if o.ReserveBytes == 0 {
+		o.ReserveBytes = defaultReserveBytes
+	}
+	return o, nil
+}
+
+var cacheIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// isZstdError reports a format error of the zstd decoder (its errors are
+// plain values of its package).
+func isZstdError(err error) bool {
+	for _, e := range []error{zstd.ErrMagicMismatch, zstd.ErrWindowSizeExceeded, zstd.ErrWindowSizeTooSmall, zstd.ErrBlockTooSmall,
+		zstd.ErrDecoderSizeExceeded, zstd.ErrReservedBlockType, zstd.ErrCompressedSizeTooBig, zstd.ErrUnknownDictionary,
+		zstd.ErrFrameSizeExceeded, zstd.ErrFrameSizeMismatch, zstd.ErrCRCMismatch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return err != nil && strings.HasPrefix(err.Error(), "zstd") || err != nil && strings.Contains(err.Error(), "invalid input:")
+}
+
 const (
 	defaultMaxBytes     = 8 << 30
 	defaultMaxEntries   = 1_000_000
@@ -44,10 +81,14 @@ const (
 )
 
 // Import reads a rootfs tar (plain or gzip, told apart by magic bytes) and
-// registers it as the single-layer image name. It hashes while extracting
-// into a tmp dir, then renames the directory into layers/ and registers layer
-// and image in one bbolt transaction. If the chainID is already registered the
+// registers it, outside the journal, as the single-layer image name (any
+// spelling internal/imageref normalizes), its config the flat config of
+// the layer (FlatConfig). It stages the layer (StageLayer: hashing while
+// extracting into tmp/), installs it into layers/ and registers layer and
+// image in one bbolt transaction. If the chainID is already registered the
 // existing layer is shared (refcount+1) and the new directory discarded.
+// cairnd imports through the journaled image driver instead, which runs
+// the same three phases with an intent before the install.
 //
 // Refusals are ErrInvalidArgument naming the entry and the reason; a taken
 // name is ErrAlreadyExists; a tar over opts' limits, or one that would eat
@@ -62,104 +103,240 @@ func (s *Store) Import(ctx context.Context, name string, r io.Reader, opts Impor
 }
 
 func (s *Store) importImage(ctx context.Context, name string, r io.Reader, opts ImportOptions) (Image, error) {
-	if err := validateImageName(name); err != nil {
-		return Image{}, err
-	}
-	if opts.MaxBytes < 0 || opts.MaxEntries < 0 || opts.ReserveBytes < -1 {
-		return Image{}, fmt.Errorf("negative import limits: %w", errdefs.ErrInvalidArgument)
-	}
-	if opts.MaxBytes == 0 {
-		opts.MaxBytes = defaultMaxBytes
-	}
-	if opts.MaxEntries == 0 {
-		opts.MaxEntries = defaultMaxEntries
-	}
-	if opts.ReserveBytes == 0 {
-		opts.ReserveBytes = defaultReserveBytes
-	}
-	space := &spaceGuard{dir: s.tmpDir, reserve: opts.ReserveBytes}
-	if err := space.check(); err != nil {
+	canonical, err := imageref.NormalizeTag(name)
+	if err != nil {
 		return Image{}, err
 	}
 	// Fail fast before reading gigabytes; the commit checks again.
-	if err := s.db.View(func(tx *bolt.Tx) error { return nameFree(tx, name) }); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { return nameFree(tx, canonical) }); err != nil {
 		return Image{}, err
 	}
-
-	tmp, err := os.MkdirTemp(s.tmpDir, "import-")
+	st, err := s.NewStaging(opts)
 	if err != nil {
 		return Image{}, err
 	}
-	// Whatever happens below, tmp must not outlive this call.
-	defer os.RemoveAll(tmp)
-
-	diffID, size, err := extractStream(ctx, tmp, r, opts, s.root, space)
+	// Whatever happens below, the staging directory must not outlive this call.
+	defer st.Close()
+	l, err := st.Flat(ctx, r)
 	if err != nil {
 		return Image{}, err
 	}
-	if err := syncDir(tmp, true); err != nil {
+	config := FlatConfig([]string{l.DiffID})
+	img := NewImage{ID: ConfigID(config), Config: config, DiffIDs: []string{l.DiffID}, Names: []string{canonical}, Staged: []StagedLayer{l}, Exclusive: true}
+	if err := s.InstallLayers(img.Staged); err != nil {
 		return Image{}, err
 	}
-
-	cacheID, err := newCacheID()
-	if err != nil {
-		return Image{}, err
-	}
-	final := s.layerDir(cacheID)
-	if err := os.Rename(tmp, final); err != nil {
-		return Image{}, fmt.Errorf("move layer into place: %w", err)
-	}
-	// From here a crash leaves an unreferenced layers/<cacheID>, which Open
-	// deletes; make the rename durable before the record can be.
-	if err := syncDir(s.layersDir, false); err != nil {
-		os.RemoveAll(final)
-		return Image{}, err
-	}
-
-	chain := chainIDs([]string{diffID})
-	chainID := chain[len(chain)-1]
-	created := time.Now().UTC()
-	shared := false
+	var reg Registration
+	register := s.RegisterImage(img, &reg)
 	err = s.update(func(tx *bolt.Tx) error {
 		// A client that gave up (a cancelled stream) gets nothing
 		// registered, however far its bytes got.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := nameFree(tx, name); err != nil {
-			return err
-		}
-		lb := layersBucket(tx)
-		var rec layerRecord
-		ok, err := getJSON(lb, chainID, &rec)
-		if err != nil {
-			return err
-		}
-		if shared = ok; ok {
-			rec.Refcount++
-		} else {
-			rec = layerRecord{DiffID: diffID, CacheID: cacheID, Size: size, Refcount: 1}
-		}
-		if err := putJSON(lb, chainID, rec); err != nil {
-			return err
-		}
-		return putJSON(imagesBucket(tx), name, imageRecord{
-			DiffIDs: []string{diffID}, ChainID: chainID, Size: size, Created: created,
-		})
+		return register(tx)
 	})
-	if err != nil || shared {
-		// Not registered (error) or not needed (an identical layer is).
-		os.RemoveAll(final)
-	}
 	if err != nil {
+		// Not registered: nothing points to the installed directory.
+		s.RemoveFreedLayers([]string{l.CacheID})
 		return Image{}, fmt.Errorf("register: %w", err)
 	}
-	return Image{Name: name, DiffIDs: []string{diffID}, ChainID: chainID, Size: size, CreatedAt: created}, nil
+	s.RemoveFreedLayers(reg.Unused)
+	return s.Image(canonical)
 }
 
 func nameFree(tx *bolt.Tx, name string) error {
 	if imagesBucket(tx).Get([]byte(name)) != nil {
 		return fmt.Errorf("image %s: %w", errdefs.Quote(name), errdefs.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// Staging is a scratch directory under tmp/ where the layers of one load or
+// import are extracted and verified before anything is recorded. Nothing in
+// it is ever registered; InstallLayers moves its layers into layers/, and
+// Close (or, after a crash, Open) removes what is left. Its limits
+// (ImportOptions) bound the sum of the layers it extracts.
+type Staging struct {
+	s       *Store
+	dir     string
+	opts    ImportOptions
+	space   *spaceGuard
+	bytes   int64 // uncompressed bytes extracted so far
+	entries int
+}
+
+// NewStaging makes a staging directory with the limits of opts.
+func (s *Store) NewStaging(opts ImportOptions) (*Staging, error) {
+	opts, err := opts.resolved()
+	if err != nil {
+		return nil, err
+	}
+	space := &spaceGuard{dir: s.tmpDir, reserve: opts.ReserveBytes}
+	if err := space.check(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(s.tmpDir, "stage-")
+	if err != nil {
+		return nil, err
+	}
+	return &Staging{s: s, dir: dir, opts: opts, space: space}, nil
+}
+
+// Dir is the staging directory: the caller may keep scratch files there
+// (a spooled archive), removed with it.
+func (st *Staging) Dir() string { return st.dir }
+
+// MaxBytes is the staging's bound on what it unpacks, which also bounds a
+// spool kept in it.
+func (st *Staging) MaxBytes() int64 { return st.opts.MaxBytes }
+
+// CheckSpace refuses (ErrResourceExhausted) when writing more would eat
+// into the layer store's free-space reserve, for what the caller writes
+// into Dir.
+func (st *Staging) CheckSpace() error { return st.space.check() }
+
+// Close removes the staging directory and whatever is still in it.
+func (st *Staging) Close() error { return os.RemoveAll(st.dir) }
+
+// StagedLayer is a layer extracted and verified in a staging directory,
+// and after InstallLayers the directory layers/<CacheID>, not yet
+// registered.
+type StagedLayer struct {
+	// ChainID is the chain position the layer is for (set by the caller
+	// for image layers; a flat import's is its diffID).
+	ChainID string
+	DiffID  string
+	Size    int64 // uncompressed tar bytes
+	CacheID string
+	dir     string
+}
+
+// LayerSource describes an image layer blob to stage.
+type LayerSource struct {
+	ChainID string
+	// Digest and Size are the blob's as the manifest names it ("" and -1
+	// when the archive format does not say, as old docker save archives):
+	// the bytes read must match them.
+	Digest string
+	Size   int64
+	// DiffID is what the config says the uncompressed tar hashes to.
+	DiffID string
+}
+
+// Flat stages a rootfs tar (plain or gzip) as the flat import reads it:
+// device nodes refused, ".wh." names kept as the files they are.
+func (st *Staging) Flat(ctx context.Context, r io.Reader) (StagedLayer, error) {
+	l, err := st.extract(ctx, r, streamOptions{gzipOnly: true, blobSize: -1})
+	if err == nil {
+		l.ChainID = l.DiffID
+	}
+	return l, err
+}
+
+// Layer stages one image layer blob: plain, gzip or zstd (told apart by
+// magic bytes), OCI whiteouts (".wh.<name>", ".wh..wh..opq") made overlay
+// whiteouts, and checked against src: the blob's digest and size when
+// known, and the diffID of the uncompressed tar. A mismatch is
+// ErrInvalidArgument and leaves nothing.
+func (st *Staging) Layer(ctx context.Context, r io.Reader, src LayerSource) (StagedLayer, error) {
+	if src.DiffID == "" || src.ChainID == "" {
+		return StagedLayer{}, fmt.Errorf("stage layer: diffID and chainID are required: %w", errdefs.ErrInvalidArgument)
+	}
+	l, err := st.extract(ctx, r, streamOptions{whiteouts: true, blobDigest: src.Digest, blobSize: src.Size})
+	if err != nil {
+		return StagedLayer{}, err
+	}
+	if l.DiffID != src.DiffID {
+		os.RemoveAll(l.dir)
+		return StagedLayer{}, fmt.Errorf("layer %s: the uncompressed tar hashes to %s, the config says %s: %w", src.Digest, l.DiffID, src.DiffID, errdefs.ErrInvalidArgument)
+	}
+	l.ChainID = src.ChainID
+	return l, nil
+}
+
+func (st *Staging) extract(ctx context.Context, r io.Reader, so streamOptions) (StagedLayer, error) {
+	cacheID, err := newCacheID()
+	if err != nil {
+		return StagedLayer{}, err
+	}
+	dir := filepath.Join(st.dir, cacheID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return StagedLayer{}, err
+	}
+	opts := st.opts
+	opts.MaxBytes -= st.bytes
+	opts.MaxEntries -= st.entries
+	res, err := extractStream(ctx, dir, r, opts, st.s.root, st.space, so)
+	st.bytes += res.size
+	st.entries += res.entries
+	if err == nil {
+		err = syncDir(dir, true)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return StagedLayer{}, err
+	}
+	return StagedLayer{DiffID: res.diffID, Size: res.size, CacheID: cacheID, dir: dir}, nil
+}
+
+// InstallLayers moves staged layers into layers/<cacheID> and makes the
+// renames durable. They are not registered: until a record names them,
+// Open deletes them as orphans (and RemoveFreedLayers may delete them).
+// A layer already installed is skipped, so it may run again.
+func (s *Store) InstallLayers(layers []StagedLayer) error {
+	for _, l := range layers {
+		final := s.layerDir(l.CacheID)
+		if err := os.Rename(l.dir, final); err != nil {
+			if _, serr := os.Lstat(final); serr == nil {
+				continue
+			}
+			return fmt.Errorf("move layer into place: %w", err)
+		}
+	}
+	return syncDir(s.layersDir, false)
+}
+
+// LayerDirExists reports whether layers/<cacheID> is on disk.
+func (s *Store) LayerDirExists(cacheID string) (bool, error) {
+	if !cacheIDPattern.MatchString(cacheID) {
+		return false, fmt.Errorf("cache id %s: %w", errdefs.Quote(cacheID), errdefs.ErrInvalidArgument)
+	}
+	_, err := os.Lstat(s.layerDir(cacheID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// RemoveUnregisteredLayers deletes the directories layers/<cacheID> of
+// those cacheIDs no layer record names: what an interrupted load or
+// import installed. A registered one is left alone.
+func (s *Store) RemoveUnregisteredLayers(cacheIDs []string) error {
+	referenced := map[string]bool{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return layersBucket(tx).ForEach(func(_, v []byte) error {
+			var rec layerRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			referenced[rec.CacheID] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range cacheIDs {
+		if !cacheIDPattern.MatchString(id) {
+			return fmt.Errorf("cache id %s: %w", errdefs.Quote(id), errdefs.ErrInvalidArgument)
+		}
+		if referenced[id] {
+			continue
+		}
+		if err := os.RemoveAll(s.layerDir(id)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -183,20 +360,54 @@ func syncDir(dir string, wholeFS bool) error {
 	return nil
 }
 
+// streamOptions say how one layer stream is read.
+type streamOptions struct {
+	// gzipOnly: a flat import, which reads plain or gzip tars and nothing
+	// else; otherwise zstd too.
+	gzipOnly bool
+	// whiteouts: OCI whiteouts become overlay whiteouts (image layers).
+	whiteouts bool
+	// blobDigest and blobSize, when set ("" / -1: unknown), are checked
+	// against the raw bytes read.
+	blobDigest string
+	blobSize   int64
+}
+
+// streamResult is what one layer stream held.
+type streamResult struct {
+	diffID  string
+	size    int64 // uncompressed
+	entries int
+}
+
+// zstdMaxWindow bounds the window a zstd frame may ask for, and with it
+// the memory a hostile layer can make the decoder take.
+const zstdMaxWindow = 128 << 20
+
 // extractStream decompresses if needed, hashes the uncompressed stream and
 // extracts it into root. It returns the diffID and the uncompressed size.
-func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOptions, owner bool, space *spaceGuard) (string, int64, error) {
+func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOptions, owner bool, space *spaceGuard, so streamOptions) (streamResult, error) {
+	var res streamResult
 	src := &sourceReader{ctx: ctx, r: r}
-	br := bufio.NewReaderSize(src, 64<<10)
+	blob := &blobReader{r: src, h: sha256.New()}
+	br := bufio.NewReaderSize(blob, 64<<10)
 	var plain io.Reader = br
-	compressed, err := detectCompression(br)
+	compression, err := detectCompression(br, so.gzipOnly)
 	if err != nil {
-		return "", 0, classify(err, src, nil)
+		return res, classify(err, src, nil)
 	}
-	if compressed {
+	switch compression {
+	case compressionGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return "", 0, classify(err, src, nil)
+			return res, classify(err, src, nil)
+		}
+		defer zr.Close()
+		plain = zr
+	case compressionZstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return res, classify(err, src, nil)
 		}
 		defer zr.Close()
 		plain = zr
@@ -206,50 +417,101 @@ func extractStream(ctx context.Context, root string, r io.Reader, opts ImportOpt
 
 	x, err := newExtractor(root, owner)
 	if err != nil {
-		return "", 0, err
+		return res, err
 	}
 	defer x.close()
+	x.whiteouts = so.whiteouts
 
 	tr := tar.NewReader(lim)
-	entries := 0
 	for {
 		start := lim.n
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if lim.n == 0 {
-				return "", 0, fmt.Errorf("empty input, not a tar: %w", errdefs.ErrInvalidArgument)
+				return res, fmt.Errorf("empty input, not a tar: %w", errdefs.ErrInvalidArgument)
 			}
 			if !lim.endOfArchive(start) {
-				return "", 0, fmt.Errorf("truncated tar: the stream ends after %d bytes without an end-of-archive marker: %w", lim.n, errdefs.ErrInvalidArgument)
+				return res, fmt.Errorf("truncated tar: the stream ends after %d bytes without an end-of-archive marker: %w", lim.n, errdefs.ErrInvalidArgument)
 			}
 			break
 		}
 		if err != nil {
-			return "", 0, classify(err, src, lim)
+			return res, classify(err, src, lim)
 		}
-		entries++
-		if entries > opts.MaxEntries {
-			return "", 0, fmt.Errorf("more than %d entries: %w", opts.MaxEntries, errdefs.ErrResourceExhausted)
+		res.entries++
+		if res.entries > opts.MaxEntries {
+			return res, fmt.Errorf("more than %d entries: %w", opts.MaxEntries, errdefs.ErrResourceExhausted)
 		}
 		if err := x.entry(hdr, tr); err != nil {
-			return "", 0, classify(err, src, lim)
+			return res, classify(err, src, lim)
 		}
 		// Read what the entry did not, so the next Next reads only the
 		// padding and headers that endOfArchive accounts for.
 		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return "", 0, classify(err, src, lim)
+			return res, classify(err, src, lim)
 		}
 	}
 	// diffID covers the whole uncompressed stream, including the zero
 	// padding after the end-of-archive marker that tar.Reader leaves unread.
 	if _, err := io.Copy(io.Discard, lim); err != nil {
-		return "", 0, classify(err, src, lim)
+		return res, classify(err, src, lim)
+	}
+	// And the blob digest covers every byte of the blob, whatever the
+	// decompressor left unread.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return res, classify(err, src, lim)
 	}
 	if err := x.finish(); err != nil {
-		return "", 0, err
+		return res, err
 	}
-	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)).String(), lim.n, nil
+	res.size = lim.n
+	if err := blob.check(so.blobDigest, so.blobSize); err != nil {
+		return res, err
+	}
+	res.diffID = digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)).String()
+	return res, nil
 }
+
+// blobReader counts and hashes the raw bytes of a layer blob.
+type blobReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (b *blobReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	b.h.Write(p[:n])
+	return n, err
+}
+
+// check compares what was read with the digest and size the manifest
+// names (when it names them).
+func (b *blobReader) check(want string, size int64) error {
+	if size >= 0 && b.n != size {
+		return fmt.Errorf("layer blob %s is %d bytes, the manifest says %d: %w", want, b.n, size, errdefs.ErrInvalidArgument)
+	}
+	if want == "" {
+		return nil
+	}
+	d, err := digest.Parse(want)
+	if err != nil || d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("layer digest %s: want sha256:<64 hex>: %w", errdefs.Quote(want), errdefs.ErrInvalidArgument)
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, b.h.Sum(nil)); got != d {
+		return fmt.Errorf("layer blob hashes to %s, the manifest names %s: %w", got, d, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+type compression int
+
+const (
+	compressionNone compression = iota
+	compressionGzip
+	compressionZstd
+)
 
 var (
 	zstdMagic  = []byte{0x28, 0xb5, 0x2f, 0xfd}
@@ -257,20 +519,26 @@ var (
 	bzip2Magic = []byte("BZh")
 )
 
-// detectCompression reports gzip by its magic bytes and refuses the
-// compressions we do not read, with a clearer message than "corrupt tar".
-func detectCompression(br *bufio.Reader) (gzipped bool, err error) {
+// detectCompression tells gzip and zstd by their magic bytes and refuses
+// the compressions we do not read (zstd too for a flat import), with a
+// clearer message than "corrupt tar".
+func detectCompression(br *bufio.Reader, gzipOnly bool) (compression, error) {
 	head, err := br.Peek(6)
 	if err != nil && err != io.EOF {
-		return false, err
+		return compressionNone, err
 	}
 	switch {
 	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
-		return true, nil
+		return compressionGzip, nil
+	case bytes.HasPrefix(head, zstdMagic) && !gzipOnly:
+		return compressionZstd, nil
 	case bytes.HasPrefix(head, zstdMagic), bytes.HasPrefix(head, xzMagic), bytes.HasPrefix(head, bzip2Magic):
-		return false, fmt.Errorf("only plain or gzip-compressed tars are supported: %w", errdefs.ErrInvalidArgument)
+		if gzipOnly {
+			return compressionNone, fmt.Errorf("only plain or gzip-compressed tars are supported: %w", errdefs.ErrInvalidArgument)
+		}
+		return compressionNone, fmt.Errorf("only plain, gzip or zstd layers are supported: %w", errdefs.ErrInvalidArgument)
 	}
-	return false, nil
+	return compressionNone, nil
 }
 
 // classify turns a read or extraction error into what the caller should see:
@@ -298,6 +566,9 @@ func classify(err error, src *sourceReader, lim *limitReader) error {
 	var corrupt flate.CorruptInputError
 	if errors.As(err, &corrupt) {
 		return fmt.Errorf("corrupt gzip stream: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if isZstdError(err) {
+		return fmt.Errorf("corrupt zstd stream: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return err
 }

@@ -196,7 +196,8 @@ func refcount(t *testing.T, s *Store, chainID string) int64 {
 func TestImport_NameRules(t *testing.T) {
 	s := newTestStore(t)
 	tb := tarOf(t, file("f", "x"))
-	for _, name := range []string{"", "-x", ".x", "a b", "a\nb", "é", strings.Repeat("a", 129)} {
+	for _, name := range []string{"", "-x", ".x", "a b", "a\nb", "é", "Upper", strings.Repeat("a", 600),
+		"a@sha256:" + strings.Repeat("0", 64), strings.Repeat("ab", 32)} {
 		if _, err := s.Import(t.Context(), name, bytes.NewReader(tb), ImportOptions{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("name %q: err = %v, want ErrInvalidArgument", name, err)
 		}
@@ -205,8 +206,11 @@ func TestImport_NameRules(t *testing.T) {
 		mustImport(t, s, name, tb)
 	}
 	before := dirEntries(t, s.layersDir)
-	if _, err := s.Import(t.Context(), "a", bytes.NewReader(tb), ImportOptions{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
-		t.Errorf("taken name: err = %v, want ErrAlreadyExists", err)
+	// The same name in another spelling is the same name.
+	for _, taken := range []string{"a", "a:latest", "docker.io/library/a"} {
+		if _, err := s.Import(t.Context(), taken, bytes.NewReader(tb), ImportOptions{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+			t.Errorf("taken name %s: err = %v, want ErrAlreadyExists", taken, err)
+		}
 	}
 	if after := dirEntries(t, s.layersDir); len(after) != len(before) {
 		t.Errorf("layer dirs %v -> %v after a refused import", before, after)
@@ -218,13 +222,18 @@ func TestImport_NameRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, img := range imgs {
-		names = append(names, img.Name)
+	// One tar, one flat config: one image with four names.
+	if len(imgs) != 1 {
+		t.Fatalf("Images() = %+v, want one image", imgs)
 	}
-	want := []string{"a", strings.Repeat("a", 128), "docker.io/library/busybox:1.36", "x_y-z.1"}
-	if strings.Join(names, ",") != strings.Join(want, ",") {
-		t.Errorf("Images() = %v, want sorted %v", names, want)
+	want := []string{"docker.io/library/a:latest", "docker.io/library/" + strings.Repeat("a", 128) + ":latest", "docker.io/library/busybox:1.36", "docker.io/library/x_y-z.1:latest"}
+	if got := imgs[0].Names; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("names %v, want sorted %v", got, want)
+	}
+	for _, ref := range []string{"a", "a:latest", "busybox:1.36", imgs[0].ID, imgs[0].ID[7:19]} {
+		if img, err := s.Image(ref); err != nil || img.ID != imgs[0].ID {
+			t.Errorf("Image(%s) = %v, %v", ref, img.ID, err)
+		}
 	}
 	if _, err := s.Image("nope"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Image(nope) = %v, want ErrNotFound", err)

@@ -104,19 +104,22 @@ func (s *Store) registerMount(mountID, image string, fresh *bool) schema.Op {
 			return fmt.Errorf("mount %s: %w", mountID, err)
 		}
 		if ok {
-			if rec.Image != image {
-				return fmt.Errorf("mount %s exists on image %q: %w", mountID, rec.Image, errdefs.ErrAlreadyExists)
+			if rec.Image == image || rec.ImageID == image {
+				return nil
 			}
-			return nil
+			if img, _, err := resolveTx(tx, image); err == nil && (img.ID == rec.ImageID || img.Name == rec.Image) {
+				return nil
+			}
+			return fmt.Errorf("mount %s exists on image %q: %w", mountID, rec.Image, errdefs.ErrAlreadyExists)
 		}
-		img, err := imageRecordOf(tx, image)
+		img, _, err := resolveTx(tx, image)
 		if err != nil {
 			return err
 		}
 		if _, err := s.layerDirs(tx, img.ChainID); err != nil {
 			return err
 		}
-		rec = mountRecord{Image: image, ChainID: img.ChainID, Created: time.Now().UTC()}
+		rec = mountRecord{Image: img.Name, ImageID: img.ID, ChainID: img.ChainID, Created: time.Now().UTC()}
 		if err := putJSON(mountsBucket(tx), mountID, rec); err != nil {
 			return err
 		}

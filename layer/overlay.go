@@ -31,19 +31,64 @@ func (s *Store) Mount(mountID string) (string, error) {
 	if mounted {
 		return m.Rootfs, nil
 	}
-	data := overlayOptions(m)
-	// The legacy mount(2) data argument is one page.
-	if len(data) >= os.Getpagesize() {
-		return "", fmt.Errorf("mount %s: overlay options are %d bytes, more than a page (too many layers): %w",
-			mountID, len(data), errdefs.ErrFailedPrecondition)
-	}
-	if err := unix.Mount("overlay", m.Rootfs, "overlay", 0, data); err != nil {
+	if err := mountOverlay(m); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return "", fmt.Errorf("mount %s: a layer directory is missing (CreateMount again?): %w", mountID, err)
 		}
 		return "", fmt.Errorf("mount %s: overlay: %w", mountID, err)
 	}
 	return m.Rootfs, nil
+}
+
+// maxLowerDirs is overlayfs's limit on stacked lower directories
+// (OVL_MAX_STACK); the init layer is one of them.
+const maxLowerDirs = 500
+
+// MaxImageLayers is the most layers an image may have and still mount.
+const MaxImageLayers = maxLowerDirs - 1
+
+// mountOverlay mounts m's overlay on its Rootfs. The legacy mount(2) data
+// argument is one page, which a chain of a hundred layers outgrows; then
+// the layers go one by one through the new mount API (fsconfig
+// "lowerdir+", Linux 6.8), with no limit but overlayfs's own.
+func mountOverlay(m Mount) error {
+	if len(m.Lower)+1 > maxLowerDirs {
+		return fmt.Errorf("%d layers, overlayfs stacks at most %d: %w", len(m.Lower), MaxImageLayers, errdefs.ErrFailedPrecondition)
+	}
+	if data := overlayOptions(m); len(data) < os.Getpagesize() {
+		return unix.Mount("overlay", m.Rootfs, "overlay", 0, data)
+	}
+	return mountOverlayFsconfig(m)
+}
+
+func mountOverlayFsconfig(m Mount) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen (the layers need the new mount API, Linux 5.2+): %w", err)
+	}
+	defer unix.Close(fsfd)
+	for _, dir := range append([]string{m.Init}, m.Lower...) {
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", dir); err != nil {
+			return fmt.Errorf("fsconfig lowerdir+ %s (needs Linux 6.8+): %w", dir, err)
+		}
+	}
+	for _, kv := range [][2]string{{"upperdir", m.Upper}, {"workdir", m.Work}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return fmt.Errorf("fsconfig %s: %w", kv[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("fsconfig create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, m.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount onto %s: %w", m.Rootfs, err)
+	}
+	return nil
 }
 
 func overlayOptions(m Mount) string {

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -148,15 +147,6 @@ func (s *Store) removeOrphanLayers(referenced map[string]bool) error {
 
 // Dir returns the store's absolute directory.
 func (s *Store) Dir() string { return s.dir }
-
-var imageNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,127}$`)
-
-func validateImageName(name string) error {
-	if !imageNameRE.MatchString(name) {
-		return fmt.Errorf("image name %q: must match [a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,127}: %w", name, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
 
 // validateMountID accepts exactly 64 lowercase hex digits; the id becomes a
 // path component, so nothing else may pass.

@@ -21,6 +21,7 @@ const (
 	kindDir
 	kindFile // regular file or fifo: something a hardlink may point to
 	kindSymlink
+	kindWhiteout // an overlay whiteout made from an OCI one
 )
 
 // refuse builds the error for a refused entry: ErrInvalidArgument with the
@@ -122,6 +123,8 @@ func checkHardlink(tree map[string]entryKind, entry, linkname string) (string, e
 		return "", refuse(entry, "hardlink target %s does not exist in the layer yet", errdefs.Quote(linkname))
 	case kindDir:
 		return "", refuse(entry, "hardlink target %s is a directory", errdefs.Quote(linkname))
+	case kindWhiteout:
+		return "", refuse(entry, "hardlink target %s is a whiteout", errdefs.Quote(linkname))
 	}
 	return target, nil
 }

@@ -26,13 +26,19 @@ type Runner struct {
 	Log      *slog.Logger
 	// CrashPoint, if set, is called at named places (crash drills).
 	CrashPoint func(name string)
+	// Images and ImageJournal, if set, recover images with an unfinished
+	// intent, before the containers.
+	Images       ImageStore
+	ImageJournal ImageJournal
 	// Execs, if set, recovers exec sessions too (exec.go).
 	Execs ExecPorts
 }
 
 // Report is what one recovery did.
 type Report struct {
-	Containers   int
+	Containers int
+	// Images is how many unfinished image intents were decided.
+	Images       int
 	Actions      map[string]int
 	UnknownExits int
 	Duration     time.Duration
@@ -47,11 +53,14 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		r.Log = slog.Default()
 	}
 	rep := Report{Actions: map[string]int{}}
+	var errs []error
+	if err := r.recoverImages(ctx, &rep); err != nil {
+		errs = append(errs, err)
+	}
 	views := r.Journal.Containers()
 	rep.Containers = len(views)
 
 	var mu sync.Mutex
-	var errs []error
 	var reattach []sm.Container
 	jobs := make(chan sm.Container)
 	var wg sync.WaitGroup

@@ -21,3 +21,7 @@ export CAIRN_REQUIRE_ROOT_TESTS=1
 go test -race -count=1 -parallel 4 -timeout 15m ./...
 # Crash points are compiled out of release builds; their own tests run in both.
 go test -race -count=1 -tags crashpoints ./internal/crashpoint/
+echo "== fuzz (image archive and metadata readers, 20s each)"
+for target in FuzzArchive FuzzMetadata; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 20s -fuzzminimizetime 2s ./imagearchive/
+done

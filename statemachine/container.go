@@ -16,6 +16,12 @@ type Container struct {
 	Hostname   string   `json:"hostname"`
 	MountID    string   `json:"mount_id"`
 	AutoRemove bool     `json:"auto_remove,omitempty"`
+	// ImageID is the id of the image the container was made from.
+	ImageID string `json:"image_id,omitempty"`
+	// Config is what the container took from its image's config and the
+	// create's overrides: working directory, user, stop signal, and what
+	// later issues need (ports, volumes, labels).
+	Config *ContainerConfig `json:"config,omitempty"`
 	// TTY gives the init a pseudo-terminal; OpenStdin lets attached
 	// clients write to its stdin, and with StdinOnce the first to end its
 	// input ends the init's.
@@ -59,12 +65,14 @@ func (c Container) Clone() Container {
 	if c.Pending != nil {
 		p := *c.Pending
 		if p.Args != nil {
-			a := *p.Args
-			a.Command = slices.Clone(a.Command)
-			a.Env = slices.Clone(a.Env)
+			a := p.Args.clone()
 			p.Args = &a
 		}
 		c.Pending = &p
+	}
+	if c.Config != nil {
+		cfg := c.Config.Clone()
+		c.Config = &cfg
 	}
 	if c.Process != nil {
 		p := *c.Process

@@ -2,7 +2,9 @@
 // the rules that say which event is legal in which state (a pure table built
 // on looplab/fsm), the records that describe a transition, and the driver that
 // runs the transition protocol: check the rule, record the intent durably,
-// perform the side effects, record the outcome.
+// perform the side effects, record the outcome. Images have the same
+// protocol with their own events, rules, steps and driver (image.go), and
+// a create merges the image's config with its overrides (imageconfig.go).
 //
 // It never touches the machine or the disk itself: the journal, the executor
 // and the layer store are reached through the small interfaces declared in

@@ -361,7 +361,7 @@ func (m *Machine) finishExec(intent Record, kind Kind, to State, res *Result, ca
 func (m *Machine) startExec(w *execWork) error {
 	p, io, err := m.d.Execs.Exec(w.ctx, w.c.ID, *w.c.Process, w.spec)
 	if err != nil {
-		return fmt.Errorf("exec in %s: %w", w.c.ID, err)
+		return err // it names the container
 	}
 	p.ShimPID, p.ShimStartTime = w.c.Process.ShimPID, w.c.Process.ShimStartTime
 	w.res.Process, w.io = &p, io

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +37,7 @@ type fakeWorld struct {
 	waitErrs []error
 	waits    int
 	signals  []syscall.Signal
+	lastSpec sm.RunSpec
 }
 
 type fakeProc struct {
@@ -53,6 +55,7 @@ func (w *fakeWorld) Start(_ context.Context, spec sm.RunSpec) (sm.Process, error
 	if w.failStart != nil {
 		return sm.Process{}, w.failStart
 	}
+	w.lastSpec = spec
 	w.nextPID++
 	w.procs[w.nextPID] = &fakeProc{exited: make(chan struct{})}
 	return sm.Process{PID: w.nextPID, StartTime: uint64(w.nextPID) * 10, StartedAt: time.Now().UTC()}, nil
@@ -118,11 +121,23 @@ func (w *fakeWorld) setFrozen(id string, v bool) error {
 func (w *fakeWorld) Cleanup(string, sm.Process) error { return nil }
 func (w *fakeWorld) Remove(string) error              { return nil }
 
-func (w *fakeWorld) ImageExists(name string) error {
-	if name != "busybox" {
-		return fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+// fakeImages are the images of the fake world: busybox without a config,
+// and one with a config that sets everything a create merges.
+var fakeImages = map[string]sm.ImageInfo{
+	"busybox": {Ref: "docker.io/library/busybox:latest", ID: "sha256:" + strings.Repeat("b", 64)},
+	"configured": {Ref: "docker.io/library/configured:latest", ID: "sha256:" + strings.Repeat("c", 64), Config: sm.ImageConfig{
+		Entrypoint: []string{"/entry"}, Cmd: []string{"default"}, Env: []string{"PATH=/img", "A=image"},
+		WorkingDir: "work", User: "app", StopSignal: "USR1", ExposedPorts: []string{"80/tcp"}, Volumes: []string{"/data"},
+		Labels: map[string]string{"k": "v"},
+	}},
+}
+
+func (w *fakeWorld) ResolveImage(ref string) (sm.ImageInfo, error) {
+	img, ok := fakeImages[ref]
+	if !ok {
+		return img, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 	}
-	return nil
+	return img, nil
 }
 
 // ClaimMount's write runs in the journal's transaction, as the layer

@@ -59,11 +59,8 @@ const (
 // ValidateCreate refuses a create request that could never work, or that is
 // larger than an exec could take.
 func ValidateCreate(req CreateRequest) error {
-	if req.Name != "" && !validName(req.Name) {
-		return fmt.Errorf("invalid container name %s: must match %s: %w", errdefs.Quote(req.Name), namePattern, errdefs.ErrInvalidArgument)
-	}
-	if idLike(req.Name) {
-		return fmt.Errorf("invalid container name %s: 4 to 64 hex digits would read as an id prefix: %w", errdefs.Quote(req.Name), errdefs.ErrInvalidArgument)
+	if err := validateName(req.Name); err != nil {
+		return err
 	}
 	if req.Image == "" {
 		return fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
@@ -95,6 +92,16 @@ func checkCommandAndEnv(command, env []string) error {
 		if strings.ContainsRune(a, 0) {
 			return fmt.Errorf("command argument %d contains a NUL byte: %w", i, errdefs.ErrInvalidArgument)
 		}
+	}
+	return nil
+}
+
+func validateName(name string) error {
+	if name != "" && !validName(name) {
+		return fmt.Errorf("invalid container name %s: must match %s: %w", errdefs.Quote(name), namePattern, errdefs.ErrInvalidArgument)
+	}
+	if idLike(name) {
+		return fmt.Errorf("invalid container name %s: 4 to 64 hex digits would read as an id prefix: %w", errdefs.Quote(name), errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

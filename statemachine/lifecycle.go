@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -14,12 +15,19 @@ import (
 // DefaultStopTimeout is the grace period between SIGTERM and SIGKILL.
 const DefaultStopTimeout = 10 * time.Second
 
-// CreateRequest describes a new container.
+// CreateRequest describes a new container. Command, Env, Entrypoint,
+// WorkingDir and User override and merge with the image's config
+// (MergeConfig): with no command the image's Entrypoint and Cmd run.
 type CreateRequest struct {
-	Name       string
-	Image      string
-	Command    []string
-	Env        []string
+	Name    string
+	Image   string
+	Command []string
+	Env     []string
+	// Entrypoint, when set, replaces the image's (empty: none), and the
+	// image's Cmd is then not used.
+	Entrypoint *[]string
+	WorkingDir string
+	User       string
 	AutoRemove bool
 	// Stdio and log of the init: see Container.
 	TTY, OpenStdin, StdinOnce bool
@@ -48,10 +56,25 @@ func (m *Machine) RunAttached(ctx context.Context, req CreateRequest, started fu
 }
 
 func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) (Container, error) {
-	if err := ValidateCreate(req); err != nil {
+	if err := validateName(req.Name); err != nil {
 		return Container{}, err
 	}
-	if err := m.d.Layers.ImageExists(req.Image); err != nil {
+	if req.Image == "" {
+		return Container{}, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := checkArgSizes(slices.Concat(req.Command, derefArgs(req.Entrypoint)), req.Env); err != nil {
+		return Container{}, err
+	}
+	img, err := m.d.Layers.ResolveImage(req.Image)
+	if err != nil {
+		return Container{}, err
+	}
+	command, env, cfg, err := MergeConfig(img.Config, req)
+	if err != nil {
+		return Container{}, err
+	}
+	req.Command, req.Env = command, env
+	if err := ValidateCreate(req); err != nil {
 		return Container{}, err
 	}
 	m.warm() // a create is usually followed by a start
@@ -66,12 +89,15 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 		return Container{}, err
 	}
 	defer unlock()
-	args := &Args{Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env,
+	args := &Args{Name: req.Name, Image: img.Ref, ImageID: img.ID, Command: req.Command, Env: req.Env,
 		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove,
 		TTY: req.TTY, OpenStdin: req.OpenStdin, StdinOnce: req.StdinOnce, LogMaxSize: req.LogMaxSize, LogMaxFiles: req.LogMaxFiles}
+	if !cfg.isZero() {
+		args.Config = &cfg
+	}
 	// The mount record is written with the intent: it claims the image,
 	// so the image cannot be removed while the layers are built on it.
-	claim, err := m.d.Layers.ClaimMount(mountID, req.Image)
+	claim, err := m.d.Layers.ClaimMount(mountID, img.ID)
 	if err != nil {
 		return Container{}, err
 	}
@@ -184,4 +210,11 @@ func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
+}
+
+func derefArgs(p *[]string) []string {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

@@ -26,6 +26,12 @@ type RunSpec struct {
 	Args     []string
 	Env      []string
 	Hostname string
+	// Cwd is the process's working directory ("" is /), created if missing.
+	Cwd string
+	// User is the container's user spec ("" is root), which the runner
+	// resolves through the container's /etc/passwd and /etc/group;
+	// unknown is ErrInvalidArgument.
+	User string
 	// The init's stdio and log (see Container); AwaitAttach holds its
 	// output for the client that started it to attach.
 	TTY, OpenStdin, StdinOnce, AwaitAttach bool
@@ -66,10 +72,13 @@ type Janitor interface {
 
 // Layers owns a container's init and writable layers.
 type Layers interface {
-	ImageExists(name string) error
-	// ClaimMount is the write that registers mount mountID on image
-	// (checking that the image exists), committed with a create's intent.
-	ClaimMount(mountID, image string) (Write, error)
+	// ResolveImage finds the image ref names (any spelling of a name, an
+	// id or an id prefix) and reads its config: ErrNotFound if none.
+	ResolveImage(ref string) (ImageInfo, error)
+	// ClaimMount is the write that registers mount mountID on the image
+	// with id imageID (checking that it exists), committed with a create's
+	// intent.
+	ClaimMount(mountID, imageID string) (Write, error)
 	// BuildMount makes the init and writable layers of a claimed mount;
 	// it finishes what an earlier call left.
 	BuildMount(ctx context.Context, mountID, hostname string) error

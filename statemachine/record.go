@@ -1,6 +1,9 @@
 package statemachine
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Kind says what a journal record proves.
 type Kind string
@@ -110,6 +113,19 @@ type Args struct {
 	Signal  string   `json:"signal,omitempty"`
 	// Exit is the exit an exit intent is about to record.
 	Exit *Exit `json:"exit,omitempty"`
+
+	// ImageID is the image a create's container is made from (the image's
+	// own records name it as their object).
+	ImageID string `json:"image_id,omitempty"`
+	// Config is what a create took from the image and its overrides, for
+	// the container's view.
+	Config *ContainerConfig `json:"config,omitempty"`
+
+	// Refs are the names an image transition gives or takes.
+	Refs []string `json:"refs,omitempty"`
+	// Layers are the layer directories a load or import installs.
+	Layers []LayerClaim `json:"layers,omitempty"`
+
 	// The init's stdio and log of a create (see Container), and an exec
 	// session's terminal and stdin.
 	TTY         bool  `json:"tty,omitempty"`
@@ -120,6 +136,23 @@ type Args struct {
 	// An exec session's user (as given) and working directory.
 	User    string `json:"user,omitempty"`
 	Workdir string `json:"workdir,omitempty"`
+}
+
+// clone is a deep copy of the arguments.
+func (a Args) clone() Args {
+	a.Command = slices.Clone(a.Command)
+	a.Env = slices.Clone(a.Env)
+	a.Refs = slices.Clone(a.Refs)
+	a.Layers = slices.Clone(a.Layers)
+	if a.Exit != nil {
+		e := *a.Exit
+		a.Exit = &e
+	}
+	if a.Config != nil {
+		c := a.Config.Clone()
+		a.Config = &c
+	}
+	return a
 }
 
 // Result is what the side effects of a transition produced.

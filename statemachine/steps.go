@@ -212,9 +212,13 @@ func (m *Machine) unmountRootfs(w *work) error { return m.d.Mounter.Unmount(w.c.
 // watches it for its exit.
 func (m *Machine) execProcess(w *work) error {
 	c := w.c
-	p, err := m.d.Runner.Start(w.ctx, RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname,
+	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname,
 		TTY: c.TTY, OpenStdin: c.OpenStdin, StdinOnce: c.StdinOnce, AwaitAttach: w.awaitAttach,
-		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles})
+		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles}
+	if c.Config != nil {
+		spec.Cwd, spec.User = c.Config.WorkingDir, c.Config.User
+	}
+	p, err := m.d.Runner.Start(w.ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.ID, err)
 	}
@@ -225,13 +229,24 @@ func (m *Machine) execProcess(w *work) error {
 }
 
 // signalStop asks the process to end: it thaws a paused container first
-// (a frozen process cannot act on a signal) and sends SIGTERM.
+// (a frozen process cannot act on a signal) and sends its stop signal,
+// the image's StopSignal or SIGTERM.
 func (m *Machine) signalStop(w *work) error {
 	w.run = m.runOf(w.c)
 	if err := m.thawForSignal(w); err != nil {
 		return err
 	}
-	return m.signal(w.c, syscall.SIGTERM)
+	return m.signal(w.c, stopSignal(w.c))
+}
+
+// stopSignal is the signal stop sends first.
+func stopSignal(c Container) syscall.Signal {
+	if c.Config != nil && c.Config.StopSignal != "" {
+		if sig, err := ParseSignal(c.Config.StopSignal); err == nil {
+			return sig
+		}
+	}
+	return syscall.SIGTERM
 }
 
 func (m *Machine) thawForSignal(w *work) error {

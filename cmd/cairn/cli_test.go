@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,9 +47,9 @@ func cliWithInput(t *testing.T, e *scratch.Env, in io.Reader, args ...string) (s
 
 func TestCLI_RunAttachedStreamsOutputAndExitsWithTheCode(t *testing.T) {
 	e := scratch.NewDaemon(t)
-	out, _, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
-	if code != 7 || out != "hello\noops\n" {
-		t.Fatalf("run: code %d, output %q", code, out)
+	out, errOut, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
+	if code != 7 || out != "hello\n" || errOut != "oops\n" {
+		t.Fatalf("run: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	ps, _, _ := cli(t, e, "ps", "-a", "--format", "json")
 	if ps != "" {
@@ -153,7 +154,7 @@ func TestCLI_ImportFromStdinRefusesATruncatedTar(t *testing.T) {
 		t.Fatalf("truncated import: code %d, %q", code, errOut)
 	}
 	out, errOut, code := cliWithInput(t, e, bytes.NewReader(tarball), "image", "import", "-", "whole")
-	if code != 0 || !strings.HasPrefix(out, "whole sha256:") {
+	if code != 0 || !strings.HasPrefix(out, "whole:latest sha256:") {
 		t.Fatalf("import from stdin: code %d, %q %q", code, out, errOut)
 	}
 	if ls, _, _ := cli(t, e, "image", "ls"); strings.Contains(ls, "\nx ") || !strings.Contains(ls, "\nwhole ") {
@@ -245,7 +246,16 @@ func TestCLI_EventsPrintsTheJournalAndFilters(t *testing.T) {
 	if _, _, code := cli(t, e, "run", "--rm", "--name", "once", "busybox", "true"); code != 0 {
 		t.Fatalf("run: exit %d", code)
 	}
-	out, stderr, code := cli(t, e, "events", "--until", "8", "--format", "json")
+	// The image import of the scratch daemon is journaled too: stop at the
+	// journal's last record, and keep the container's.
+	hist, _, _ := cli(t, e, "history", "--format", "json")
+	lines := strings.Split(strings.TrimSpace(hist), "\n")
+	var last struct{ Seq uint64 }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	until := strconv.FormatUint(last.Seq, 10)
+	out, stderr, code := cli(t, e, "events", "--until", until, "--filter", "type=container", "--format", "json")
 	if code != 0 {
 		t.Fatalf("events: exit %d %s", code, stderr)
 	}
@@ -261,11 +271,63 @@ func TestCLI_EventsPrintsTheJournalAndFilters(t *testing.T) {
 	if len(events) != 8 || events[0]["event"] != "create" || events[7]["event"] != "remove" {
 		t.Fatalf("events of a run --rm: %s", out)
 	}
-	out, _, code = cli(t, e, "events", "--since", "3", "--until", "4", "--filter", "event=start")
+	first := strconv.FormatUint(uint64(events[0]["seq"].(float64)), 10)
+	out, _, code = cli(t, e, "events", "--since", first, "--until", until, "--filter", "event=start")
 	if code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 1 || !strings.Contains(out, "start") {
-		t.Fatalf("events --since 3 --until 4 --filter event=start:\n%s", out)
+		t.Fatalf("events --since %s --until %s --filter event=start:\n%s", first, until, out)
 	}
 	if _, stderr, code := cli(t, e, "events", "--filter", "colour=red", "--until", "1"); code != 125 || !strings.Contains(stderr, "unknown filter") {
 		t.Fatalf("a bad filter: exit %d %s", code, stderr)
+	}
+}
+
+func TestCLI_ImageLoadFromADirectoryAndTheImageCommands(t *testing.T) {
+	ti := testenv.Images(t)
+	e := scratch.NewDaemon(t)
+	out, errOut, code := cli(t, e, "image", "load", "-i", ti.Layout)
+	if code != 0 || !strings.Contains(out, "Loaded image: cairn-test/multi:v1") || !strings.Contains(out, "Loaded image: cairn-test/base:v1") {
+		t.Fatalf("load of a layout directory: code %d, %q %q", code, out, errOut)
+	}
+	// From stdin, the docker archive of the same image: it has it already.
+	f, err := os.Open(ti.DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if out, errOut, code := cliWithInput(t, e, f, "image", "load"); code != 0 || !strings.Contains(out, "cairn-test/multi:v1") {
+		t.Fatalf("load from stdin: code %d, %q %q", code, out, errOut)
+	}
+	ls, _, _ := cli(t, e, "image", "ls")
+	for _, want := range []string{"REPOSITORY", "cairn-test/multi   v1", "cairn-test/base    v1", "busybox            latest"} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("image ls has no %q:\n%s", want, ls)
+		}
+	}
+	if _, errOut, code := cli(t, e, "image", "tag", "cairn-test/multi:v1", "mine"); code != 0 {
+		t.Fatalf("tag: %d %s", code, errOut)
+	}
+	hist, _, code := cli(t, e, "image", "history", "mine")
+	if code != 0 || !strings.Contains(hist, "umoci repack") || !strings.Contains(hist, "JOURNAL") || !strings.Contains(hist, "tag") || !strings.Contains(hist, "load") {
+		t.Fatalf("image history: %d\n%s", code, hist)
+	}
+	if out, _, code := cli(t, e, "run", "--rm", "mine"); code != 0 || !strings.Contains(out, "multi hello from /work/dir as 1000:1000") {
+		t.Fatalf("run with no command: %d %q", code, out)
+	}
+	if out, _, code := cli(t, e, "run", "--rm", "-u", "0", "-w", "/x", "--entrypoint", "pwd", "mine"); code != 0 || strings.TrimSpace(out) != "/x" {
+		t.Fatalf("run with -u, -w, --entrypoint: %d %q", code, out)
+	}
+	out, _, code = cli(t, e, "image", "rm", "mine", "cairn-test/multi:v1")
+	if code != 0 || !strings.Contains(out, "Untagged: mine:latest") || !strings.Contains(out, "Deleted: sha256:") {
+		t.Fatalf("image rm: %d %q", code, out)
+	}
+	if _, errOut, code := cli(t, e, "image", "rm", "nope"); code == 0 || !strings.Contains(errOut, "no such image") {
+		t.Fatalf("image rm of nothing: %d %q", code, errOut)
+	}
+	out, _, code = cli(t, e, "image", "prune", "-a")
+	if code != 0 || strings.Count(out, "Deleted:") != 2 {
+		t.Fatalf("image prune -a: %d %q", code, out)
+	}
+	if all, _, _ := cli(t, e, "history"); !strings.Contains(all, "img ") || !strings.Contains(all, "delete") {
+		t.Fatalf("cairn history shows no image records:\n%s", all)
 	}
 }

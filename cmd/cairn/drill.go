@@ -20,11 +20,13 @@ func drillCmd() *cobra.Command {
 		Use:   "drill [--cycles N] [--containers M] [--seed S] [--keep] [--cairnd PATH]",
 		Short: "Crash-recovery drill: crash a scratch cairnd among random operations and check its recovery",
 		Long: `drill starts its own cairnd on a scratch root, socket and cgroup parent
-(never the daemon of --socket), imports a busybox image, and runs cycles of:
-random lifecycle operations through the API; kill -9 of the daemon while they
+(never the daemon of --socket), imports a busybox image, loads three
+multi-layer images of its own, and runs cycles of: random lifecycle and image
+operations (load, tag, rm) through the API; kill -9 of the daemon while they
 are in flight, sometimes of a shim or a container process too; ` + "`cairn journal\ncheck`" + ` on the crashed root; a restart, timed until health says SERVING;
 and checks that states, processes, exit codes, files in writable layers and
-the machine (mounts, cgroups, shims) agree with what the daemon says.
+the machine (mounts, cgroups, shims) agree with what the daemon says, that
+every image is whole and settled, and that every layer on disk belongs to one.
 
 One line per cycle, a summary at the end; the exit status is non-zero on any
 violation or if the daemon does not come back. Needs root. The same --seed

@@ -18,7 +18,9 @@ type historyRow struct {
 	Seq       uint64          `json:"seq"`
 	Kind      string          `json:"kind"`
 	Time      time.Time       `json:"time"`
-	Container string          `json:"container"`
+	Container string          `json:"container,omitempty"`
+	Object    string          `json:"object,omitempty"`
+	ObjectID  string          `json:"object_id,omitempty"`
 	Event     string          `json:"event"`
 	From      string          `json:"from,omitempty"`
 	To        string          `json:"to,omitempty"`
@@ -64,7 +66,7 @@ func historyCmd(c *clients) *cobra.Command {
 func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
 	kind := strings.TrimPrefix(r.Kind.String(), "RECORD_KIND_")
 	if format == "json" {
-		row := historyRow{Seq: r.Seq, Kind: kind, Time: r.Time.AsTime(), Container: r.ContainerId, Event: r.Event,
+		row := historyRow{Seq: r.Seq, Kind: kind, Time: r.Time.AsTime(), Container: r.ContainerId, Object: r.Object, ObjectID: r.ObjectId, Event: r.Event,
 			From: r.FromState, To: r.ToState, Intent: r.IntentSeq, Error: r.Error}
 		if r.DetailsJson != "" {
 			row.Details = json.RawMessage(r.DetailsJson)
@@ -75,8 +77,13 @@ func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
 	if from == "" {
 		from = "-"
 	}
+	who := r.ContainerId
+	if r.Object == "image" {
+		// 12 columns, as a container id: "img " and 8 hex digits of the id.
+		who = "img " + strings.TrimPrefix(r.ObjectId, "sha256:")
+	}
 	line := fmt.Sprintf("%6d  %s  %-10s  %.12s  %-12s  %s -> %s", r.Seq, r.Time.AsTime().Local().Format("2006-01-02 15:04:05.000"),
-		kind, r.ContainerId, r.Event, from, r.ToState)
+		kind, who, r.Event, from, r.ToState)
 	if r.IntentSeq != 0 {
 		line += fmt.Sprintf("  (intent %d)", r.IntentSeq)
 	}

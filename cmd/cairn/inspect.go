@@ -87,7 +87,7 @@ func psTable(w io.Writer, cs []*cairnv1.Container) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID\tNAME")
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%d\t%s\n", c.Id[:12], c.Image, truncate(strings.Join(c.Command, " "), 24),
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%d\t%s\n", c.Id[:12], familiar(c.Image), truncate(strings.Join(c.Command, " "), 24),
 			ago(c.CreatedAt), status(c), c.Pid, c.Name)
 	}
 	return tw.Flush()
@@ -140,7 +140,7 @@ func status(c *cairnv1.Container) string {
 func inspectCmd(c *clients) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect ID|NAME",
-		Short: "Show a container as JSON: state, pid, exit code, mount id, layer paths, timestamps",
+		Short: "Show a container as JSON: state, pid, exit code, image id and config, mount id, layer paths, timestamps",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := c.Containers.Get(cmd.Context(), connect.NewRequest(&cairnv1.GetRequest{Id: args[0]}))

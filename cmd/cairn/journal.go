@@ -1,17 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-run/cairn/internal/defaults"
-	"github.com/cairn-run/cairn/internal/schema"
-	"github.com/cairn-run/cairn/internal/storecheck"
-	"github.com/cairn-run/cairn/journal"
 )
 
 func journalCmd() *cobra.Command {
@@ -37,27 +35,28 @@ from the readable records of a damaged one, folded again from scratch:
 records that no longer fold are dropped and listed; the layer store's records
 are copied where readable and made consistent. The damaged file is not
 touched. OUT passes this check; to use it, stop cairnd and put it in place of
-<root>/cairn.db.`,
+<root>/cairn.db.
+
+The check runs in the cairnd binary (cairnd journal-check), found next to
+cairn or on PATH.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := filepath.Join(root, "cairn.db")
-			if salvage != "" {
-				return salvageJournal(cmd.OutOrStdout(), path, salvage)
-			}
-			rep, err := journal.CheckFile(path, time.Second, storecheck.All()...)
+			cairnd, err := cairndBinary()
 			if err != nil {
 				return err
 			}
-			clean := "no (the last cairnd did not stop cleanly, or still runs)"
-			if rep.CleanShutdown {
-				clean = "yes"
+			args := []string{"journal-check", "--root", root}
+			if salvage != "" {
+				args = append(args, "--salvage", salvage)
 			}
-			layout := fmt.Sprintf("schema %d", rep.Schema)
-			if rep.Schema != schema.Version {
-				layout += fmt.Sprintf(" (migrated to %d at the next start)", schema.Version)
+			check := exec.CommandContext(cmd.Context(), cairnd, args...)
+			check.Stdout, check.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			err = check.Run()
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return exitError{code: exit.ExitCode()} // cairnd said why
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "journal %s: ok: %s, %d records, %d containers, clean shutdown: %s\n", path, layout, rep.Records, rep.Containers, clean)
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", defaults.Root, "cairnd's root directory")
@@ -65,23 +64,20 @@ touched. OUT passes this check; to use it, stop cairnd and put it in place of
 	return cmd
 }
 
-func salvageJournal(w io.Writer, path, out string) error {
-	rep, err := journal.Salvage(path, out, journal.Options{LockTimeout: time.Second, Checks: storecheck.All()})
-	for _, u := range rep.Unreadable {
-		fmt.Fprintf(w, "unreadable: %s\n", u)
+// cairndBinary is the cairnd next to this cairn, else the one on PATH.
+func cairndBinary() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		if candidate := filepath.Join(filepath.Dir(self), "cairnd"); isFile(candidate) {
+			return candidate, nil
+		}
 	}
-	for _, d := range rep.Dropped {
-		fmt.Fprintf(w, "dropped record %d: %s\n", d.Seq, d.Reason)
+	if path, err := exec.LookPath("cairnd"); err == nil {
+		return path, nil
 	}
-	for _, r := range rep.StoreRepairs {
-		fmt.Fprintf(w, "repaired %s\n", r)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "salvaged %s into %s: kept %d records, dropped %d (%d unreadable parts); %d containers; images %d, layers %d, mounts %d records\n",
-		path, out, rep.Kept, len(rep.Dropped), len(rep.Unreadable), rep.Containers,
-		rep.StoreRecords["images"], rep.StoreRecords["layers"], rep.StoreRecords["mounts"])
-	fmt.Fprintf(w, "%s passes the journal check; to use it, stop cairnd and move it to %s\n", out, path)
-	return nil
+	return "", fmt.Errorf("cannot find cairnd (next to cairn or on PATH): it runs the journal check")
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

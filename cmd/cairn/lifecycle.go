@@ -12,28 +12,47 @@ import (
 
 // createFlags are shared by create and run.
 type createFlags struct {
-	name string
-	env  []string
-	rm   bool
+	name       string
+	env        []string
+	rm         bool
+	entrypoint string
+	workdir    string
+	user       string
+	cmd        *cobra.Command
+	stdio      stdioFlags
 }
 
 func (f *createFlags) register(cmd *cobra.Command) {
+	f.cmd = cmd
 	cmd.Flags().StringVar(&f.name, "name", "", "name the container")
-	cmd.Flags().StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE)")
+	cmd.Flags().StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE), over the image's")
+	cmd.Flags().StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint (\"\" clears it); the image's CMD is then not used")
+	cmd.Flags().StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container (absolute; created if missing)")
+	cmd.Flags().StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, uid:gid or name:group, looked up in the image")
+	f.stdio.register(cmd)
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
 
 func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
-	return &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm}
+	req := &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm,
+		WorkingDir: f.workdir, User: f.user}
+	f.stdio.apply(req)
+	if f.cmd != nil && f.cmd.Flags().Changed("entrypoint") {
+		req.OverrideEntrypoint = true
+		if f.entrypoint != "" {
+			req.Entrypoint = []string{f.entrypoint}
+		}
+	}
+	return req
 }
 
 func createCmd(c *clients) *cobra.Command {
 	f := &createFlags{}
 	cmd := &cobra.Command{
-		Use:   "create [--name N] IMAGE CMD [ARG...]",
-		Short: "Create a container and print its id",
-		Args:  cobra.MinimumNArgs(2),
+		Use:   "create [--name N] [-e K=V] [-w DIR] [-u USER] [--entrypoint CMD] IMAGE [CMD [ARG...]]",
+		Short: "Create a container and print its id; with no command, the image's entrypoint and cmd run",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := c.Containers.Create(cmd.Context(), connect.NewRequest(f.request(args)))
 			if err != nil {
@@ -152,18 +171,25 @@ func rmCmd(c *clients) *cobra.Command {
 }
 
 func waitCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "wait ID|NAME",
+	var condition string
+	cmd := &cobra.Command{
+		Use:   "wait [--condition not-running|next-exit|removed] ID|NAME",
 		Short: "Wait until a container stops, print its exit code and exit with it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Containers.Wait(cmd.Context(), connect.NewRequest(&cairnv1.WaitRequest{Id: args[0]}))
+			cond, err := waitCondition(condition)
+			if err != nil {
+				return err
+			}
+			res, err := c.Containers.Wait(cmd.Context(), connect.NewRequest(&cairnv1.WaitRequest{Id: args[0], Condition: cond}))
 			if err != nil {
 				return err
 			}
 			return reportExit(cmd, res.Msg)
 		},
 	}
+	cmd.Flags().StringVar(&condition, "condition", "not-running", "not-running, next-exit (the next exit after the call) or removed")
+	return cmd
 }
 
 // unknownExitStatus is what the CLI exits with when the daemon knows no

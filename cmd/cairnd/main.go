@@ -19,7 +19,8 @@ import (
 
 func main() {
 	cfg := daemon.Config{}
-	var logLevel, maxImport string
+	var logLevel, logFormat, maxImport, configFile string
+	var containerLogMax string
 	cmd := &cobra.Command{
 		Use:   "cairnd",
 		Short: "Cairn container daemon: journals every lifecycle transition before it happens",
@@ -34,6 +35,9 @@ With --live-restore (the default) containers keep running when cairnd stops;
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd.Flags(), configFile, cmd.Flags().Changed("config")); err != nil {
+				return err
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -43,11 +47,23 @@ With --live-restore (the default) containers keep running when cairnd stops;
 				return fmt.Errorf("--max-import-bytes: %w", err)
 			}
 			cfg.MaxImportBytes = n
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if cfg.LogMaxSize, err = parseSize(containerLogMax); err != nil {
+				return fmt.Errorf("--log-max-size: %w", err)
+			}
+			opts := &slog.HandlerOptions{Level: level}
+			switch logFormat {
+			case "text":
+				cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
+			case "json":
+				cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+			default:
+				return fmt.Errorf("--log-format %q: want text or json", logFormat)
+			}
 			return run(cmd.Context(), cfg)
 		},
 	}
 	cmd.SetVersionTemplate("cairnd {{.Version}}\n")
+	cmd.AddCommand(journalCheckCmd())
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", defaults.Root, "directory for the journal, layers and container state")
 	f.StringVar(&cfg.Socket, "socket", defaults.Socket, "unix socket to serve the API on")
@@ -57,7 +73,18 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "keep containers running while cairnd is stopped or restarted")
 	f.IntVar(&cfg.HistoryRetain, "history-retain", 10_000, "journal records kept whole by compaction; older histories of removed containers are deleted")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json: one structured line per transition either way")
+	f.StringVar(&configFile, "config", defaultConfigFile, "JSON file whose keys are these flags' names; flags given here win (the default file may be absent; \"\" for none)")
+	f.StringVar(&cfg.Access.Group, "group", "", "group that may use the API socket (mode 0660); default: root only (0600)")
+	f.StringVar(&cfg.Access.TLSAddr, "tls-addr", "", "also serve the API on this TCP address, to clients with a certificate signed by --tls-ca only")
+	f.StringVar(&cfg.Access.TLSCert, "tls-cert", "", "the --tls-addr server certificate (PEM)")
+	f.StringVar(&cfg.Access.TLSKey, "tls-key", "", "its key (PEM)")
+	f.StringVar(&cfg.Access.TLSCA, "tls-ca", "", "CA certificate(s) (PEM) that client certificates must be signed by")
+	f.StringVar(&cfg.Access.TCPAddr, "tcp-addr", "", "also serve the API on plain TCP: only a loopback address, and only with --insecure-tcp")
+	f.BoolVar(&cfg.Access.InsecureTCP, "insecure-tcp", false, "allow --tcp-addr (no authentication: anyone who can connect controls the daemon)")
 	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
+	f.StringVar(&containerLogMax, "log-max-size", "10MiB", "default size at which a container's log rotates (a create's --log-max-size wins)")
+	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 5, "default number of a container's log files kept, the current one included")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)
 		os.Exit(1)

@@ -27,6 +27,43 @@ func ImportImage(ctx context.Context, images cairnv1connect.ImageServiceClient, 
 	stream := images.Import(ctx)
 	// A failed Send only says the stream broke; CloseAndReceive says why.
 	sendErr := stream.Send(&cairnv1.ImageServiceImportRequest{Name: name})
+	if err := sendChunks(r, sendErr, cancel, func(chunk []byte, end *cairnv1.ImportEnd) error {
+		return stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: chunk, End: end})
+	}); err != nil {
+		_, _ = stream.CloseAndReceive()
+		return nil, err
+	}
+	res, err := stream.CloseAndReceive()
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.Image, nil
+}
+
+// LoadImage streams the image archive r to the daemon as ImportImage
+// streams a tar: chunks, then an end with the size and sha256 of every
+// byte sent. It returns the images the archive held.
+func LoadImage(ctx context.Context, images cairnv1connect.ImageServiceClient, r io.Reader) ([]*cairnv1.Image, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream := images.Load(ctx)
+	if err := sendChunks(r, nil, cancel, func(chunk []byte, end *cairnv1.ImportEnd) error {
+		return stream.Send(&cairnv1.ImageServiceLoadRequest{Chunk: chunk, End: end})
+	}); err != nil {
+		_, _ = stream.CloseAndReceive()
+		return nil, err
+	}
+	res, err := stream.CloseAndReceive()
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.Images, nil
+}
+
+// sendChunks sends r in chunks and then the end, counted and hashed in the
+// same pass. A read error cancels the stream (no end is sent) and is
+// returned; a send error just stops sending (the stream's answer says why).
+func sendChunks(r io.Reader, sendErr error, cancel func(), send func(chunk []byte, end *cairnv1.ImportEnd) error) error {
 	sum := sha256.New()
 	var size int64
 	buf := make([]byte, ImportChunk)
@@ -35,23 +72,18 @@ func ImportImage(ctx context.Context, images cairnv1connect.ImageServiceClient, 
 		if n > 0 {
 			sum.Write(buf[:n])
 			size += int64(n)
-			sendErr = stream.Send(&cairnv1.ImageServiceImportRequest{Chunk: buf[:n]})
+			sendErr = send(buf[:n], nil)
 		}
 		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			break
 		}
 		if rerr != nil {
 			cancel()
-			_, _ = stream.CloseAndReceive()
-			return nil, fmt.Errorf("read image: %w", rerr)
+			return fmt.Errorf("read image: %w", rerr)
 		}
 	}
 	if sendErr == nil {
-		_ = stream.Send(&cairnv1.ImageServiceImportRequest{End: &cairnv1.ImportEnd{Size: size, Sha256: hex.EncodeToString(sum.Sum(nil))}})
+		_ = send(nil, &cairnv1.ImportEnd{Size: size, Sha256: hex.EncodeToString(sum.Sum(nil))})
 	}
-	res, err := stream.CloseAndReceive()
-	if err != nil {
-		return nil, err
-	}
-	return res.Msg.Image, nil
+	return nil
 }

@@ -231,3 +231,14 @@ func (t *Tail) Lines() []Line {
 	}
 	return t.lines
 }
+
+// Open opens the oldest file of the log now, if the follower has none open
+// yet, and says whether it has one: a reader that opens early keeps the
+// file even if the log is removed before it reads.
+func (fl *Follower) Open() bool {
+	if fl.f != nil {
+		return true
+	}
+	files := Files(fl.path)
+	return len(files) > 0 && fl.open(files[0]) == nil
+}

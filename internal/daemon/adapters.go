@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 	"time"
 
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/layer"
 	"github.com/cairn-run/cairn/metrics"
@@ -22,10 +25,25 @@ import (
 type runtime struct {
 	exec    *executor.Executor
 	metrics *metrics.Metrics
+	// The daemon's log rotation, for a container that asked for none.
+	logMaxSize  int64
+	logMaxFiles int
 }
 
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
-	p, err := r.exec.Start(ctx, executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname})
+	es := executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname, Cwd: spec.Cwd,
+		Terminal: spec.TTY, OpenStdin: spec.OpenStdin, StdinOnce: spec.StdinOnce, AwaitAttach: spec.AwaitAttach,
+		LogMaxSize: cmp.Or(spec.LogMaxSize, r.logMaxSize), LogMaxFiles: cmp.Or(spec.LogMaxFiles, r.logMaxFiles)}
+	if spec.User != "" {
+		// Resolved at each start, in the container's own /etc/passwd and
+		// /etc/group, as Docker does.
+		u, err := images.ResolveUser(spec.Rootfs, spec.User)
+		if err != nil {
+			return sm.Process{}, fmt.Errorf("start %s: %w", spec.ID, err)
+		}
+		es.UID, es.GID, es.AdditionalGIDs = u.UID, u.GID, u.AdditionalGIDs
+	}
+	p, err := r.exec.Start(ctx, es)
 	return sm.Process(p), err
 }
 
@@ -65,20 +83,19 @@ func (r runtime) Cleanup(id string, p sm.Process) error {
 }
 func (r runtime) Remove(id string) error { return r.exec.Remove(id) }
 
-// OpenLog opens the container's log read-only. It never creates anything:
-// a log (or directory) made here could outlive a Remove running at the same
-// time. A container that has not run has no log (fs.ErrNotExist).
-func (r runtime) OpenLog(id string) (*os.File, error) {
-	return os.Open(r.exec.LogPath(id))
+// LogPath names the container's log, which readers only open read-only:
+// a log (or directory) made by a reader could outlive a Remove running at
+// the same time.
+func (r runtime) LogPath(id string) string { return r.exec.LogPath(id) }
+
+// layers adapts the layer store (and the image service, which reads
+// image configs) to the driver's Layers and Mounter.
+type layers struct {
+	store  *layer.Store
+	images *images.Service
 }
 
-// layers adapts the layer store to the driver's Layers and Mounter.
-type layers struct{ store *layer.Store }
-
-func (l layers) ImageExists(name string) error {
-	_, err := l.store.Image(name)
-	return err
-}
+func (l layers) ResolveImage(ref string) (sm.ImageInfo, error) { return l.images.Resolve(ref) }
 
 func (l layers) ClaimMount(mountID, image string) (sm.Write, error) {
 	op, err := l.store.RegisterMount(mountID, image)
@@ -190,6 +207,23 @@ func (l recoveryLayers) CreateMount(ctx context.Context, mountID, image, hostnam
 
 func (l recoveryLayers) Unmount(mountID string) error     { return l.store.Unmount(mountID) }
 func (l recoveryLayers) RemoveMount(mountID string) error { return l.store.RemoveMount(mountID) }
+
+// recoveryImages adapts the layer store to image recovery.
+type recoveryImages struct{ store *layer.Store }
+
+func (l recoveryImages) ImageRegistered(id string) (bool, error) {
+	_, err := l.store.ImageByID(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (l recoveryImages) NameOf(name string) (string, error) { return l.store.NameID(name) }
+
+func (l recoveryImages) RemoveUnregisteredLayers(cacheIDs []string) error {
+	return l.store.RemoveUnregisteredLayers(cacheIDs)
+}
 
 // observer feeds finished transitions to the metrics.
 type observer struct{ metrics *metrics.Metrics }

@@ -119,7 +119,7 @@ func TestImport_EscapingTarIsRefusedAndNothingRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Msg.Images) != 1 || res.Msg.Images[0].Name != "busybox" {
+	if len(res.Msg.Images) != 1 || res.Msg.Images[0].Name != "docker.io/library/busybox:latest" {
 		t.Fatalf("images after refused imports: %v", res.Msg.Images)
 	}
 	if err := importBytes(e, "busybox", tarOf(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})); codeOf(err) != connect.CodeAlreadyExists {

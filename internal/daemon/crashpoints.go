@@ -9,9 +9,10 @@ import (
 )
 
 // CrashPoints is every crash point cairnd can reach, in one list: the
-// driver's (derived from its step lists), the journal's and recovery's.
+// container driver's and the image driver's (derived from their step
+// lists), the journal's and recovery's.
 // cairnd refuses to start with CAIRN_CRASH_AT naming anything else, and the
 // full-matrix crash test walks this list.
 func CrashPoints() []string {
-	return slices.Concat(sm.CrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
+	return slices.Concat(sm.CrashPoints(), sm.ImageCrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
 }

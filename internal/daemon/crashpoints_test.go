@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/apiclient"
+	"github.com/cairn-run/cairn/internal/busybox"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/daemon"
 	"github.com/cairn-run/cairn/internal/testenv/scratch"
@@ -100,7 +104,7 @@ func untilLogged(ctx context.Context, e *scratch.Env, id, want string) error {
 		}
 		var got strings.Builder
 		for stream.Receive() {
-			got.Write(stream.Msg().Data)
+			got.Write(entriesData(stream.Msg().Entries))
 		}
 		if err := stream.Err(); err != nil {
 			return err
@@ -155,6 +159,12 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 	for _, point := range daemon.CrashPoints() {
 		if strings.HasPrefix(point, "recovery.") {
 			continue // crashes during recovery itself: recovery_test.go
+		}
+		if slices.Contains(sm.ImageCrashPoints(), point) {
+			continue // image operations: TestCrashPoints_ImageOperationsRecoverWhole
+		}
+		if slices.Contains(sm.ExecCrashPoints(), point) {
+			continue // exec sessions: TestCrashPoints_ExecSessionsNoneLostNoneLeaked
 		}
 		if _, ok := crashOutcome[point]; !ok {
 			t.Errorf("crash point %s has no expected outcome in this test", point)
@@ -213,4 +223,111 @@ func TestCrashPoints_AnUnknownNameIsRefusedAtStart(t *testing.T) {
 		t.Fatalf("cairnd did not refuse the misspelt crash point; its log:\n%s", log)
 	}
 	e.Start()
+}
+
+// imageCrashOutcome says, for each crash point of an image operation,
+// whether the name the operation is about names an image once the daemon
+// has crashed there and recovered: an operation whose DONE is not durable
+// did nothing, one whose DONE is did all of it.
+var imageCrashOutcome = map[string]bool{
+	"load.after-intent": false, "load.after-layers": false, "load.before-done": false, "load.after-done": true,
+	"import.after-intent": false, "import.after-layers": false, "import.before-done": false, "import.after-done": true,
+	"tag.after-intent": false, "tag.before-done": false, "tag.after-done": true,
+	"untag.after-intent": true, "untag.before-done": true, "untag.after-done": false,
+	"delete.after-intent": true, "delete.before-done": true, "delete.after-done": false,
+}
+
+// reachImage performs the image operations that lead to the crash point's
+// event and returns the name the last one is about.
+func reachImage(ctx context.Context, e *scratch.Env, point string) (string, error) {
+	var archive bytes.Buffer
+	if err := busybox.WriteArchive(&archive, busybox.DefaultPath, "crash:1", []string{"true"}, busybox.LayerTar(busybox.File{Name: "crash", Body: point})); err != nil {
+		return "", err
+	}
+	load := func() error {
+		_, err := apiclient.LoadImage(ctx, e.Images, bytes.NewReader(archive.Bytes()))
+		return err
+	}
+	tag := func(src, dst string) error {
+		_, err := e.Images.Tag(ctx, connect.NewRequest(&cairnv1.ImageServiceTagRequest{Source: src, Target: dst}))
+		return err
+	}
+	rm := func(ref string) error {
+		_, err := e.Images.Remove(ctx, connect.NewRequest(&cairnv1.ImageServiceRemoveRequest{Name: ref}))
+		return err
+	}
+	switch event(point) {
+	case "load":
+		return "crash:1", load()
+	case "import":
+		_, err := apiclient.ImportImage(ctx, e.Images, "imported", bytes.NewReader(busybox.LayerTar(busybox.File{Name: "f", Body: point})))
+		return "imported", err
+	case "tag":
+		return "tagged", tag("busybox", "tagged")
+	case "untag":
+		if err := tag("busybox", "second"); err != nil {
+			return "", err
+		}
+		return "second", rm("second")
+	case "delete":
+		if err := load(); err != nil {
+			return "", err
+		}
+		return "crash:1", rm("crash:1")
+	}
+	return "", fmt.Errorf("no image operation for %s", point)
+}
+
+func TestCrashPoints_ImageOperationsRecoverWhole(t *testing.T) {
+	for _, point := range sm.ImageCrashPoints() {
+		if _, ok := imageCrashOutcome[point]; !ok {
+			t.Errorf("image crash point %s has no expected outcome in this test", point)
+		}
+		if !slices.Contains(daemon.CrashPoints(), point) {
+			t.Errorf("image crash point %s is not in daemon.CrashPoints", point)
+		}
+	}
+	for _, point := range sm.ImageCrashPoints() {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			e := scratch.NewBinaryDaemon(t)
+			e.Stop()
+			e.StartWith("CAIRN_CRASH_AT=" + point)
+			e.WaitServing()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			name, err := reachImage(ctx, e, point)
+			e.WaitCrash(30 * time.Second)
+			if err == nil {
+				t.Logf("the operation completed before the crash (%s fires after the reply)", point)
+			}
+			e.Start()
+			_, err = e.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: name}))
+			if present := err == nil; present != imageCrashOutcome[point] {
+				t.Errorf("after a crash at %s, %s names an image: %v (%v), want %v", point, name, present, err, imageCrashOutcome[point])
+			} else if err != nil && codeOf(err) != connect.CodeNotFound {
+				t.Errorf("get %s: %v", name, err)
+			}
+			res, err := e.Images.List(bg, connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range res.Msg.Images {
+				got, err := e.Images.Get(bg, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: img.Id}))
+				if err != nil || got.Msg.Image.PendingEvent != "" {
+					t.Errorf("image %s after recovery: %v, pending %q", img.Id, err, got.Msg.GetImage().GetPendingEvent())
+				}
+			}
+			// No half-registered image, no orphan layer, no scratch file.
+			assertStoreWhole(t, e)
+			// An image that stayed (or came) runs. (The imported one is a
+			// single file, nothing to run.)
+			if imageCrashOutcome[point] && event(point) != "untag" && event(point) != "import" {
+				if _, code, err := runOutput(t, e, &cairnv1.CreateRequest{Image: name, AutoRemove: true, Command: []string{"true"}}); err != nil || code != 0 {
+					t.Errorf("run of %s after recovery: code %d %v", name, code, err)
+				}
+			}
+			checkJournalOffline(t, e)
+		})
+	}
 }

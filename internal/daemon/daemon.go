@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"connectrpc.com/grpchealth"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-run/cairn/api"
 	"github.com/cairn-run/cairn/executor"
+	"github.com/cairn-run/cairn/images"
 	"github.com/cairn-run/cairn/internal/buildinfo"
 	"github.com/cairn-run/cairn/internal/crashpoint"
 	"github.com/cairn-run/cairn/internal/defaults"
@@ -49,10 +51,16 @@ type Config struct {
 	// keeps whole; older histories of removed containers are deleted.
 	// Default 10,000.
 	HistoryRetain int
+	// Access says who may reach the API: the socket's group, TCP listeners.
+	Access Access
 	// MaxImportBytes bounds the uncompressed size of one image import;
 	// default 8 GiB (layer.ImportOptions.MaxBytes).
 	MaxImportBytes int64
 	Logger         *slog.Logger
+	// LogMaxSize and LogMaxFiles are the rotation of a container's log
+	// when its create sets none; zero: the executor's defaults.
+	LogMaxSize  int64
+	LogMaxFiles int
 }
 
 // Daemon is a running cairnd.
@@ -61,12 +69,14 @@ type Daemon struct {
 	log     *slog.Logger
 	journal *journal.Journal
 	layers  *layer.Store
+	images  *images.Service
 	exec    *executor.Executor
 	machine *sm.Machine
 	metrics *metrics.Metrics
 	health  *grpchealth.StaticChecker
 	gate    api.Gate
 	servers []*http.Server
+	socket  *net.UnixListener
 	serveWG sync.WaitGroup
 	errs    chan error
 	once    sync.Once
@@ -95,12 +105,16 @@ func Start(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
 	}
-	var stateCounts metrics.StateCounter = func() map[string]int { return d.stateCounts() }
-	d.metrics = metrics.New(stateCounts)
+	d.metrics = metrics.New(d.metricSources())
 	d.journal, err = journal.Open(filepath.Join(cfg.Root, "cairn.db"), journal.Options{Observer: d.metrics, CrashPoint: crashpoint.Hit, Checks: storecheck.All()})
 	if err != nil {
 		return nil, err
 	}
+	seed := map[[2]string]int{}
+	for oc, n := range d.journal.Outcomes() {
+		seed[[2]string{oc.Event, oc.Kind}] = n
+	}
+	d.metrics.Seed(seed)
 	if err := d.open(); err != nil {
 		_ = d.journal.Close()
 		return nil, err
@@ -117,6 +131,11 @@ func Start(cfg Config) (*Daemon, error) {
 	d.gate.Open()
 	api.SetServing(d.health, true)
 	d.startCompaction()
+	// A service manager waiting for Type=notify learns the daemon is ready
+	// only now that every container is recovered.
+	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		d.log.Warn("telling the service manager cairnd is ready", "error", err)
+	}
 	d.log.Info("cairnd serving", "root", cfg.Root, "socket", cfg.Socket, "metrics", cfg.MetricsAddr, "live_restore", cfg.LiveRestore)
 	return d, nil
 }
@@ -178,11 +197,16 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
-	rt := runtime{exec: d.exec, metrics: d.metrics}
-	ls := layers{store: d.layers}
+	d.images = &images.Service{
+		Store: d.layers, Journal: d.journal, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes},
+		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
+	}
+	rt := runtime{exec: d.exec, metrics: d.metrics, logMaxSize: d.cfg.LogMaxSize, logMaxFiles: d.cfg.LogMaxFiles}
+	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
+		Execs: execRuntime{d.exec}, ExecViews: d.journal,
 	})
 	return nil
 }
@@ -201,13 +225,15 @@ func (d *Daemon) recover() error {
 	runner := recovery.Runner{
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
+		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
+		Execs: recovery.ExecPorts{Journal: d.journal, Runtime: execRecovery{d.exec}, Lifecycle: d.machine},
 	}
 	rep, err := runner.Run(context.Background())
 	d.metrics.Recovered(rep.Duration, rep.Actions)
 	for range rep.UnknownExits {
 		d.metrics.ExitCodeUnknown()
 	}
-	d.log.Info("recovered", "containers", rep.Containers, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
+	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
 	if err != nil {
 		d.log.Error("recovery left work for the next start", "error", err)
 	}
@@ -222,39 +248,38 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-func (d *Daemon) stateCounts() map[string]int {
-	counts := map[string]int{}
-	if d.journal == nil {
-		return counts
-	}
-	for _, c := range d.journal.Containers() {
-		if c.State != sm.StateNone {
-			counts[string(c.State)]++
-		}
-	}
-	return counts
-}
-
 // listen serves the API (and /metrics) on the unix socket, and /metrics on
 // the TCP address.
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{d.layers}, LogFiles: runtime{exec: d.exec}},
-		Images:     &api.ImageServer{Store: d.layers, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes}},
-		Journal:    &api.JournalServer{Journal: d.journal, Stopping: d.stopping},
+		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}}),
+		Images:     &api.ImageServer{Images: d.images},
+		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
+		RPCs:       d.metrics,
 	}.Mux()
-	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})
+	metricsHandler := promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	mux.Handle("/metrics", metricsHandler)
 
-	sock, err := listenUnix(d.cfg.Socket)
+	sock, err := listenUnix(d.cfg.Socket, d.cfg.Access)
 	if err != nil {
 		return err
 	}
+	d.socket = sock
 	d.serve(api.NewHTTPServer(mux), sock)
+	tcp, err := d.cfg.Access.tcpListeners()
+	if err != nil {
+		d.closeServers(context.Background())
+		return err
+	}
+	for _, ln := range tcp {
+		srv := api.NewHTTPServer(mux)
+		srv.Protocols.SetHTTP2(true) // over TLS, negotiated by ALPN
+		d.serve(srv, ln)
+	}
 	if d.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
 		if err != nil {
@@ -266,30 +291,6 @@ func (d *Daemon) listen() error {
 		d.serve(&http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, ln)
 	}
 	return nil
-}
-
-// listenUnix binds the API socket, replacing a stale file left by a crash
-// but never the socket of a live daemon.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("socket %s is in use by another daemon", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	return ln, nil
 }
 
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) {
@@ -319,6 +320,7 @@ func (d *Daemon) closeServers(ctx context.Context) {
 // live restore is on, records a clean shutdown and closes the journal.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.once.Do(func() {
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 		close(d.stopping)
 		if d.stopCompaction != nil {
 			d.stopCompaction()
@@ -326,6 +328,9 @@ func (d *Daemon) Stop(ctx context.Context) {
 		}
 		d.gate.Close()
 		api.SetServing(d.health, false)
+		if d.socket != nil {
+			removeSocket(d.cfg.Socket, d.socket) // no new client finds it
+		}
 		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		d.closeServers(shutdownCtx)
 		cancel()

@@ -40,7 +40,7 @@ func imageNames(t *testing.T, e *scratch.Env) []string {
 // directory or an import in progress.
 func assertOnlyBusybox(t *testing.T, e *scratch.Env) {
 	t.Helper()
-	if names := imageNames(t, e); len(names) != 1 || names[0] != "busybox" {
+	if names := imageNames(t, e); len(names) != 1 || names[0] != "docker.io/library/busybox:latest" {
 		t.Errorf("images: %v, want only busybox", names)
 	}
 	store := filepath.Join(e.Config.Root, "layer")

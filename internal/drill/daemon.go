@@ -52,7 +52,9 @@ func (d *daemonProc) start(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("daemon log: %w", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(d.bin, "--root", d.root, "--socket", d.socket, "--cgroup-parent", d.cgroupParent, "--metrics-addr", "")
+	// --config=: the machine's cairnd.json is for its own daemon, not the
+	// drill's scratch one (its listeners would clash, for one).
+	cmd := exec.Command(d.bin, "--config=", "--root", d.root, "--socket", d.socket, "--cgroup-parent", d.cgroupParent, "--metrics-addr", "")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C meant for the drill must not reach
 	// the daemon, the drill stops it during its cleanup.

@@ -1,10 +1,12 @@
 // Package drill is `cairn drill`: a crash-recovery drill an operator can
 // run against a cairnd build. It starts its own daemon on a scratch root,
-// drives random lifecycle operations through the API, kills the daemon with
-// SIGKILL while they are in flight (sometimes a shim or a container process
-// too), restarts it, and checks that what the daemon says after recovery is
-// what the machine shows: states, processes, exit codes, files in writable
-// layers, and nothing leaked.
+// drives random lifecycle and image operations (load, tag, rm of its own
+// images) through the API, kills the daemon with SIGKILL while they are in
+// flight (sometimes a shim or a container process too), restarts it, and
+// checks that what the daemon says after recovery is what the machine
+// shows: states, processes, exit codes, files in writable layers, every
+// image whole with one layer directory per chain position, and nothing
+// leaked.
 //
 // It never touches a daemon it did not start: everything it creates lives
 // under its own scratch directory and cgroup parent, and it removes both at
@@ -12,6 +14,7 @@
 package drill
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -84,8 +87,9 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 	r := &run{cfg: cfg, dir: dir, root: filepath.Join(dir, "root"), cgroupParent: "cairn-drill-" + randomHex(6), shimLost: map[string]int64{}, reported: map[string]bool{}}
 	r.daemon = newDaemonProc(cfg.Cairnd, r.root, filepath.Join(dir, "s.sock"), r.cgroupParent, filepath.Join(dir, "cairnd.log"))
-	r.observer = observer{dir: dir, execDir: filepath.Join(r.root, "exec"), cgroupParent: r.cgroupParent}
+	r.observer = observer{dir: dir, execDir: filepath.Join(r.root, "exec"), layerDir: filepath.Join(r.root, "layer"), cgroupParent: r.cgroupParent}
 	r.ops = newOperator(r.daemon.clients.Containers, imageName, cfg.Containers)
+	r.ops.images = r.daemon.clients.Images
 	fmt.Fprintf(cfg.Out, "drill: %s, %d cycles, up to %d containers, seed %d, root %s, cgroup parent %s\n",
 		cfg.Cairnd, cfg.Cycles, cfg.Containers, cfg.Seed, dir, r.cgroupParent)
 	defer func() {
@@ -107,6 +111,9 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		return sum, fmt.Errorf("drill: first start: %w", err)
 	}
 	if err := r.importImage(ctx); err != nil {
+		return sum, err
+	}
+	if err := r.loadImages(ctx); err != nil {
 		return sum, err
 	}
 	master := mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
@@ -152,7 +159,7 @@ func (r *run) cycle(ctx context.Context, n int, master *mrand.Rand) (cycleResult
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	cr.Touched, cr.Signaled = r.ops.touchedSet(), r.ops.signaledSet()
+	cr.Touched, cr.Signaled, cr.Execs = r.ops.touchedSet(), r.ops.signaledSet(), r.ops.execSet()
 	if killErr != nil {
 		res.Violations = append(res.Violations, Violation{Cycle: n, Invariant: "daemon", Expected: "alive until the drill killed it", Seen: oneLine(killErr.Error() + "; " + r.daemon.logTail(5))})
 	}
@@ -263,8 +270,32 @@ func (r *run) observe(ctx context.Context) (Observed, error) {
 	if err != nil {
 		return Observed{}, err
 	}
+	imgs, err := r.daemon.clients.Images.List(ctx, connect.NewRequest(&cairnv1.ImageServiceListRequest{}))
+	if err != nil {
+		return Observed{}, fmt.Errorf("image list: %w", err)
+	}
+	var images []*cairnv1.Image
+	for _, img := range imgs.Msg.Images {
+		got, err := r.daemon.clients.Images.Get(ctx, connect.NewRequest(&cairnv1.ImageServiceGetRequest{Ref: img.Id}))
+		if err != nil {
+			return Observed{}, fmt.Errorf("image get %s: %w", img.Id, err)
+		}
+		images = append(images, got.Msg.Image)
+	}
 	cs := list.Msg.Containers
-	return Observed{Containers: cs, History: history, World: r.observer.observe(r.daemon.pid(), cs)}, nil
+	execs := map[string]*cairnv1.ExecSession{}
+	for _, c := range cs {
+		for _, id := range c.ExecIds {
+			res, err := r.daemon.clients.Containers.ExecInspect(ctx, connect.NewRequest(&cairnv1.ExecInspectRequest{Id: id}))
+			if err != nil {
+				return Observed{}, fmt.Errorf("exec inspect %s: %w", id, err)
+			}
+			execs[id] = res.Msg.Session
+		}
+	}
+	w := r.observer.observe(r.daemon.pid(), cs)
+	r.observer.observeExecProcs(w, execs)
+	return Observed{Containers: cs, Images: images, History: history, Execs: execs, World: w}, nil
 }
 
 // history reads the whole journal, by container.
@@ -309,6 +340,27 @@ func (r *run) importImage(ctx context.Context) error {
 	defer pr.Close()
 	if _, err := apiclient.ImportImage(ctx, r.daemon.clients.Images, imageName, pr); err != nil {
 		return fmt.Errorf("drill: import image: %w", err)
+	}
+	return nil
+}
+
+// drillImages is how many images of its own (busybox and a small layer
+// each, so they share their first layer) the drill loads, tags and removes.
+const drillImages = 3
+
+// loadImages builds the drill's image archives and loads them once.
+func (r *run) loadImages(ctx context.Context) error {
+	for i := range drillImages {
+		name := fmt.Sprintf("drill/image-%d:latest", i)
+		var buf bytes.Buffer
+		layer := busybox.LayerTar(busybox.File{Name: "drill", Body: name + "\n"}, busybox.File{Name: "bin/.wh.vi"})
+		if err := busybox.WriteArchive(&buf, r.cfg.Busybox, name, []string{"sh"}, layer); err != nil {
+			return fmt.Errorf("drill: image archive: %w", err)
+		}
+		r.ops.archives = append(r.ops.archives, drillImage{name: name, archive: buf.Bytes()})
+		if _, err := apiclient.LoadImage(ctx, r.daemon.clients.Images, bytes.NewReader(buf.Bytes())); err != nil {
+			return fmt.Errorf("drill: load image: %w", err)
+		}
 	}
 	return nil
 }

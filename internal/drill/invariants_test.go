@@ -100,7 +100,14 @@ func healthy() (Crash, Observed) {
 		Cycle: 7, Before: before, Touched: map[string]bool{}, Signaled: map[string]int64{},
 		KilledProc: map[string]bool{}, KilledShim: map[string]bool{}, ShimLost: map[string]bool{},
 	}
-	return cr, Observed{Containers: cs, History: history, World: w}
+	// Two images sharing their first layer: three chain positions, three
+	// layer directories.
+	images := []*cairnv1.Image{
+		{Id: "sha256:1", DiffIds: []string{"sha256:a", "sha256:b"}, ChainId: "sha256:ab", Config: &cairnv1.ImageConfig{}},
+		{Id: "sha256:2", DiffIds: []string{"sha256:a", "sha256:c"}, ChainId: "sha256:ac", Config: &cairnv1.ImageConfig{}},
+	}
+	w.LayerDirs = []string{"d1", "d2", "d3"}
+	return cr, Observed{Containers: cs, Images: images, History: history, World: w}
 }
 
 func find(o Observed, id string) *cairnv1.Container {
@@ -147,6 +154,21 @@ func TestCheck_EachInvariantFiresOnItsViolation(t *testing.T) {
 		break_ func(*Crash, *Observed)
 		want   []string // the invariants that must fire, and no other
 	}{
+		{"an image with an unfinished load", func(cr *Crash, o *Observed) {
+			o.Images[0].PendingEvent = "load"
+		}, []string{"pending"}},
+		{"an orphan layer directory", func(cr *Crash, o *Observed) {
+			o.World.LayerDirs = append(o.World.LayerDirs, "orphan")
+		}, []string{"image"}},
+		{"an image whose layer directory is gone", func(cr *Crash, o *Observed) {
+			o.World.LayerDirs = o.World.LayerDirs[:2]
+		}, []string{"image"}},
+		{"an image listed without layers", func(cr *Crash, o *Observed) {
+			o.Images[1].DiffIds, o.World.LayerDirs = nil, o.World.LayerDirs[:2]
+		}, []string{"image"}},
+		{"a scratch file left in tmp/", func(cr *Crash, o *Observed) {
+			o.World.Scratch = []string{"stage-123"}
+		}, []string{"leak"}},
 		{"running container whose process died", func(cr *Crash, o *Observed) {
 			o.World.Procs[200] = Proc{PID: 200, Gone: true}
 		}, []string{"state"}},

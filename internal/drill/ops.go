@@ -1,9 +1,11 @@
 package drill
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/api/cairn/v1/cairnv1connect"
+	"github.com/cairn-run/cairn/internal/apiclient"
 )
 
 // The commands the drill runs. Both append a line to /marker first, so the
@@ -42,14 +45,23 @@ const (
 	opKill
 	opRemove
 	opForceRemove
+	opLoad    // image load of one of the drill's archives
+	opTag     // image tag of one of the drill's images
+	opRmImage // image rm of a drill image or tag (refused while a container uses it)
+	opExec    // exec -d of a short command into a slot's container
 	numOpKinds
 )
 
-var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f"}
+var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "exec"}
 
 // opWeights favour the verbs that keep containers alive, so that most
-// crashes find running and paused containers to recover.
-var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4}
+// crashes find running and paused containers to recover; image operations
+// come now and then, so that some crashes find a load, tag or remove in
+// flight.
+var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 12}
+
+// isImageOp reports the operations on images, which need no slot.
+func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage }
 
 // op is one lifecycle operation on a slot. On an empty slot every op is a
 // create; a create on an occupied slot is a start.
@@ -60,6 +72,8 @@ type op struct {
 	signal  string // kill
 	short   bool   // create: the command that exits by itself
 	start   bool   // create: start it right away
+	image   int    // create: which image (0: busybox); load, tag, rm: which of the drill's images
+	tag     int    // tag, rm: which tag
 }
 
 // randomOp draws an operation. It always draws the same number of values,
@@ -74,7 +88,8 @@ func randomOp(r *rand.Rand, slots int) op {
 		pick -= opWeights[kind]
 		kind++
 	}
-	o := op{kind: kind, slot: r.IntN(slots), timeout: int32(r.IntN(3)), signal: "KILL", short: r.IntN(5) == 0, start: r.IntN(5) != 0}
+	o := op{kind: kind, slot: r.IntN(slots), timeout: int32(r.IntN(3)), signal: "KILL", short: r.IntN(5) == 0, start: r.IntN(5) != 0,
+		image: r.IntN(1 << 16), tag: r.IntN(1 << 16)}
 	if r.IntN(2) == 0 {
 		o.signal = "TERM"
 	}
@@ -88,6 +103,11 @@ type opStats struct {
 	Refused int // FailedPrecondition, NotFound, AlreadyExists: expected from racing operations
 	Cut     int // failed because the daemon was killed
 	Odd     []string
+	// Images and ImagesOK count the image operations among them (load,
+	// tag, rm) and those that succeeded.
+	Images, ImagesOK int
+	// Execs and ExecsOK count the exec sessions asked for and started.
+	Execs, ExecsOK int
 }
 
 // operator issues random operations on up to len(slots) containers and
@@ -96,6 +116,10 @@ type opStats struct {
 type operator struct {
 	api   cairnv1connect.ContainerServiceClient
 	image string
+	// images and archives are the drill's own images: loaded, tagged and
+	// removed among the containers' operations, and run by some of them.
+	images   cairnv1connect.ImageServiceClient
+	archives []drillImage
 
 	mu       sync.Mutex
 	slots    []string // container id per slot, "" when empty
@@ -104,14 +128,18 @@ type operator struct {
 	marking  bool
 	touched  map[string]bool
 	signaled map[string]int64
-	stats    opStats
-	crashed  atomic.Bool
+	// execs are the exec sessions whose start the daemon answered, by
+	// session id: their container.
+	execs   map[string]string
+	stats   opStats
+	crashed atomic.Bool
 }
 
 func newOperator(api cairnv1connect.ContainerServiceClient, image string, slots int) *operator {
 	return &operator{
 		api: api, image: image, slots: make([]string, slots), creating: make([]bool, slots),
 		inflight: map[string]int{}, touched: map[string]bool{}, signaled: map[string]int64{},
+		execs: map[string]string{},
 	}
 }
 
@@ -236,6 +264,15 @@ func (o *operator) do(ctx context.Context, next op) {
 	if o.crashed.Load() {
 		return // the daemon is being killed: an operation now could only fail
 	}
+	if isImageOp(next.kind) {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		err := o.imageOp(ctx, next)
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.count(next.kind, "", err)
+		return
+	}
 	id, kind, ok := o.resolve(next)
 	if !ok {
 		return
@@ -272,7 +309,7 @@ func (o *operator) create(ctx context.Context, next op) {
 	if next.short {
 		command = shortCommand
 	}
-	res, err := o.api.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: o.image, Command: command}))
+	res, err := o.api.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: o.imageFor(next), Command: command}))
 	o.mu.Lock()
 	o.creating[next.slot] = false
 	o.count(opCreate, "", err)
@@ -323,15 +360,106 @@ func (o *operator) call(ctx context.Context, kind opKind, id string, next op) er
 		o.mu.Unlock()
 	case opRemove, opForceRemove:
 		_, err = o.api.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: kind == opForceRemove}))
+	case opExec:
+		err = o.exec(ctx, id, next)
 	default:
 		err = fmt.Errorf("drill: no call for %s", opNames[kind])
 	}
 	return err
 }
 
+// execCode is what the drill's exec sessions exit with by themselves.
+const execCode = 5
+
+// exec starts a detached exec session that ends by itself within half a
+// second, and keeps its id once the daemon answered.
+func (o *operator) exec(ctx context.Context, id string, next op) error {
+	stream := o.api.Exec(ctx)
+	defer func() { _ = stream.CloseResponse() }()
+	sleep := fmt.Sprintf("0.%d", next.tag%6)
+	start := &cairnv1.ExecStart{Container: id, Detach: true,
+		Command: []string{"sh", "-c", fmt.Sprintf("sleep %s; exit %d", sleep, execCode)}}
+	if err := stream.Send(&cairnv1.ExecRequest{Start: start}); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	msg, err := stream.Receive()
+	if err != nil {
+		return err
+	}
+	if msg.Session != nil {
+		o.mu.Lock()
+		o.execs[msg.Session.Id] = id
+		o.mu.Unlock()
+	}
+	return nil
+}
+
+// execSet returns the exec sessions the daemon said it started.
+func (o *operator) execSet() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.execs)
+}
+
+// drillImage is one of the drill's images: its archive and its name.
+type drillImage struct {
+	name    string
+	archive []byte
+}
+
+// drillTags are the names the drill's tag operations give.
+const drillTags = 3
+
+func (o *operator) tagName(n int) string { return fmt.Sprintf("drill/tag-%d:latest", n%drillTags) }
+
+// imageFor picks the image a create runs: busybox, or one of the drill's
+// (which may be gone: then the create is refused, NotFound).
+func (o *operator) imageFor(next op) string {
+	if n := next.image % (len(o.archives) + 2); n < len(o.archives) {
+		return o.archives[n].name
+	}
+	return o.image
+}
+
+// imageOp loads, tags or removes one of the drill's images.
+func (o *operator) imageOp(ctx context.Context, next op) error {
+	if len(o.archives) == 0 || o.images == nil {
+		return nil
+	}
+	img := o.archives[next.image%len(o.archives)]
+	switch next.kind {
+	case opLoad:
+		_, err := apiclient.LoadImage(ctx, o.images, bytes.NewReader(img.archive))
+		return err
+	case opTag:
+		_, err := o.images.Tag(ctx, connect.NewRequest(&cairnv1.ImageServiceTagRequest{Source: img.name, Target: o.tagName(next.tag)}))
+		return err
+	case opRmImage:
+		ref := img.name
+		if next.tag%2 == 0 {
+			ref = o.tagName(next.tag / 2)
+		}
+		_, err := o.images.Remove(ctx, connect.NewRequest(&cairnv1.ImageServiceRemoveRequest{Name: ref}))
+		return err
+	}
+	return fmt.Errorf("drill: no image call for %s", opNames[next.kind])
+}
+
 // count files an operation's outcome; o.mu is held.
 func (o *operator) count(kind opKind, id string, err error) {
 	o.stats.Done++
+	if isImageOp(kind) {
+		o.stats.Images++
+		if err == nil {
+			o.stats.ImagesOK++
+		}
+	}
+	if kind == opExec {
+		o.stats.Execs++
+		if err == nil {
+			o.stats.ExecsOK++
+		}
+	}
 	switch code := connect.CodeOf(err); {
 	case err == nil:
 		o.stats.OK++

@@ -44,6 +44,8 @@ type Summary struct {
 	Journal                     map[journalCheck]int
 	Violations                  int
 	OddErrors                   int
+	ImageOps, ImageOpsOK        int
+	Execs, ExecsOK              int
 }
 
 func (s *Summary) add(r cycleResult) {
@@ -63,6 +65,10 @@ func (s *Summary) add(r cycleResult) {
 	s.Journal[r.Journal]++
 	s.Violations += len(r.Violations)
 	s.OddErrors += len(r.Ops.Odd)
+	s.ImageOps += r.Ops.Images
+	s.ImageOpsOK += r.Ops.ImagesOK
+	s.Execs += r.Ops.Execs
+	s.ExecsOK += r.Ops.ExecsOK
 }
 
 // countStates counts containers by state name.
@@ -119,6 +125,8 @@ func (s Summary) print(w io.Writer) {
 		fmt.Fprintf(w, "recovery time: min %s, median %s, max %s\n", ms(sorted[0]), ms(median(sorted)), ms(sorted[len(sorted)-1]))
 	}
 	fmt.Fprintf(w, "journal check: %d ok, %d failed, %d skipped\n", s.Journal[journalOK], s.Journal[journalFailed], s.Journal[journalSkipped])
+	fmt.Fprintf(w, "image operations (load, tag, rm): %d, %d of them ok\n", s.ImageOps, s.ImageOpsOK)
+	fmt.Fprintf(w, "exec sessions: %d asked, %d started\n", s.Execs, s.ExecsOK)
 	if s.Journal[journalSkipped] > 0 {
 		fmt.Fprintln(w, "  (skipped: this cairn has no `journal check` command)")
 	}

@@ -22,7 +22,8 @@ type Migration struct {
 // and the last ends at Version.
 var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
-	{From: 2, To: 3, Name: "exec session views", Run: addExecs},
+	{From: 2, To: 3, Name: "image views", Run: imageViews},
+	{From: 3, To: 4, Name: "exec session views", Run: addExecs},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -100,11 +101,22 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 	return nil
 }
 
-// addExecs (2→3) adds execs/, the views of exec sessions (journal records
-// of object kind "exec"; a schema 2 journal holds none).
+// addExecs (3→4) adds execs/, the views of exec sessions (journal records
+// of object kind "exec"; a schema 3 journal holds none).
 func addExecs(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucket(BucketExecs); err != nil {
 		return fmt.Errorf("create bucket %s: %w", BucketExecs, err)
+	}
+	return nil
+}
+
+// imageViews (2→3): images become journaled objects; their views get a
+// bucket. Nothing else changes: no image has a record yet, so none has a
+// view, and the layer store reads its schema 2 image records (names as
+// given, no id or config) as they are.
+func imageViews(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketImageViews); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketImageViews, err)
 	}
 	return nil
 }

@@ -7,25 +7,32 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 3)
+// # The whole tree (schema version 4)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
-//	containers/  <container id>       -> Container view (JSON): state, process, exit, mount id, timestamps
+//	containers/  <container id>       -> Container view (JSON): state, process, exit, mount id, image id,
+//	                                     config, timestamps
+//	imageviews/  <image id>           -> Image view (JSON): state, timestamps; the fold of the image's
+//	                                     records (object kind "image", id "sha256:<hex>")   (schema 3)
 //	execs/       <exec id>            -> exec session view (JSON): container, command, state, process,
-//	                                     exit (object kind "exec"; since schema 3)
+//	                                     exit (object kind "exec")                          (schema 4)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
 //	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
-//	                                     "exec/<64 hex>" (schema 1: keyed by the bare container id)
+//	                                     "image/sha256:<64 hex>", "exec/<64 hex>" (schema 1: keyed by the bare container id)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
 //	             "boot-id"            -> kernel boot id of the last start
 //	             "compacted-through"  -> highest seq compaction deleted (8-byte BE), absent before the first
-//	images/      <image name>         -> image record (JSON): diffIDs, chainID, size, created   (package layer)
+//	             "compacted-outcomes" -> DONE/FAILED records compaction deleted, {"<event> <kind>": n} (JSON)
+//	images/      <image key>          -> image record (JSON): id, diffIDs, chainID, size, created, config;
+//	                                     key = a canonical name, or the id of an image without one
+//	                                     (schema 2: names as given, no id or config)          (package layer)
 //	layers/      <chainID>            -> layer record (JSON): diffID, parent, cacheID, size,
-//	                                     refcount = images + child layers using it           (package layer)
-//	mounts/      <mount id>           -> mount record (JSON): image, chainID, created         (package layer)
+//	                                     refcount = images/ keys + child layers using it      (package layer)
+//	mounts/      <mount id>           -> mount record (JSON): image key, image id, chainID, created
+//	                                                                                          (package layer)
 //
 // Room for the stores to come, each a top-level bucket of its own added by a
 // migration (never by the store at run time), its records folded from
@@ -35,9 +42,9 @@
 //	netattach/   <attachment id>      -> network attachment     (object kind "netattach")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
-// Image records already live in images/; when images become journaled
-// objects (kind "image"), their pending intents use pending/ like every other
-// kind.
+// Images are journaled objects since schema 3: their records fold into
+// imageviews/, their pending intents use pending/ like every other kind, and
+// the layer store's images/ holds what each image is.
 //
 // # Versions and migrations
 //
@@ -56,20 +63,23 @@
 package schema
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 3
+const Version = 4
 
 // Bucket names.
 var (
 	BucketJournal    = []byte("journal")
 	BucketContainers = []byte("containers")
+	BucketImageViews = []byte("imageviews")
 	BucketExecs      = []byte("execs")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
@@ -87,13 +97,13 @@ var (
 	// MetaCompactedThrough is the highest seq compaction has deleted: a
 	// reader resuming at or below it may have missed records (absent: 0).
 	MetaCompactedThrough = []byte("compacted-through")
+	// MetaCompactedOutcomes counts the DONE and FAILED records compaction
+	// deleted, by event and kind (JSON), so counts of transitions survive it.
+	MetaCompactedOutcomes = []byte("compacted-outcomes")
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketExecs, BucketPending, BucketNames, BucketMeta}
-
-// journalBucketsBefore3 are the journal's buckets of schemas 1 and 2.
-var journalBucketsBefore3 = [][]byte{BucketJournal, BucketContainers, BucketPending, BucketNames, BucketMeta}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketExecs, BucketPending, BucketNames, BucketMeta}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -110,6 +120,7 @@ func Buckets() [][]byte {
 // file Open accepted.
 func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
+func ImageViews(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketImageViews) }
 func Execs(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketExecs) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
@@ -181,16 +192,20 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
-// a journal ever opened lacks them; migration 1→2 adds them. Schema 3 adds
-// execs/.
+// a journal ever opened lacks them; migration 1→2 adds them. imageviews/
+// came with schema 3 (migration 2→3), execs/ with schema 4 (3→4).
 func bucketsOf(v int) [][]byte {
-	switch v {
-	case 1:
-		return journalBucketsBefore3
-	case 2:
-		return append(append([][]byte{}, journalBucketsBefore3...), StoreBuckets...)
+	var out [][]byte
+	for _, b := range Buckets() {
+		switch {
+		case v < 2 && slices.ContainsFunc(StoreBuckets, func(s []byte) bool { return bytes.Equal(s, b) }):
+		case v < 3 && bytes.Equal(b, BucketImageViews):
+		case v < 4 && bytes.Equal(b, BucketExecs):
+		default:
+			out = append(out, b)
+		}
 	}
-	return Buckets()
+	return out
 }
 
 // Check is one verification of the stored data, run in a read transaction

@@ -25,7 +25,7 @@ func openTemp(t *testing.T) (*bolt.DB, string) {
 // schemaOne lays out a file as schema 1 left it when only the journal had
 // opened it: journal buckets only, pending/ keyed by the bare id.
 func schemaOne(tx *bolt.Tx) error {
-	for _, name := range journalBucketsBefore3 {
+	for _, name := range bucketsOf(1) {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 2 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 {
+		if len(ran) != 3 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 {
 			t.Errorf("ran %+v", ran)
 		}
 		if v, _ := StoredVersion(tx); v != Version {
@@ -69,12 +69,56 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 	}
 }
 
+func TestMigrate_TwoToThreeAddsImageViewsAndKeepsEverything(t *testing.T) {
+	db, _ := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range bucketsOf(2) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := Images(tx).Put([]byte("busybox"), []byte(`{"diffIDs":["sha256:x"]}`)); err != nil {
+			return err
+		}
+		if err := Pending(tx).Put([]byte("container/abc"), []byte(`{"seq":7}`)); err != nil {
+			return err
+		}
+		return Meta(tx).Put(MetaSchema, []byte("2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketImageViews) != nil {
+			t.Fatal("a schema 2 file has imageviews/")
+		}
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 2 || ran[0].From != 2 || ran[0].To != 3 || ran[1].To != 4 {
+			t.Errorf("ran %+v", ran)
+		}
+		if err := CheckBuckets(tx, Version); err != nil {
+			t.Error(err)
+		}
+		if ImageViews(tx).Stats().KeyN != 0 || string(Images(tx).Get([]byte("busybox"))) != `{"diffIDs":["sha256:x"]}` ||
+			string(Pending(tx).Get([]byte("container/abc"))) != `{"seq":7}` {
+			t.Error("the migration changed data")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	db, _ := openTemp(t)
 	if err := db.Update(Create); err != nil {
 		t.Fatal(err)
 	}
-	for v, want := range map[string]error{"4": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+	for v, want := range map[string]error{"5": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
 				return err
@@ -88,26 +132,35 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	}
 }
 
-func TestMigrate_TwoToThreeAddsExecs(t *testing.T) {
+func TestMigrate_ThreeToFourAddsExecsAndKeepsEverything(t *testing.T) {
 	db, _ := openTemp(t)
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range bucketsOf(2) {
+		for _, name := range bucketsOf(3) {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
 		}
-		if err := Meta(tx).Put(MetaSchema, []byte("2")); err != nil {
+		if err := ImageViews(tx).Put([]byte("sha256:x"), []byte(`{"state":"present"}`)); err != nil {
 			return err
 		}
-		if err := CheckBuckets(tx, 3); err == nil {
-			t.Error("a schema 2 file passed the schema 3 bucket check")
+		if err := Meta(tx).Put(MetaSchema, []byte("3")); err != nil {
+			return err
+		}
+		if Execs(tx) != nil {
+			t.Fatal("a schema 3 file has execs/")
+		}
+		if err := CheckBuckets(tx, 4); err == nil {
+			t.Error("a schema 3 file passed the schema 4 bucket check")
 		}
 		ran, err := Migrate(tx)
 		if err != nil {
 			return err
 		}
-		if len(ran) != 1 || ran[0].From != 2 || ran[0].To != 3 || Execs(tx) == nil {
+		if len(ran) != 1 || ran[0].From != 3 || ran[0].To != 4 || Execs(tx) == nil || Execs(tx).Stats().KeyN != 0 {
 			t.Errorf("ran %+v, execs/ %v", ran, Execs(tx) != nil)
+		}
+		if string(ImageViews(tx).Get([]byte("sha256:x"))) != `{"state":"present"}` {
+			t.Error("the migration changed data")
 		}
 		return CheckBuckets(tx, Version)
 	})

@@ -513,18 +513,23 @@ type Container struct {
 	ShimPid int64 `protobuf:"varint,19,opt,name=shim_pid,json=shimPid,proto3" json:"shim_pid,omitempty"`
 	// A transition that was recorded as intended but is not finished yet.
 	PendingEvent string `protobuf:"bytes,20,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	// Id of the image the container was made from.
+	ImageId string `protobuf:"bytes,21,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// What the container took from its image's config and its create's
+	// overrides (besides command and env).
+	Config *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
 	// The container's init has a pseudo-terminal.
-	Tty bool `protobuf:"varint,21,opt,name=tty,proto3" json:"tty,omitempty"`
+	Tty bool `protobuf:"varint,100,opt,name=tty,proto3" json:"tty,omitempty"`
 	// Attached clients may write to the init's stdin.
-	OpenStdin bool `protobuf:"varint,22,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	OpenStdin bool `protobuf:"varint,101,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
 	// The first client to end its input ends the init's.
-	StdinOnce bool `protobuf:"varint,23,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
 	// Log rotation: the largest file in bytes (negative: never rotated) and
 	// how many files are kept; 0 before the daemon's defaults applied.
-	LogMaxSize  int64 `protobuf:"varint,24,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
-	LogMaxFiles int32 `protobuf:"varint,25,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	LogMaxSize  int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	// Exec sessions of the container the journal knows, oldest first.
-	ExecIds       []string `protobuf:"bytes,26,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
+	ExecIds       []string `protobuf:"bytes,105,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -699,6 +704,20 @@ func (x *Container) GetPendingEvent() string {
 	return ""
 }
 
+func (x *Container) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+func (x *Container) GetConfig() *ContainerConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
 func (x *Container) GetTty() bool {
 	if x != nil {
 		return x.Tty
@@ -741,32 +760,134 @@ func (x *Container) GetExecIds() []string {
 	return nil
 }
 
+// ContainerConfig is what a container runs with besides its command and
+// environment.
+type ContainerConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Working directory of the process; empty is /.
+	WorkingDir string `protobuf:"bytes,1,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// User spec (name, uid, uid:gid, name:group); empty is root.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// Signal stop sends first; empty is SIGTERM.
+	StopSignal string `protobuf:"bytes,3,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	// Recorded from the image for networking and volumes.
+	ExposedPorts  []string          `protobuf:"bytes,4,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	Volumes       []string          `protobuf:"bytes,5,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerConfig) Reset() {
+	*x = ContainerConfig{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerConfig) ProtoMessage() {}
+
+func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
+func (*ContainerConfig) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ContainerConfig) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *ContainerConfig) GetExposedPorts() []string {
+	if x != nil {
+		return x.ExposedPorts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional; must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}.
-	Name    string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Image   string   `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A name in any spelling Docker takes (busybox = docker.io/library/busybox:latest),
+	// an image id or a prefix of one.
+	Image string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	// Arguments after the entrypoint; empty: the image's Cmd.
 	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
-	Env     []string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
+	// Merged over the image's Env: an entry replaces the image's of the same key.
+	Env []string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
 	// Remove the container as soon as it stops.
 	AutoRemove bool `protobuf:"varint,5,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	// With override_entrypoint, entrypoint replaces the image's (empty: none)
+	// and the image's Cmd is not used.
+	OverrideEntrypoint bool     `protobuf:"varint,6,opt,name=override_entrypoint,json=overrideEntrypoint,proto3" json:"override_entrypoint,omitempty"`
+	Entrypoint         []string `protobuf:"bytes,7,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	// Overrides the image's WorkingDir; must be absolute.
+	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// Overrides the image's User.
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
 	// Give the init a pseudo-terminal.
-	Tty bool `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	Tty bool `protobuf:"varint,100,opt,name=tty,proto3" json:"tty,omitempty"`
 	// Let attached clients write to the init's stdin (else it is /dev/null).
-	OpenStdin bool `protobuf:"varint,7,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	OpenStdin bool `protobuf:"varint,101,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
 	// The first client to end its input ends the init's (docker run -i).
-	StdinOnce bool `protobuf:"varint,8,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
 	// Log rotation: the largest file in bytes (0: the daemon's default;
 	// negative: never rotate) and the number of files kept (0: the default).
-	LogMaxSize    int64 `protobuf:"varint,9,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
-	LogMaxFiles   int32 `protobuf:"varint,10,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	LogMaxSize    int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +899,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[3]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +912,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateRequest) GetName() string {
@@ -827,6 +948,34 @@ func (x *CreateRequest) GetAutoRemove() bool {
 		return x.AutoRemove
 	}
 	return false
+}
+
+func (x *CreateRequest) GetOverrideEntrypoint() bool {
+	if x != nil {
+		return x.OverrideEntrypoint
+	}
+	return false
+}
+
+func (x *CreateRequest) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
 }
 
 func (x *CreateRequest) GetTty() bool {
@@ -873,7 +1022,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1034,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[4]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1047,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateResponse) GetContainer() *Container {
@@ -919,7 +1068,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1080,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[5]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1093,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StartRequest) GetId() string {
@@ -963,7 +1112,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1124,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[6]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1137,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StartResponse) GetContainer() *Container {
@@ -1009,7 +1158,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1170,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[7]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1183,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StopRequest) GetId() string {
@@ -1060,7 +1209,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1221,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[8]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1234,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StopResponse) GetContainer() *Container {
@@ -1106,7 +1255,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1267,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[9]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1280,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KillRequest) GetId() string {
@@ -1157,7 +1306,7 @@ type KillResponse struct {
 
 func (x *KillResponse) Reset() {
 	*x = KillResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1318,7 @@ func (x *KillResponse) String() string {
 func (*KillResponse) ProtoMessage() {}
 
 func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[10]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1331,7 @@ func (x *KillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
 func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KillResponse) GetContainer() *Container {
@@ -1201,7 +1350,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1362,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[11]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1375,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PauseRequest) GetId() string {
@@ -1245,7 +1394,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1406,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[12]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1419,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PauseResponse) GetContainer() *Container {
@@ -1289,7 +1438,7 @@ type UnpauseRequest struct {
 
 func (x *UnpauseRequest) Reset() {
 	*x = UnpauseRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1450,7 @@ func (x *UnpauseRequest) String() string {
 func (*UnpauseRequest) ProtoMessage() {}
 
 func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[13]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1463,7 @@ func (x *UnpauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseRequest.ProtoReflect.Descriptor instead.
 func (*UnpauseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnpauseRequest) GetId() string {
@@ -1333,7 +1482,7 @@ type UnpauseResponse struct {
 
 func (x *UnpauseResponse) Reset() {
 	*x = UnpauseResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1494,7 @@ func (x *UnpauseResponse) String() string {
 func (*UnpauseResponse) ProtoMessage() {}
 
 func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[14]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1507,7 @@ func (x *UnpauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpauseResponse.ProtoReflect.Descriptor instead.
 func (*UnpauseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnpauseResponse) GetContainer() *Container {
@@ -1378,7 +1527,7 @@ type RestartRequest struct {
 
 func (x *RestartRequest) Reset() {
 	*x = RestartRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1539,7 @@ func (x *RestartRequest) String() string {
 func (*RestartRequest) ProtoMessage() {}
 
 func (x *RestartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[15]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1552,7 @@ func (x *RestartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRequest.ProtoReflect.Descriptor instead.
 func (*RestartRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RestartRequest) GetId() string {
@@ -1429,7 +1578,7 @@ type RestartResponse struct {
 
 func (x *RestartResponse) Reset() {
 	*x = RestartResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1590,7 @@ func (x *RestartResponse) String() string {
 func (*RestartResponse) ProtoMessage() {}
 
 func (x *RestartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[16]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1603,7 @@ func (x *RestartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartResponse.ProtoReflect.Descriptor instead.
 func (*RestartResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RestartResponse) GetContainer() *Container {
@@ -1475,7 +1624,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1636,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[17]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1649,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveRequest) GetId() string {
@@ -1526,7 +1675,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1687,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[18]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1700,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveResponse) GetId() string {
@@ -1570,7 +1719,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1731,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[19]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1744,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1614,7 +1763,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1775,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[20]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1788,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetResponse) GetContainer() *Container {
@@ -1659,7 +1808,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1820,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[21]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1833,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRequest) GetAll() bool {
@@ -1703,7 +1852,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1864,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[22]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1877,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -1749,7 +1898,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1910,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[23]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1923,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -1803,7 +1952,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1964,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[24]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1977,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WaitResponse) GetExitCode() int32 {
@@ -1868,7 +2017,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2029,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[25]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2042,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -1947,7 +2096,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2108,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[26]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2121,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogEntry) GetStream() LogStream {
@@ -2013,7 +2162,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2174,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2187,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -2078,7 +2227,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2239,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2252,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunRequest) GetCreate() *CreateRequest {
@@ -2129,7 +2278,7 @@ type RunResponse struct {
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2290,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2303,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RunResponse) GetContainer() *Container {
@@ -2196,7 +2345,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2357,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2370,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TerminalSize) GetRows() uint32 {
@@ -2254,7 +2403,7 @@ type AttachRequest struct {
 
 func (x *AttachRequest) Reset() {
 	*x = AttachRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2415,7 @@ func (x *AttachRequest) String() string {
 func (*AttachRequest) ProtoMessage() {}
 
 func (x *AttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2428,7 @@ func (x *AttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
 func (*AttachRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AttachRequest) GetStart() *AttachStart {
@@ -2329,7 +2478,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2490,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2503,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AttachStart) GetId() string {
@@ -2409,7 +2558,7 @@ type AttachResponse struct {
 
 func (x *AttachResponse) Reset() {
 	*x = AttachResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2570,7 @@ func (x *AttachResponse) String() string {
 func (*AttachResponse) ProtoMessage() {}
 
 func (x *AttachResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +2583,7 @@ func (x *AttachResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
 func (*AttachResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AttachResponse) GetContainer() *Container {
@@ -2500,7 +2649,7 @@ type ExecSession struct {
 
 func (x *ExecSession) Reset() {
 	*x = ExecSession{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2661,7 @@ func (x *ExecSession) String() string {
 func (*ExecSession) ProtoMessage() {}
 
 func (x *ExecSession) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2674,7 @@ func (x *ExecSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecSession.ProtoReflect.Descriptor instead.
 func (*ExecSession) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecSession) GetId() string {
@@ -2653,7 +2802,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2814,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2827,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExecRequest) GetStart() *ExecStart {
@@ -2735,7 +2884,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2896,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2909,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExecStart) GetContainer() string {
@@ -2849,7 +2998,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +3010,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +3023,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExecResponse) GetSession() *ExecSession {
@@ -2925,7 +3074,7 @@ type ResizeRequest struct {
 
 func (x *ResizeRequest) Reset() {
 	*x = ResizeRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +3086,7 @@ func (x *ResizeRequest) String() string {
 func (*ResizeRequest) ProtoMessage() {}
 
 func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3099,7 @@ func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResizeRequest) GetId() string {
@@ -2982,7 +3131,7 @@ type ResizeResponse struct {
 
 func (x *ResizeResponse) Reset() {
 	*x = ResizeResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3143,7 @@ func (x *ResizeResponse) String() string {
 func (*ResizeResponse) ProtoMessage() {}
 
 func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3156,7 @@ func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
 }
 
 type ExecInspectRequest struct {
@@ -3019,7 +3168,7 @@ type ExecInspectRequest struct {
 
 func (x *ExecInspectRequest) Reset() {
 	*x = ExecInspectRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3180,7 @@ func (x *ExecInspectRequest) String() string {
 func (*ExecInspectRequest) ProtoMessage() {}
 
 func (x *ExecInspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3193,7 @@ func (x *ExecInspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInspectRequest.ProtoReflect.Descriptor instead.
 func (*ExecInspectRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecInspectRequest) GetId() string {
@@ -3063,7 +3212,7 @@ type ExecInspectResponse struct {
 
 func (x *ExecInspectResponse) Reset() {
 	*x = ExecInspectResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3224,7 @@ func (x *ExecInspectResponse) String() string {
 func (*ExecInspectResponse) ProtoMessage() {}
 
 func (x *ExecInspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3237,7 @@ func (x *ExecInspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInspectResponse.ProtoReflect.Descriptor instead.
 func (*ExecInspectResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecInspectResponse) GetSession() *ExecSession {
@@ -3107,7 +3256,7 @@ type TopRequest struct {
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3268,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3281,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TopRequest) GetId() string {
@@ -3158,7 +3307,7 @@ type TopProcess struct {
 
 func (x *TopProcess) Reset() {
 	*x = TopProcess{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3319,7 @@ func (x *TopProcess) String() string {
 func (*TopProcess) ProtoMessage() {}
 
 func (x *TopProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3332,7 @@ func (x *TopProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopProcess.ProtoReflect.Descriptor instead.
 func (*TopProcess) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TopProcess) GetPid() int64 {
@@ -3230,7 +3379,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3391,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3404,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TopResponse) GetProcesses() []*TopProcess {
@@ -3265,23 +3414,32 @@ func (x *TopResponse) GetProcesses() []*TopProcess {
 	return nil
 }
 
-// Image is an imported root filesystem.
+// Image is a registered image.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The name the image was asked for or is listed under (canonical, e.g.
+	// docker.io/library/busybox:latest), or its id when it has no name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// sha256 of the uncompressed layer tars, bottom first.
 	DiffIds []string `protobuf:"bytes,2,rep,name=diff_ids,json=diffIds,proto3" json:"diff_ids,omitempty"`
 	// chain ID of the top layer.
-	ChainId       string                 `protobuf:"bytes,3,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ChainId   string                 `protobuf:"bytes,3,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Size      int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Image id: sha256 of its config.
+	Id string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	// Every name of the image (canonical), sorted; none for a dangling image.
+	Names  []string     `protobuf:"bytes,7,rep,name=names,proto3" json:"names,omitempty"`
+	Config *ImageConfig `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	// An image operation recorded as intended but not finished.
+	PendingEvent  string `protobuf:"bytes,9,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3293,7 +3451,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3306,7 +3464,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Image) GetName() string {
@@ -3344,6 +3502,253 @@ func (x *Image) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Image) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Image) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *Image) GetConfig() *ImageConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *Image) GetPendingEvent() string {
+	if x != nil {
+		return x.PendingEvent
+	}
+	return ""
+}
+
+// ImageConfig is what an image's config says about running it.
+type ImageConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entrypoint    []string               `protobuf:"bytes,1,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Cmd           []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	Env           []string               `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	WorkingDir    string                 `protobuf:"bytes,4,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	User          string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	StopSignal    string                 `protobuf:"bytes,6,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	ExposedPorts  []string               `protobuf:"bytes,7,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	Volumes       []string               `protobuf:"bytes,8,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Architecture  string                 `protobuf:"bytes,10,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	Os            string                 `protobuf:"bytes,11,opt,name=os,proto3" json:"os,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageConfig) Reset() {
+	*x = ImageConfig{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageConfig) ProtoMessage() {}
+
+func (x *ImageConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageConfig.ProtoReflect.Descriptor instead.
+func (*ImageConfig) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ImageConfig) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetExposedPorts() []string {
+	if x != nil {
+		return x.ExposedPorts
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetVolumes() []string {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ImageConfig) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *ImageConfig) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+// ImageHistoryEntry is one step of an image's build, as `docker history` shows it.
+type ImageHistoryEntry struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Created    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=created,proto3" json:"created,omitempty"`
+	CreatedBy  string                 `protobuf:"bytes,2,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Comment    string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	EmptyLayer bool                   `protobuf:"varint,4,opt,name=empty_layer,json=emptyLayer,proto3" json:"empty_layer,omitempty"`
+	// The layer the step made, if it made one.
+	DiffId        string `protobuf:"bytes,5,opt,name=diff_id,json=diffId,proto3" json:"diff_id,omitempty"`
+	Size          int64  `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageHistoryEntry) Reset() {
+	*x = ImageHistoryEntry{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageHistoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageHistoryEntry) ProtoMessage() {}
+
+func (x *ImageHistoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageHistoryEntry.ProtoReflect.Descriptor instead.
+func (*ImageHistoryEntry) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ImageHistoryEntry) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ImageHistoryEntry) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetEmptyLayer() bool {
+	if x != nil {
+		return x.EmptyLayer
+	}
+	return false
+}
+
+func (x *ImageHistoryEntry) GetDiffId() string {
+	if x != nil {
+		return x.DiffId
+	}
+	return ""
+}
+
+func (x *ImageHistoryEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type ImageServiceImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set in the first message only.
@@ -3357,7 +3762,7 @@ type ImageServiceImportRequest struct {
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3774,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3787,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -3406,8 +3811,8 @@ func (x *ImageServiceImportRequest) GetEnd() *ImportEnd {
 	return nil
 }
 
-// ImportEnd closes an import stream: what the client sent, counted and
-// hashed as it was sent.
+// ImportEnd closes an import or load stream: what the client sent, counted
+// and hashed as it was sent.
 type ImportEnd struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Total bytes of every chunk.
@@ -3420,7 +3825,7 @@ type ImportEnd struct {
 
 func (x *ImportEnd) Reset() {
 	*x = ImportEnd{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3837,7 @@ func (x *ImportEnd) String() string {
 func (*ImportEnd) ProtoMessage() {}
 
 func (x *ImportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3850,7 @@ func (x *ImportEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
 func (*ImportEnd) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportEnd) GetSize() int64 {
@@ -3471,7 +3876,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3483,7 +3888,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3496,12 +3901,109 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
 	if x != nil {
 		return x.Image
+	}
+	return nil
+}
+
+type ImageServiceLoadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Chunk []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set in the last message only (which may carry a chunk too).
+	End           *ImportEnd `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceLoadRequest) Reset() {
+	*x = ImageServiceLoadRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceLoadRequest) ProtoMessage() {}
+
+func (x *ImageServiceLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceLoadRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceLoadRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ImageServiceLoadRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ImageServiceLoadRequest) GetEnd() *ImportEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+type ImageServiceLoadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Images        []*Image               `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceLoadResponse) Reset() {
+	*x = ImageServiceLoadResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceLoadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceLoadResponse) ProtoMessage() {}
+
+func (x *ImageServiceLoadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceLoadResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceLoadResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ImageServiceLoadResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
 	}
 	return nil
 }
@@ -3514,7 +4016,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +4028,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +4041,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
 }
 
 type ImageServiceListResponse struct {
@@ -3551,7 +4053,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +4065,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3576,12 +4078,224 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
 	if x != nil {
 		return x.Images
+	}
+	return nil
+}
+
+type ImageServiceGetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A name (any spelling), an image id or an id prefix.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceGetRequest) Reset() {
+	*x = ImageServiceGetRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceGetRequest) ProtoMessage() {}
+
+func (x *ImageServiceGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceGetRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceGetRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ImageServiceGetRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type ImageServiceGetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// The image config as loaded, JSON.
+	ConfigJson string `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// Newest first.
+	History []*ImageHistoryEntry `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	// Container mounts made from the image.
+	Mounts        []string `protobuf:"bytes,4,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceGetResponse) Reset() {
+	*x = ImageServiceGetResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceGetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceGetResponse) ProtoMessage() {}
+
+func (x *ImageServiceGetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceGetResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceGetResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ImageServiceGetResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+func (x *ImageServiceGetResponse) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
+}
+
+func (x *ImageServiceGetResponse) GetHistory() []*ImageHistoryEntry {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *ImageServiceGetResponse) GetMounts() []string {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+type ImageServiceTagRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceTagRequest) Reset() {
+	*x = ImageServiceTagRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceTagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceTagRequest) ProtoMessage() {}
+
+func (x *ImageServiceTagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceTagRequest.ProtoReflect.Descriptor instead.
+func (*ImageServiceTagRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ImageServiceTagRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImageServiceTagRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type ImageServiceTagResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServiceTagResponse) Reset() {
+	*x = ImageServiceTagResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServiceTagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServiceTagResponse) ProtoMessage() {}
+
+func (x *ImageServiceTagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServiceTagResponse.ProtoReflect.Descriptor instead.
+func (*ImageServiceTagResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ImageServiceTagResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
 	}
 	return nil
 }
@@ -3595,7 +4309,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +4321,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +4334,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -3631,14 +4345,18 @@ func (x *ImageServiceRemoveRequest) GetName() string {
 }
 
 type ImageServiceRemoveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names removed, canonical.
+	Untagged []string `protobuf:"bytes,1,rep,name=untagged,proto3" json:"untagged,omitempty"`
+	// Id of the image deleted; empty when it only lost a name.
+	Deleted       string `protobuf:"bytes,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +4368,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +4381,111 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ImageServiceRemoveResponse) GetUntagged() []string {
+	if x != nil {
+		return x.Untagged
+	}
+	return nil
+}
+
+func (x *ImageServiceRemoveResponse) GetDeleted() string {
+	if x != nil {
+		return x.Deleted
+	}
+	return ""
+}
+
+type ImageServicePruneRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every image no container uses, not only those without a name.
+	All           bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePruneRequest) Reset() {
+	*x = ImageServicePruneRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePruneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePruneRequest) ProtoMessage() {}
+
+func (x *ImageServicePruneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePruneRequest.ProtoReflect.Descriptor instead.
+func (*ImageServicePruneRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ImageServicePruneRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type ImageServicePruneResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ids of the images deleted.
+	Deleted       []string `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageServicePruneResponse) Reset() {
+	*x = ImageServicePruneResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageServicePruneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageServicePruneResponse) ProtoMessage() {}
+
+func (x *ImageServicePruneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageServicePruneResponse.ProtoReflect.Descriptor instead.
+func (*ImageServicePruneResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ImageServicePruneResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
 }
 
 // JournalRecord is one record of the lifecycle journal.
@@ -3681,10 +4503,10 @@ type JournalRecord struct {
 	Error     string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	// Arguments and results of the record, as JSON.
 	DetailsJson string `protobuf:"bytes,10,opt,name=details_json,json=detailsJson,proto3" json:"details_json,omitempty"`
-	// The kind of object the record is about: container, image, volume,
-	// netattach, exec or sandbox.
-	ObjectKind string `protobuf:"bytes,11,opt,name=object_kind,json=objectKind,proto3" json:"object_kind,omitempty"`
-	// Its id within the kind (for a container, its id).
+	// The kind of object the record concerns: container, image, volume,
+	// netattach, exec or sandbox; and its id within the kind (a container's
+	// is container_id; an image's is its image id).
+	Object   string `protobuf:"bytes,11,opt,name=object,proto3" json:"object,omitempty"`
 	ObjectId string `protobuf:"bytes,12,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// For an exec session: its id (container_id is its container).
 	ExecId        string `protobuf:"bytes,13,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
@@ -3694,7 +4516,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +4528,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +4541,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3792,9 +4614,9 @@ func (x *JournalRecord) GetDetailsJson() string {
 	return ""
 }
 
-func (x *JournalRecord) GetObjectKind() string {
+func (x *JournalRecord) GetObject() string {
 	if x != nil {
-		return x.ObjectKind
+		return x.Object
 	}
 	return ""
 }
@@ -3833,7 +4655,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +4667,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4680,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -3906,7 +4728,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3918,7 +4740,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3931,7 +4753,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -3963,7 +4785,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4797,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4810,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -4014,15 +4836,18 @@ func (x *WatchEventsResponse) GetLastSeq() uint64 {
 
 type HistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Container id, prefix or name; empty for all containers.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Container id, prefix or name; with object "image", an image reference
+	// (a name, an id, a prefix). Empty: every record (of the kind, if given).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Only records of this kind of object ("container" or "image").
+	Object        string `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4859,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,12 +4872,19 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *HistoryRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetObject() string {
+	if x != nil {
+		return x.Object
 	}
 	return ""
 }
@@ -4066,7 +4898,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4078,7 +4910,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4091,7 +4923,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -4119,7 +4951,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +4963,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +4976,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -4190,7 +5022,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4202,7 +5034,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4215,7 +5047,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{71}
 }
 
 type VersionResponse struct {
@@ -4229,7 +5061,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4241,7 +5073,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4254,7 +5086,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -4284,7 +5116,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xf9\x06\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc7\a\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4311,34 +5143,54 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"autoRemove\x12#\n" +
 	"\rrestart_count\x18\x12 \x01(\x05R\frestartCount\x12\x19\n" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
-	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x10\n" +
-	"\x03tty\x18\x15 \x01(\bR\x03tty\x12\x1d\n" +
+	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
+	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
+	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06config\x12\x10\n" +
+	"\x03tty\x18d \x01(\bR\x03tty\x12\x1d\n" +
 	"\n" +
-	"open_stdin\x18\x16 \x01(\bR\topenStdin\x12\x1d\n" +
+	"open_stdin\x18e \x01(\bR\topenStdin\x12\x1d\n" +
 	"\n" +
-	"stdin_once\x18\x17 \x01(\bR\tstdinOnce\x12 \n" +
-	"\flog_max_size\x18\x18 \x01(\x03R\n" +
+	"stdin_once\x18f \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18g \x01(\x03R\n" +
 	"logMaxSize\x12\"\n" +
-	"\rlog_max_files\x18\x19 \x01(\x05R\vlogMaxFiles\x12\x19\n" +
-	"\bexec_ids\x18\x1a \x03(\tR\aexecIdsB\f\n" +
+	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x12\x19\n" +
+	"\bexec_ids\x18i \x03(\tR\aexecIdsB\f\n" +
 	"\n" +
-	"_exit_code\"\x9c\x02\n" +
+	"_exit_code\"\xa0\x02\n" +
+	"\x0fContainerConfig\x12\x1f\n" +
+	"\vworking_dir\x18\x01 \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1f\n" +
+	"\vstop_signal\x18\x03 \x01(\tR\n" +
+	"stopSignal\x12#\n" +
+	"\rexposed_ports\x18\x04 \x03(\tR\fexposedPorts\x12\x18\n" +
+	"\avolumes\x18\x05 \x03(\tR\avolumes\x12=\n" +
+	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x03\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x03 \x03(\tR\acommand\x12\x10\n" +
 	"\x03env\x18\x04 \x03(\tR\x03env\x12\x1f\n" +
 	"\vauto_remove\x18\x05 \x01(\bR\n" +
-	"autoRemove\x12\x10\n" +
-	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x1d\n" +
+	"autoRemove\x12/\n" +
+	"\x13override_entrypoint\x18\x06 \x01(\bR\x12overrideEntrypoint\x12\x1e\n" +
 	"\n" +
-	"open_stdin\x18\a \x01(\bR\topenStdin\x12\x1d\n" +
+	"entrypoint\x18\a \x03(\tR\n" +
+	"entrypoint\x12\x1f\n" +
+	"\vworking_dir\x18\b \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x12\x10\n" +
+	"\x03tty\x18d \x01(\bR\x03tty\x12\x1d\n" +
 	"\n" +
-	"stdin_once\x18\b \x01(\bR\tstdinOnce\x12 \n" +
-	"\flog_max_size\x18\t \x01(\x03R\n" +
+	"open_stdin\x18e \x01(\bR\topenStdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18f \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18g \x01(\x03R\n" +
 	"logMaxSize\x12\"\n" +
-	"\rlog_max_files\x18\n" +
-	" \x01(\x05R\vlogMaxFiles\"C\n" +
+	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -4511,14 +5363,48 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
 	"\x04args\x18\x05 \x03(\tR\x04args\"A\n" +
 	"\vTopResponse\x122\n" +
-	"\tprocesses\x18\x01 \x03(\v2\x14.cairn.v1.TopProcessR\tprocesses\"\xa0\x01\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x14.cairn.v1.TopProcessR\tprocesses\"\x9a\x02\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bdiff_ids\x18\x02 \x03(\tR\adiffIds\x12\x19\n" +
 	"\bchain_id\x18\x03 \x01(\tR\achainId\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\x12\x14\n" +
+	"\x05names\x18\a \x03(\tR\x05names\x12-\n" +
+	"\x06config\x18\b \x01(\v2\x15.cairn.v1.ImageConfigR\x06config\x12#\n" +
+	"\rpending_event\x18\t \x01(\tR\fpendingEvent\"\xc6\x03\n" +
+	"\vImageConfig\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x01 \x03(\tR\n" +
+	"entrypoint\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x1f\n" +
+	"\vworking_dir\x18\x04 \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x1f\n" +
+	"\vstop_signal\x18\x06 \x01(\tR\n" +
+	"stopSignal\x12#\n" +
+	"\rexposed_ports\x18\a \x03(\tR\fexposedPorts\x12\x18\n" +
+	"\avolumes\x18\b \x03(\tR\avolumes\x129\n" +
+	"\x06labels\x18\t \x03(\v2!.cairn.v1.ImageConfig.LabelsEntryR\x06labels\x12\"\n" +
+	"\farchitecture\x18\n" +
+	" \x01(\tR\farchitecture\x12\x0e\n" +
+	"\x02os\x18\v \x01(\tR\x02os\x124\n" +
+	"\acreated\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x01\n" +
+	"\x11ImageHistoryEntry\x124\n" +
+	"\acreated\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x02 \x01(\tR\tcreatedBy\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1f\n" +
+	"\vempty_layer\x18\x04 \x01(\bR\n" +
+	"emptyLayer\x12\x17\n" +
+	"\adiff_id\x18\x05 \x01(\tR\x06diffId\x12\x12\n" +
+	"\x04size\x18\x06 \x01(\x03R\x04size\"l\n" +
 	"\x19ImageServiceImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12%\n" +
@@ -4527,13 +5413,37 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"C\n" +
 	"\x1aImageServiceImportResponse\x12%\n" +
-	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"\x19\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"V\n" +
+	"\x17ImageServiceLoadRequest\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12%\n" +
+	"\x03end\x18\x02 \x01(\v2\x13.cairn.v1.ImportEndR\x03end\"C\n" +
+	"\x18ImageServiceLoadResponse\x12'\n" +
+	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"\x19\n" +
 	"\x17ImageServiceListRequest\"C\n" +
 	"\x18ImageServiceListResponse\x12'\n" +
-	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"/\n" +
+	"\x06images\x18\x01 \x03(\v2\x0f.cairn.v1.ImageR\x06images\"*\n" +
+	"\x16ImageServiceGetRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\xb0\x01\n" +
+	"\x17ImageServiceGetResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\x12\x1f\n" +
+	"\vconfig_json\x18\x02 \x01(\tR\n" +
+	"configJson\x125\n" +
+	"\ahistory\x18\x03 \x03(\v2\x1b.cairn.v1.ImageHistoryEntryR\ahistory\x12\x16\n" +
+	"\x06mounts\x18\x04 \x03(\tR\x06mounts\"H\n" +
+	"\x16ImageServiceTagRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"@\n" +
+	"\x17ImageServiceTagResponse\x12%\n" +
+	"\x05image\x18\x01 \x01(\v2\x0f.cairn.v1.ImageR\x05image\"/\n" +
 	"\x19ImageServiceRemoveRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x1c\n" +
-	"\x1aImageServiceRemoveResponse\"\x9d\x03\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"R\n" +
+	"\x1aImageServiceRemoveResponse\x12\x1a\n" +
+	"\buntagged\x18\x01 \x03(\tR\buntagged\x12\x18\n" +
+	"\adeleted\x18\x02 \x01(\tR\adeleted\",\n" +
+	"\x18ImageServicePruneRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"5\n" +
+	"\x19ImageServicePruneResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"\x94\x03\n" +
 	"\rJournalRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.RecordKindR\x04kind\x12.\n" +
@@ -4547,9 +5457,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"intent_seq\x18\b \x01(\x04R\tintentSeq\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12!\n" +
 	"\fdetails_json\x18\n" +
-	" \x01(\tR\vdetailsJson\x12\x1f\n" +
-	"\vobject_kind\x18\v \x01(\tR\n" +
-	"objectKind\x12\x1b\n" +
+	" \x01(\tR\vdetailsJson\x12\x16\n" +
+	"\x06object\x18\v \x01(\tR\x06object\x12\x1b\n" +
 	"\tobject_id\x18\f \x01(\tR\bobjectId\x12\x17\n" +
 	"\aexec_id\x18\r \x01(\tR\x06execId\"\xe3\x01\n" +
 	"\x12WatchEventsRequest\x12\x1b\n" +
@@ -4564,9 +5473,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x13WatchEventsResponse\x12-\n" +
 	"\x05event\x18\x01 \x01(\v2\x17.cairn.v1.JournalRecordR\x05event\x12\x1a\n" +
 	"\bwatching\x18\x02 \x01(\bR\bwatching\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\" \n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"8\n" +
 	"\x0eHistoryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\"D\n" +
 	"\x0fHistoryResponse\x121\n" +
 	"\arecords\x18\x01 \x03(\v2\x17.cairn.v1.JournalRecordR\arecords\"\x90\x01\n" +
 	"\tBuildInfo\x12\x18\n" +
@@ -4631,11 +5541,15 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04Exec\x12\x15.cairn.v1.ExecRequest\x1a\x16.cairn.v1.ExecResponse(\x010\x01\x12;\n" +
 	"\x06Resize\x12\x17.cairn.v1.ResizeRequest\x1a\x18.cairn.v1.ResizeResponse\x12J\n" +
 	"\vExecInspect\x12\x1c.cairn.v1.ExecInspectRequest\x1a\x1d.cairn.v1.ExecInspectResponse\x122\n" +
-	"\x03Top\x12\x14.cairn.v1.TopRequest\x1a\x15.cairn.v1.TopResponse2\x89\x02\n" +
+	"\x03Top\x12\x14.cairn.v1.TopRequest\x1a\x15.cairn.v1.TopResponse2\xc4\x04\n" +
 	"\fImageService\x12U\n" +
-	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12M\n" +
-	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12S\n" +
-	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse2\xa0\x01\n" +
+	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
+	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12M\n" +
+	"\x04List\x12!.cairn.v1.ImageServiceListRequest\x1a\".cairn.v1.ImageServiceListResponse\x12J\n" +
+	"\x03Get\x12 .cairn.v1.ImageServiceGetRequest\x1a!.cairn.v1.ImageServiceGetResponse\x12J\n" +
+	"\x03Tag\x12 .cairn.v1.ImageServiceTagRequest\x1a!.cairn.v1.ImageServiceTagResponse\x12S\n" +
+	"\x06Remove\x12#.cairn.v1.ImageServiceRemoveRequest\x1a$.cairn.v1.ImageServiceRemoveResponse\x12P\n" +
+	"\x05Prune\x12\".cairn.v1.ImageServicePruneRequest\x1a#.cairn.v1.ImageServicePruneResponse2\xa0\x01\n" +
 	"\x0eJournalService\x12@\n" +
 	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse0\x01\x12L\n" +
 	"\vWatchEvents\x12\x1c.cairn.v1.WatchEventsRequest\x1a\x1d.cairn.v1.WatchEventsResponse0\x012O\n" +
@@ -4655,7 +5569,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -4666,178 +5580,210 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*ErrorInfo)(nil),                  // 6: cairn.v1.ErrorInfo
 	(*LayerPaths)(nil),                 // 7: cairn.v1.LayerPaths
 	(*Container)(nil),                  // 8: cairn.v1.Container
-	(*CreateRequest)(nil),              // 9: cairn.v1.CreateRequest
-	(*CreateResponse)(nil),             // 10: cairn.v1.CreateResponse
-	(*StartRequest)(nil),               // 11: cairn.v1.StartRequest
-	(*StartResponse)(nil),              // 12: cairn.v1.StartResponse
-	(*StopRequest)(nil),                // 13: cairn.v1.StopRequest
-	(*StopResponse)(nil),               // 14: cairn.v1.StopResponse
-	(*KillRequest)(nil),                // 15: cairn.v1.KillRequest
-	(*KillResponse)(nil),               // 16: cairn.v1.KillResponse
-	(*PauseRequest)(nil),               // 17: cairn.v1.PauseRequest
-	(*PauseResponse)(nil),              // 18: cairn.v1.PauseResponse
-	(*UnpauseRequest)(nil),             // 19: cairn.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),            // 20: cairn.v1.UnpauseResponse
-	(*RestartRequest)(nil),             // 21: cairn.v1.RestartRequest
-	(*RestartResponse)(nil),            // 22: cairn.v1.RestartResponse
-	(*RemoveRequest)(nil),              // 23: cairn.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 24: cairn.v1.RemoveResponse
-	(*GetRequest)(nil),                 // 25: cairn.v1.GetRequest
-	(*GetResponse)(nil),                // 26: cairn.v1.GetResponse
-	(*ListRequest)(nil),                // 27: cairn.v1.ListRequest
-	(*ListResponse)(nil),               // 28: cairn.v1.ListResponse
-	(*WaitRequest)(nil),                // 29: cairn.v1.WaitRequest
-	(*WaitResponse)(nil),               // 30: cairn.v1.WaitResponse
-	(*LogsRequest)(nil),                // 31: cairn.v1.LogsRequest
-	(*LogEntry)(nil),                   // 32: cairn.v1.LogEntry
-	(*LogsResponse)(nil),               // 33: cairn.v1.LogsResponse
-	(*RunRequest)(nil),                 // 34: cairn.v1.RunRequest
-	(*RunResponse)(nil),                // 35: cairn.v1.RunResponse
-	(*TerminalSize)(nil),               // 36: cairn.v1.TerminalSize
-	(*AttachRequest)(nil),              // 37: cairn.v1.AttachRequest
-	(*AttachStart)(nil),                // 38: cairn.v1.AttachStart
-	(*AttachResponse)(nil),             // 39: cairn.v1.AttachResponse
-	(*ExecSession)(nil),                // 40: cairn.v1.ExecSession
-	(*ExecRequest)(nil),                // 41: cairn.v1.ExecRequest
-	(*ExecStart)(nil),                  // 42: cairn.v1.ExecStart
-	(*ExecResponse)(nil),               // 43: cairn.v1.ExecResponse
-	(*ResizeRequest)(nil),              // 44: cairn.v1.ResizeRequest
-	(*ResizeResponse)(nil),             // 45: cairn.v1.ResizeResponse
-	(*ExecInspectRequest)(nil),         // 46: cairn.v1.ExecInspectRequest
-	(*ExecInspectResponse)(nil),        // 47: cairn.v1.ExecInspectResponse
-	(*TopRequest)(nil),                 // 48: cairn.v1.TopRequest
-	(*TopProcess)(nil),                 // 49: cairn.v1.TopProcess
-	(*TopResponse)(nil),                // 50: cairn.v1.TopResponse
-	(*Image)(nil),                      // 51: cairn.v1.Image
-	(*ImageServiceImportRequest)(nil),  // 52: cairn.v1.ImageServiceImportRequest
-	(*ImportEnd)(nil),                  // 53: cairn.v1.ImportEnd
-	(*ImageServiceImportResponse)(nil), // 54: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceListRequest)(nil),    // 55: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 56: cairn.v1.ImageServiceListResponse
-	(*ImageServiceRemoveRequest)(nil),  // 57: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 58: cairn.v1.ImageServiceRemoveResponse
-	(*JournalRecord)(nil),              // 59: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 60: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 61: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 62: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 63: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 64: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 65: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 66: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 67: cairn.v1.VersionResponse
-	(*timestamppb.Timestamp)(nil),      // 68: google.protobuf.Timestamp
+	(*ContainerConfig)(nil),            // 9: cairn.v1.ContainerConfig
+	(*CreateRequest)(nil),              // 10: cairn.v1.CreateRequest
+	(*CreateResponse)(nil),             // 11: cairn.v1.CreateResponse
+	(*StartRequest)(nil),               // 12: cairn.v1.StartRequest
+	(*StartResponse)(nil),              // 13: cairn.v1.StartResponse
+	(*StopRequest)(nil),                // 14: cairn.v1.StopRequest
+	(*StopResponse)(nil),               // 15: cairn.v1.StopResponse
+	(*KillRequest)(nil),                // 16: cairn.v1.KillRequest
+	(*KillResponse)(nil),               // 17: cairn.v1.KillResponse
+	(*PauseRequest)(nil),               // 18: cairn.v1.PauseRequest
+	(*PauseResponse)(nil),              // 19: cairn.v1.PauseResponse
+	(*UnpauseRequest)(nil),             // 20: cairn.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),            // 21: cairn.v1.UnpauseResponse
+	(*RestartRequest)(nil),             // 22: cairn.v1.RestartRequest
+	(*RestartResponse)(nil),            // 23: cairn.v1.RestartResponse
+	(*RemoveRequest)(nil),              // 24: cairn.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 25: cairn.v1.RemoveResponse
+	(*GetRequest)(nil),                 // 26: cairn.v1.GetRequest
+	(*GetResponse)(nil),                // 27: cairn.v1.GetResponse
+	(*ListRequest)(nil),                // 28: cairn.v1.ListRequest
+	(*ListResponse)(nil),               // 29: cairn.v1.ListResponse
+	(*WaitRequest)(nil),                // 30: cairn.v1.WaitRequest
+	(*WaitResponse)(nil),               // 31: cairn.v1.WaitResponse
+	(*LogsRequest)(nil),                // 32: cairn.v1.LogsRequest
+	(*LogEntry)(nil),                   // 33: cairn.v1.LogEntry
+	(*LogsResponse)(nil),               // 34: cairn.v1.LogsResponse
+	(*RunRequest)(nil),                 // 35: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 36: cairn.v1.RunResponse
+	(*TerminalSize)(nil),               // 37: cairn.v1.TerminalSize
+	(*AttachRequest)(nil),              // 38: cairn.v1.AttachRequest
+	(*AttachStart)(nil),                // 39: cairn.v1.AttachStart
+	(*AttachResponse)(nil),             // 40: cairn.v1.AttachResponse
+	(*ExecSession)(nil),                // 41: cairn.v1.ExecSession
+	(*ExecRequest)(nil),                // 42: cairn.v1.ExecRequest
+	(*ExecStart)(nil),                  // 43: cairn.v1.ExecStart
+	(*ExecResponse)(nil),               // 44: cairn.v1.ExecResponse
+	(*ResizeRequest)(nil),              // 45: cairn.v1.ResizeRequest
+	(*ResizeResponse)(nil),             // 46: cairn.v1.ResizeResponse
+	(*ExecInspectRequest)(nil),         // 47: cairn.v1.ExecInspectRequest
+	(*ExecInspectResponse)(nil),        // 48: cairn.v1.ExecInspectResponse
+	(*TopRequest)(nil),                 // 49: cairn.v1.TopRequest
+	(*TopProcess)(nil),                 // 50: cairn.v1.TopProcess
+	(*TopResponse)(nil),                // 51: cairn.v1.TopResponse
+	(*Image)(nil),                      // 52: cairn.v1.Image
+	(*ImageConfig)(nil),                // 53: cairn.v1.ImageConfig
+	(*ImageHistoryEntry)(nil),          // 54: cairn.v1.ImageHistoryEntry
+	(*ImageServiceImportRequest)(nil),  // 55: cairn.v1.ImageServiceImportRequest
+	(*ImportEnd)(nil),                  // 56: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 57: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceLoadRequest)(nil),    // 58: cairn.v1.ImageServiceLoadRequest
+	(*ImageServiceLoadResponse)(nil),   // 59: cairn.v1.ImageServiceLoadResponse
+	(*ImageServiceListRequest)(nil),    // 60: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 61: cairn.v1.ImageServiceListResponse
+	(*ImageServiceGetRequest)(nil),     // 62: cairn.v1.ImageServiceGetRequest
+	(*ImageServiceGetResponse)(nil),    // 63: cairn.v1.ImageServiceGetResponse
+	(*ImageServiceTagRequest)(nil),     // 64: cairn.v1.ImageServiceTagRequest
+	(*ImageServiceTagResponse)(nil),    // 65: cairn.v1.ImageServiceTagResponse
+	(*ImageServiceRemoveRequest)(nil),  // 66: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 67: cairn.v1.ImageServiceRemoveResponse
+	(*ImageServicePruneRequest)(nil),   // 68: cairn.v1.ImageServicePruneRequest
+	(*ImageServicePruneResponse)(nil),  // 69: cairn.v1.ImageServicePruneResponse
+	(*JournalRecord)(nil),              // 70: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 71: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 72: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 73: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 74: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 75: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 76: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 77: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 78: cairn.v1.VersionResponse
+	nil,                                // 79: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 80: cairn.v1.ImageConfig.LabelsEntry
+	(*timestamppb.Timestamp)(nil),      // 81: google.protobuf.Timestamp
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	7,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	68, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	68, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	68, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	8,  // 6: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	8,  // 7: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	8,  // 8: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	8,  // 9: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	8,  // 10: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	8,  // 11: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	8,  // 12: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	8,  // 13: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	8,  // 14: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	2,  // 15: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
-	1,  // 16: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	68, // 17: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	68, // 18: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
-	3,  // 19: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
-	68, // 20: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	30, // 21: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	32, // 22: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
-	9,  // 23: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	8,  // 24: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	30, // 25: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	32, // 26: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
-	38, // 27: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
-	36, // 28: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
-	9,  // 29: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
-	36, // 30: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
-	8,  // 31: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
-	30, // 32: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
-	4,  // 33: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
-	68, // 34: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
-	68, // 35: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
-	68, // 36: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
-	42, // 37: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
-	36, // 38: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
-	36, // 39: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
-	40, // 40: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
-	40, // 41: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
-	36, // 42: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
-	40, // 43: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
-	49, // 44: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
-	68, // 45: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	53, // 46: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	51, // 47: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	51, // 48: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	5,  // 49: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	68, // 50: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	68, // 51: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	68, // 52: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	61, // 53: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	59, // 54: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	59, // 55: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	65, // 56: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	9,  // 57: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	11, // 58: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	13, // 59: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	15, // 60: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	17, // 61: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	19, // 62: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	21, // 63: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	23, // 64: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	25, // 65: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	27, // 66: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	29, // 67: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	31, // 68: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	34, // 69: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	37, // 70: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
-	41, // 71: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
-	44, // 72: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
-	46, // 73: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
-	48, // 74: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
-	52, // 75: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	55, // 76: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	57, // 77: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	63, // 78: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	60, // 79: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	66, // 80: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	10, // 81: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	12, // 82: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	14, // 83: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	16, // 84: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	18, // 85: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	20, // 86: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	22, // 87: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	24, // 88: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	26, // 89: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	28, // 90: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	30, // 91: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	33, // 92: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	35, // 93: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	39, // 94: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
-	43, // 95: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
-	45, // 96: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
-	47, // 97: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
-	50, // 98: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
-	54, // 99: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	56, // 100: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	58, // 101: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	64, // 102: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	62, // 103: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	67, // 104: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	81, // [81:105] is the sub-list for method output_type
-	57, // [57:81] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	81, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	81, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	81, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	9,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
+	79, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	8,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	8,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	8,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	8,  // 11: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	8,  // 12: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	8,  // 13: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	8,  // 14: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	8,  // 15: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	8,  // 16: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	2,  // 17: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
+	1,  // 18: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	81, // 19: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	81, // 20: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	3,  // 21: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
+	81, // 22: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	31, // 23: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	33, // 24: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
+	10, // 25: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	8,  // 26: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	31, // 27: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	33, // 28: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
+	39, // 29: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
+	37, // 30: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
+	10, // 31: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
+	37, // 32: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
+	8,  // 33: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
+	31, // 34: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
+	4,  // 35: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
+	81, // 36: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	81, // 37: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	81, // 38: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	43, // 39: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
+	37, // 40: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
+	37, // 41: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
+	41, // 42: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
+	41, // 43: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
+	37, // 44: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
+	41, // 45: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
+	50, // 46: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
+	81, // 47: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	53, // 48: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	80, // 49: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	81, // 50: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	81, // 51: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	56, // 52: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	52, // 53: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	56, // 54: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	52, // 55: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	52, // 56: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	52, // 57: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	54, // 58: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	52, // 59: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	5,  // 60: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	81, // 61: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	81, // 62: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	81, // 63: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	72, // 64: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	70, // 65: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	70, // 66: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	76, // 67: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	10, // 68: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	12, // 69: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	14, // 70: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	16, // 71: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	18, // 72: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	20, // 73: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	22, // 74: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	24, // 75: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	26, // 76: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	28, // 77: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	30, // 78: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	32, // 79: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	35, // 80: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	38, // 81: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	42, // 82: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	45, // 83: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	47, // 84: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	49, // 85: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	55, // 86: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	58, // 87: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	60, // 88: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	62, // 89: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	64, // 90: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	66, // 91: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	68, // 92: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	74, // 93: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	71, // 94: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	77, // 95: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	11, // 96: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	13, // 97: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	15, // 98: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	17, // 99: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	19, // 100: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	21, // 101: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	23, // 102: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	25, // 103: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	27, // 104: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	29, // 105: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	31, // 106: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	34, // 107: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	36, // 108: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	40, // 109: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	44, // 110: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	46, // 111: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	48, // 112: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	51, // 113: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	57, // 114: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	59, // 115: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	61, // 116: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	63, // 117: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	65, // 118: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	67, // 119: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	69, // 120: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	75, // 121: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	73, // 122: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	78, // 123: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	96, // [96:124] is the sub-list for method output_type
+	68, // [68:96] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -4846,18 +5792,18 @@ func file_cairn_v1_cairn_proto_init() {
 		return
 	}
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[7].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[15].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[24].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[25].OneofWrappers = []any{}
-	file_cairn_v1_cairn_proto_msgTypes[34].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[26].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   62,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

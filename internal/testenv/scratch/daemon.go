@@ -83,6 +83,7 @@ func newEnv(t testing.TB, binary bool, cairnd string, opts []Option) *Env {
 	for _, opt := range opts {
 		opt(&e.Config)
 	}
+	e.Socket = e.Config.Socket // an option may move it
 	t.Cleanup(e.teardown)
 	e.Start()
 	e.Clients = apiclient.New(e.Socket)
@@ -171,12 +172,17 @@ func (e *Env) startBinary() {
 
 func (e *Env) launchBinary(env []string) {
 	cairnd := e.Cairnd
-	if cairnd == "" {
-		cairnd, _ = testenv.Binaries(e.t)
-	}
 	args := []string{"--root", e.Config.Root, "--socket", e.Config.Socket, "--shim", e.Config.ShimBinary,
 		"--cgroup-parent", e.Config.CgroupParent, "--metrics-addr", e.Config.MetricsAddr,
 		fmt.Sprintf("--live-restore=%v", e.Config.LiveRestore)}
+	if cairnd == "" {
+		cairnd, _ = testenv.Binaries(e.t)
+		// This tree's cairnd: not the machine's config file, and the
+		// access settings of the test (older binaries know neither).
+		a := e.Config.Access
+		args = append(args, "--config=", "--group", a.Group, "--tls-addr", a.TLSAddr, "--tls-cert", a.TLSCert,
+			"--tls-key", a.TLSKey, "--tls-ca", a.TLSCA, "--tcp-addr", a.TCPAddr, fmt.Sprintf("--insecure-tcp=%v", a.InsecureTCP))
+	}
 	cmd := exec.Command(cairnd, args...)
 	cmd.Env = append(os.Environ(), env...)
 	logFile, err := os.OpenFile(filepath.Join(e.Root, "cairnd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -82,10 +82,18 @@ const (
 	ContainerServiceTopProcedure = "/cairn.v1.ContainerService/Top"
 	// ImageServiceImportProcedure is the fully-qualified name of the ImageService's Import RPC.
 	ImageServiceImportProcedure = "/cairn.v1.ImageService/Import"
+	// ImageServiceLoadProcedure is the fully-qualified name of the ImageService's Load RPC.
+	ImageServiceLoadProcedure = "/cairn.v1.ImageService/Load"
 	// ImageServiceListProcedure is the fully-qualified name of the ImageService's List RPC.
 	ImageServiceListProcedure = "/cairn.v1.ImageService/List"
+	// ImageServiceGetProcedure is the fully-qualified name of the ImageService's Get RPC.
+	ImageServiceGetProcedure = "/cairn.v1.ImageService/Get"
+	// ImageServiceTagProcedure is the fully-qualified name of the ImageService's Tag RPC.
+	ImageServiceTagProcedure = "/cairn.v1.ImageService/Tag"
 	// ImageServiceRemoveProcedure is the fully-qualified name of the ImageService's Remove RPC.
 	ImageServiceRemoveProcedure = "/cairn.v1.ImageService/Remove"
+	// ImageServicePruneProcedure is the fully-qualified name of the ImageService's Prune RPC.
+	ImageServicePruneProcedure = "/cairn.v1.ImageService/Prune"
 	// JournalServiceHistoryProcedure is the fully-qualified name of the JournalService's History RPC.
 	JournalServiceHistoryProcedure = "/cairn.v1.JournalService/History"
 	// JournalServiceWatchEventsProcedure is the fully-qualified name of the JournalService's
@@ -662,8 +670,24 @@ type ImageServiceClient interface {
 	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
 	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context) *connect.ClientStreamForClient[v1.ImageServiceImportRequest, v1.ImageServiceImportResponse]
+	// Load receives an image archive (docker save, old or OCI-in-docker
+	// format; an OCI image layout as a tar) in chunks and an end, as Import
+	// does, and registers its images with the names it gives them. A hostile
+	// archive (an escaping path, a blob missing or not matching its digest,
+	// a diffID that does not match its layer, an unknown media type, over the
+	// limits) is INVALID_ARGUMENT or RESOURCE_EXHAUSTED and registers nothing.
+	Load(context.Context) *connect.ClientStreamForClient[v1.ImageServiceLoadRequest, v1.ImageServiceLoadResponse]
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
+	// Get describes one image: name, id, config, layers, history.
+	Get(context.Context, *connect.Request[v1.ImageServiceGetRequest]) (*connect.Response[v1.ImageServiceGetResponse], error)
+	// Tag gives an image a name, moving it from an image that had it.
+	Tag(context.Context, *connect.Request[v1.ImageServiceTagRequest]) (*connect.Response[v1.ImageServiceTagResponse], error)
+	// Remove untags a name of an image that has others, or deletes the image
+	// (its last name, or its id): FAILED_PRECONDITION while a container uses it.
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
+	// Prune deletes images without a name (with all: every image) that no
+	// container uses.
+	Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error)
 }
 
 // NewImageServiceClient constructs a client for the cairn.v1.ImageService service. By default, it
@@ -683,10 +707,28 @@ func NewImageServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(imageServiceMethods.ByName("Import")),
 			connect.WithClientOptions(opts...),
 		),
+		load: connect.NewClient[v1.ImageServiceLoadRequest, v1.ImageServiceLoadResponse](
+			httpClient,
+			baseURL+ImageServiceLoadProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Load")),
+			connect.WithClientOptions(opts...),
+		),
 		list: connect.NewClient[v1.ImageServiceListRequest, v1.ImageServiceListResponse](
 			httpClient,
 			baseURL+ImageServiceListProcedure,
 			connect.WithSchema(imageServiceMethods.ByName("List")),
+			connect.WithClientOptions(opts...),
+		),
+		get: connect.NewClient[v1.ImageServiceGetRequest, v1.ImageServiceGetResponse](
+			httpClient,
+			baseURL+ImageServiceGetProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Get")),
+			connect.WithClientOptions(opts...),
+		),
+		tag: connect.NewClient[v1.ImageServiceTagRequest, v1.ImageServiceTagResponse](
+			httpClient,
+			baseURL+ImageServiceTagProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Tag")),
 			connect.WithClientOptions(opts...),
 		),
 		remove: connect.NewClient[v1.ImageServiceRemoveRequest, v1.ImageServiceRemoveResponse](
@@ -695,14 +737,24 @@ func NewImageServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(imageServiceMethods.ByName("Remove")),
 			connect.WithClientOptions(opts...),
 		),
+		prune: connect.NewClient[v1.ImageServicePruneRequest, v1.ImageServicePruneResponse](
+			httpClient,
+			baseURL+ImageServicePruneProcedure,
+			connect.WithSchema(imageServiceMethods.ByName("Prune")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // imageServiceClient implements ImageServiceClient.
 type imageServiceClient struct {
 	_import *connect.Client[v1.ImageServiceImportRequest, v1.ImageServiceImportResponse]
+	load    *connect.Client[v1.ImageServiceLoadRequest, v1.ImageServiceLoadResponse]
 	list    *connect.Client[v1.ImageServiceListRequest, v1.ImageServiceListResponse]
+	get     *connect.Client[v1.ImageServiceGetRequest, v1.ImageServiceGetResponse]
+	tag     *connect.Client[v1.ImageServiceTagRequest, v1.ImageServiceTagResponse]
 	remove  *connect.Client[v1.ImageServiceRemoveRequest, v1.ImageServiceRemoveResponse]
+	prune   *connect.Client[v1.ImageServicePruneRequest, v1.ImageServicePruneResponse]
 }
 
 // Import calls cairn.v1.ImageService.Import.
@@ -710,14 +762,34 @@ func (c *imageServiceClient) Import(ctx context.Context) *connect.ClientStreamFo
 	return c._import.CallClientStream(ctx)
 }
 
+// Load calls cairn.v1.ImageService.Load.
+func (c *imageServiceClient) Load(ctx context.Context) *connect.ClientStreamForClient[v1.ImageServiceLoadRequest, v1.ImageServiceLoadResponse] {
+	return c.load.CallClientStream(ctx)
+}
+
 // List calls cairn.v1.ImageService.List.
 func (c *imageServiceClient) List(ctx context.Context, req *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error) {
 	return c.list.CallUnary(ctx, req)
 }
 
+// Get calls cairn.v1.ImageService.Get.
+func (c *imageServiceClient) Get(ctx context.Context, req *connect.Request[v1.ImageServiceGetRequest]) (*connect.Response[v1.ImageServiceGetResponse], error) {
+	return c.get.CallUnary(ctx, req)
+}
+
+// Tag calls cairn.v1.ImageService.Tag.
+func (c *imageServiceClient) Tag(ctx context.Context, req *connect.Request[v1.ImageServiceTagRequest]) (*connect.Response[v1.ImageServiceTagResponse], error) {
+	return c.tag.CallUnary(ctx, req)
+}
+
 // Remove calls cairn.v1.ImageService.Remove.
 func (c *imageServiceClient) Remove(ctx context.Context, req *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error) {
 	return c.remove.CallUnary(ctx, req)
+}
+
+// Prune calls cairn.v1.ImageService.Prune.
+func (c *imageServiceClient) Prune(ctx context.Context, req *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error) {
+	return c.prune.CallUnary(ctx, req)
 }
 
 // ImageServiceHandler is an implementation of the cairn.v1.ImageService service.
@@ -731,8 +803,24 @@ type ImageServiceHandler interface {
 	// INVALID_ARGUMENT; one over the daemon's size or entry limits, or that
 	// would leave the layer store short of space, is RESOURCE_EXHAUSTED.
 	Import(context.Context, *connect.ClientStream[v1.ImageServiceImportRequest]) (*connect.Response[v1.ImageServiceImportResponse], error)
+	// Load receives an image archive (docker save, old or OCI-in-docker
+	// format; an OCI image layout as a tar) in chunks and an end, as Import
+	// does, and registers its images with the names it gives them. A hostile
+	// archive (an escaping path, a blob missing or not matching its digest,
+	// a diffID that does not match its layer, an unknown media type, over the
+	// limits) is INVALID_ARGUMENT or RESOURCE_EXHAUSTED and registers nothing.
+	Load(context.Context, *connect.ClientStream[v1.ImageServiceLoadRequest]) (*connect.Response[v1.ImageServiceLoadResponse], error)
 	List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error)
+	// Get describes one image: name, id, config, layers, history.
+	Get(context.Context, *connect.Request[v1.ImageServiceGetRequest]) (*connect.Response[v1.ImageServiceGetResponse], error)
+	// Tag gives an image a name, moving it from an image that had it.
+	Tag(context.Context, *connect.Request[v1.ImageServiceTagRequest]) (*connect.Response[v1.ImageServiceTagResponse], error)
+	// Remove untags a name of an image that has others, or deletes the image
+	// (its last name, or its id): FAILED_PRECONDITION while a container uses it.
 	Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error)
+	// Prune deletes images without a name (with all: every image) that no
+	// container uses.
+	Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error)
 }
 
 // NewImageServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -748,10 +836,28 @@ func NewImageServiceHandler(svc ImageServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(imageServiceMethods.ByName("Import")),
 		connect.WithHandlerOptions(opts...),
 	)
+	imageServiceLoadHandler := connect.NewClientStreamHandler(
+		ImageServiceLoadProcedure,
+		svc.Load,
+		connect.WithSchema(imageServiceMethods.ByName("Load")),
+		connect.WithHandlerOptions(opts...),
+	)
 	imageServiceListHandler := connect.NewUnaryHandler(
 		ImageServiceListProcedure,
 		svc.List,
 		connect.WithSchema(imageServiceMethods.ByName("List")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServiceGetHandler := connect.NewUnaryHandler(
+		ImageServiceGetProcedure,
+		svc.Get,
+		connect.WithSchema(imageServiceMethods.ByName("Get")),
+		connect.WithHandlerOptions(opts...),
+	)
+	imageServiceTagHandler := connect.NewUnaryHandler(
+		ImageServiceTagProcedure,
+		svc.Tag,
+		connect.WithSchema(imageServiceMethods.ByName("Tag")),
 		connect.WithHandlerOptions(opts...),
 	)
 	imageServiceRemoveHandler := connect.NewUnaryHandler(
@@ -760,14 +866,28 @@ func NewImageServiceHandler(svc ImageServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(imageServiceMethods.ByName("Remove")),
 		connect.WithHandlerOptions(opts...),
 	)
+	imageServicePruneHandler := connect.NewUnaryHandler(
+		ImageServicePruneProcedure,
+		svc.Prune,
+		connect.WithSchema(imageServiceMethods.ByName("Prune")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.ImageService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ImageServiceImportProcedure:
 			imageServiceImportHandler.ServeHTTP(w, r)
+		case ImageServiceLoadProcedure:
+			imageServiceLoadHandler.ServeHTTP(w, r)
 		case ImageServiceListProcedure:
 			imageServiceListHandler.ServeHTTP(w, r)
+		case ImageServiceGetProcedure:
+			imageServiceGetHandler.ServeHTTP(w, r)
+		case ImageServiceTagProcedure:
+			imageServiceTagHandler.ServeHTTP(w, r)
 		case ImageServiceRemoveProcedure:
 			imageServiceRemoveHandler.ServeHTTP(w, r)
+		case ImageServicePruneProcedure:
+			imageServicePruneHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -781,12 +901,28 @@ func (UnimplementedImageServiceHandler) Import(context.Context, *connect.ClientS
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Import is not implemented"))
 }
 
+func (UnimplementedImageServiceHandler) Load(context.Context, *connect.ClientStream[v1.ImageServiceLoadRequest]) (*connect.Response[v1.ImageServiceLoadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Load is not implemented"))
+}
+
 func (UnimplementedImageServiceHandler) List(context.Context, *connect.Request[v1.ImageServiceListRequest]) (*connect.Response[v1.ImageServiceListResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.List is not implemented"))
 }
 
+func (UnimplementedImageServiceHandler) Get(context.Context, *connect.Request[v1.ImageServiceGetRequest]) (*connect.Response[v1.ImageServiceGetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Get is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Tag(context.Context, *connect.Request[v1.ImageServiceTagRequest]) (*connect.Response[v1.ImageServiceTagResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Tag is not implemented"))
+}
+
 func (UnimplementedImageServiceHandler) Remove(context.Context, *connect.Request[v1.ImageServiceRemoveRequest]) (*connect.Response[v1.ImageServiceRemoveResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Remove is not implemented"))
+}
+
+func (UnimplementedImageServiceHandler) Prune(context.Context, *connect.Request[v1.ImageServicePruneRequest]) (*connect.Response[v1.ImageServicePruneResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ImageService.Prune is not implemented"))
 }
 
 // JournalServiceClient is a client for the cairn.v1.JournalService service.
