@@ -278,6 +278,9 @@ func (s *ContainerServer) Attach(ctx context.Context, stream *connect.BidiStream
 		c = cur
 	}
 	withStdin := start.Stdin && c.OpenStdin
+	if !c.TTY {
+		keys = nil // as in Docker: without a terminal, input is passed as it is
+	}
 	if err := stream.Send(&cairnv1.AttachResponse{Container: s.toProto(c)}); err != nil {
 		_ = st.Close()
 		return err
@@ -348,6 +351,9 @@ func (s *ContainerServer) Exec(ctx context.Context, stream *connect.BidiStream[c
 		TTY: start.Tty, Stdin: start.Stdin, Detach: start.Detach}
 	if sz := start.Size; sz != nil {
 		req.Rows, req.Cols = uint16(min(sz.Rows, 1<<16-1)), uint16(min(sz.Cols, 1<<16-1))
+	}
+	if !start.Tty {
+		keys = nil // as in Docker: without a terminal, input is passed as it is
 	}
 	x, xio, err := s.Execs.Exec(ctx, req)
 	if err != nil {

@@ -153,7 +153,10 @@ func procAlive(p Process) bool { return unix.Kill(p.PID, 0) == nil }
 
 func TestLog_SeparatesStreamsAndRotates(t *testing.T) {
 	env := newTestEnv(t)
-	spec := env.spec("rot", "sh", "-c", `i=0; while [ $i -lt 3000 ]; do echo "line $i out"; i=$((i+1)); done; echo "last err" >&2`)
+	// Two pipes are read side by side, so stdout still in its pipe when
+	// the stderr line comes is logged after it (and could rotate it away):
+	// the pause lets stdout drain first.
+	spec := env.spec("rot", "sh", "-c", `i=0; while [ $i -lt 3000 ]; do echo "line $i out"; i=$((i+1)); done; sleep 0.3; echo "last err" >&2`)
 	spec.LogMaxSize, spec.LogMaxFiles = 16<<10, 3
 	p := env.startSpec(spec)
 	if x := env.wait(env.ex, "rot", p); x.Code == nil || *x.Code != 0 {

@@ -265,6 +265,9 @@ func (m *Machine) Exec(ctx context.Context, req ExecRequest) (Exec, ExecIO, erro
 	if err := execAllowed(c); err != nil {
 		return Exec{}, nil, err
 	}
+	if req.User == "" && c.Config != nil {
+		req.User = c.Config.User // as Docker: the container's user by default
+	}
 	user, err := m.d.Execs.ResolveUser(ctx, c.ID, req.User)
 	if err != nil {
 		return Exec{}, nil, err

@@ -139,7 +139,7 @@ func (c *client) do(fn func() error) error {
 // pumpStdin sends stdin to the stream until its end (then says so).
 func (c *client) pumpStdin(in io.Reader) {
 	go func() {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, 256<<10)
 		for {
 			n, err := in.Read(buf)
 			if n > 0 {

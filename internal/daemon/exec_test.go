@@ -110,10 +110,23 @@ func TestExec_CodesUsersWorkdirsStreamsAndPreconditions(t *testing.T) {
 	if r := run("", "/tmp", "pwd"); r.err != nil || r.stdout != "/tmp\n" {
 		t.Fatalf("exec -w /tmp pwd: %v %q", r.err, r.stdout)
 	}
+	// By default an exec runs as the container's user, as in Docker.
+	res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", User: "nobody", Command: []string{"sleep", "600"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, e, res.Msg.Container.Id)
+	if r := execute(t, e, &cairnv1.ExecStart{Container: res.Msg.Container.Id, Command: []string{"id", "-un"}}, nil); r.err != nil || r.stdout != "nobody\n" {
+		t.Fatalf("exec in a container of user nobody: %v %q", r.err, r.stdout)
+	}
+	if r := execute(t, e, &cairnv1.ExecStart{Container: res.Msg.Container.Id, Command: []string{"id", "-un"}, User: "root"}, nil); r.err != nil || r.stdout != "root\n" {
+		t.Fatalf("exec -u root in a container of user nobody: %v %q", r.err, r.stdout)
+	}
+	remove(t, e, res.Msg.Container.Id, true)
 	if r := run("no-such-user", "", "id"); codeOf(r.err) != connect.CodeInvalidArgument {
 		t.Fatalf("exec as an unknown user: %v", r.err)
 	}
-	payload := bytes.Repeat([]byte{0, 1, 2, 255, '\n', 'x'}, 50_000)
+	payload := bytes.Repeat([]byte{0, 1, 2, 0x10, 0x11, 255, '\n', 'x'}, 50_000)
 	if r := execute(t, e, &cairnv1.ExecStart{Container: c.Id, Command: []string{"cat"}, Stdin: true}, payload); r.err != nil || r.stdout != string(payload) {
 		t.Fatalf("exec -i cat: %v, %d bytes back of %d", r.err, len(r.stdout), len(payload))
 	}
@@ -194,6 +207,16 @@ func TestExec_SurvivesADaemonKillAndItsExitIsRecorded(t *testing.T) {
 			t.Errorf("session %s after the restart: code %v, want %s", id[:12], s.ExitCode, want)
 		}
 	}
+	// Attach works on the reattached container: an exec's output to the
+	// init's stdout reaches an attached client.
+	actx, acancel := context.WithTimeout(bg, 20*time.Second)
+	a, _ := attach(t, actx, e, &cairnv1.AttachStart{Id: c.Id})
+	if r := execute(t, e, &cairnv1.ExecStart{Container: c.Id, Command: []string{"sh", "-c", "echo to-init > /proc/1/fd/1"}}, nil); r.err != nil || execCode(r) != "0" {
+		t.Fatalf("exec writing to the init's stdout: %v %s", r.err, execCode(r))
+	}
+	readUntil(t, a, "to-init")
+	_ = a.CloseRequest()
+	acancel()
 	// A session still running across a kill is watched again.
 	running := execute(t, e, &cairnv1.ExecStart{Container: c.Id, Command: []string{"sh", "-c", "sleep 2; exit 6"}, Detach: true}, nil)
 	e.Kill()
@@ -245,7 +268,7 @@ func TestAttach_RunWithStdinTwoAttachersDetachKeysAndWaitConditions(t *testing.T
 	ctx, cancel := context.WithTimeout(bg, 60*time.Second)
 	defer cancel()
 	// run -i: stdin streamed, EOF delivered, the exit at the end.
-	payload := bytes.Repeat([]byte("binary\x00\xff\r\n"), 100_000)
+	payload := bytes.Repeat([]byte("binary\x00\x10\x11\xff\r\n"), 100_000)
 	stream, c := attach(t, ctx, e, &cairnv1.AttachStart{Run: &cairnv1.CreateRequest{Image: "busybox", Command: []string{"cat"}, OpenStdin: true, StdinOnce: true}, Stdin: true})
 	go func() {
 		for off := 0; off < len(payload); off += 64 << 10 {
@@ -272,8 +295,9 @@ func TestAttach_RunWithStdinTwoAttachersDetachKeysAndWaitConditions(t *testing.T
 		t.Fatalf("after run -i: %v", got.State)
 	}
 
-	// Two attachers of a running container both see the output of one's input.
-	res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", OpenStdin: true,
+	// Two attachers of a running container with a terminal both see the
+	// output of one's input.
+	res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", OpenStdin: true, Tty: true,
 		Command: []string{"sh", "-c", "while read l; do echo got $l; done; echo bye"}}))
 	if err != nil {
 		t.Fatal(err)

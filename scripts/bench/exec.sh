@@ -19,7 +19,9 @@ cleanup() {
   sleep 0.2
   runc --root "$work/runc" delete -f "$runc_id" >/dev/null 2>&1
   if [ -n "$daemon" ]; then
-    CAIRN_SOCKET="$work/sock" "$work/bin/cairn" rm -f bench >/dev/null 2>&1
+    for c in $(CAIRN_SOCKET="$work/sock" "$work/bin/cairn" ps -a --format json | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p'); do
+      CAIRN_SOCKET="$work/sock" "$work/bin/cairn" rm -f "$c" >/dev/null 2>&1
+    done
     kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
   fi
   rmdir /sys/fs/cgroup/*/"$cg" 2>/dev/null
@@ -52,7 +54,7 @@ for _ in $(seq "$n"); do
 done
 stats() { sort -n "$1" | awk '{a[NR]=$1} END {printf "median %.1f ms  p90 %.1f ms  p99 %.1f ms  (n=%d)", a[int(NR*0.5)+1], a[int(NR*0.9)], a[int(NR*0.99)], NR}'; }
 med() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int(NR*0.5)+1]}'; }
-echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d" " -f1-3 /proc/loadavg)"
 echo "cairn exec bench true:   $(stats "$work/cairn.ms")"
 echo "runc exec (runc's ctr):  $(stats "$work/runc.ms")"
 echo "ratio of medians:        $(echo "scale=2; $(med "$work/cairn.ms") / $(med "$work/runc.ms")" | bc)"

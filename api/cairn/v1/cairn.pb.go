@@ -2468,7 +2468,8 @@ type AttachStart struct {
 	// Pass this client's input to the container's stdin (needs open_stdin).
 	Stdin bool `protobuf:"varint,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// A key sequence that detaches this client (e.g. "ctrl-p,ctrl-q"): the
-	// container runs on. Empty: none.
+	// container runs on. Empty: none. Only with a tty, as in Docker: without
+	// one the input passes as it is.
 	DetachKeys string `protobuf:"bytes,4,opt,name=detach_keys,json=detachKeys,proto3" json:"detach_keys,omitempty"`
 	// The client's terminal size, applied at once to a container with a tty.
 	Size          *TerminalSize `protobuf:"bytes,5,opt,name=size,proto3" json:"size,omitempty"`
