@@ -24,7 +24,7 @@ import (
 // clients goes to the process's stdin: a pipe, or the terminal.
 
 // copyBuffer is the size of one read of a process's output.
-const copyBuffer = 64 << 10
+const copyBuffer = 32 << 10
 
 // hubStream is one output stream of a process.
 type hubStream struct {
