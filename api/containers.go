@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -51,25 +50,23 @@ type MountLookup interface {
 	MountInfo(mountID string) (layer.Mount, error)
 }
 
-// LogOpener opens a container's log read-only. An error that is
-// fs.ErrNotExist means there is no log: the container has not run yet, or
-// it is being removed. It never creates the log.
-type LogOpener interface {
-	OpenLog(id string) (*os.File, error)
-}
-
 // ContainerServer implements cairn.v1.ContainerService.
 type ContainerServer struct {
 	Machine  Lifecycle
 	View     View
 	Mounts   MountLookup
-	LogFiles LogOpener
+	LogFiles LogPaths
 	// LogPoll is how often a followed log is checked for new output.
 	LogPoll time.Duration
 	// Networks, if set, checks creates' network settings and shows
 	// attachments; DefaultNetwork is the mode of a create that names none.
 	Networks       Networks
 	DefaultNetwork string
+	// Stdio, Execs and ExecView serve attach, exec, resize and top (see
+	// exec.go); without them those calls are FAILED_PRECONDITION.
+	Stdio    Stdio
+	Execs    ExecDriver
+	ExecView ExecView
 }
 
 func (s *ContainerServer) resolve(ref string) (string, error) {
@@ -91,6 +88,11 @@ func (s *ContainerServer) toProto(c sm.Container) *cairnv1.Container {
 	if s.Networks != nil {
 		if v, ok := s.Networks.NetAttachment(c.ID); ok {
 			out.Network = attachmentToProto(v)
+		}
+	}
+	if s.ExecView != nil {
+		for _, x := range s.ExecView.Execs(c.ID) {
+			out.ExecIds = append(out.ExecIds, x.ID)
 		}
 	}
 	return out
@@ -233,9 +235,57 @@ func (s *ContainerServer) Wait(ctx context.Context, req *connect.Request[cairnv1
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.Machine.Wait(ctx, id)
+	var c sm.Container
+	switch req.Msg.Condition {
+	case cairnv1.WaitCondition_WAIT_CONDITION_UNSPECIFIED, cairnv1.WaitCondition_WAIT_CONDITION_NOT_RUNNING:
+		c, err = s.Machine.Wait(ctx, id)
+	case cairnv1.WaitCondition_WAIT_CONDITION_NEXT_EXIT:
+		c, err = s.waitNextExit(ctx, id)
+	case cairnv1.WaitCondition_WAIT_CONDITION_REMOVED:
+		c, err = s.waitRemoved(ctx, id)
+	default:
+		err = fmt.Errorf("unknown wait condition %d: %w", req.Msg.Condition, errdefs.ErrInvalidArgument)
+	}
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(waitToProto(c)), nil
+}
+
+// waitNextExit waits for the container's first exit after the call: its
+// state stopped with a finish time other than the one it had.
+func (s *ContainerServer) waitNextExit(ctx context.Context, id string) (sm.Container, error) {
+	before, _ := s.View.Container(id)
+	for {
+		changed := s.Machine.Changes(id)
+		c, ok := s.View.Container(id)
+		if !ok {
+			return s.Machine.Wait(ctx, id) // removed: its last view
+		}
+		if c.State == sm.StateStopped && c.Pending == nil && !c.FinishedAt.Equal(before.FinishedAt) {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return sm.Container{}, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// waitRemoved waits until the container is removed.
+func (s *ContainerServer) waitRemoved(ctx context.Context, id string) (sm.Container, error) {
+	for {
+		changed := s.Machine.Changes(id)
+		if _, ok := s.View.Container(id); !ok {
+			c, err := s.Machine.Wait(ctx, id)
+			c.State = sm.StateRemoved
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return sm.Container{}, ctx.Err()
+		case <-changed:
+		}
+	}
 }

@@ -62,6 +62,8 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
 	}
 	out.ImageId = c.ImageID
+	out.Tty, out.OpenStdin, out.StdinOnce = c.TTY, c.OpenStdin, c.StdinOnce
+	out.LogMaxSize, out.LogMaxFiles = c.LogMaxSize, int32(c.LogMaxFiles)
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
 			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
@@ -120,7 +122,8 @@ func imageToProto(img layer.Image) *cairnv1.Image {
 // createRequest is the driver's form of a create request.
 func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
-		WorkingDir: m.WorkingDir, User: m.User}
+		WorkingDir: m.WorkingDir, User: m.User,
+		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles)}
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

@@ -41,7 +41,7 @@ func TestLogs_ReadsTheLogAndFollowsUntilTheExit(t *testing.T) {
 		var b strings.Builder
 		for stream.Receive() {
 			m := stream.Msg()
-			b.Write(m.Data)
+			writeEntries(&b, m.Entries)
 			attached = attached || m.Attached
 			if m.Exit != nil {
 				exit = m.Exit
@@ -123,7 +123,7 @@ func runAll(t *testing.T, r *rig, req *cairnv1.CreateRequest) (created *cairnv1.
 		if m.Container != nil {
 			created = m.Container
 		}
-		b.Write(m.Data)
+		writeEntries(&b, m.Entries)
 		if m.Exit != nil {
 			exit = m.Exit
 		}
@@ -163,8 +163,8 @@ func TestLogs_AContainerThatHasNotRunHasNoLogYet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for stream.Receive() {
-		if len(stream.Msg().Data) > 0 {
-			t.Errorf("data from a container that never ran: %q", stream.Msg().Data)
+		if len(stream.Msg().Entries) > 0 {
+			t.Errorf("output from a container that never ran: %v", stream.Msg().Entries)
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -187,7 +187,7 @@ func TestLogs_AContainerThatHasNotRunHasNoLogYet(t *testing.T) {
 	}
 	var b strings.Builder
 	for stream.Receive() {
-		b.Write(stream.Msg().Data)
+		writeEntries(&b, stream.Msg().Entries)
 	}
 	if err := stream.Err(); err != nil || b.String() != "first line\n" {
 		t.Fatalf("follow from before the start: %q %v", b.String(), err)
@@ -209,5 +209,12 @@ func TestRun_OpensTheLogBeforeAnExitCanRemoveIt(t *testing.T) {
 	_, data, exit, err := runAll(t, r, &cairnv1.CreateRequest{Image: "busybox", Command: []string{"echo", "quick"}, AutoRemove: true})
 	if err != nil || data != "quick\n" || exit == nil {
 		t.Fatalf("run of a quick auto-remove container: %q %v %v", data, exit, err)
+	}
+}
+
+// writeEntries writes what the entries hold, both streams together.
+func writeEntries(b *strings.Builder, entries []*cairnv1.LogEntry) {
+	for _, e := range entries {
+		b.Write(e.Data)
 	}
 }

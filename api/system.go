@@ -16,8 +16,10 @@ import (
 // Version is the version of the cairn.v1 API this daemon serves: the minor
 // number grows with every compatible change (2: the Import end message,
 // ErrorInfo details and SystemService; 3: Info, DiskUsage, and
-// side-effect-free calls over HTTP GET).
-const Version = "1.3"
+// side-effect-free calls over HTTP GET; 4: pull, push, save, commit and
+// export, networks, attach, exec, resize and top, log entries with their
+// stream and time, wait conditions).
+const Version = "1.4"
 
 // SystemServer implements cairn.v1.SystemService. It is not behind the
 // recovery gate: a version is static and touches no container, and it is

@@ -42,22 +42,27 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	return cfg, nil
 }
 
-// containerProcess is the container's init process. Its stdio are *os.File,
-// so os/exec hands them to the child directly and no copying goroutine has to
-// outlive anything.
-func containerProcess(s Spec, stdin, log *os.File) *libcontainer.Process {
-	return &libcontainer.Process{
+// containerProcess is the container's init process. Its stdio are *os.File
+// (the shim's pipes), so os/exec hands them to the child directly and no
+// copying goroutine has to outlive anything; with a terminal (console set)
+// there are none: the init allocates the terminal and sends its master over
+// console.
+func containerProcess(s Spec, stdin, stdout, stderr, console *os.File) *libcontainer.Process {
+	p := &libcontainer.Process{
 		Args:             s.Args,
 		Env:              processEnv(s.Env),
 		Cwd:              cwd(s),
 		UID:              s.UID,
 		GID:              s.GID,
 		AdditionalGroups: s.AdditionalGIDs,
-		Stdin:            stdin,
-		Stdout:           log,
-		Stderr:           log,
 		Init:             true,
 	}
+	if console != nil {
+		p.ConsoleSocket = console
+		return p
+	}
+	p.Stdin, p.Stdout, p.Stderr = stdin, stdout, stderr
+	return p
 }
 
 // processEnv adds the usual PATH when env has none: libcontainer resolves

@@ -1,7 +1,8 @@
 // Package executor owns the Linux side of a container's life: namespaces,
 // cgroups, the freezer and signals, through runc's libcontainer, and the
-// per-container shim process that parents the container, keeps its exit code
-// and answers on a unix socket.
+// per-container shim process that parents every process of the container
+// (its init and its exec sessions), holds their stdio and terminals, writes
+// the container's log, keeps their exit codes and answers on a unix socket.
 //
 // A container is started by a shim (Config.ShimBinary, the cairn binary,
 // run from a sealed copy as `cairn shim ...`) in its own session,
@@ -17,12 +18,16 @@
 //	<Dir>/containers/<id>/shim.json      the shim's own pid and start time (for Remove without a handle)
 //	<Dir>/containers/<id>/shim.sock      the shim's socket (newline-delimited JSON)
 //	<Dir>/containers/<id>/exit.json      exit code, written by the shim before it tells anyone
-//	<Dir>/containers/<id>/container.log  the container's stdout and stderr (kept until Remove)
+//	<Dir>/containers/<id>/container.log  the init's stdout and stderr in the CRI format (internal/crilog),
+//	                                     rotated to container.log.1 ... (kept until Remove)
+//	<Dir>/containers/<id>/execs/<x>.json an exec session's exit, written by the shim before it tells
+//	                                     anyone, removed when the daemon releases the session
 //	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
 //	<Dir>/runtime/<id>/                  libcontainer state
 //
 // Everything the daemon and a shim say to each other, and the shim's files,
-// follow the versioned shim protocol described in shimproto.go; a daemon
+// follow the versioned shim protocol described in shimproto.go (attach and
+// exec streams: frames.go, attach.go, shimio.go, shimexec.go); a daemon
 // reads what shims of older versions said and wrote, so it can take over
 // their containers after an upgrade.
 //

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-run/cairn/internal/crilog"
 	"github.com/cairn-run/cairn/internal/errdefs"
 	"github.com/cairn-run/cairn/internal/procstat"
 )
@@ -140,11 +141,12 @@ func TestContainer_LogsHostnameAndPIDNamespace(t *testing.T) {
 	if err := env.ex.Cleanup("look", p); err != nil {
 		t.Fatal(err)
 	}
-	log := readFile(t, env.ex.LogPath("look")) // kept by Cleanup
-	for _, want := range []string{"out\n", "err\n", "host=cairn-box\n", "pid=1\n"} {
-		if !strings.Contains(log, want) {
-			t.Errorf("container.log lacks %q:\n%s", want, log)
-		}
+	// Kept by Cleanup, each stream on its own.
+	if out := logOutput(t, env.ex.LogPath("look"), crilog.Stdout); out != "out\nhost=cairn-box\npid=1\n" {
+		t.Errorf("stdout in container.log = %q", out)
+	}
+	if errOut := logOutput(t, env.ex.LogPath("look"), crilog.Stderr); errOut != "err\n" {
+		t.Errorf("stderr in container.log = %q", errOut)
 	}
 }
 
@@ -404,7 +406,7 @@ func TestStart_LongDirUsesShortSocketPath(t *testing.T) {
 	if x := env.wait(env.ex, id, p); x.Code == nil || *x.Code != 9 {
 		t.Fatalf("exit = %s, want 9", codeOf(x))
 	}
-	if got := readFile(t, env.ex.LogPath(id)); got != id[:12]+"\n" {
+	if got := logOutput(t, env.ex.LogPath(id), ""); got != id[:12]+"\n" {
 		t.Errorf("default hostname = %q, want the id's first 12 characters", got)
 	}
 }
@@ -426,9 +428,38 @@ func TestStart_AgainAfterCleanupAppendsLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := readFile(t, env.ex.LogPath("again")); got != "first\nsecond\n" {
+	if got := logOutput(t, env.ex.LogPath("again"), ""); got != "first\nsecond\n" {
 		t.Fatalf("container.log = %q", got)
 	}
+}
+
+// logOutput is what the container wrote to stream (both when "") as its
+// log at path (every file of it) has it.
+func logOutput(t testing.TB, path, stream string) string {
+	t.Helper()
+	var out strings.Builder
+	for _, file := range crilog.Files(path) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if line == "" {
+				continue
+			}
+			if !strings.HasSuffix(line, "\n") {
+				t.Fatalf("%s ends in a torn line %q", file, line)
+			}
+			e, err := crilog.ParseLine([]byte(strings.TrimSuffix(line, "\n")))
+			if err != nil {
+				t.Fatalf("%s: %v: %q", file, err, line)
+			}
+			if stream == "" || e.Stream == stream {
+				out.Write(e.Bytes())
+			}
+		}
+	}
+	return out.String()
 }
 
 func waitForLog(t *testing.T, path, want string) {
@@ -517,8 +548,8 @@ func TestShim_RefusesAnAssignmentOfANewerVersion(t *testing.T) {
 	if err := json.NewDecoder(sp.ctl).Decode(&msg); err != nil {
 		t.Fatal(err)
 	}
-	if msg.Version != protocolVersion || msg.PID != 0 || !strings.Contains(msg.Error, "version 3") {
-		t.Fatalf("ready = %+v, want a refusal naming version 3", msg)
+	if msg.Version != protocolVersion || msg.PID != 0 || !strings.Contains(msg.Error, "version 4") {
+		t.Fatalf("ready = %+v, want a refusal naming version 4", msg)
 	}
 	<-sp.exited
 	assertNothingLeft(t, env, "newer")

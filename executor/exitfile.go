@@ -14,17 +14,27 @@ import (
 // after it told, and a machine that crashes before the daemon's journal
 // holds the exit.
 func writeExitFile(dir string, r exitRecord) error {
+	return writeExitRecord(dir, exitFileName, r)
+}
+
+// writeExitRecord writes r as dir/name, atomically.
+func writeExitRecord(dir, name string, r exitRecord) error {
 	r.Version = protocolVersion
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, exitFileName, data)
+	return writeFileAtomic(dir, name, data)
 }
 
 // syncExitFile makes exit.json in dir, and its name, durable.
 func syncExitFile(dir string) error {
-	for _, path := range []string{filepath.Join(dir, exitFileName), dir} {
+	return syncFiles(filepath.Join(dir, exitFileName), dir)
+}
+
+// syncFiles fsyncs each path (files, then the directories naming them).
+func syncFiles(paths ...string) error {
+	for _, path := range paths {
 		f, err := os.Open(path)
 		if err != nil {
 			return err

@@ -94,11 +94,11 @@ func TestExitFile_NewerVersionIsRefusedAndOtherExecsAreNotTheInit(t *testing.T) 
 	dir := t.TempDir()
 	run := Process{ShimPID: 9, ShimStartTime: 90}
 	path := filepath.Join(dir, exitFileName)
-	if err := os.WriteFile(path, []byte(`{"version":3,"exec_id":"","exit_code":1,"shim_pid":9,"shim_start_time":90}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(`{"version":4,"exec_id":"","exit_code":1,"shim_pid":9,"shim_start_time":90}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := readExitFile(dir, run); ok || !errors.Is(err, errProtocolTooNew) {
-		t.Fatalf("version 3 exit.json: ok=%v err=%v, want errProtocolTooNew", ok, err)
+		t.Fatalf("version 4 exit.json: ok=%v err=%v, want errProtocolTooNew", ok, err)
 	}
 	if err := os.WriteFile(path, []byte(`{"version":2,"exec_id":"e1","exit_code":1,"shim_pid":9,"shim_start_time":90}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -118,7 +118,8 @@ func TestShimRecord_Versions(t *testing.T) {
 	}{
 		{`{"pid":12,"start_time":34}`, true, false}, // version 1
 		{`{"version":2,"pid":12,"start_time":34}`, true, false},
-		{`{"version":3,"pid":12,"start_time":34}`, false, true},
+		{`{"version":3,"pid":12,"start_time":34}`, true, false},
+		{`{"version":4,"pid":12,"start_time":34}`, false, true},
 		{`{"pid":0}`, false, false},
 		{`{torn`, false, false},
 	} {
@@ -138,11 +139,11 @@ func TestShimRecord_Versions(t *testing.T) {
 	if err := os.MkdirAll(e.containerDir("newer"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.containerDir("newer"), shimFileName), []byte(`{"version":3,"pid":12}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(e.containerDir("newer"), shimFileName), []byte(`{"version":4,"pid":12}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.checkNotRunning("newer"); !errors.Is(err, errProtocolTooNew) {
-		t.Errorf("checkNotRunning over a version 3 shim.json: %v", err)
+		t.Errorf("checkNotRunning over a version 4 shim.json: %v", err)
 	}
 }
 

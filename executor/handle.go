@@ -26,6 +26,20 @@ type Spec struct {
 	// shares the host's. Neither: a new namespace with only loopback.
 	NetNS       string `json:",omitempty"`
 	HostNetwork bool   `json:",omitempty"`
+	// Terminal gives the init a pseudo-terminal; its output is then one
+	// stream (stdout).
+	Terminal bool
+	// OpenStdin lets attached clients write to the init's stdin (else it is
+	// /dev/null); with StdinOnce the first client to end its input ends it.
+	OpenStdin, StdinOnce bool
+	// AwaitAttach holds the init's output for the first attach (see
+	// Attach), so a client that starts and then attaches misses nothing.
+	AwaitAttach bool
+	// LogMaxSize (bytes) and LogMaxFiles rotate the container's log; zero
+	// is the default (DefaultLogMaxSize, DefaultLogMaxFiles), a negative
+	// size never rotates.
+	LogMaxSize  int64
+	LogMaxFiles int
 }
 
 // Process is the persisted handle of a started container: the daemon journals

@@ -51,16 +51,22 @@ func RunShim(args []string) error {
 	return nil
 }
 
-// shimOptions say where the shim's container lives.
+// shimOptions say where the shim's container lives and how its stdio and
+// log are kept.
 type shimOptions struct {
 	id           string
 	dir          string // <Dir>/containers/<id>
 	runtime      string // libcontainer state root
 	cgroupParent string
+	rootfs       string // where exec users are resolved
+	stdinOnce    bool
+	logMaxSize   int64
+	logMaxFiles  int
 }
 
 func (a assignment) options() (shimOptions, error) {
-	o := shimOptions{id: a.Spec.ID, dir: a.Dir, runtime: a.Runtime, cgroupParent: a.CgroupParent}
+	o := shimOptions{id: a.Spec.ID, dir: a.Dir, runtime: a.Runtime, cgroupParent: a.CgroupParent,
+		rootfs: a.Spec.Rootfs, stdinOnce: a.Spec.StdinOnce, logMaxSize: a.Spec.LogMaxSize, logMaxFiles: a.Spec.LogMaxFiles}
 	if err := validateID(o.id); err != nil {
 		return o, err
 	}
@@ -138,7 +144,7 @@ func runShim(ctl *os.File) int {
 		log.Warn("the OOM killer may pick this shim (and lose the exit code): could not lower oom_score_adj", "err", oomErr)
 	}
 
-	s, err := startContainer(o, a.Spec, assigned)
+	s, err := startContainer(o, a.Spec, assigned, log)
 	if err != nil {
 		log.Error("start container", "err", err)
 		command := ""
@@ -191,6 +197,7 @@ func redirectStderr(path string) {
 // shim is a running container and the state of its socket server.
 type shim struct {
 	o         shimOptions
+	log       *slog.Logger
 	ln        *net.UnixListener // nil when it could not be taken over (see idle.go)
 	pid       int               // the container's init, this process's child
 	startTime uint64
@@ -198,20 +205,33 @@ type shim struct {
 	// record with its PID to say whose exit it is.
 	shimStartTime uint64
 	timings       startTimings
+	// io is the init's stdio.
+	io *stdioHub
+	// firstAttach is closed at the first attach, or when the wait for it
+	// is over; nil when the container was not started for an attach.
+	firstAttach     chan struct{}
+	firstAttachOnce sync.Once
+
+	// busy is held (read) by every request that changes what the shim
+	// holds: an exec, an attach for as long as it lasts, a release. The
+	// shim re-executes itself only when it can take it (see reexec).
+	busy sync.RWMutex
 
 	done chan struct{} // closed once the exit is final and recorded in exit.json
 
-	mu      sync.Mutex
-	exit    *exitRecord // nil until exited, and when the status could not be read
-	reason  string      // why exit is nil after done
-	conns   map[*net.UnixConn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	mu         sync.Mutex
+	exit       *exitRecord // nil until exited, and when the status could not be read
+	reason     string      // why exit is nil after done
+	conns      map[*net.UnixConn]struct{}
+	closing    bool
+	initExited bool                    // no exec may start any more
+	execs      map[string]*execSession // until released
+	wg         sync.WaitGroup
 }
 
 // startContainer creates and runs the container; assigned is when the shim
 // got it, the start of its timings.
-func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retErr error) {
+func startContainer(o shimOptions, spec Spec, assigned time.Time, log *slog.Logger) (_ *shim, retErr error) {
 	self, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -238,6 +258,24 @@ func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retE
 			_ = os.Remove(filepath.Join(o.dir, socketName))
 		}
 	}()
+	logs, err := newLogSink(filepath.Join(o.dir, logFileName), o.logMaxSize, o.logMaxFiles, 0, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			logs.close()
+		}
+	}()
+	stdio, err := newProcessStdio(spec.Terminal, spec.OpenStdin, spec.StdinOnce)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			stdio.closeAll()
+		}
+	}()
 
 	prepared := time.Now()
 	c, err := libcontainer.Create(o.runtime, o.id, cfg)
@@ -245,23 +283,13 @@ func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retE
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	created := time.Now()
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		_ = c.Destroy()
-		return nil, err
-	}
-	defer devnull.Close()
-	logf, err := os.OpenFile(filepath.Join(o.dir, logFileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		_ = c.Destroy()
-		return nil, err
-	}
-	defer logf.Close()
-
-	p := containerProcess(spec, devnull, logf)
+	p := containerProcess(spec, stdio.childIn, stdio.childOut, stdio.childErr, stdio.consoleChild)
 	// Start then Exec is what Run does, split here to time them apart.
 	err = c.Start(p)
 	started := time.Now()
+	if err == nil {
+		err = stdio.afterStart(spec.OpenStdin)
+	}
 	if err == nil {
 		err = c.Exec()
 	}
@@ -289,24 +317,59 @@ func startContainer(o shimOptions, spec Spec, assigned time.Time) (_ *shim, retE
 	if err != nil {
 		return nil, fmt.Errorf("container init %d: %w", pid, err)
 	}
-	return newShim(o, ln, pid, st.StartTime, self.StartTime, timings), nil
+	s := newShim(o, log, ln, pid, st.StartTime, self.StartTime, timings)
+	s.io = stdio.hub
+	s.io.log = logs
+	if spec.AwaitAttach {
+		s.awaitFirstAttach(awaitAttachLimit)
+	} else {
+		s.io.start()
+	}
+	return s, nil
 }
 
-func newShim(o shimOptions, ln *net.UnixListener, pid int, startTime, shimStartTime uint64, timings startTimings) *shim {
+// awaitAttachLimit bounds how long a container started for an attached
+// client holds its output for that client.
+const awaitAttachLimit = 10 * time.Second
+
+// awaitFirstAttach holds the init's output until the first attach, or for
+// at most limit.
+func (s *shim) awaitFirstAttach(limit time.Duration) {
+	s.firstAttach = make(chan struct{})
+	t := time.AfterFunc(limit, s.attached)
+	go func() {
+		<-s.firstAttach
+		t.Stop()
+	}()
+}
+
+// attached lets the held output go, at the first attach.
+func (s *shim) attached() {
+	if s.firstAttach == nil {
+		return
+	}
+	s.firstAttachOnce.Do(func() {
+		s.io.start()
+		close(s.firstAttach)
+	})
+}
+
+func newShim(o shimOptions, log *slog.Logger, ln *net.UnixListener, pid int, startTime, shimStartTime uint64, timings startTimings) *shim {
 	return &shim{
-		o: o, ln: ln, pid: pid, startTime: startTime, shimStartTime: shimStartTime, timings: timings,
+		o: o, log: log, ln: ln, pid: pid, startTime: startTime, shimStartTime: shimStartTime, timings: timings,
 		done:  make(chan struct{}),
 		conns: map[*net.UnixConn]struct{}{},
+		execs: map[string]*execSession{},
 	}
 }
 
 // serve answers the socket until the container has exited and everybody
 // waiting was told, and returns the shim's exit status. A container that
 // runs on gets a smaller shim: the shim that started it re-executes itself
-// after reexecDelay (see idle.go), and the re-executed one (reexeced) gives
-// back what memory it can after shrinkDelay (see shimmem.go). Both are
-// delayed so that a short-lived container's exit is not held up by them
-// (and then skipped).
+// once it has run for reexecDelay with nothing attached and no exec session
+// (see idle.go), and the re-executed one (reexeced) gives back what memory
+// it can after shrinkDelay (see shimmem.go). Both are delayed so that a
+// short-lived container's exit is not held up by them (and then skipped).
 func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 	if s.ln != nil {
 		go s.acceptLoop(log)
@@ -322,17 +385,33 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 	}
 	idle := time.NewTimer(delay)
 	var err error
-	select {
-	case err = <-exited:
-	case <-idle.C:
-		if !reexeced {
-			rerr := s.reexec() // returns only if it could not
-			log.Warn("could not re-execute for the idle wait; waiting in this process", "err", rerr)
+wait:
+	for {
+		select {
+		case err = <-exited:
+			break wait
+		case <-idle.C:
+			if !reexeced {
+				rerr := s.reexec() // returns only if it could not
+				if errors.Is(rerr, errShimBusy) {
+					idle.Reset(reexecDelay)
+					continue
+				}
+				log.Warn("could not re-execute for the idle wait; waiting in this process", "err", rerr)
+			}
+			shrinkIdleMemory()
 		}
-		shrinkIdleMemory()
-		err = <-exited
 	}
 	idle.Stop()
+	s.mu.Lock()
+	s.initExited = true
+	s.mu.Unlock()
+	// The init's end killed every exec session (they live in its PID
+	// namespace): their exits are recorded before the init's, and its
+	// output is drained into the log and to the attached clients before
+	// anyone is told it exited, so a stopped container's log is complete.
+	s.finishExecs(execsEndWait)
+	s.finishOutput(outputEndWait)
 	ws, werr := waitChild(s.pid)
 	finished := time.Now()
 	err = errors.Join(err, werr)
@@ -371,10 +450,44 @@ func (s *shim) serve(log *slog.Logger, reexeced bool) int {
 		log.Error("destroy container", "err", err)
 	}
 	s.shutdown()
+	s.io.close()
 	if rec == nil {
 		return 1
 	}
 	return 0
+}
+
+// How long, once the init has exited, the shim waits for the exec
+// sessions the kernel is killing, and for the end of the init's output
+// (which a slow attached client may hold up, or a client the container
+// was started for may not have attached to yet).
+const (
+	execsEndWait  = 5 * time.Second
+	outputEndWait = 10 * time.Second
+)
+
+// finishOutput waits, at most limit, for the first attach of a container
+// started for one and then for the end of the init's output, and flushes
+// the log.
+func (s *shim) finishOutput(limit time.Duration) {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	if s.firstAttach != nil {
+		select {
+		case <-s.firstAttach:
+		case <-deadline.C:
+			s.attached()
+		}
+	}
+	select {
+	case <-s.io.outputDone():
+	case <-deadline.C:
+		s.log.Warn("the container's output did not end after its exit; the log may miss its end")
+	}
+	if s.io.log != nil {
+		s.io.log.close()
+		s.io.log = nil
+	}
 }
 
 func (s *shim) acceptLoop(log *slog.Logger) {
@@ -445,35 +558,64 @@ func (s *shim) handle(conn *net.UnixConn) {
 		_ = conn.Close()
 		s.wg.Done()
 	}()
-	r := bufio.NewReader(conn)
+	r := bufio.NewReaderSize(conn, copyBuffer)
 	for {
 		line, err := r.ReadBytes('\n')
 		if err != nil {
 			return
 		}
-		resp := s.answer(line)
-		resp.Version = protocolVersion
-		out, _ := json.Marshal(resp)
-		if _, err := conn.Write(append(out, '\n')); err != nil {
+		var req shimRequest
+		resp, ok := parseRequest(line, &req)
+		if ok {
+			switch req.Op {
+			case opAttach:
+				s.serveAttach(conn, r, req)
+				return
+			case opExec:
+				s.serveExec(conn, r, req)
+				return
+			}
+			resp = s.answer(req)
+		}
+		if !s.respond(conn, resp) {
 			return
 		}
 	}
 }
 
-// answer serves one request line. A version 1 request (no version, no
-// exec_id) is about the init, like every request of that version.
-func (s *shim) answer(line []byte) shimResponse {
-	var req shimRequest
-	if err := decodeMessage("request", line, &req); err != nil {
+// respond writes one answer line.
+func (s *shim) respond(conn net.Conn, resp shimResponse) bool {
+	resp.Version = protocolVersion
+	out, _ := json.Marshal(resp)
+	_, err := conn.Write(append(out, '\n'))
+	return err == nil
+}
+
+// parseRequest reads a request line; ok is false when it cannot be served,
+// resp then says why. A version 1 request (no version, no exec_id) is
+// about the init, like every request of that version.
+func parseRequest(line []byte, req *shimRequest) (resp shimResponse, ok bool) {
+	if err := decodeMessage("request", line, req); err != nil {
 		kind := socketErrorBadRequest
 		if errors.Is(err, errProtocolTooNew) {
 			kind = socketErrorUnsupportedVersion
 		}
-		return shimResponse{Error: err.Error(), ErrorKind: kind}
+		return shimResponse{Error: err.Error(), ErrorKind: kind}, false
+	}
+	return shimResponse{}, true
+}
+
+// answer serves one request of the ops that get one answer.
+func (s *shim) answer(req shimRequest) shimResponse {
+	switch req.Op {
+	case opState, opWait, opRelease, opResize:
+	case opUser:
+		return s.resolveUser(req.User)
+	default:
+		return shimResponse{ExecID: req.ExecID, Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
 	}
 	if req.ExecID != "" {
-		return shimResponse{ExecID: req.ExecID, ErrorKind: socketErrorUnknownExec,
-			Error: fmt.Sprintf("exec session %s: this shim runs no exec session by that id", errdefs.Quote(req.ExecID))}
+		return s.answerExec(req)
 	}
 	switch req.Op {
 	case opState:
@@ -481,12 +623,20 @@ func (s *shim) answer(line []byte) shimResponse {
 	case opWait:
 		<-s.done
 		return s.state()
+	case opResize:
+		if err := s.io.resize(req.Rows, req.Cols); err != nil {
+			return shimResponse{Error: err.Error(), ErrorKind: socketErrorNoTerminal}
+		}
+		return shimResponse{}
 	}
-	return shimResponse{Error: fmt.Sprintf("unknown op %s", errdefs.Quote(req.Op)), ErrorKind: socketErrorBadRequest}
+	return shimResponse{Error: "the container's init cannot be released", ErrorKind: socketErrorBadRequest}
 }
 
 func (s *shim) state() shimResponse {
-	resp := shimResponse{PID: s.pid, StartTime: s.startTime, Status: statusRunning}
+	resp := shimResponse{PID: s.pid, StartTime: s.startTime, Status: statusRunning, TTY: s.io.tty}
+	if s.io.log != nil {
+		resp.LogDroppedBytes = s.io.log.droppedBytes()
+	}
 	select {
 	case <-s.done:
 	default:
@@ -501,4 +651,49 @@ func (s *shim) state() shimResponse {
 		resp.ExitCode, resp.Signal, resp.FinishedAt = &code, s.exit.Signal, &at
 	}
 	return resp
+}
+
+// resolveUser answers a user request.
+func (s *shim) resolveUser(spec string) shimResponse {
+	u, err := resolveUser(s.o.rootfs, spec)
+	if err != nil {
+		kind := ""
+		if errors.Is(err, errUnknownUser) {
+			kind = socketErrorUnknownUser
+		}
+		return shimResponse{Error: err.Error(), ErrorKind: kind}
+	}
+	groups := u.Groups
+	if groups == nil {
+		groups = []int{}
+	}
+	return shimResponse{UID: &u.UID, GID: &u.GID, Groups: groups, Home: u.Home}
+}
+
+// serveAttach attaches conn to the init's stdio until the client hangs up
+// or the output is over.
+func (s *shim) serveAttach(conn *net.UnixConn, r *bufio.Reader, req shimRequest) {
+	if req.ExecID != "" {
+		s.respond(conn, shimResponse{ExecID: req.ExecID, ErrorKind: socketErrorUnknownExec,
+			Error: fmt.Sprintf("exec session %s: only the container's init can be attached to", errdefs.Quote(req.ExecID))})
+		return
+	}
+	s.busy.RLock()
+	defer s.busy.RUnlock()
+	status := statusRunning
+	select {
+	case <-s.done:
+		status = statusExited
+	default:
+	}
+	if !s.respond(conn, shimResponse{Status: status, TTY: s.io.tty, PID: s.pid, StartTime: s.startTime}) {
+		return
+	}
+	sub, ended := s.io.fan.add(conn)
+	defer s.io.fan.remove(sub)
+	s.attached()
+	if ended {
+		return
+	}
+	s.io.serveInput(r, req.Stdin)
 }

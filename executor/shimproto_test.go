@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,13 +25,8 @@ func fakeShim(t *testing.T) (*shim, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shim{
-		o:   shimOptions{dir: dir},
-		ln:  ln,
-		pid: 4242, startTime: 99,
-		done:  make(chan struct{}),
-		conns: map[*net.UnixConn]struct{}{},
-	}
+	s := newShim(shimOptions{dir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)), ln, 4242, 99, 0, startTimings{})
+	s.io = newStdioHub()
 	go s.acceptLoop(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = ln.Close() })
 	return s, dir
@@ -134,7 +128,8 @@ func TestCheckVersion(t *testing.T) {
 		{0, 1, false, false}, // absent: version 1
 		{1, 1, false, false},
 		{2, 2, false, false},
-		{3, 0, true, false},
+		{3, 3, false, false},
+		{4, 0, true, false},
 		{99, 0, true, false},
 		{-1, 0, false, true},
 	} {
@@ -200,12 +195,12 @@ func TestReadyMessage_ErrorKindsMapToSentinels(t *testing.T) {
 }
 
 func TestDecode_NewerVersionIsRefusedBeforeItsFields(t *testing.T) {
-	// exit_code changed type in this imaginary version 3: the refusal must
+	// exit_code changed type in this imaginary version 4: the refusal must
 	// be about the version, not the field.
 	var rec exitRecord
-	err := decodeMessage(exitFileName, []byte(`{"version":3,"exit_code":"137"}`), &rec)
+	err := decodeMessage(exitFileName, []byte(`{"version":4,"exit_code":"137"}`), &rec)
 	if !errors.Is(err, errProtocolTooNew) || !strings.Contains(err.Error(), exitFileName) {
-		t.Fatalf("v3 exit record: %v, want a too-new error naming the file", err)
+		t.Fatalf("v4 exit record: %v, want a too-new error naming the file", err)
 	}
 	if err := decodeMessage("ready", []byte(`{"version":"2"}`), &readyMessage{}); err == nil {
 		t.Fatal("a string version was accepted")
@@ -246,7 +241,9 @@ func v1Shim(t *testing.T, answer string) (dir string, requests <-chan string) {
 	return dir, got
 }
 
-func TestCallShim_SpeaksVersion2AndReadsVersion1Answers(t *testing.T) {
+// A wait is of version 2, which introduced its exec_id: a version 2 shim
+// (the previous release) serves it, and a version 1 shim ignores both.
+func TestCallShim_WaitIsOfVersion2AndReadsVersion1Answers(t *testing.T) {
 	dir, requests := v1Shim(t, `{"pid":7,"start_time":8,"status":"exited","exit_code":42,"finished_at":"2026-11-25T12:00:00Z"}`)
 	resp, err := callShim(context.Background(), dir, shimRequest{Op: opWait})
 	if err != nil {
@@ -259,8 +256,8 @@ func TestCallShim_SpeaksVersion2AndReadsVersion1Answers(t *testing.T) {
 	if err := json.Unmarshal([]byte(<-requests), &sent); err != nil {
 		t.Fatal(err)
 	}
-	if sent["version"] != float64(protocolVersion) || sent["op"] != opWait {
-		t.Errorf("request = %v, want version %d and op wait", sent, protocolVersion)
+	if sent["version"] != float64(2) || sent["op"] != opWait {
+		t.Errorf("request = %v, want version 2 and op wait", sent)
 	}
 	if id, ok := sent["exec_id"]; !ok || id != "" {
 		t.Errorf("request = %v, want an empty exec_id (the init)", sent)
@@ -268,9 +265,9 @@ func TestCallShim_SpeaksVersion2AndReadsVersion1Answers(t *testing.T) {
 }
 
 func TestCallShim_RefusesANewerAnswer(t *testing.T) {
-	dir, _ := v1Shim(t, `{"version":3,"status":"exited","exit_code":{"code":1}}`)
+	dir, _ := v1Shim(t, `{"version":4,"status":"exited","exit_code":{"code":1}}`)
 	if _, err := callShim(context.Background(), dir, shimRequest{Op: opWait}); !errors.Is(err, errProtocolTooNew) {
-		t.Fatalf("answer of version 3: %v, want errProtocolTooNew", err)
+		t.Fatalf("answer of version 4: %v, want errProtocolTooNew", err)
 	}
 }
 
@@ -303,9 +300,9 @@ func TestShimProtocol_ServesVersion1RequestsAndRefusesNewerOnes(t *testing.T) {
 		m["version"] != float64(protocolVersion) || m["exec_id"] != "" || m["error"] != nil {
 		t.Errorf("version 1 request answered %v", m)
 	}
-	if m := roundTrip(`{"version":3,"op":"state","exec_id":""}`); m["error_kind"] != socketErrorUnsupportedVersion ||
-		!strings.Contains(fmt.Sprint(m["error"]), "version 3") || m["status"] != nil {
-		t.Errorf("version 3 request answered %v", m)
+	if m := roundTrip(`{"version":4,"op":"state","exec_id":""}`); m["error_kind"] != socketErrorUnsupportedVersion ||
+		!strings.Contains(fmt.Sprint(m["error"]), "version 4") || m["status"] != nil {
+		t.Errorf("version 4 request answered %v", m)
 	}
 	if m := roundTrip(`not json`); m["error_kind"] != socketErrorBadRequest {
 		t.Errorf("garbage answered %v", m)

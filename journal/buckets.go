@@ -32,6 +32,9 @@ func metaBucket(tx *bolt.Tx) *bolt.Bucket       { return schema.Meta(tx) }
 // pendingKey is the pending/ key of container id: its object key.
 func pendingKey(id string) []byte { return []byte(sm.ObjectKey(sm.ObjectContainer, id)) }
 
+// execPendingKey is the pending/ key of exec session id.
+func execPendingKey(id string) []byte { return []byte(sm.ObjectKey(sm.ObjectExec, id)) }
+
 func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }
@@ -70,9 +73,11 @@ func decodeRecord(key, value []byte) (sm.Record, error) {
 	return rec.Normalized(), nil
 }
 
-// views are the stored views of a file: containers, names and images.
+// views are the stored views of a file: containers, exec sessions, names
+// and images.
 type views struct {
 	containers map[string]*sm.Container
+	execs      map[string]*sm.Exec
 	names      map[string]string
 	images     map[string]*sm.ImageView
 	netAttachs map[string]*sm.NetAttachView
@@ -94,17 +99,30 @@ func readViews(tx *bolt.Tx) (views, error) {
 	if err != nil {
 		return views{}, err
 	}
+	execs := map[string]*sm.Exec{}
+	err = schema.Execs(tx).ForEach(func(k, data []byte) error {
+		var x sm.Exec
+		if err := json.Unmarshal(data, &x); err != nil {
+			return fmt.Errorf("view of exec session %.80q: %w: %w", k, ErrCorrupt, err)
+		}
+		execs[string(k)] = &x
+		return nil
+	})
+	if err != nil {
+		return views{}, err
+	}
 	atts, nets, err := readNetViews(tx)
 	if err != nil {
 		return views{}, err
 	}
-	containers, names, err := readContainerViews(tx, images, atts, nets)
-	return views{containers: containers, names: names, images: images, netAttachs: atts, networks: nets}, err
+	containers, names, err := readContainerViews(tx, images, execs, atts, nets)
+	return views{containers: containers, execs: execs, names: names, images: images, netAttachs: atts, networks: nets}, err
 }
 
 // readContainerViews reads the containers' views and names, and puts each
-// pending intent with its view (an image's into images).
-func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView) (map[string]*sm.Container, map[string]string, error) {
+// pending intent with its view (an image's into images, an exec session's
+// into execs, an attachment's and a network's into theirs).
+func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[string]*sm.Exec, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView) (map[string]*sm.Container, map[string]string, error) {
 	containers := map[string]*sm.Container{}
 	err := containersBucket(tx).ForEach(func(k, v []byte) error {
 		var c sm.Container
@@ -155,10 +173,24 @@ func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, atts map[s
 			view.Pending = &p
 			return nil
 		}
+		if id, isExec := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectExec, ""))); isExec {
+			x, ok := execs[string(id)]
+			if !ok {
+				return fmt.Errorf("pending intent of exec session %.80q, which has no view: %w", id, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of exec session %.80q: %w: %w", id, ErrCorrupt, err)
+			}
+			x.Pending = &p
+			x.Seq = max(x.Seq, p.Seq)
+			return nil
+		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {
-			// Only containers and images have a fold, so only they have intents.
-			return fmt.Errorf("pending intent of %.80q, which is neither a container nor an image: %w", key, ErrCorrupt)
+			// Only containers, exec sessions and images have a fold, so
+			// only they have intents.
+			return fmt.Errorf("pending intent of %.80q, which is no container, exec session or image: %w", key, ErrCorrupt)
 		}
 		c, ok := containers[string(k)]
 		if !ok {
@@ -181,6 +213,36 @@ func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, atts map[s
 		return nil
 	})
 	return containers, names, err
+}
+
+// writeExecView stores exec session x (its pending intent apart), or
+// deletes the view of id when x is nil.
+func writeExecView(tx *bolt.Tx, id string, x *sm.Exec) error {
+	eb, pb := schema.Execs(tx), pendingBucket(tx)
+	if x == nil {
+		if err := eb.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return pb.Delete(execPendingKey(id))
+	}
+	if x.Pending != nil {
+		data, err := json.Marshal(x.Pending)
+		if err != nil {
+			return fmt.Errorf("encode pending intent of exec session %s: %w", id, err)
+		}
+		if err := pb.Put(execPendingKey(id), data); err != nil {
+			return err
+		}
+	} else if err := pb.Delete(execPendingKey(id)); err != nil {
+		return err
+	}
+	stored := *x
+	stored.Pending = nil
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("encode view of exec session %s: %w", id, err)
+	}
+	return eb.Put([]byte(id), data)
 }
 
 // writeView stores c, or deletes the view of id when c is nil. With

@@ -263,6 +263,7 @@ type batchView struct {
 	// parent, if set, is the batch view this one (one call's) layers over.
 	parent     *batchView
 	containers map[string]*sm.Container // nil value: deleted in this batch
+	execs      map[string]*sm.Exec      // nil value: deleted in this batch
 	names      map[string]string        // "" value: released in this batch
 	// intentOnly marks containers that only got intents (other than create)
 	// in this batch: their stored view needs only its pending part.
@@ -273,7 +274,7 @@ type batchView struct {
 }
 
 func newBatchView(j *Journal) *batchView {
-	return &batchView{j: j, containers: map[string]*sm.Container{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{},
+	return &batchView{j: j, containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{},
 		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}}
 }
 
@@ -291,6 +292,9 @@ func (b *batchView) merge(c *batchView) {
 		_, seen := b.containers[id]
 		b.intentOnly[id] = c.intentOnly[id] && (!seen || b.intentOnly[id])
 		b.containers[id] = v
+	}
+	for id, x := range c.execs {
+		b.execs[id] = x
 	}
 	for name, id := range c.names {
 		b.names[name] = id
@@ -380,6 +384,9 @@ func (b *batchView) foldContainer(rec sm.Record) error {
 	if prev != nil && next == nil && prev.Name != "" && b.nameOwner(prev.Name) == prev.ID {
 		b.names[prev.Name] = ""
 	}
+	if prev != nil && next == nil {
+		b.dropExecsOf(prev.ID) // a session lives no longer than its container
+	}
 	if prev != nil || next != nil {
 		_, seen := b.containers[rec.Container]
 		intent := rec.Kind == sm.KindIntent && rec.Event != sm.EventCreate
@@ -394,6 +401,11 @@ func (b *batchView) foldContainer(rec sm.Record) error {
 func (b *batchView) write(tx *bolt.Tx) error {
 	for id, c := range b.containers {
 		if err := writeView(tx, id, c, b.intentOnly[id]); err != nil {
+			return err
+		}
+	}
+	for id, x := range b.execs {
+		if err := writeExecView(tx, id, x); err != nil {
 			return err
 		}
 	}
@@ -429,6 +441,13 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 			delete(j.containers, id)
 		} else {
 			j.containers[id] = c
+		}
+	}
+	for id, x := range b.execs {
+		if x == nil {
+			delete(j.execs, id)
+		} else {
+			j.execs[id] = x
 		}
 	}
 	for name, id := range b.names {

@@ -54,6 +54,7 @@ func created(rec sm.Record) *sm.Container {
 	c := sm.Container{
 		ID: rec.Container, Name: a.Name, Image: a.Image, Command: a.Command, Env: a.Env,
 		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove, ImageID: a.ImageID, Config: a.Config,
+		TTY: a.TTY, OpenStdin: a.OpenStdin, StdinOnce: a.StdinOnce, LogMaxSize: a.LogMaxSize, LogMaxFiles: a.LogMaxFiles,
 		State:   sm.StateNone,
 		Pending: &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args},
 		Seq:     rec.Seq,
@@ -92,10 +93,12 @@ func applyResult(c *sm.Container, rec sm.Record) {
 }
 
 // folds are the fold of each kind of object that has one, applied to the
-// batch being committed or replayed. A kind that gains journaled objects
-// adds its fold here, next to the container's and the image's.
+// batch being committed or replayed: containers, exec sessions
+// (fold_exec.go) and images. A kind that gains journaled objects adds its
+// fold here.
 var folds = map[sm.ObjectKind]func(b *batchView, rec sm.Record) error{
 	sm.ObjectContainer: (*batchView).foldContainer,
+	sm.ObjectExec:      (*batchView).foldExec,
 	sm.ObjectImage:     (*batchView).foldImage,
 	sm.ObjectNetAttach: (*batchView).foldNetAttach,
 	sm.ObjectNetwork:   (*batchView).foldNetwork,
@@ -186,6 +189,8 @@ func validateObject(rec sm.Record, want sm.ObjectKind) error {
 		return fmt.Errorf("no object id: %w", ErrInconsistent)
 	case rec.Object == sm.ObjectContainer && rec.ObjectID != rec.Container:
 		return fmt.Errorf("container record of object %q concerns container %q: %w", rec.ObjectID, rec.Container, ErrInconsistent)
+	case rec.Object == sm.ObjectExec && (rec.Exec != rec.ObjectID || rec.Container == ""):
+		return fmt.Errorf("exec record of object %q names exec %q in container %q: %w", rec.ObjectID, rec.Exec, rec.Container, ErrInconsistent)
 	}
 	return nil
 }

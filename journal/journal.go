@@ -55,6 +55,7 @@ type Journal struct {
 
 	mu         sync.RWMutex
 	containers map[string]*sm.Container
+	execs      map[string]*sm.Exec
 	names      map[string]string
 	images     map[string]*sm.ImageView
 	netAttachs map[string]*sm.NetAttachView
@@ -118,6 +119,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 	j = &Journal{
 		db: db, path: path, obs: opts.Observer, crash: opts.CrashPoint, checks: opts.Checks,
 		containers: map[string]*sm.Container{},
+		execs:      map[string]*sm.Exec{},
 		names:      map[string]string{},
 		images:     map[string]*sm.ImageView{},
 		netAttachs: map[string]*sm.NetAttachView{},
@@ -177,7 +179,7 @@ func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
 		v, err := readViews(tx)
-		j.containers, j.names, j.images = v.containers, v.names, v.images
+		j.containers, j.execs, j.names, j.images = v.containers, v.execs, v.names, v.images
 		j.netAttachs, j.networks = v.netAttachs, v.networks
 		return err
 	})
@@ -406,4 +408,61 @@ func (j *Journal) RecordsOf(from uint64, f RecordFilter, fn func(sm.Record) erro
 		}
 		return nil
 	})
+}
+
+// Exec returns a copy of the view of exec session id.
+func (j *Journal) Exec(id string) (sm.Exec, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	x, ok := j.execs[id]
+	if !ok {
+		return sm.Exec{}, false
+	}
+	return x.Clone(), true
+}
+
+// Execs returns copies of every exec session view, oldest first; of
+// container only when it is not empty.
+func (j *Journal) Execs(container string) []sm.Exec {
+	j.mu.RLock()
+	out := make([]sm.Exec, 0, len(j.execs))
+	for _, x := range j.execs {
+		if container == "" || x.Container == container {
+			out = append(out, x.Clone())
+		}
+	}
+	j.mu.RUnlock()
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].CreatedAt.Equal(out[b].CreatedAt) {
+			return out[a].CreatedAt.Before(out[b].CreatedAt)
+		}
+		return out[a].ID < out[b].ID
+	})
+	return out
+}
+
+// ResolveExec finds an exec session by full id or unique id prefix of at
+// least 4 characters.
+func (j *Journal) ResolveExec(ref string) (string, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if _, ok := j.execs[ref]; ok {
+		return ref, nil
+	}
+	if len(ref) < 4 {
+		return "", fmt.Errorf("no exec session %q (id prefixes need 4 or more characters): %w", ref, errdefs.ErrNotFound)
+	}
+	var found []string
+	for id := range j.execs {
+		if strings.HasPrefix(id, ref) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no such exec session: %s: %w", ref, errdefs.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("exec session prefix %q is ambiguous (%d matches): %w", ref, len(found), errdefs.ErrInvalidArgument)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,14 +197,15 @@ func TestOpen_NewerSchemaIsRefusedByNameAndKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return schema.Meta(tx).Put(schema.MetaSchema, []byte("5")) }); err != nil {
+	newer := strconv.Itoa(schema.Version + 1)
+	if err := db.Update(func(tx *bolt.Tx) error { return schema.Meta(tx).Put(schema.MetaSchema, []byte(newer)) }); err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close()
 	before, _ := os.ReadFile(path)
 	_, err = Open(path, Options{})
-	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "5") {
-		t.Fatalf("got %v, want ErrNewerSchema naming %s and version 5", err, path)
+	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), newer) {
+		t.Fatalf("got %v, want ErrNewerSchema naming %s and version %s", err, path, newer)
 	}
 	if _, err := CheckFile(path, time.Second); !errors.Is(err, schema.ErrNewerSchema) {
 		t.Fatalf("offline check: %v", err)

@@ -39,12 +39,10 @@ func TestAppend_RecordOfAKindWithoutAFoldIsRefused(t *testing.T) {
 	transition(t, j, "c1", sm.EventCreate, sm.StateNone, sm.StateCreated, createArgs("web"), nil)
 	before := j.LastSeq()
 	cases := map[string]sm.Record{
-		"exec":            {Kind: sm.KindIntent, Object: sm.ObjectExec, ObjectID: "e1", Exec: "e1", Container: "c1", Event: sm.EventStart},
 		"image":           {Kind: sm.KindIntent, Object: sm.ObjectImage, ObjectID: "busybox", Container: "c1", Event: sm.EventCreate, Args: createArgs("")},
 		"volume":          {Kind: sm.KindIntent, Object: sm.ObjectVolume, ObjectID: "v", Container: "c1", Event: sm.EventCreate, Args: createArgs("")},
 		"unknown kind":    {Kind: sm.KindIntent, Object: "bogus", ObjectID: "x", Container: "c1", Event: sm.EventStart},
 		"other object id": {Kind: sm.KindIntent, Object: sm.ObjectContainer, ObjectID: "c2", Container: "c1", Event: sm.EventStart, From: sm.StateCreated, To: sm.StateRunning},
-		"exec without id": {Kind: sm.KindIntent, Object: sm.ObjectExec, Container: "c1", Event: sm.EventStart},
 		"sandbox":         {Kind: sm.KindReconciled, Object: sm.ObjectSandbox, ObjectID: "s", Container: "c1", To: sm.StateRemoved},
 		"netattach":       {Kind: sm.KindDone, Object: sm.ObjectNetAttach, ObjectID: "n", Container: "c1"},
 	}

@@ -30,6 +30,8 @@ type Runner struct {
 	// intent, before the containers.
 	Images       ImageStore
 	ImageJournal ImageJournal
+	// Execs, if set, recovers exec sessions too (exec.go).
+	Execs ExecPorts
 }
 
 // Report is what one recovery did.
@@ -89,8 +91,19 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	close(jobs)
 	wg.Wait()
+	// Exec sessions are decided once their containers are (a container
+	// whose run ended has no shim to ask), and before any auto-remove
+	// takes their exit records away.
+	execs, err := r.recoverExecs(ctx, &rep)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	// Watched only once every decision is recorded, so an exit seen by a
-	// watcher never races the record that reattached its container.
+	// watcher never races the record that reattached its container; the
+	// sessions first, so a container's exit finds them watched.
+	if r.Execs.Lifecycle != nil {
+		r.Execs.Lifecycle.ReattachExecs(execs)
+	}
 	r.Lifecycle.Reattach(reattach)
 	r.removeAutoRemoved(ctx, views, &errs)
 	if err := r.removeLeftovers(&rep); err != nil {

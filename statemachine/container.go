@@ -22,6 +22,15 @@ type Container struct {
 	// create's overrides: working directory, user, stop signal, and what
 	// later issues need (ports, volumes, labels).
 	Config *ContainerConfig `json:"config,omitempty"`
+	// TTY gives the init a pseudo-terminal; OpenStdin lets attached
+	// clients write to its stdin, and with StdinOnce the first to end its
+	// input ends the init's.
+	TTY       bool `json:"tty,omitempty"`
+	OpenStdin bool `json:"open_stdin,omitempty"`
+	StdinOnce bool `json:"stdin_once,omitempty"`
+	// LogMaxSize and LogMaxFiles rotate the log (0: the daemon's default).
+	LogMaxSize  int64 `json:"log_max_size,omitempty"`
+	LogMaxFiles int   `json:"log_max_files,omitempty"`
 
 	State State `json:"state"`
 	// Pending is an intent recorded without its outcome: a transition in

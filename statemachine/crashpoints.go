@@ -42,6 +42,20 @@ func CrashPoints() []string {
 		}
 		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)
 	}
+	return append(names, ExecCrashPoints()...)
+}
+
+// ExecCrashPoints lists the crash points of exec sessions' transitions
+// (part of CrashPoints).
+func ExecCrashPoints() []string {
+	var names []string
+	for _, ev := range execEvents {
+		names = append(names, string(ev)+"."+stepAfterIntent)
+		for _, s := range execStepsOf(ev) {
+			names = append(names, string(ev)+".after-"+s.name)
+		}
+		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)
+	}
 	return names
 }
 

@@ -71,12 +71,24 @@ func ValidateCreate(req CreateRequest) error {
 	if err := checkArgSizes(req.Command, req.Env); err != nil {
 		return err
 	}
-	for _, e := range req.Env {
+	if err := checkLogLimits(req.LogMaxSize, req.LogMaxFiles); err != nil {
+		return err
+	}
+	if req.StdinOnce && !req.OpenStdin {
+		return fmt.Errorf("stdin once without an open stdin: %w", errdefs.ErrInvalidArgument)
+	}
+	return checkCommandAndEnv(req.Command, req.Env)
+}
+
+// checkCommandAndEnv refuses environment entries that are not KEY=VALUE
+// and NUL bytes anywhere.
+func checkCommandAndEnv(command, env []string) error {
+	for _, e := range env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.ContainsRune(e, 0) {
 			return fmt.Errorf("invalid environment entry %s: want KEY=VALUE: %w", errdefs.Quote(e), errdefs.ErrInvalidArgument)
 		}
 	}
-	for i, a := range req.Command {
+	for i, a := range command {
 		if strings.ContainsRune(a, 0) {
 			return fmt.Errorf("command argument %d contains a NUL byte: %w", i, errdefs.ErrInvalidArgument)
 		}
@@ -118,6 +130,22 @@ func checkArgSizes(command, env []string) error {
 	}
 	if total > MaxArgsAndEnv {
 		return fmt.Errorf("command and environment are %d bytes, at most %d are allowed: %w", total, MaxArgsAndEnv, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Limits of a container's log rotation.
+const (
+	MinLogMaxSize  = 4 << 10
+	MaxLogMaxFiles = 100
+)
+
+func checkLogLimits(size int64, files int) error {
+	if size > 0 && size < MinLogMaxSize {
+		return fmt.Errorf("log max size %d bytes is below the %d allowed: %w", size, MinLogMaxSize, errdefs.ErrInvalidArgument)
+	}
+	if files < 0 || files > MaxLogMaxFiles {
+		return fmt.Errorf("log max files %d: must be 0 (the default) to %d: %w", files, MaxLogMaxFiles, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

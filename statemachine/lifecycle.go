@@ -34,6 +34,10 @@ type CreateRequest struct {
 	Network *NetworkSettings
 	// Hostname overrides the default (the id's first 12 characters).
 	Hostname string
+	// Stdio and log of the init: see Container.
+	TTY, OpenStdin, StdinOnce bool
+	LogMaxSize                int64
+	LogMaxFiles               int
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -47,6 +51,13 @@ func (m *Machine) Create(ctx context.Context, req CreateRequest) (Container, err
 // cannot be recorded, nor can it be removed, until started returns).
 func (m *Machine) Run(ctx context.Context, req CreateRequest, started func(Container)) (Container, error) {
 	return m.create(ctx, req, then{event: EventStart, after: started})
+}
+
+// RunAttached is Run for a client that attaches to the container's stdio
+// in started: the container's output waits for that attach (a while at
+// most), so none of it is missed.
+func (m *Machine) RunAttached(ctx context.Context, req CreateRequest, started func(Container)) (Container, error) {
+	return m.create(ctx, req, then{event: EventStart, after: started, awaitAttach: true})
 }
 
 func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) (Container, error) {
@@ -84,7 +95,8 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	}
 	defer unlock()
 	args := &Args{Name: req.Name, Image: img.Ref, ImageID: img.ID, Command: req.Command, Env: req.Env,
-		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove}
+		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove,
+		TTY: req.TTY, OpenStdin: req.OpenStdin, StdinOnce: req.StdinOnce, LogMaxSize: req.LogMaxSize, LogMaxFiles: req.LogMaxFiles}
 	if req.Hostname != "" {
 		args.Hostname = req.Hostname
 	}

@@ -16,22 +16,74 @@ type slot struct {
 	// container's process to end: a kill or a force-remove arriving then
 	// hands it a signal instead of waiting out the grace period.
 	halting *preemption
+	// sharers hold a share of the slot (exec starts, see lockShared);
+	// noSharers is closed when the last one lets go. Both under m.mu.
+	sharers   int
+	noSharers chan struct{}
 }
 
-// lock takes container id's slot, waiting at most as long as ctx allows.
-// Nothing has been done when it returns an error.
+// lock takes container id's slot, waiting at most as long as ctx allows,
+// and then for its sharers to let go. Nothing has been done when it
+// returns an error.
 func (m *Machine) lock(ctx context.Context, id string) (func(), error) {
 	s := m.slotOf(id)
+	if err := m.takeToken(ctx, id, s); err != nil {
+		return nil, err
+	}
+	for {
+		m.mu.Lock()
+		if s.sharers == 0 {
+			m.mu.Unlock()
+			return func() { <-s.sem }, nil
+		}
+		if s.noSharers == nil {
+			s.noSharers = make(chan struct{})
+		}
+		idle := s.noSharers
+		m.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			<-s.sem
+			return nil, fmt.Errorf("waiting for the exec sessions starting in container %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// lockShared takes a share of container id's slot: shares are held side by
+// side, never with the slot itself, which a transition waiting for it gets
+// before any new share.
+func (m *Machine) lockShared(ctx context.Context, id string) (func(), error) {
+	s := m.slotOf(id)
+	if err := m.takeToken(ctx, id, s); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	s.sharers++
+	m.mu.Unlock()
+	<-s.sem
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		s.sharers--
+		if s.sharers == 0 && s.noSharers != nil {
+			close(s.noSharers)
+			s.noSharers = nil
+		}
+	}, nil
+}
+
+func (m *Machine) takeToken(ctx context.Context, id string, s *slot) error {
 	select {
 	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, nil
+		return nil
 	default:
 	}
 	select {
 	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, nil
+		return nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for container %s to finish its transition: %w", id, ctx.Err())
+		return fmt.Errorf("waiting for container %s to finish its transition: %w", id, ctx.Err())
 	}
 }
 

@@ -25,6 +25,10 @@ type Deps struct {
 	// CrashPoint, if set, is called at every named step of the transition
 	// protocol (see crashpoints.go); crash drills make it kill the daemon.
 	CrashPoint func(name string)
+	// Execs and ExecViews run and show exec sessions (see exec.go);
+	// without them an exec is refused.
+	Execs     ExecRunner
+	ExecViews ExecViews
 }
 
 // Machine drives container transitions. Transitions of one container are
@@ -46,6 +50,7 @@ type Machine struct {
 	reserved   map[string]bool
 	tombstones map[string]Container
 	tombOrder  []string
+	execRuns   map[string]*execRun
 }
 
 // maxTombstones bounds the memory of removed containers kept so that a
@@ -68,6 +73,7 @@ func New(d Deps) *Machine {
 		changed:    map[string]chan struct{}{},
 		reserved:   map[string]bool{},
 		tombstones: map[string]Container{},
+		execRuns:   map[string]*execRun{},
 	}
 }
 

@@ -32,6 +32,11 @@ type RunSpec struct {
 	// resolves through the container's /etc/passwd and /etc/group;
 	// unknown is ErrInvalidArgument.
 	User string
+	// The init's stdio and log (see Container); AwaitAttach holds its
+	// output for the client that started it to attach.
+	TTY, OpenStdin, StdinOnce, AwaitAttach bool
+	LogMaxSize                             int64
+	LogMaxFiles                            int
 }
 
 // Runner starts a container's process under its shim, waits for it and
@@ -87,6 +92,55 @@ type Layers interface {
 type Mounter interface {
 	Mount(mountID string) (rootfs string, err error)
 	Unmount(mountID string) error
+}
+
+// ExecUser is a user resolved in a container.
+type ExecUser struct {
+	UID, GID int
+	Groups   []int
+	Home     string
+}
+
+// ExecSpec is an exec session for the runner to start.
+type ExecSpec struct {
+	ID      string
+	Args    []string
+	Env     []string
+	Workdir string
+	User    ExecUser
+	TTY     bool
+	Stdin   bool
+	// Attach: the session's stdio is returned; else it is /dev/null.
+	Attach     bool
+	Rows, Cols uint16
+}
+
+// ExecIO is an attached session's stdio as the runner returns it: the
+// driver only hands it to its caller (or closes it), who talks through it.
+type ExecIO interface {
+	Close() error
+}
+
+// ExecRunner runs exec sessions in a container through its shim, the
+// parent of every process of the container and the only one who learns an
+// exec's exit. container is the container's init (its shim is asked).
+type ExecRunner interface {
+	// ResolveUser resolves a user spec in container id; an unknown user is
+	// errdefs.ErrInvalidArgument.
+	ResolveUser(ctx context.Context, id, user string) (ExecUser, error)
+	// Exec starts a session and returns its process (PID, start time,
+	// start) once it runs, and its stdio when spec.Attach.
+	Exec(ctx context.Context, id string, container Process, spec ExecSpec) (Process, ExecIO, error)
+	// WaitExec returns the session's exit once it ended; a code nobody can
+	// know is a nil Code with the reason.
+	WaitExec(ctx context.Context, id string, container Process, execID string, p Process) (Exit, error)
+	// ReleaseExec tells the shim the session's exit is journaled.
+	ReleaseExec(ctx context.Context, id, execID string) error
+}
+
+// ExecViews is the journal's view of exec sessions.
+type ExecViews interface {
+	Exec(id string) (Exec, bool)
 }
 
 // Observer is told about every finished transition (metrics).

@@ -131,6 +131,16 @@ type Args struct {
 	NetAttach *NetAttachArgs `json:"netattach,omitempty"`
 	// Network is a network-create's definition.
 	Network *NetworkDef `json:"network,omitempty"`
+	// The init's stdio and log of a create (see Container), and an exec
+	// session's terminal and stdin.
+	TTY         bool  `json:"tty,omitempty"`
+	OpenStdin   bool  `json:"open_stdin,omitempty"`
+	StdinOnce   bool  `json:"stdin_once,omitempty"`
+	LogMaxSize  int64 `json:"log_max_size,omitempty"`
+	LogMaxFiles int   `json:"log_max_files,omitempty"`
+	// An exec session's user (as given) and working directory.
+	User    string `json:"user,omitempty"`
+	Workdir string `json:"workdir,omitempty"`
 }
 
 // clone is a deep copy of the arguments.

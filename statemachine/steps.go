@@ -121,6 +121,8 @@ type work struct {
 	// writes are other stores' changes the steps made due, to commit with
 	// the outcome record (the layer store's mount record of a remove).
 	writes []Write
+	// awaitAttach: the start's client attaches right after it.
+	awaitAttach bool
 }
 
 func newWork(ctx context.Context, c Container, event Event, args *Args, p *preemption) *work {
@@ -210,7 +212,9 @@ func (m *Machine) unmountRootfs(w *work) error { return m.d.Mounter.Unmount(w.c.
 // watches it for its exit.
 func (m *Machine) execProcess(w *work) error {
 	c := w.c
-	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname}
+	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname,
+		TTY: c.TTY, OpenStdin: c.OpenStdin, StdinOnce: c.StdinOnce, AwaitAttach: w.awaitAttach,
+		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles}
 	if c.Config != nil {
 		spec.Cwd, spec.User = c.Config.WorkingDir, c.Config.User
 	}
@@ -321,6 +325,9 @@ func (m *Machine) waitRun(w *work, graceOver <-chan time.Time) error {
 // remove or recovery.
 func (m *Machine) releaseRun(w *work) error {
 	c := w.c
+	// The run's end ended its exec sessions: their exits are recorded
+	// first, so a remove that follows finds none running.
+	m.settleExecs(c.ID)
 	done := make(chan struct{})
 	if c.Process != nil {
 		// Independent of the unmount, so done side by side: both are on

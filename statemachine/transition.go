@@ -28,6 +28,9 @@ type then struct {
 	// after, if set, runs once it is done, while the container is still
 	// held (Run opens the log there, before an exit can be recorded).
 	after func(Container)
+	// awaitAttach: a start whose client attaches right after it (see
+	// RunSpec.AwaitAttach).
+	awaitAttach bool
 }
 
 // perform runs one lifecycle verb on container id: it takes the
@@ -107,6 +110,7 @@ func (m *Machine) transit(ctx context.Context, c Container, event Event, args *A
 		}
 		t, step = t2, next
 		w = newWork(ctx, from, next.event, next.args, p)
+		w.awaitAttach = next.awaitAttach
 	}
 }
 

@@ -48,9 +48,9 @@ func cliWithInput(t *testing.T, e *scratch.Env, in io.Reader, args ...string) (s
 
 func TestCLI_RunAttachedStreamsOutputAndExitsWithTheCode(t *testing.T) {
 	e := scratch.NewDaemon(t)
-	out, _, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
-	if code != 7 || out != "hello\noops\n" {
-		t.Fatalf("run: code %d, output %q", code, out)
+	out, errOut, code := cli(t, e, "run", "--rm", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 7")
+	if code != 7 || out != "hello\n" || errOut != "oops\n" {
+		t.Fatalf("run: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	ps, _, _ := cli(t, e, "ps", "-a", "--format", "json")
 	if ps != "" {

@@ -20,6 +20,7 @@ type createFlags struct {
 	user       string
 	net        netFlags
 	cmd        *cobra.Command
+	stdio      stdioFlags
 }
 
 func (f *createFlags) register(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container (absolute; created if missing)")
 	cmd.Flags().StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, uid:gid or name:group, looked up in the image")
 	f.net.register(cmd)
+	f.stdio.register(cmd)
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
@@ -38,6 +40,7 @@ func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
 	req := &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm,
 		WorkingDir: f.workdir, User: f.user}
 	f.net.apply(req)
+	f.stdio.apply(req)
 	if f.cmd != nil && f.cmd.Flags().Changed("entrypoint") {
 		req.OverrideEntrypoint = true
 		if f.entrypoint != "" {
@@ -171,18 +174,25 @@ func rmCmd(c *clients) *cobra.Command {
 }
 
 func waitCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "wait ID|NAME",
+	var condition string
+	cmd := &cobra.Command{
+		Use:   "wait [--condition not-running|next-exit|removed] ID|NAME",
 		Short: "Wait until a container stops, print its exit code and exit with it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Containers.Wait(cmd.Context(), connect.NewRequest(&cairnv1.WaitRequest{Id: args[0]}))
+			cond, err := waitCondition(condition)
+			if err != nil {
+				return err
+			}
+			res, err := c.Containers.Wait(cmd.Context(), connect.NewRequest(&cairnv1.WaitRequest{Id: args[0], Condition: cond}))
 			if err != nil {
 				return err
 			}
 			return reportExit(cmd, res.Msg)
 		},
 	}
+	cmd.Flags().StringVar(&condition, "condition", "not-running", "not-running, next-exit (the next exit after the call) or removed")
+	return cmd
 }
 
 // unknownExitStatus is what the CLI exits with when the daemon knows no

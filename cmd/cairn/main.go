@@ -127,6 +127,7 @@ func newRoot(c *clients) *cobra.Command {
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
 		infoCmd(c), systemCmd(c),
 		networkCmd(c), portCmd(c),
+		attachCmd(c), execCmd(c), topCmd(c),
 	)
 	root.AddCommand(pullCmd(c), pushCmd(c), loginCmd(), logoutCmd(), commitCmd(c), exportCmd(c))
 	addCompletions(root, c)

@@ -19,10 +19,13 @@ func runCmd(c *clients) *cobra.Command {
 	f := &createFlags{}
 	var detach bool
 	cmd := &cobra.Command{
-		Use:   "run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [--entrypoint CMD] IMAGE [CMD [ARG...]]",
+		Use:   "run [-d] [-i] [-t] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [--entrypoint CMD] IMAGE [CMD [ARG...]]",
 		Short: "Create and start a container; attached, stream its output and exit with its code",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !detach && (f.stdio.interactive || f.stdio.tty) {
+				return runInteractive(cmd, c, f.request(args), &f.stdio)
+			}
 			if !detach {
 				return runAttached(cmd, c, f.request(args))
 			}
@@ -54,17 +57,15 @@ func runAttached(cmd *cobra.Command, c *clients, req *cairnv1.CreateRequest) err
 		return err
 	}
 	defer stream.Close()
-	out := cmd.OutOrStdout()
+	out := newEntryWriter(cmd, false)
 	for stream.Receive() {
 		msg := stream.Msg()
 		if msg.Container != nil {
 			stopForwarding := forwardSignals(ctx, c, msg.Container.Id)
 			defer stopForwarding()
 		}
-		if len(msg.Data) > 0 {
-			if _, err := out.Write(msg.Data); err != nil {
-				return err
-			}
+		if err := out.write(msg.Entries); err != nil {
+			return err
 		}
 		if msg.Exit != nil {
 			return exitStatus(cmd, msg.Exit)

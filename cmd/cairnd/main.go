@@ -20,6 +20,7 @@ import (
 func main() {
 	cfg := daemon.Config{}
 	var logLevel, logFormat, maxImport, configFile string
+	var containerLogMax string
 	cmd := &cobra.Command{
 		Use:   "cairnd",
 		Short: "Cairn container daemon: journals every lifecycle transition before it happens",
@@ -46,6 +47,9 @@ With --live-restore (the default) containers keep running when cairnd stops;
 				return fmt.Errorf("--max-import-bytes: %w", err)
 			}
 			cfg.MaxImportBytes = n
+			if cfg.LogMaxSize, err = parseSize(containerLogMax); err != nil {
+				return fmt.Errorf("--log-max-size: %w", err)
+			}
 			opts := &slog.HandlerOptions{Level: level}
 			switch logFormat {
 			case "text":
@@ -85,6 +89,8 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.BoolVar(&cfg.Access.InsecureTCP, "insecure-tcp", false, "allow --tcp-addr (no authentication: anyone who can connect controls the daemon)")
 	f.StringSliceVar(&cfg.Registries.Insecure, "insecure-registry", nil, "registry host[:port] reached over plain http by pull and push (repeatable; a loopback registry may also be asked for per call)")
 	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
+	f.StringVar(&containerLogMax, "log-max-size", "10MiB", "default size at which a container's log rotates (a create's --log-max-size wins)")
+	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 5, "default number of a container's log files kept, the current one included")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)
 		os.Exit(1)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,10 +31,15 @@ type runtime struct {
 	// removal releases it (see network.go).
 	net     *network.Manager
 	journal *journal.Journal
+	// The daemon's log rotation, for a container that asked for none.
+	logMaxSize  int64
+	logMaxFiles int
 }
 
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
-	es := executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname, Cwd: spec.Cwd}
+	es := executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname, Cwd: spec.Cwd,
+		Terminal: spec.TTY, OpenStdin: spec.OpenStdin, StdinOnce: spec.StdinOnce, AwaitAttach: spec.AwaitAttach,
+		LogMaxSize: cmp.Or(spec.LogMaxSize, r.logMaxSize), LogMaxFiles: cmp.Or(spec.LogMaxFiles, r.logMaxFiles)}
 	if spec.User != "" {
 		// Resolved at each start, in the container's own /etc/passwd and
 		// /etc/group, as Docker does.
@@ -99,12 +105,10 @@ func (r runtime) Remove(id string) error {
 	return r.exec.Remove(id)
 }
 
-// OpenLog opens the container's log read-only. It never creates anything:
-// a log (or directory) made here could outlive a Remove running at the same
-// time. A container that has not run has no log (fs.ErrNotExist).
-func (r runtime) OpenLog(id string) (*os.File, error) {
-	return os.Open(r.exec.LogPath(id))
-}
+// LogPath names the container's log, which readers only open read-only:
+// a log (or directory) made by a reader could outlive a Remove running at
+// the same time.
+func (r runtime) LogPath(id string) string { return r.exec.LogPath(id) }
 
 // layers adapts the layer store (and the image service, which reads
 // image configs) to the driver's Layers and Mounter.

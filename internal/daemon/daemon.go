@@ -64,7 +64,11 @@ type Config struct {
 	Registries images.Registries
 	// Network configures networking (see NetworkConfig).
 	Network NetworkConfig
-	Logger  *slog.Logger
+	// LogMaxSize and LogMaxFiles are the rotation of a container's log
+	// when its create sets none; zero: the executor's defaults.
+	LogMaxSize  int64
+	LogMaxFiles int
+	Logger      *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -216,11 +220,12 @@ func (d *Daemon) open() error {
 	if err := d.openNetwork(); err != nil {
 		return err
 	}
-	rt := runtime{exec: d.exec, metrics: d.metrics, net: d.net, journal: d.journal}
+	rt := runtime{exec: d.exec, metrics: d.metrics, net: d.net, journal: d.journal, logMaxSize: d.cfg.LogMaxSize, logMaxFiles: d.cfg.LogMaxFiles}
 	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
+		Execs: execRuntime{d.exec}, ExecViews: d.journal,
 	})
 	return nil
 }
@@ -240,6 +245,7 @@ func (d *Daemon) recover() error {
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
+		Execs: recovery.ExecPorts{Journal: d.journal, Runtime: execRecovery{d.exec}, Lifecycle: d.machine},
 	}
 	rep, err := runner.Run(context.Background())
 	d.recoverNetwork(info.Rebooted)
@@ -270,7 +276,7 @@ func bootID() string {
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode},
+		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode}),
 		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},

@@ -88,7 +88,7 @@ func logs(t testing.TB, e *scratch.Env, id string, follow bool) string {
 	defer stream.Close()
 	var b strings.Builder
 	for stream.Receive() {
-		b.Write(stream.Msg().Data)
+		b.Write(entriesData(stream.Msg().Entries))
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatalf("logs %s: %v", id, err)
@@ -150,4 +150,13 @@ func exitCode(w *cairnv1.WaitResponse) string {
 		return "unknown(" + w.ExitReason + ")"
 	}
 	return fmt.Sprint(*w.ExitCode)
+}
+
+// entriesData is what log entries hold, both streams together.
+func entriesData(entries []*cairnv1.LogEntry) []byte {
+	var out []byte
+	for _, e := range entries {
+		out = append(out, e.Data...)
+	}
+	return out
 }

@@ -54,7 +54,7 @@ func runOutput(t testing.TB, e *scratch.Env, req *cairnv1.CreateRequest) (string
 	var out strings.Builder
 	code := int32(-1)
 	for stream.Receive() {
-		out.Write(stream.Msg().Data)
+		out.Write(entriesData(stream.Msg().Entries))
 		if x := stream.Msg().Exit; x != nil && x.ExitCode != nil {
 			code = *x.ExitCode
 		}

@@ -68,7 +68,7 @@ func TestRun_QuickAutoRemoveContainersLoseNoOutput(t *testing.T) {
 		var out []byte
 		var exit *cairnv1.WaitResponse
 		for stream.Receive() {
-			out = append(out, stream.Msg().Data...)
+			out = append(out, entriesData(stream.Msg().Entries)...)
 			if stream.Msg().Exit != nil {
 				exit = stream.Msg().Exit
 			}

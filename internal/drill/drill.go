@@ -167,7 +167,7 @@ func (r *run) cycle(ctx context.Context, n int, master *mrand.Rand) (cycleResult
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	cr.Touched, cr.Signaled = r.ops.touchedSet(), r.ops.signaledSet()
+	cr.Touched, cr.Signaled, cr.Execs = r.ops.touchedSet(), r.ops.signaledSet(), r.ops.execSet()
 	if killErr != nil {
 		res.Violations = append(res.Violations, Violation{Cycle: n, Invariant: "daemon", Expected: "alive until the drill killed it", Seen: oneLine(killErr.Error() + "; " + r.daemon.logTail(5))})
 	}
@@ -291,7 +291,19 @@ func (r *run) observe(ctx context.Context) (Observed, error) {
 		images = append(images, got.Msg.Image)
 	}
 	cs := list.Msg.Containers
-	return Observed{Containers: cs, Images: images, History: history, World: r.observer.observe(r.daemon.pid(), cs)}, nil
+	execs := map[string]*cairnv1.ExecSession{}
+	for _, c := range cs {
+		for _, id := range c.ExecIds {
+			res, err := r.daemon.clients.Containers.ExecInspect(ctx, connect.NewRequest(&cairnv1.ExecInspectRequest{Id: id}))
+			if err != nil {
+				return Observed{}, fmt.Errorf("exec inspect %s: %w", id, err)
+			}
+			execs[id] = res.Msg.Session
+		}
+	}
+	w := r.observer.observe(r.daemon.pid(), cs)
+	r.observer.observeExecProcs(w, execs)
+	return Observed{Containers: cs, Images: images, History: history, Execs: execs, World: w}, nil
 }
 
 // history reads the whole journal, by container.

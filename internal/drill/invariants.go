@@ -97,6 +97,9 @@ type Crash struct {
 	// ShimLost are containers whose shim the drill killed in this or an
 	// earlier cycle: only for them can an exit code be unknown.
 	ShimLost map[string]bool
+	// Execs are the exec sessions whose start the daemon answered: session
+	// id → container id.
+	Execs map[string]string
 }
 
 // Settled reports whether c, as listed before the crash, had nothing going
@@ -119,14 +122,17 @@ type Observed struct {
 	Images []*cairnv1.Image
 	// History holds each container's journal records, in order.
 	History map[string][]*cairnv1.JournalRecord
-	World   World
+	// Execs are the exec sessions of the listed containers, by id, as
+	// ExecInspect shows them.
+	Execs map[string]*cairnv1.ExecSession
+	World World
 }
 
 // Check runs every invariant.
 func Check(cr Crash, o Observed) []Violation {
 	var out []Violation
 	for _, check := range []func(Crash, Observed) []Violation{
-		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages,
+		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs,
 	} {
 		out = append(out, check(cr, o)...)
 	}
@@ -301,6 +307,9 @@ func parseMarker(content string) (lines int, malformed string) {
 func provenStarts(records []*cairnv1.JournalRecord, live bool) (starts, proven int) {
 	open := false
 	for _, r := range records {
+		if r.ExecId != "" {
+			continue // an exec session's record: its exit is not the container's
+		}
 		finished := r.Kind == cairnv1.RecordKind_RECORD_KIND_DONE || r.Kind == cairnv1.RecordKind_RECORD_KIND_RECONCILED
 		if !finished && r.Kind != cairnv1.RecordKind_RECORD_KIND_FAILED {
 			continue
@@ -509,4 +518,57 @@ func exitString(c *cairnv1.Container) string {
 		return fmt.Sprintf("unknown (%q)", c.ExitReason)
 	}
 	return fmt.Sprint(*c.ExitCode)
+}
+
+// Exit codes an exec session of the drill can end with: its own, or the
+// SIGKILL or SIGTERM its container's end gave it.
+var execExitCodes = []int32{execCode, 137, 143}
+
+// checkExecs: no exec session is lost or leaked. Every session whose start
+// the daemon answered is there while its container is; none is left
+// pending; one the journal calls running has its process alive in a
+// running or paused container; one that exited has an exit code it can
+// have had (or, unknown, the reason), and its shim's exit record of it is
+// gone.
+func checkExecs(cr Crash, o Observed) []Violation {
+	var out []Violation
+	bad := func(container, invariant, expected, seen, subject string) {
+		out = append(out, Violation{Cycle: cr.Cycle, Container: container, Invariant: invariant, Expected: expected, Seen: seen, subject: subject})
+	}
+	listed := byID(o.Containers)
+	for _, id := range sortedKeys(cr.Execs) {
+		c := listed[cr.Execs[id]]
+		if c != nil && !slices.Contains(c.ExecIds, id) {
+			bad(c.Id, "exec lost", "every exec session the daemon started, while its container exists", "session "+shortID(id)+" is gone", id)
+		}
+	}
+	for _, id := range sortedKeys(o.Execs) {
+		x := o.Execs[id]
+		c := listed[x.ContainerId]
+		switch {
+		case x.PendingEvent != "":
+			bad(x.ContainerId, "pending", "no unfinished exec transition after recovery", "session "+shortID(id)+" pending "+x.PendingEvent, id)
+		case x.State == cairnv1.ExecState_EXEC_STATE_RUNNING:
+			p, seen := o.World.Procs[int(x.Pid)]
+			switch {
+			case c == nil || !hasProcess(c.State):
+				bad(x.ContainerId, "exec leaked", "running exec sessions only in running or paused containers", "session "+shortID(id)+" running", id)
+			case !seen || p.Gone || p.Stat.Dead():
+				bad(x.ContainerId, "exec leaked", "the process of a running exec session alive", "session "+shortID(id)+": "+o.World.describePID(int(x.Pid)), id)
+			}
+		case x.State == cairnv1.ExecState_EXEC_STATE_EXITED:
+			switch {
+			case x.ExitCode == nil && x.ExitReason == "":
+				bad(x.ContainerId, "exit code", "an exec session's unknown exit code to say why", "session "+shortID(id)+": no code, no reason", id)
+			case x.ExitCode != nil && !slices.Contains(execExitCodes, *x.ExitCode):
+				bad(x.ContainerId, "exit code", fmt.Sprintf("an exec session's exit code among %v", execExitCodes), fmt.Sprintf("session %s: %d", shortID(id), *x.ExitCode), id)
+			}
+			if slices.Contains(o.World.ExecRecords[x.ContainerId], id) {
+				bad(x.ContainerId, "exec leaked", "no exit record of an exec session whose exit is journaled", "session "+shortID(id)+": its exit record is still there", id)
+			}
+		default:
+			bad(x.ContainerId, "exec state", "exec sessions running or exited after recovery", "session "+shortID(id)+" "+x.State.String(), id)
+		}
+	}
+	return out
 }

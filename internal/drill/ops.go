@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -48,16 +49,17 @@ const (
 	opTag     // image tag of one of the drill's images
 	opRmImage // image rm of a drill image or tag (refused while a container uses it)
 	opPull    // pull of a drill image from the drill's registry
+	opExec    // exec -d of a short command into a slot's container
 	numOpKinds
 )
 
-var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "pull"}
+var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "pull", "exec"}
 
 // opWeights favour the verbs that keep containers alive, so that most
 // crashes find running and paused containers to recover; image operations
 // come now and then, so that some crashes find a load, tag, remove or pull
 // in flight.
-var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 3}
+var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 3, 12}
 
 // isImageOp reports the operations on images, which need no slot.
 func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage || k == opPull }
@@ -105,6 +107,8 @@ type opStats struct {
 	// Images and ImagesOK count the image operations among them (load,
 	// tag, rm) and those that succeeded.
 	Images, ImagesOK int
+	// Execs and ExecsOK count the exec sessions asked for and started.
+	Execs, ExecsOK int
 }
 
 // operator issues random operations on up to len(slots) containers and
@@ -127,14 +131,18 @@ type operator struct {
 	marking  bool
 	touched  map[string]bool
 	signaled map[string]int64
-	stats    opStats
-	crashed  atomic.Bool
+	// execs are the exec sessions whose start the daemon answered, by
+	// session id: their container.
+	execs   map[string]string
+	stats   opStats
+	crashed atomic.Bool
 }
 
 func newOperator(api cairnv1connect.ContainerServiceClient, image string, slots int) *operator {
 	return &operator{
 		api: api, image: image, slots: make([]string, slots), creating: make([]bool, slots),
 		inflight: map[string]int{}, touched: map[string]bool{}, signaled: map[string]int64{},
+		execs: map[string]string{},
 	}
 }
 
@@ -355,10 +363,45 @@ func (o *operator) call(ctx context.Context, kind opKind, id string, next op) er
 		o.mu.Unlock()
 	case opRemove, opForceRemove:
 		_, err = o.api.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: kind == opForceRemove}))
+	case opExec:
+		err = o.exec(ctx, id, next)
 	default:
 		err = fmt.Errorf("drill: no call for %s", opNames[kind])
 	}
 	return err
+}
+
+// execCode is what the drill's exec sessions exit with by themselves.
+const execCode = 5
+
+// exec starts a detached exec session that ends by itself within half a
+// second, and keeps its id once the daemon answered.
+func (o *operator) exec(ctx context.Context, id string, next op) error {
+	stream := o.api.Exec(ctx)
+	defer func() { _ = stream.CloseResponse() }()
+	sleep := fmt.Sprintf("0.%d", next.tag%6)
+	start := &cairnv1.ExecStart{Container: id, Detach: true,
+		Command: []string{"sh", "-c", fmt.Sprintf("sleep %s; exit %d", sleep, execCode)}}
+	if err := stream.Send(&cairnv1.ExecRequest{Start: start}); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	msg, err := stream.Receive()
+	if err != nil {
+		return err
+	}
+	if msg.Session != nil {
+		o.mu.Lock()
+		o.execs[msg.Session.Id] = id
+		o.mu.Unlock()
+	}
+	return nil
+}
+
+// execSet returns the exec sessions the daemon said it started.
+func (o *operator) execSet() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.execs)
 }
 
 // drillImage is one of the drill's images: its archive and its name.
@@ -418,6 +461,12 @@ func (o *operator) count(kind opKind, id string, err error) {
 		o.stats.Images++
 		if err == nil {
 			o.stats.ImagesOK++
+		}
+	}
+	if kind == opExec {
+		o.stats.Execs++
+		if err == nil {
+			o.stats.ExecsOK++
 		}
 	}
 	switch code := connect.CodeOf(err); {

@@ -45,6 +45,7 @@ type Summary struct {
 	Violations                  int
 	OddErrors                   int
 	ImageOps, ImageOpsOK        int
+	Execs, ExecsOK              int
 }
 
 func (s *Summary) add(r cycleResult) {
@@ -66,6 +67,8 @@ func (s *Summary) add(r cycleResult) {
 	s.OddErrors += len(r.Ops.Odd)
 	s.ImageOps += r.Ops.Images
 	s.ImageOpsOK += r.Ops.ImagesOK
+	s.Execs += r.Ops.Execs
+	s.ExecsOK += r.Ops.ExecsOK
 }
 
 // countStates counts containers by state name.
@@ -123,6 +126,7 @@ func (s Summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "journal check: %d ok, %d failed, %d skipped\n", s.Journal[journalOK], s.Journal[journalFailed], s.Journal[journalSkipped])
 	fmt.Fprintf(w, "image operations (load, tag, rm, pull): %d, %d of them ok\n", s.ImageOps, s.ImageOpsOK)
+	fmt.Fprintf(w, "exec sessions: %d asked, %d started\n", s.Execs, s.ExecsOK)
 	if s.Journal[journalSkipped] > 0 {
 		fmt.Fprintln(w, "  (skipped: this cairn has no `journal check` command)")
 	}

@@ -31,6 +31,9 @@ type World struct {
 	// LayerDirs and Scratch are what the layer store holds on disk: its
 	// layer directories (layers/) and its scratch entries (tmp/).
 	LayerDirs, Scratch []string
+	// ExecRecords are the exit records of exec sessions the shims keep
+	// until the daemon releases them: container id → session ids.
+	ExecRecords map[string][]string
 }
 
 // Proc is one process as /proc shows it.
@@ -93,7 +96,7 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 	w := World{
 		ExecDir: ob.execDir, DaemonPID: daemonPID, Procs: map[int]Proc{},
 		Mounts: inspect.MountsUnder(ob.dir), Cgroups: map[string][]string{},
-		Freezer: map[string]string{}, Markers: map[string]Marker{},
+		Freezer: map[string]string{}, Markers: map[string]Marker{}, ExecRecords: map[string][]string{},
 	}
 	for _, dir := range inspect.CgroupDirs(ob.cgroupParent) {
 		if id, ok := inspect.CgroupOwner(ob.cgroupParent, dir); ok {
@@ -119,8 +122,24 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 		if c.Layers != nil && c.Layers.Upper != "" {
 			w.Markers[c.Id] = readMarker(filepath.Join(c.Layers.Upper, "marker"))
 		}
+		for _, name := range dirNames(filepath.Join(ob.execDir, "containers", c.Id, "execs")) {
+			if id, ok := strings.CutSuffix(name, ".json"); ok {
+				w.ExecRecords[c.Id] = append(w.ExecRecords[c.Id], id)
+			}
+		}
 	}
 	return w
+}
+
+// observeExecProcs adds the processes of running exec sessions to w.
+func (ob observer) observeExecProcs(w World, execs map[string]*cairnv1.ExecSession) {
+	for _, x := range execs {
+		if pid := int(x.Pid); pid > 0 && x.State == cairnv1.ExecState_EXEC_STATE_RUNNING {
+			if _, seen := w.Procs[pid]; !seen {
+				w.Procs[pid] = ob.proc(pid)
+			}
+		}
+	}
 }
 
 func (ob observer) proc(pid int) Proc {

@@ -24,6 +24,7 @@ var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
 	{From: 2, To: 3, Name: "image views", Run: imageViews},
 	{From: 3, To: 4, Name: "network attachments and networks", Run: netViews},
+	{From: 4, To: 5, Name: "exec session views", Run: addExecs},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -97,6 +98,15 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// addExecs (4→5) adds execs/, the views of exec sessions (journal records
+// of object kind "exec"; a schema 3 journal holds none).
+func addExecs(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketExecs); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketExecs, err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 4)
+// # The whole tree (schema version 5)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
@@ -15,9 +15,11 @@
 //	                                     config, timestamps
 //	imageviews/  <image id>           -> Image view (JSON): state, timestamps; the fold of the image's
 //	                                     records (object kind "image", id "sha256:<hex>")   (schema 3)
+//	execs/       <exec id>            -> exec session view (JSON): container, command, state, process,
+//	                                     exit (object kind "exec")                          (schema 5)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
 //	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
-//	                                     "image/sha256:<64 hex>" (schema 1: keyed by the bare container id)
+//	                                     "image/sha256:<64 hex>", "exec/<64 hex>" (schema 1: keyed by the bare container id)
 //	netattach/   <container id>       -> network attachment view (JSON): network, netns path, requested
 //	                                     ports, CNI result (IP, MAC, gateway, ports)  (kind "netattach", schema 4)
 //	networks/    <network name>       -> user network view (JSON): subnet, gateway, bridge
@@ -41,7 +43,6 @@
 // journal records of its object kind and its views keyed by object id:
 //
 //	volumes/     <volume id>          -> volume view            (object kind "volume")
-//	execs/       <exec id>            -> exec session view      (object kind "exec")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
 // Images are journaled objects since schema 3: their records fold into
@@ -75,13 +76,14 @@ import (
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 4
+const Version = 5
 
 // Bucket names.
 var (
 	BucketJournal    = []byte("journal")
 	BucketContainers = []byte("containers")
 	BucketImageViews = []byte("imageviews")
+	BucketExecs      = []byte("execs")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
 	BucketMeta       = []byte("meta")
@@ -106,7 +108,7 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketPending, BucketNames, BucketMeta, BucketNetAttach, BucketNetworks}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketExecs, BucketPending, BucketNames, BucketMeta, BucketNetAttach, BucketNetworks}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -124,6 +126,7 @@ func Buckets() [][]byte {
 func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
 func ImageViews(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketImageViews) }
+func Execs(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketExecs) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
 func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
@@ -197,7 +200,7 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
 // a journal ever opened lacks them; migration 1→2 adds them. imageviews/
-// came with schema 3 (migration 2→3).
+// came with schema 3 (migration 2→3), netattach/ and networks/ with schema 4 (3→4), execs/ with schema 5 (4→5).
 func bucketsOf(v int) [][]byte {
 	var out [][]byte
 	for _, b := range Buckets() {
@@ -205,6 +208,7 @@ func bucketsOf(v int) [][]byte {
 		case v < 2 && slices.ContainsFunc(StoreBuckets, func(s []byte) bool { return bytes.Equal(s, b) }):
 		case v < 3 && bytes.Equal(b, BucketImageViews):
 		case v < 4 && (bytes.Equal(b, BucketNetAttach) || bytes.Equal(b, BucketNetworks)):
+		case v < 5 && bytes.Equal(b, BucketExecs):
 		default:
 			out = append(out, b)
 		}

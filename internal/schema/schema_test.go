@@ -46,7 +46,7 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 3 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 {
+		if len(ran) != 4 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 || ran[3].To != 5 {
 			t.Errorf("ran %+v", ran)
 		}
 		if v, _ := StoredVersion(tx); v != Version {
@@ -96,10 +96,10 @@ func TestMigrate_TwoToThreeAddsImageViewsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 2 || ran[0].From != 2 || ran[0].To != 3 {
+		if len(ran) != 3 || ran[0].From != 2 || ran[0].To != 3 || ran[1].To != 4 || ran[2].To != 5 {
 			t.Errorf("ran %+v", ran)
 		}
-		if err := CheckBuckets(tx, 3); err != nil {
+		if err := CheckBuckets(tx, Version); err != nil {
 			t.Error(err)
 		}
 		if ImageViews(tx).Stats().KeyN != 0 || string(Images(tx).Get([]byte("busybox"))) != `{"diffIDs":["sha256:x"]}` ||
@@ -118,7 +118,7 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	if err := db.Update(Create); err != nil {
 		t.Fatal(err)
 	}
-	for v, want := range map[string]error{"5": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+	for v, want := range map[string]error{"6": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
 				return err
@@ -129,6 +129,43 @@ func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Errorf("version %q: got %v, want %v", v, err, want)
 		}
+	}
+}
+
+func TestMigrate_FourToFiveAddsExecsAndKeepsEverything(t *testing.T) {
+	db, _ := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range bucketsOf(4) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := ImageViews(tx).Put([]byte("sha256:x"), []byte(`{"state":"present"}`)); err != nil {
+			return err
+		}
+		if err := Meta(tx).Put(MetaSchema, []byte("4")); err != nil {
+			return err
+		}
+		if Execs(tx) != nil {
+			t.Fatal("a schema 4 file has execs/")
+		}
+		if err := CheckBuckets(tx, 5); err == nil {
+			t.Error("a schema 4 file passed the schema 5 bucket check")
+		}
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 1 || ran[0].From != 4 || ran[0].To != 5 || Execs(tx) == nil || Execs(tx).Stats().KeyN != 0 {
+			t.Errorf("ran %+v, execs/ %v", ran, Execs(tx) != nil)
+		}
+		if string(ImageViews(tx).Get([]byte("sha256:x"))) != `{"state":"present"}` {
+			t.Error("the migration changed data")
+		}
+		return CheckBuckets(tx, Version)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -274,10 +311,10 @@ func TestMigrate_ThreeToFourAddsNetworkBucketsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 1 || ran[0].From != 3 || ran[0].To != 4 {
+		if len(ran) != 2 || ran[0].From != 3 || ran[0].To != 4 || ran[1].To != 5 {
 			t.Errorf("ran %+v", ran)
 		}
-		if err := CheckBuckets(tx, 4); err != nil {
+		if err := CheckBuckets(tx, Version); err != nil {
 			t.Error(err)
 		}
 		if NetAttach(tx).Stats().KeyN != 0 || Networks(tx).Stats().KeyN != 0 || string(Pending(tx).Get([]byte("container/abc"))) != `{"seq":7}` {

@@ -140,6 +140,167 @@ func (ContainerState) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{1}
 }
 
+// WaitCondition says when a wait returns, as Docker's --condition.
+type WaitCondition int32
+
+const (
+	WaitCondition_WAIT_CONDITION_UNSPECIFIED WaitCondition = 0
+	// The container is not running: it stopped (a container that was created
+	// but never started is waited for until it has run).
+	WaitCondition_WAIT_CONDITION_NOT_RUNNING WaitCondition = 1
+	// The container's next exit after the call.
+	WaitCondition_WAIT_CONDITION_NEXT_EXIT WaitCondition = 2
+	// The container is removed.
+	WaitCondition_WAIT_CONDITION_REMOVED WaitCondition = 3
+)
+
+// Enum value maps for WaitCondition.
+var (
+	WaitCondition_name = map[int32]string{
+		0: "WAIT_CONDITION_UNSPECIFIED",
+		1: "WAIT_CONDITION_NOT_RUNNING",
+		2: "WAIT_CONDITION_NEXT_EXIT",
+		3: "WAIT_CONDITION_REMOVED",
+	}
+	WaitCondition_value = map[string]int32{
+		"WAIT_CONDITION_UNSPECIFIED": 0,
+		"WAIT_CONDITION_NOT_RUNNING": 1,
+		"WAIT_CONDITION_NEXT_EXIT":   2,
+		"WAIT_CONDITION_REMOVED":     3,
+	}
+)
+
+func (x WaitCondition) Enum() *WaitCondition {
+	p := new(WaitCondition)
+	*p = x
+	return p
+}
+
+func (x WaitCondition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaitCondition) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[2].Descriptor()
+}
+
+func (WaitCondition) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[2]
+}
+
+func (x WaitCondition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaitCondition.Descriptor instead.
+func (WaitCondition) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+}
+
+// LogStream is an output stream of a process.
+type LogStream int32
+
+const (
+	LogStream_LOG_STREAM_UNSPECIFIED LogStream = 0
+	LogStream_LOG_STREAM_STDOUT      LogStream = 1
+	LogStream_LOG_STREAM_STDERR      LogStream = 2
+)
+
+// Enum value maps for LogStream.
+var (
+	LogStream_name = map[int32]string{
+		0: "LOG_STREAM_UNSPECIFIED",
+		1: "LOG_STREAM_STDOUT",
+		2: "LOG_STREAM_STDERR",
+	}
+	LogStream_value = map[string]int32{
+		"LOG_STREAM_UNSPECIFIED": 0,
+		"LOG_STREAM_STDOUT":      1,
+		"LOG_STREAM_STDERR":      2,
+	}
+)
+
+func (x LogStream) Enum() *LogStream {
+	p := new(LogStream)
+	*p = x
+	return p
+}
+
+func (x LogStream) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LogStream) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[3].Descriptor()
+}
+
+func (LogStream) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[3]
+}
+
+func (x LogStream) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LogStream.Descriptor instead.
+func (LogStream) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{3}
+}
+
+// ExecState is the state of an exec session.
+type ExecState int32
+
+const (
+	ExecState_EXEC_STATE_UNSPECIFIED ExecState = 0
+	// Its start is journaled but not finished (or was interrupted).
+	ExecState_EXEC_STATE_STARTING ExecState = 1
+	ExecState_EXEC_STATE_RUNNING  ExecState = 2
+	ExecState_EXEC_STATE_EXITED   ExecState = 3
+)
+
+// Enum value maps for ExecState.
+var (
+	ExecState_name = map[int32]string{
+		0: "EXEC_STATE_UNSPECIFIED",
+		1: "EXEC_STATE_STARTING",
+		2: "EXEC_STATE_RUNNING",
+		3: "EXEC_STATE_EXITED",
+	}
+	ExecState_value = map[string]int32{
+		"EXEC_STATE_UNSPECIFIED": 0,
+		"EXEC_STATE_STARTING":    1,
+		"EXEC_STATE_RUNNING":     2,
+		"EXEC_STATE_EXITED":      3,
+	}
+)
+
+func (x ExecState) Enum() *ExecState {
+	p := new(ExecState)
+	*p = x
+	return p
+}
+
+func (x ExecState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExecState) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_cairn_proto_enumTypes[4].Descriptor()
+}
+
+func (ExecState) Type() protoreflect.EnumType {
+	return &file_cairn_v1_cairn_proto_enumTypes[4]
+}
+
+func (x ExecState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExecState.Descriptor instead.
+func (ExecState) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{4}
+}
+
 // RecordKind is the kind of a journal record.
 type RecordKind int32
 
@@ -180,11 +341,11 @@ func (x RecordKind) String() string {
 }
 
 func (RecordKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_cairn_v1_cairn_proto_enumTypes[2].Descriptor()
+	return file_cairn_v1_cairn_proto_enumTypes[5].Descriptor()
 }
 
 func (RecordKind) Type() protoreflect.EnumType {
-	return &file_cairn_v1_cairn_proto_enumTypes[2]
+	return &file_cairn_v1_cairn_proto_enumTypes[5]
 }
 
 func (x RecordKind) Number() protoreflect.EnumNumber {
@@ -193,7 +354,7 @@ func (x RecordKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RecordKind.Descriptor instead.
 func (RecordKind) EnumDescriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{5}
 }
 
 // ErrorInfo is the error detail that carries an ErrorReason.
@@ -359,7 +520,19 @@ type Container struct {
 	// overrides (besides command and env).
 	Config *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
 	// Networking (issue 10): the container's attachment, if any.
-	Network       *NetworkAttachment `protobuf:"bytes,150,opt,name=network,proto3" json:"network,omitempty"`
+	Network *NetworkAttachment `protobuf:"bytes,150,opt,name=network,proto3" json:"network,omitempty"`
+	// The container's init has a pseudo-terminal.
+	Tty bool `protobuf:"varint,100,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Attached clients may write to the init's stdin.
+	OpenStdin bool `protobuf:"varint,101,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	// The first client to end its input ends the init's.
+	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	// Log rotation: the largest file in bytes (negative: never rotated) and
+	// how many files are kept; 0 before the daemon's defaults applied.
+	LogMaxSize  int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	// Exec sessions of the container the journal knows, oldest first.
+	ExecIds       []string `protobuf:"bytes,105,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +728,48 @@ func (x *Container) GetNetwork() *NetworkAttachment {
 	return nil
 }
 
+func (x *Container) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *Container) GetOpenStdin() bool {
+	if x != nil {
+		return x.OpenStdin
+	}
+	return false
+}
+
+func (x *Container) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *Container) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *Container) GetLogMaxFiles() int32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
+}
+
+func (x *Container) GetExecIds() []string {
+	if x != nil {
+		return x.ExecIds
+	}
+	return nil
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -727,7 +942,17 @@ type CreateRequest struct {
 	// --add-host NAME:IP.
 	AddHost []string `protobuf:"bytes,155,rep,name=add_host,json=addHost,proto3" json:"add_host,omitempty"`
 	// Overrides the default hostname (the id's first 12 characters).
-	Hostname      string `protobuf:"bytes,156,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Hostname string `protobuf:"bytes,156,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Give the init a pseudo-terminal.
+	Tty bool `protobuf:"varint,100,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Let attached clients write to the init's stdin (else it is /dev/null).
+	OpenStdin bool `protobuf:"varint,101,opt,name=open_stdin,json=openStdin,proto3" json:"open_stdin,omitempty"`
+	// The first client to end its input ends the init's (docker run -i).
+	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	// Log rotation: the largest file in bytes (0: the daemon's default;
+	// negative: never rotate) and the number of files kept (0: the default).
+	LogMaxSize    int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +1097,41 @@ func (x *CreateRequest) GetHostname() string {
 		return x.Hostname
 	}
 	return ""
+}
+
+func (x *CreateRequest) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *CreateRequest) GetOpenStdin() bool {
+	if x != nil {
+		return x.OpenStdin
+	}
+	return false
+}
+
+func (x *CreateRequest) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *CreateRequest) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *CreateRequest) GetLogMaxFiles() int32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
 }
 
 type CreateResponse struct {
@@ -1749,8 +2009,10 @@ func (x *ListResponse) GetContainers() []*Container {
 }
 
 type WaitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What to wait for; unspecified is NOT_RUNNING.
+	Condition     WaitCondition `protobuf:"varint,2,opt,name=condition,proto3,enum=cairn.v1.WaitCondition" json:"condition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1790,6 +2052,13 @@ func (x *WaitRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *WaitRequest) GetCondition() WaitCondition {
+	if x != nil {
+		return x.Condition
+	}
+	return WaitCondition_WAIT_CONDITION_UNSPECIFIED
 }
 
 type WaitResponse struct {
@@ -1857,7 +2126,12 @@ type LogsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Keep streaming until the container stops.
-	Follow        bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Only the last tail lines (of those since/until select); absent: all.
+	Tail *int64 `protobuf:"varint,3,opt,name=tail,proto3,oneof" json:"tail,omitempty"`
+	// Only entries written at or after since and before until.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1906,22 +2180,110 @@ func (x *LogsRequest) GetFollow() bool {
 	return false
 }
 
+func (x *LogsRequest) GetTail() int64 {
+	if x != nil && x.Tail != nil {
+		return *x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+// LogEntry is output of a container as its log has it: one line, or the
+// part of one (a line longer than 16 KiB, or output with no newline yet).
+type LogEntry struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream LogStream              `protobuf:"varint,1,opt,name=stream,proto3,enum=cairn.v1.LogStream" json:"stream,omitempty"`
+	// When the shim read it, to the nanosecond.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// What was written: a whole line ends with its newline, a partial one
+	// does not (the rest follows in the stream's next entry).
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LogEntry) GetStream() LogStream {
+	if x != nil {
+		return x.Stream
+	}
+	return LogStream_LOG_STREAM_UNSPECIFIED
+}
+
+func (x *LogEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *LogEntry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type LogsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output bytes, in order.
+	// Not sent since API 1.4 (it was stdout and stderr combined): see entries.
 	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	// With follow, the first message has attached=true and no data: from then
 	// on, nothing the container writes is missed.
 	Attached bool `protobuf:"varint,2,opt,name=attached,proto3" json:"attached,omitempty"`
 	// With follow, the last message carries the exit of the container.
-	Exit          *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	Exit *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	// Output, in order.
+	Entries       []*LogEntry `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2295,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[27]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2308,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -1970,6 +2332,13 @@ func (x *LogsResponse) GetExit() *WaitResponse {
 	return nil
 }
 
+func (x *LogsResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type RunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Create        *CreateRequest         `protobuf:"bytes,1,opt,name=create,proto3" json:"create,omitempty"`
@@ -1979,7 +2348,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2360,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[28]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2373,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunRequest) GetCreate() *CreateRequest {
@@ -2018,17 +2387,19 @@ type RunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// First message only: the container as created.
 	Container *Container `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
-	// Output bytes, in order.
+	// Not sent since API 1.4 (it was stdout and stderr combined): see entries.
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	// Last message: how the container exited.
-	Exit          *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	Exit *WaitResponse `protobuf:"bytes,3,opt,name=exit,proto3" json:"exit,omitempty"`
+	// Output, in order.
+	Entries       []*LogEntry `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2411,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[29]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2424,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RunResponse) GetContainer() *Container {
@@ -2073,6 +2444,1094 @@ func (x *RunResponse) GetData() []byte {
 func (x *RunResponse) GetExit() *WaitResponse {
 	if x != nil {
 		return x.Exit
+	}
+	return nil
+}
+
+func (x *RunResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rows          uint32                 `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols          uint32                 `protobuf:"varint,2,opt,name=cols,proto3" json:"cols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TerminalSize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+type AttachRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: what to attach to.
+	Start *AttachStart `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// Input for the container's stdin.
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// The input is over (with stdin_once it ends the container's input).
+	CloseStdin bool `protobuf:"varint,3,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	// The client's terminal changed size.
+	Resize        *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3" json:"resize,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AttachRequest) GetStart() *AttachStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetCloseStdin() bool {
+	if x != nil {
+		return x.CloseStdin
+	}
+	return false
+}
+
+func (x *AttachRequest) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+type AttachStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The running container to attach to (id, prefix or name); or
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// the container to create and start, attached from its first byte.
+	Run *CreateRequest `protobuf:"bytes,2,opt,name=run,proto3" json:"run,omitempty"`
+	// Pass this client's input to the container's stdin (needs open_stdin).
+	Stdin bool `protobuf:"varint,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// A key sequence that detaches this client (e.g. "ctrl-p,ctrl-q"): the
+	// container runs on. Empty: none. Only with a tty, as in Docker: without
+	// one the input passes as it is.
+	DetachKeys string `protobuf:"bytes,4,opt,name=detach_keys,json=detachKeys,proto3" json:"detach_keys,omitempty"`
+	// The client's terminal size, applied at once to a container with a tty.
+	Size          *TerminalSize `protobuf:"bytes,5,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachStart) Reset() {
+	*x = AttachStart{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachStart) ProtoMessage() {}
+
+func (x *AttachStart) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
+func (*AttachStart) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AttachStart) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AttachStart) GetRun() *CreateRequest {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *AttachStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *AttachStart) GetDetachKeys() string {
+	if x != nil {
+		return x.DetachKeys
+	}
+	return ""
+}
+
+func (x *AttachStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type AttachResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message: the container attached to (for run, as started).
+	Container *Container `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// Output as it is written; a terminal's output is stdout.
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Last message when the client typed the detach keys.
+	Detached bool `protobuf:"varint,4,opt,name=detached,proto3" json:"detached,omitempty"`
+	// Last message when the container exited.
+	Exit          *WaitResponse `protobuf:"bytes,5,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AttachResponse) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetDetached() bool {
+	if x != nil {
+		return x.Detached
+	}
+	return false
+}
+
+func (x *AttachResponse) GetExit() *WaitResponse {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+// ExecSession is the journal's view of an exec session.
+type ExecSession struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Command     []string               `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	Env         []string               `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
+	User        string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	Workdir     string                 `protobuf:"bytes,6,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Tty         bool                   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin       bool                   `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	State       ExecState              `protobuf:"varint,9,opt,name=state,proto3,enum=cairn.v1.ExecState" json:"state,omitempty"`
+	// PID of its process on the host; 0 when not running.
+	Pid int64 `protobuf:"varint,10,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Absent while running, or when the code is unknown (see exit_reason).
+	ExitCode   *int32                 `protobuf:"varint,11,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
+	ExitReason string                 `protobuf:"bytes,12,opt,name=exit_reason,json=exitReason,proto3" json:"exit_reason,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// A transition recorded as intended but not finished yet.
+	PendingEvent  string `protobuf:"bytes,16,opt,name=pending_event,json=pendingEvent,proto3" json:"pending_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecSession) Reset() {
+	*x = ExecSession{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecSession) ProtoMessage() {}
+
+func (x *ExecSession) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecSession.ProtoReflect.Descriptor instead.
+func (*ExecSession) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ExecSession) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecSession) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ExecSession) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecSession) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecSession) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecSession) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+func (x *ExecSession) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecSession) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecSession) GetState() ExecState {
+	if x != nil {
+		return x.State
+	}
+	return ExecState_EXEC_STATE_UNSPECIFIED
+}
+
+func (x *ExecSession) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ExecSession) GetExitCode() int32 {
+	if x != nil && x.ExitCode != nil {
+		return *x.ExitCode
+	}
+	return 0
+}
+
+func (x *ExecSession) GetExitReason() string {
+	if x != nil {
+		return x.ExitReason
+	}
+	return ""
+}
+
+func (x *ExecSession) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *ExecSession) GetPendingEvent() string {
+	if x != nil {
+		return x.PendingEvent
+	}
+	return ""
+}
+
+type ExecRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: the session to start.
+	Start         *ExecStart    `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Stdin         []byte        `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	CloseStdin    bool          `protobuf:"varint,3,opt,name=close_stdin,json=closeStdin,proto3" json:"close_stdin,omitempty"`
+	Resize        *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3" json:"resize,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ExecRequest) GetStart() *ExecStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetCloseStdin() bool {
+	if x != nil {
+		return x.CloseStdin
+	}
+	return false
+}
+
+func (x *ExecRequest) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+type ExecStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container (id, prefix or name).
+	Container string   `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	Command   []string `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	// KEY=VALUE, added to the container's environment.
+	Env []string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	// name, uid, name:group or uid:gid, resolved in the container; default root.
+	User string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// Absolute; default /.
+	Workdir string `protobuf:"bytes,5,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Tty     bool   `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	// Pass this client's input to the session's stdin.
+	Stdin bool `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// Start it and return: the stream ends after the first response, the
+	// output is discarded.
+	Detach bool          `protobuf:"varint,8,opt,name=detach,proto3" json:"detach,omitempty"`
+	Size   *TerminalSize `protobuf:"bytes,9,opt,name=size,proto3" json:"size,omitempty"`
+	// As for Attach: detaches this client, the session runs on.
+	DetachKeys    string `protobuf:"bytes,10,opt,name=detach_keys,json=detachKeys,proto3" json:"detach_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ExecStart) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecStart) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecStart) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecStart) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetDetach() bool {
+	if x != nil {
+		return x.Detach
+	}
+	return false
+}
+
+func (x *ExecStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+func (x *ExecStart) GetDetachKeys() string {
+	if x != nil {
+		return x.DetachKeys
+	}
+	return ""
+}
+
+type ExecResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message: the session as started.
+	Session *ExecSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Stdout  []byte       `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr  []byte       `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Last message when the client typed the detach keys.
+	Detached bool `protobuf:"varint,4,opt,name=detached,proto3" json:"detached,omitempty"`
+	// Last message: the session as it exited.
+	Exit          *ExecSession `protobuf:"bytes,5,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExecResponse) GetSession() *ExecSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetDetached() bool {
+	if x != nil {
+		return x.Detached
+	}
+	return false
+}
+
+func (x *ExecResponse) GetExit() *ExecSession {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+type ResizeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container (id, prefix or name).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// An exec session of it; empty: its init.
+	ExecId        string        `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Size          *TerminalSize `protobuf:"bytes,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeRequest) Reset() {
+	*x = ResizeRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeRequest) ProtoMessage() {}
+
+func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
+func (*ResizeRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ResizeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ResizeRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ResizeRequest) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type ResizeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeResponse) Reset() {
+	*x = ResizeResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeResponse) ProtoMessage() {}
+
+func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
+func (*ResizeResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+}
+
+type ExecInspectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInspectRequest) Reset() {
+	*x = ExecInspectRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInspectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInspectRequest) ProtoMessage() {}
+
+func (x *ExecInspectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInspectRequest.ProtoReflect.Descriptor instead.
+func (*ExecInspectRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ExecInspectRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ExecInspectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *ExecSession           `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInspectResponse) Reset() {
+	*x = ExecInspectResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInspectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInspectResponse) ProtoMessage() {}
+
+func (x *ExecInspectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInspectResponse.ProtoReflect.Descriptor instead.
+func (*ExecInspectResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ExecInspectResponse) GetSession() *ExecSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type TopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *TopRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// TopProcess is one process of a container.
+type TopProcess struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pid   int64                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Ppid  int64                  `protobuf:"varint,2,opt,name=ppid,proto3" json:"ppid,omitempty"`
+	// -1 when it could not be read.
+	Uid int64 `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	// R, S, D, Z, ... as in /proc/<pid>/stat.
+	State         string   `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Args          []string `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopProcess) Reset() {
+	*x = TopProcess{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopProcess) ProtoMessage() {}
+
+func (x *TopProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopProcess.ProtoReflect.Descriptor instead.
+func (*TopProcess) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *TopProcess) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetPpid() int64 {
+	if x != nil {
+		return x.Ppid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetUid() int64 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *TopProcess) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TopProcess) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type TopResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Processes     []*TopProcess          `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *TopResponse) GetProcesses() []*TopProcess {
+	if x != nil {
+		return x.Processes
 	}
 	return nil
 }
@@ -2102,7 +3561,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +3573,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[30]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +3586,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Image) GetName() string {
@@ -2214,7 +3673,7 @@ type ImageConfig struct {
 
 func (x *ImageConfig) Reset() {
 	*x = ImageConfig{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +3685,7 @@ func (x *ImageConfig) String() string {
 func (*ImageConfig) ProtoMessage() {}
 
 func (x *ImageConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[31]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +3698,7 @@ func (x *ImageConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageConfig.ProtoReflect.Descriptor instead.
 func (*ImageConfig) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ImageConfig) GetEntrypoint() []string {
@@ -2342,7 +3801,7 @@ type ImageHistoryEntry struct {
 
 func (x *ImageHistoryEntry) Reset() {
 	*x = ImageHistoryEntry{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +3813,7 @@ func (x *ImageHistoryEntry) String() string {
 func (*ImageHistoryEntry) ProtoMessage() {}
 
 func (x *ImageHistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[32]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +3826,7 @@ func (x *ImageHistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageHistoryEntry.ProtoReflect.Descriptor instead.
 func (*ImageHistoryEntry) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ImageHistoryEntry) GetCreated() *timestamppb.Timestamp {
@@ -2425,7 +3884,7 @@ type ImageServiceImportRequest struct {
 
 func (x *ImageServiceImportRequest) Reset() {
 	*x = ImageServiceImportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +3896,7 @@ func (x *ImageServiceImportRequest) String() string {
 func (*ImageServiceImportRequest) ProtoMessage() {}
 
 func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[33]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +3909,7 @@ func (x *ImageServiceImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ImageServiceImportRequest) GetName() string {
@@ -2488,7 +3947,7 @@ type ImportEnd struct {
 
 func (x *ImportEnd) Reset() {
 	*x = ImportEnd{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +3959,7 @@ func (x *ImportEnd) String() string {
 func (*ImportEnd) ProtoMessage() {}
 
 func (x *ImportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[34]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +3972,7 @@ func (x *ImportEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportEnd.ProtoReflect.Descriptor instead.
 func (*ImportEnd) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportEnd) GetSize() int64 {
@@ -2539,7 +3998,7 @@ type ImageServiceImportResponse struct {
 
 func (x *ImageServiceImportResponse) Reset() {
 	*x = ImageServiceImportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2551,7 +4010,7 @@ func (x *ImageServiceImportResponse) String() string {
 func (*ImageServiceImportResponse) ProtoMessage() {}
 
 func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[35]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2564,7 +4023,7 @@ func (x *ImageServiceImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceImportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceImportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ImageServiceImportResponse) GetImage() *Image {
@@ -2585,7 +4044,7 @@ type ImageServiceLoadRequest struct {
 
 func (x *ImageServiceLoadRequest) Reset() {
 	*x = ImageServiceLoadRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +4056,7 @@ func (x *ImageServiceLoadRequest) String() string {
 func (*ImageServiceLoadRequest) ProtoMessage() {}
 
 func (x *ImageServiceLoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[36]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +4069,7 @@ func (x *ImageServiceLoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceLoadRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceLoadRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ImageServiceLoadRequest) GetChunk() []byte {
@@ -2636,7 +4095,7 @@ type ImageServiceLoadResponse struct {
 
 func (x *ImageServiceLoadResponse) Reset() {
 	*x = ImageServiceLoadResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +4107,7 @@ func (x *ImageServiceLoadResponse) String() string {
 func (*ImageServiceLoadResponse) ProtoMessage() {}
 
 func (x *ImageServiceLoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[37]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +4120,7 @@ func (x *ImageServiceLoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceLoadResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceLoadResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ImageServiceLoadResponse) GetImages() []*Image {
@@ -2679,7 +4138,7 @@ type ImageServiceListRequest struct {
 
 func (x *ImageServiceListRequest) Reset() {
 	*x = ImageServiceListRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +4150,7 @@ func (x *ImageServiceListRequest) String() string {
 func (*ImageServiceListRequest) ProtoMessage() {}
 
 func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[38]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +4163,7 @@ func (x *ImageServiceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceListRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
 }
 
 type ImageServiceListResponse struct {
@@ -2716,7 +4175,7 @@ type ImageServiceListResponse struct {
 
 func (x *ImageServiceListResponse) Reset() {
 	*x = ImageServiceListResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +4187,7 @@ func (x *ImageServiceListResponse) String() string {
 func (*ImageServiceListResponse) ProtoMessage() {}
 
 func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[39]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +4200,7 @@ func (x *ImageServiceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceListResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceListResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImageServiceListResponse) GetImages() []*Image {
@@ -2761,7 +4220,7 @@ type ImageServiceGetRequest struct {
 
 func (x *ImageServiceGetRequest) Reset() {
 	*x = ImageServiceGetRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +4232,7 @@ func (x *ImageServiceGetRequest) String() string {
 func (*ImageServiceGetRequest) ProtoMessage() {}
 
 func (x *ImageServiceGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[40]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +4245,7 @@ func (x *ImageServiceGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceGetRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceGetRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ImageServiceGetRequest) GetRef() string {
@@ -2811,7 +4270,7 @@ type ImageServiceGetResponse struct {
 
 func (x *ImageServiceGetResponse) Reset() {
 	*x = ImageServiceGetResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +4282,7 @@ func (x *ImageServiceGetResponse) String() string {
 func (*ImageServiceGetResponse) ProtoMessage() {}
 
 func (x *ImageServiceGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[41]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +4295,7 @@ func (x *ImageServiceGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceGetResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceGetResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ImageServiceGetResponse) GetImage() *Image {
@@ -2877,7 +4336,7 @@ type ImageServiceTagRequest struct {
 
 func (x *ImageServiceTagRequest) Reset() {
 	*x = ImageServiceTagRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +4348,7 @@ func (x *ImageServiceTagRequest) String() string {
 func (*ImageServiceTagRequest) ProtoMessage() {}
 
 func (x *ImageServiceTagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[42]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +4361,7 @@ func (x *ImageServiceTagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceTagRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceTagRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ImageServiceTagRequest) GetSource() string {
@@ -2928,7 +4387,7 @@ type ImageServiceTagResponse struct {
 
 func (x *ImageServiceTagResponse) Reset() {
 	*x = ImageServiceTagResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +4399,7 @@ func (x *ImageServiceTagResponse) String() string {
 func (*ImageServiceTagResponse) ProtoMessage() {}
 
 func (x *ImageServiceTagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[43]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +4412,7 @@ func (x *ImageServiceTagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceTagResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceTagResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{43}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ImageServiceTagResponse) GetImage() *Image {
@@ -2972,7 +4431,7 @@ type ImageServiceRemoveRequest struct {
 
 func (x *ImageServiceRemoveRequest) Reset() {
 	*x = ImageServiceRemoveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +4443,7 @@ func (x *ImageServiceRemoveRequest) String() string {
 func (*ImageServiceRemoveRequest) ProtoMessage() {}
 
 func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[44]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +4456,7 @@ func (x *ImageServiceRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{44}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ImageServiceRemoveRequest) GetName() string {
@@ -3019,7 +4478,7 @@ type ImageServiceRemoveResponse struct {
 
 func (x *ImageServiceRemoveResponse) Reset() {
 	*x = ImageServiceRemoveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +4490,7 @@ func (x *ImageServiceRemoveResponse) String() string {
 func (*ImageServiceRemoveResponse) ProtoMessage() {}
 
 func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[45]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +4503,7 @@ func (x *ImageServiceRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceRemoveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{45}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ImageServiceRemoveResponse) GetUntagged() []string {
@@ -3071,7 +4530,7 @@ type ImageServicePruneRequest struct {
 
 func (x *ImageServicePruneRequest) Reset() {
 	*x = ImageServicePruneRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +4542,7 @@ func (x *ImageServicePruneRequest) String() string {
 func (*ImageServicePruneRequest) ProtoMessage() {}
 
 func (x *ImageServicePruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[46]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +4555,7 @@ func (x *ImageServicePruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePruneRequest.ProtoReflect.Descriptor instead.
 func (*ImageServicePruneRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{46}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ImageServicePruneRequest) GetAll() bool {
@@ -3116,7 +4575,7 @@ type ImageServicePruneResponse struct {
 
 func (x *ImageServicePruneResponse) Reset() {
 	*x = ImageServicePruneResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +4587,7 @@ func (x *ImageServicePruneResponse) String() string {
 func (*ImageServicePruneResponse) ProtoMessage() {}
 
 func (x *ImageServicePruneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[47]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +4600,7 @@ func (x *ImageServicePruneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePruneResponse.ProtoReflect.Descriptor instead.
 func (*ImageServicePruneResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{47}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ImageServicePruneResponse) GetDeleted() []string {
@@ -3161,7 +4620,7 @@ type ImageServiceSaveRequest struct {
 
 func (x *ImageServiceSaveRequest) Reset() {
 	*x = ImageServiceSaveRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +4632,7 @@ func (x *ImageServiceSaveRequest) String() string {
 func (*ImageServiceSaveRequest) ProtoMessage() {}
 
 func (x *ImageServiceSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[48]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +4645,7 @@ func (x *ImageServiceSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceSaveRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceSaveRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{48}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ImageServiceSaveRequest) GetRefs() []string {
@@ -3208,7 +4667,7 @@ type ImageServiceSaveResponse struct {
 
 func (x *ImageServiceSaveResponse) Reset() {
 	*x = ImageServiceSaveResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +4679,7 @@ func (x *ImageServiceSaveResponse) String() string {
 func (*ImageServiceSaveResponse) ProtoMessage() {}
 
 func (x *ImageServiceSaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[49]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +4692,7 @@ func (x *ImageServiceSaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceSaveResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceSaveResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{49}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ImageServiceSaveResponse) GetChunk() []byte {
@@ -3267,7 +4726,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +4738,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[50]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +4751,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{50}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RegistryAuth) GetUsername() string {
@@ -3337,7 +4796,7 @@ type ImageServicePullRequest struct {
 
 func (x *ImageServicePullRequest) Reset() {
 	*x = ImageServicePullRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +4808,7 @@ func (x *ImageServicePullRequest) String() string {
 func (*ImageServicePullRequest) ProtoMessage() {}
 
 func (x *ImageServicePullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[51]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +4821,7 @@ func (x *ImageServicePullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePullRequest.ProtoReflect.Descriptor instead.
 func (*ImageServicePullRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{51}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ImageServicePullRequest) GetRef() string {
@@ -3404,7 +4863,7 @@ type LayerProgress struct {
 
 func (x *LayerProgress) Reset() {
 	*x = LayerProgress{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3416,7 +4875,7 @@ func (x *LayerProgress) String() string {
 func (*LayerProgress) ProtoMessage() {}
 
 func (x *LayerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[52]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3429,7 +4888,7 @@ func (x *LayerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerProgress.ProtoReflect.Descriptor instead.
 func (*LayerProgress) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{52}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *LayerProgress) GetDigest() string {
@@ -3471,7 +4930,7 @@ type ImageServicePullResponse struct {
 
 func (x *ImageServicePullResponse) Reset() {
 	*x = ImageServicePullResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3483,7 +4942,7 @@ func (x *ImageServicePullResponse) String() string {
 func (*ImageServicePullResponse) ProtoMessage() {}
 
 func (x *ImageServicePullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[53]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3496,7 +4955,7 @@ func (x *ImageServicePullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePullResponse.ProtoReflect.Descriptor instead.
 func (*ImageServicePullResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{53}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ImageServicePullResponse) GetProgress() *LayerProgress {
@@ -3523,7 +4982,7 @@ type ImageServicePushRequest struct {
 
 func (x *ImageServicePushRequest) Reset() {
 	*x = ImageServicePushRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +4994,7 @@ func (x *ImageServicePushRequest) String() string {
 func (*ImageServicePushRequest) ProtoMessage() {}
 
 func (x *ImageServicePushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[54]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +5007,7 @@ func (x *ImageServicePushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePushRequest.ProtoReflect.Descriptor instead.
 func (*ImageServicePushRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{54}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ImageServicePushRequest) GetRef() string {
@@ -3576,7 +5035,7 @@ type ImageServicePushResponse struct {
 
 func (x *ImageServicePushResponse) Reset() {
 	*x = ImageServicePushResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +5047,7 @@ func (x *ImageServicePushResponse) String() string {
 func (*ImageServicePushResponse) ProtoMessage() {}
 
 func (x *ImageServicePushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[55]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +5060,7 @@ func (x *ImageServicePushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServicePushResponse.ProtoReflect.Descriptor instead.
 func (*ImageServicePushResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{55}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ImageServicePushResponse) GetProgress() *LayerProgress {
@@ -3635,7 +5094,7 @@ type ImageServiceCommitRequest struct {
 
 func (x *ImageServiceCommitRequest) Reset() {
 	*x = ImageServiceCommitRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3647,7 +5106,7 @@ func (x *ImageServiceCommitRequest) String() string {
 func (*ImageServiceCommitRequest) ProtoMessage() {}
 
 func (x *ImageServiceCommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[56]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3660,7 +5119,7 @@ func (x *ImageServiceCommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceCommitRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceCommitRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{56}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ImageServiceCommitRequest) GetContainer() string {
@@ -3707,7 +5166,7 @@ type ImageServiceCommitResponse struct {
 
 func (x *ImageServiceCommitResponse) Reset() {
 	*x = ImageServiceCommitResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3719,7 +5178,7 @@ func (x *ImageServiceCommitResponse) String() string {
 func (*ImageServiceCommitResponse) ProtoMessage() {}
 
 func (x *ImageServiceCommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[57]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3732,7 +5191,7 @@ func (x *ImageServiceCommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceCommitResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceCommitResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{57}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ImageServiceCommitResponse) GetImage() *Image {
@@ -3751,7 +5210,7 @@ type ImageServiceExportRequest struct {
 
 func (x *ImageServiceExportRequest) Reset() {
 	*x = ImageServiceExportRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3763,7 +5222,7 @@ func (x *ImageServiceExportRequest) String() string {
 func (*ImageServiceExportRequest) ProtoMessage() {}
 
 func (x *ImageServiceExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[58]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3776,7 +5235,7 @@ func (x *ImageServiceExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceExportRequest.ProtoReflect.Descriptor instead.
 func (*ImageServiceExportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{58}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ImageServiceExportRequest) GetContainer() string {
@@ -3796,7 +5255,7 @@ type ImageServiceExportResponse struct {
 
 func (x *ImageServiceExportResponse) Reset() {
 	*x = ImageServiceExportResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +5267,7 @@ func (x *ImageServiceExportResponse) String() string {
 func (*ImageServiceExportResponse) ProtoMessage() {}
 
 func (x *ImageServiceExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[59]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +5280,7 @@ func (x *ImageServiceExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageServiceExportResponse.ProtoReflect.Descriptor instead.
 func (*ImageServiceExportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{59}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ImageServiceExportResponse) GetChunk() []byte {
@@ -3866,7 +5325,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3878,7 +5337,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[60]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3891,7 +5350,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{60}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -4005,7 +5464,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4017,7 +5476,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[61]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4030,7 +5489,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{61}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *WatchEventsRequest) GetAfterSeq() uint64 {
@@ -4078,7 +5537,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4090,7 +5549,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[62]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4103,7 +5562,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{62}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *EventFilter) GetKey() string {
@@ -4135,7 +5594,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4147,7 +5606,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[63]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4160,7 +5619,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{63}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WatchEventsResponse) GetEvent() *JournalRecord {
@@ -4197,7 +5656,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4209,7 +5668,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[64]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4222,7 +5681,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{64}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *HistoryRequest) GetId() string {
@@ -4248,7 +5707,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4260,7 +5719,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[65]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4273,7 +5732,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{65}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *HistoryResponse) GetRecords() []*JournalRecord {
@@ -4301,7 +5760,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4313,7 +5772,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[66]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4326,7 +5785,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{66}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -4372,7 +5831,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4384,7 +5843,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[67]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4397,7 +5856,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{67}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{83}
 }
 
 type VersionResponse struct {
@@ -4411,7 +5870,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4423,7 +5882,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[68]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4436,7 +5895,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{68}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *VersionResponse) GetDaemon() *BuildInfo {
@@ -4461,7 +5920,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4473,7 +5932,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[69]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4486,7 +5945,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{69}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{85}
 }
 
 type InfoResponse struct {
@@ -4523,7 +5982,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +5994,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[70]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +6007,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{70}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *InfoResponse) GetDaemon() *BuildInfo {
@@ -4713,7 +6172,7 @@ type RecoveryInfo struct {
 
 func (x *RecoveryInfo) Reset() {
 	*x = RecoveryInfo{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4725,7 +6184,7 @@ func (x *RecoveryInfo) String() string {
 func (*RecoveryInfo) ProtoMessage() {}
 
 func (x *RecoveryInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[71]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4738,7 +6197,7 @@ func (x *RecoveryInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryInfo.ProtoReflect.Descriptor instead.
 func (*RecoveryInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{71}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *RecoveryInfo) GetCleanShutdown() bool {
@@ -4807,7 +6266,7 @@ type DiskUsageRequest struct {
 
 func (x *DiskUsageRequest) Reset() {
 	*x = DiskUsageRequest{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4819,7 +6278,7 @@ func (x *DiskUsageRequest) String() string {
 func (*DiskUsageRequest) ProtoMessage() {}
 
 func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[72]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4832,7 +6291,7 @@ func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageRequest.ProtoReflect.Descriptor instead.
 func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{72}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *DiskUsageRequest) GetVerbose() bool {
@@ -4854,7 +6313,7 @@ type DiskUsageResponse struct {
 
 func (x *DiskUsageResponse) Reset() {
 	*x = DiskUsageResponse{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4866,7 +6325,7 @@ func (x *DiskUsageResponse) String() string {
 func (*DiskUsageResponse) ProtoMessage() {}
 
 func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[73]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4879,7 +6338,7 @@ func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageResponse.ProtoReflect.Descriptor instead.
 func (*DiskUsageResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{73}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DiskUsageResponse) GetImages() *DiskUsageSummary {
@@ -4926,7 +6385,7 @@ type DiskUsageSummary struct {
 
 func (x *DiskUsageSummary) Reset() {
 	*x = DiskUsageSummary{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4938,7 +6397,7 @@ func (x *DiskUsageSummary) String() string {
 func (*DiskUsageSummary) ProtoMessage() {}
 
 func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[74]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4951,7 +6410,7 @@ func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageSummary.ProtoReflect.Descriptor instead.
 func (*DiskUsageSummary) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{74}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DiskUsageSummary) GetTotal() int64 {
@@ -4998,7 +6457,7 @@ type ImageUsage struct {
 
 func (x *ImageUsage) Reset() {
 	*x = ImageUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5010,7 +6469,7 @@ func (x *ImageUsage) String() string {
 func (*ImageUsage) ProtoMessage() {}
 
 func (x *ImageUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[75]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5023,7 +6482,7 @@ func (x *ImageUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageUsage.ProtoReflect.Descriptor instead.
 func (*ImageUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{75}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ImageUsage) GetId() string {
@@ -5075,7 +6534,7 @@ type ContainerUsage struct {
 
 func (x *ContainerUsage) Reset() {
 	*x = ContainerUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5087,7 +6546,7 @@ func (x *ContainerUsage) String() string {
 func (*ContainerUsage) ProtoMessage() {}
 
 func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[76]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5100,7 +6559,7 @@ func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
 func (*ContainerUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{76}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ContainerUsage) GetId() string {
@@ -5151,7 +6610,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xce\x06\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xff\a\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -5181,7 +6640,16 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
 	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
 	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06config\x126\n" +
-	"\anetwork\x18\x96\x01 \x01(\v2\x1b.cairn.v1.NetworkAttachmentR\anetworkB\f\n" +
+	"\anetwork\x18\x96\x01 \x01(\v2\x1b.cairn.v1.NetworkAttachmentR\anetwork\x12\x10\n" +
+	"\x03tty\x18d \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"open_stdin\x18e \x01(\bR\topenStdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18f \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18g \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x12\x19\n" +
+	"\bexec_ids\x18i \x03(\tR\aexecIdsB\f\n" +
 	"\n" +
 	"_exit_code\"\xe9\x03\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
@@ -5204,7 +6672,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"extraHosts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x04\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -5227,7 +6695,15 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
 	"dns_search\x18\x9a\x01 \x03(\tR\tdnsSearch\x12\x1a\n" +
 	"\badd_host\x18\x9b\x01 \x03(\tR\aaddHost\x12\x1b\n" +
-	"\bhostname\x18\x9c\x01 \x01(\tR\bhostname\"C\n" +
+	"\bhostname\x18\x9c\x01 \x01(\tR\bhostname\x12\x10\n" +
+	"\x03tty\x18d \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"open_stdin\x18e \x01(\bR\topenStdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18f \x01(\bR\tstdinOnce\x12 \n" +
+	"\flog_max_size\x18g \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -5274,30 +6750,133 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\fListResponse\x123\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2\x13.cairn.v1.ContainerR\n" +
-	"containers\"\x1d\n" +
+	"containers\"T\n" +
 	"\vWaitRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x8f\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\tcondition\x18\x02 \x01(\x0e2\x17.cairn.v1.WaitConditionR\tcondition\"\x8f\x01\n" +
 	"\fWaitResponse\x12 \n" +
 	"\texit_code\x18\x01 \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x1f\n" +
 	"\vexit_reason\x18\x02 \x01(\tR\n" +
 	"exitReason\x12.\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x18.cairn.v1.ContainerStateR\x05stateB\f\n" +
 	"\n" +
-	"_exit_code\"5\n" +
+	"_exit_code\"\xbb\x01\n" +
 	"\vLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"j\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x17\n" +
+	"\x04tail\x18\x03 \x01(\x03H\x00R\x04tail\x88\x01\x01\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05untilB\a\n" +
+	"\x05_tail\"{\n" +
+	"\bLogEntry\x12+\n" +
+	"\x06stream\x18\x01 \x01(\x0e2\x13.cairn.v1.LogStreamR\x06stream\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x98\x01\n" +
 	"\fLogsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
 	"\battached\x18\x02 \x01(\bR\battached\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"=\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\x12,\n" +
+	"\aentries\x18\x04 \x03(\v2\x12.cairn.v1.LogEntryR\aentries\"=\n" +
 	"\n" +
 	"RunRequest\x12/\n" +
-	"\x06create\x18\x01 \x01(\v2\x17.cairn.v1.CreateRequestR\x06create\"\x80\x01\n" +
+	"\x06create\x18\x01 \x01(\v2\x17.cairn.v1.CreateRequestR\x06create\"\xae\x01\n" +
 	"\vRunResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\x9a\x02\n" +
+	"\x04exit\x18\x03 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\x12,\n" +
+	"\aentries\x18\x04 \x03(\v2\x12.cairn.v1.LogEntryR\aentries\"6\n" +
+	"\fTerminalSize\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x02 \x01(\rR\x04cols\"\xa3\x01\n" +
+	"\rAttachRequest\x12+\n" +
+	"\x05start\x18\x01 \x01(\v2\x15.cairn.v1.AttachStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x1f\n" +
+	"\vclose_stdin\x18\x03 \x01(\bR\n" +
+	"closeStdin\x12.\n" +
+	"\x06resize\x18\x04 \x01(\v2\x16.cairn.v1.TerminalSizeR\x06resize\"\xab\x01\n" +
+	"\vAttachStart\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
+	"\x03run\x18\x02 \x01(\v2\x17.cairn.v1.CreateRequestR\x03run\x12\x14\n" +
+	"\x05stdin\x18\x03 \x01(\bR\x05stdin\x12\x1f\n" +
+	"\vdetach_keys\x18\x04 \x01(\tR\n" +
+	"detachKeys\x12*\n" +
+	"\x04size\x18\x05 \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\"\xbb\x01\n" +
+	"\x0eAttachResponse\x121\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12\x1a\n" +
+	"\bdetached\x18\x04 \x01(\bR\bdetached\x12*\n" +
+	"\x04exit\x18\x05 \x01(\v2\x16.cairn.v1.WaitResponseR\x04exit\"\xa8\x04\n" +
+	"\vExecSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x10\n" +
+	"\x03env\x18\x04 \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x18\n" +
+	"\aworkdir\x18\x06 \x01(\tR\aworkdir\x12\x10\n" +
+	"\x03tty\x18\a \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\b \x01(\bR\x05stdin\x12)\n" +
+	"\x05state\x18\t \x01(\x0e2\x13.cairn.v1.ExecStateR\x05state\x12\x10\n" +
+	"\x03pid\x18\n" +
+	" \x01(\x03R\x03pid\x12 \n" +
+	"\texit_code\x18\v \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x1f\n" +
+	"\vexit_reason\x18\f \x01(\tR\n" +
+	"exitReason\x129\n" +
+	"\n" +
+	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"started_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12#\n" +
+	"\rpending_event\x18\x10 \x01(\tR\fpendingEventB\f\n" +
+	"\n" +
+	"_exit_code\"\x9f\x01\n" +
+	"\vExecRequest\x12)\n" +
+	"\x05start\x18\x01 \x01(\v2\x13.cairn.v1.ExecStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x1f\n" +
+	"\vclose_stdin\x18\x03 \x01(\bR\n" +
+	"closeStdin\x12.\n" +
+	"\x06resize\x18\x04 \x01(\v2\x16.cairn.v1.TerminalSizeR\x06resize\"\x90\x02\n" +
+	"\tExecStart\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x18\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x18\n" +
+	"\aworkdir\x18\x05 \x01(\tR\aworkdir\x12\x10\n" +
+	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06detach\x18\b \x01(\bR\x06detach\x12*\n" +
+	"\x04size\x18\t \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\x12\x1f\n" +
+	"\vdetach_keys\x18\n" +
+	" \x01(\tR\n" +
+	"detachKeys\"\xb6\x01\n" +
+	"\fExecResponse\x12/\n" +
+	"\asession\x18\x01 \x01(\v2\x15.cairn.v1.ExecSessionR\asession\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12\x1a\n" +
+	"\bdetached\x18\x04 \x01(\bR\bdetached\x12)\n" +
+	"\x04exit\x18\x05 \x01(\v2\x15.cairn.v1.ExecSessionR\x04exit\"d\n" +
+	"\rResizeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12*\n" +
+	"\x04size\x18\x03 \x01(\v2\x16.cairn.v1.TerminalSizeR\x04size\"\x10\n" +
+	"\x0eResizeResponse\"$\n" +
+	"\x12ExecInspectRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\x13ExecInspectResponse\x12/\n" +
+	"\asession\x18\x01 \x01(\v2\x15.cairn.v1.ExecSessionR\asession\"\x1c\n" +
+	"\n" +
+	"TopRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"n\n" +
+	"\n" +
+	"TopProcess\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x03R\x03pid\x12\x12\n" +
+	"\x04ppid\x18\x02 \x01(\x03R\x04ppid\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\x03R\x03uid\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
+	"\x04args\x18\x05 \x03(\tR\x04args\"A\n" +
+	"\vTopResponse\x122\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x14.cairn.v1.TopProcessR\tprocesses\"\x9a\x02\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bdiff_ids\x18\x02 \x03(\tR\adiffIds\x12\x19\n" +
@@ -5555,14 +7134,28 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x17CONTAINER_STATE_RUNNING\x10\x02\x12\x1a\n" +
 	"\x16CONTAINER_STATE_PAUSED\x10\x03\x12\x1b\n" +
 	"\x17CONTAINER_STATE_STOPPED\x10\x04\x12\x1b\n" +
-	"\x17CONTAINER_STATE_REMOVED\x10\x05*\x8b\x01\n" +
+	"\x17CONTAINER_STATE_REMOVED\x10\x05*\x89\x01\n" +
+	"\rWaitCondition\x12\x1e\n" +
+	"\x1aWAIT_CONDITION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aWAIT_CONDITION_NOT_RUNNING\x10\x01\x12\x1c\n" +
+	"\x18WAIT_CONDITION_NEXT_EXIT\x10\x02\x12\x1a\n" +
+	"\x16WAIT_CONDITION_REMOVED\x10\x03*U\n" +
+	"\tLogStream\x12\x1a\n" +
+	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
+	"\x11LOG_STREAM_STDERR\x10\x02*o\n" +
+	"\tExecState\x12\x1a\n" +
+	"\x16EXEC_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXEC_STATE_STARTING\x10\x01\x12\x16\n" +
+	"\x12EXEC_STATE_RUNNING\x10\x02\x12\x15\n" +
+	"\x11EXEC_STATE_EXITED\x10\x03*\x8b\x01\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RECORD_KIND_INTENT\x10\x01\x12\x14\n" +
 	"\x10RECORD_KIND_DONE\x10\x02\x12\x16\n" +
 	"\x12RECORD_KIND_FAILED\x10\x03\x12\x1a\n" +
-	"\x16RECORD_KIND_RECONCILED\x10\x042\x89\x06\n" +
+	"\x16RECORD_KIND_RECONCILED\x10\x042\xc2\b\n" +
 	"\x10ContainerService\x12;\n" +
 	"\x06Create\x12\x17.cairn.v1.CreateRequest\x1a\x18.cairn.v1.CreateResponse\x128\n" +
 	"\x05Start\x12\x16.cairn.v1.StartRequest\x1a\x17.cairn.v1.StartResponse\x125\n" +
@@ -5576,7 +7169,12 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\"\x03\x90\x02\x01\x125\n" +
 	"\x04Wait\x12\x15.cairn.v1.WaitRequest\x1a\x16.cairn.v1.WaitResponse\x127\n" +
 	"\x04Logs\x12\x15.cairn.v1.LogsRequest\x1a\x16.cairn.v1.LogsResponse0\x01\x124\n" +
-	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x012\xed\a\n" +
+	"\x03Run\x12\x14.cairn.v1.RunRequest\x1a\x15.cairn.v1.RunResponse0\x01\x12?\n" +
+	"\x06Attach\x12\x17.cairn.v1.AttachRequest\x1a\x18.cairn.v1.AttachResponse(\x010\x01\x129\n" +
+	"\x04Exec\x12\x15.cairn.v1.ExecRequest\x1a\x16.cairn.v1.ExecResponse(\x010\x01\x12;\n" +
+	"\x06Resize\x12\x17.cairn.v1.ResizeRequest\x1a\x18.cairn.v1.ResizeResponse\x12J\n" +
+	"\vExecInspect\x12\x1c.cairn.v1.ExecInspectRequest\x1a\x1d.cairn.v1.ExecInspectResponse\x122\n" +
+	"\x03Top\x12\x14.cairn.v1.TopRequest\x1a\x15.cairn.v1.TopResponse2\xed\a\n" +
 	"\fImageService\x12U\n" +
 	"\x06Import\x12#.cairn.v1.ImageServiceImportRequest\x1a$.cairn.v1.ImageServiceImportResponse(\x01\x12O\n" +
 	"\x04Load\x12!.cairn.v1.ImageServiceLoadRequest\x1a\".cairn.v1.ImageServiceLoadResponse(\x01\x12R\n" +
@@ -5610,228 +7208,282 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_cairn_proto_rawDescData
 }
 
-var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
-	(RecordKind)(0),                    // 2: cairn.v1.RecordKind
-	(*ErrorInfo)(nil),                  // 3: cairn.v1.ErrorInfo
-	(*LayerPaths)(nil),                 // 4: cairn.v1.LayerPaths
-	(*Container)(nil),                  // 5: cairn.v1.Container
-	(*ContainerConfig)(nil),            // 6: cairn.v1.ContainerConfig
-	(*CreateRequest)(nil),              // 7: cairn.v1.CreateRequest
-	(*CreateResponse)(nil),             // 8: cairn.v1.CreateResponse
-	(*StartRequest)(nil),               // 9: cairn.v1.StartRequest
-	(*StartResponse)(nil),              // 10: cairn.v1.StartResponse
-	(*StopRequest)(nil),                // 11: cairn.v1.StopRequest
-	(*StopResponse)(nil),               // 12: cairn.v1.StopResponse
-	(*KillRequest)(nil),                // 13: cairn.v1.KillRequest
-	(*KillResponse)(nil),               // 14: cairn.v1.KillResponse
-	(*PauseRequest)(nil),               // 15: cairn.v1.PauseRequest
-	(*PauseResponse)(nil),              // 16: cairn.v1.PauseResponse
-	(*UnpauseRequest)(nil),             // 17: cairn.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),            // 18: cairn.v1.UnpauseResponse
-	(*RestartRequest)(nil),             // 19: cairn.v1.RestartRequest
-	(*RestartResponse)(nil),            // 20: cairn.v1.RestartResponse
-	(*RemoveRequest)(nil),              // 21: cairn.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 22: cairn.v1.RemoveResponse
-	(*GetRequest)(nil),                 // 23: cairn.v1.GetRequest
-	(*GetResponse)(nil),                // 24: cairn.v1.GetResponse
-	(*ListRequest)(nil),                // 25: cairn.v1.ListRequest
-	(*ListResponse)(nil),               // 26: cairn.v1.ListResponse
-	(*WaitRequest)(nil),                // 27: cairn.v1.WaitRequest
-	(*WaitResponse)(nil),               // 28: cairn.v1.WaitResponse
-	(*LogsRequest)(nil),                // 29: cairn.v1.LogsRequest
-	(*LogsResponse)(nil),               // 30: cairn.v1.LogsResponse
-	(*RunRequest)(nil),                 // 31: cairn.v1.RunRequest
-	(*RunResponse)(nil),                // 32: cairn.v1.RunResponse
-	(*Image)(nil),                      // 33: cairn.v1.Image
-	(*ImageConfig)(nil),                // 34: cairn.v1.ImageConfig
-	(*ImageHistoryEntry)(nil),          // 35: cairn.v1.ImageHistoryEntry
-	(*ImageServiceImportRequest)(nil),  // 36: cairn.v1.ImageServiceImportRequest
-	(*ImportEnd)(nil),                  // 37: cairn.v1.ImportEnd
-	(*ImageServiceImportResponse)(nil), // 38: cairn.v1.ImageServiceImportResponse
-	(*ImageServiceLoadRequest)(nil),    // 39: cairn.v1.ImageServiceLoadRequest
-	(*ImageServiceLoadResponse)(nil),   // 40: cairn.v1.ImageServiceLoadResponse
-	(*ImageServiceListRequest)(nil),    // 41: cairn.v1.ImageServiceListRequest
-	(*ImageServiceListResponse)(nil),   // 42: cairn.v1.ImageServiceListResponse
-	(*ImageServiceGetRequest)(nil),     // 43: cairn.v1.ImageServiceGetRequest
-	(*ImageServiceGetResponse)(nil),    // 44: cairn.v1.ImageServiceGetResponse
-	(*ImageServiceTagRequest)(nil),     // 45: cairn.v1.ImageServiceTagRequest
-	(*ImageServiceTagResponse)(nil),    // 46: cairn.v1.ImageServiceTagResponse
-	(*ImageServiceRemoveRequest)(nil),  // 47: cairn.v1.ImageServiceRemoveRequest
-	(*ImageServiceRemoveResponse)(nil), // 48: cairn.v1.ImageServiceRemoveResponse
-	(*ImageServicePruneRequest)(nil),   // 49: cairn.v1.ImageServicePruneRequest
-	(*ImageServicePruneResponse)(nil),  // 50: cairn.v1.ImageServicePruneResponse
-	(*ImageServiceSaveRequest)(nil),    // 51: cairn.v1.ImageServiceSaveRequest
-	(*ImageServiceSaveResponse)(nil),   // 52: cairn.v1.ImageServiceSaveResponse
-	(*RegistryAuth)(nil),               // 53: cairn.v1.RegistryAuth
-	(*ImageServicePullRequest)(nil),    // 54: cairn.v1.ImageServicePullRequest
-	(*LayerProgress)(nil),              // 55: cairn.v1.LayerProgress
-	(*ImageServicePullResponse)(nil),   // 56: cairn.v1.ImageServicePullResponse
-	(*ImageServicePushRequest)(nil),    // 57: cairn.v1.ImageServicePushRequest
-	(*ImageServicePushResponse)(nil),   // 58: cairn.v1.ImageServicePushResponse
-	(*ImageServiceCommitRequest)(nil),  // 59: cairn.v1.ImageServiceCommitRequest
-	(*ImageServiceCommitResponse)(nil), // 60: cairn.v1.ImageServiceCommitResponse
-	(*ImageServiceExportRequest)(nil),  // 61: cairn.v1.ImageServiceExportRequest
-	(*ImageServiceExportResponse)(nil), // 62: cairn.v1.ImageServiceExportResponse
-	(*JournalRecord)(nil),              // 63: cairn.v1.JournalRecord
-	(*WatchEventsRequest)(nil),         // 64: cairn.v1.WatchEventsRequest
-	(*EventFilter)(nil),                // 65: cairn.v1.EventFilter
-	(*WatchEventsResponse)(nil),        // 66: cairn.v1.WatchEventsResponse
-	(*HistoryRequest)(nil),             // 67: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),            // 68: cairn.v1.HistoryResponse
-	(*BuildInfo)(nil),                  // 69: cairn.v1.BuildInfo
-	(*VersionRequest)(nil),             // 70: cairn.v1.VersionRequest
-	(*VersionResponse)(nil),            // 71: cairn.v1.VersionResponse
-	(*InfoRequest)(nil),                // 72: cairn.v1.InfoRequest
-	(*InfoResponse)(nil),               // 73: cairn.v1.InfoResponse
-	(*RecoveryInfo)(nil),               // 74: cairn.v1.RecoveryInfo
-	(*DiskUsageRequest)(nil),           // 75: cairn.v1.DiskUsageRequest
-	(*DiskUsageResponse)(nil),          // 76: cairn.v1.DiskUsageResponse
-	(*DiskUsageSummary)(nil),           // 77: cairn.v1.DiskUsageSummary
-	(*ImageUsage)(nil),                 // 78: cairn.v1.ImageUsage
-	(*ContainerUsage)(nil),             // 79: cairn.v1.ContainerUsage
-	nil,                                // 80: cairn.v1.ContainerConfig.LabelsEntry
-	nil,                                // 81: cairn.v1.ImageConfig.LabelsEntry
-	nil,                                // 82: cairn.v1.InfoResponse.ContainersEntry
-	nil,                                // 83: cairn.v1.RecoveryInfo.ActionsEntry
-	(*timestamppb.Timestamp)(nil),      // 84: google.protobuf.Timestamp
-	(*NetworkAttachment)(nil),          // 85: cairn.v1.NetworkAttachment
-	(*PortMapping)(nil),                // 86: cairn.v1.PortMapping
-	(*durationpb.Duration)(nil),        // 87: google.protobuf.Duration
+	(WaitCondition)(0),                 // 2: cairn.v1.WaitCondition
+	(LogStream)(0),                     // 3: cairn.v1.LogStream
+	(ExecState)(0),                     // 4: cairn.v1.ExecState
+	(RecordKind)(0),                    // 5: cairn.v1.RecordKind
+	(*ErrorInfo)(nil),                  // 6: cairn.v1.ErrorInfo
+	(*LayerPaths)(nil),                 // 7: cairn.v1.LayerPaths
+	(*Container)(nil),                  // 8: cairn.v1.Container
+	(*ContainerConfig)(nil),            // 9: cairn.v1.ContainerConfig
+	(*CreateRequest)(nil),              // 10: cairn.v1.CreateRequest
+	(*CreateResponse)(nil),             // 11: cairn.v1.CreateResponse
+	(*StartRequest)(nil),               // 12: cairn.v1.StartRequest
+	(*StartResponse)(nil),              // 13: cairn.v1.StartResponse
+	(*StopRequest)(nil),                // 14: cairn.v1.StopRequest
+	(*StopResponse)(nil),               // 15: cairn.v1.StopResponse
+	(*KillRequest)(nil),                // 16: cairn.v1.KillRequest
+	(*KillResponse)(nil),               // 17: cairn.v1.KillResponse
+	(*PauseRequest)(nil),               // 18: cairn.v1.PauseRequest
+	(*PauseResponse)(nil),              // 19: cairn.v1.PauseResponse
+	(*UnpauseRequest)(nil),             // 20: cairn.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),            // 21: cairn.v1.UnpauseResponse
+	(*RestartRequest)(nil),             // 22: cairn.v1.RestartRequest
+	(*RestartResponse)(nil),            // 23: cairn.v1.RestartResponse
+	(*RemoveRequest)(nil),              // 24: cairn.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 25: cairn.v1.RemoveResponse
+	(*GetRequest)(nil),                 // 26: cairn.v1.GetRequest
+	(*GetResponse)(nil),                // 27: cairn.v1.GetResponse
+	(*ListRequest)(nil),                // 28: cairn.v1.ListRequest
+	(*ListResponse)(nil),               // 29: cairn.v1.ListResponse
+	(*WaitRequest)(nil),                // 30: cairn.v1.WaitRequest
+	(*WaitResponse)(nil),               // 31: cairn.v1.WaitResponse
+	(*LogsRequest)(nil),                // 32: cairn.v1.LogsRequest
+	(*LogEntry)(nil),                   // 33: cairn.v1.LogEntry
+	(*LogsResponse)(nil),               // 34: cairn.v1.LogsResponse
+	(*RunRequest)(nil),                 // 35: cairn.v1.RunRequest
+	(*RunResponse)(nil),                // 36: cairn.v1.RunResponse
+	(*TerminalSize)(nil),               // 37: cairn.v1.TerminalSize
+	(*AttachRequest)(nil),              // 38: cairn.v1.AttachRequest
+	(*AttachStart)(nil),                // 39: cairn.v1.AttachStart
+	(*AttachResponse)(nil),             // 40: cairn.v1.AttachResponse
+	(*ExecSession)(nil),                // 41: cairn.v1.ExecSession
+	(*ExecRequest)(nil),                // 42: cairn.v1.ExecRequest
+	(*ExecStart)(nil),                  // 43: cairn.v1.ExecStart
+	(*ExecResponse)(nil),               // 44: cairn.v1.ExecResponse
+	(*ResizeRequest)(nil),              // 45: cairn.v1.ResizeRequest
+	(*ResizeResponse)(nil),             // 46: cairn.v1.ResizeResponse
+	(*ExecInspectRequest)(nil),         // 47: cairn.v1.ExecInspectRequest
+	(*ExecInspectResponse)(nil),        // 48: cairn.v1.ExecInspectResponse
+	(*TopRequest)(nil),                 // 49: cairn.v1.TopRequest
+	(*TopProcess)(nil),                 // 50: cairn.v1.TopProcess
+	(*TopResponse)(nil),                // 51: cairn.v1.TopResponse
+	(*Image)(nil),                      // 52: cairn.v1.Image
+	(*ImageConfig)(nil),                // 53: cairn.v1.ImageConfig
+	(*ImageHistoryEntry)(nil),          // 54: cairn.v1.ImageHistoryEntry
+	(*ImageServiceImportRequest)(nil),  // 55: cairn.v1.ImageServiceImportRequest
+	(*ImportEnd)(nil),                  // 56: cairn.v1.ImportEnd
+	(*ImageServiceImportResponse)(nil), // 57: cairn.v1.ImageServiceImportResponse
+	(*ImageServiceLoadRequest)(nil),    // 58: cairn.v1.ImageServiceLoadRequest
+	(*ImageServiceLoadResponse)(nil),   // 59: cairn.v1.ImageServiceLoadResponse
+	(*ImageServiceListRequest)(nil),    // 60: cairn.v1.ImageServiceListRequest
+	(*ImageServiceListResponse)(nil),   // 61: cairn.v1.ImageServiceListResponse
+	(*ImageServiceGetRequest)(nil),     // 62: cairn.v1.ImageServiceGetRequest
+	(*ImageServiceGetResponse)(nil),    // 63: cairn.v1.ImageServiceGetResponse
+	(*ImageServiceTagRequest)(nil),     // 64: cairn.v1.ImageServiceTagRequest
+	(*ImageServiceTagResponse)(nil),    // 65: cairn.v1.ImageServiceTagResponse
+	(*ImageServiceRemoveRequest)(nil),  // 66: cairn.v1.ImageServiceRemoveRequest
+	(*ImageServiceRemoveResponse)(nil), // 67: cairn.v1.ImageServiceRemoveResponse
+	(*ImageServicePruneRequest)(nil),   // 68: cairn.v1.ImageServicePruneRequest
+	(*ImageServicePruneResponse)(nil),  // 69: cairn.v1.ImageServicePruneResponse
+	(*ImageServiceSaveRequest)(nil),    // 70: cairn.v1.ImageServiceSaveRequest
+	(*ImageServiceSaveResponse)(nil),   // 71: cairn.v1.ImageServiceSaveResponse
+	(*RegistryAuth)(nil),               // 72: cairn.v1.RegistryAuth
+	(*ImageServicePullRequest)(nil),    // 73: cairn.v1.ImageServicePullRequest
+	(*LayerProgress)(nil),              // 74: cairn.v1.LayerProgress
+	(*ImageServicePullResponse)(nil),   // 75: cairn.v1.ImageServicePullResponse
+	(*ImageServicePushRequest)(nil),    // 76: cairn.v1.ImageServicePushRequest
+	(*ImageServicePushResponse)(nil),   // 77: cairn.v1.ImageServicePushResponse
+	(*ImageServiceCommitRequest)(nil),  // 78: cairn.v1.ImageServiceCommitRequest
+	(*ImageServiceCommitResponse)(nil), // 79: cairn.v1.ImageServiceCommitResponse
+	(*ImageServiceExportRequest)(nil),  // 80: cairn.v1.ImageServiceExportRequest
+	(*ImageServiceExportResponse)(nil), // 81: cairn.v1.ImageServiceExportResponse
+	(*JournalRecord)(nil),              // 82: cairn.v1.JournalRecord
+	(*WatchEventsRequest)(nil),         // 83: cairn.v1.WatchEventsRequest
+	(*EventFilter)(nil),                // 84: cairn.v1.EventFilter
+	(*WatchEventsResponse)(nil),        // 85: cairn.v1.WatchEventsResponse
+	(*HistoryRequest)(nil),             // 86: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),            // 87: cairn.v1.HistoryResponse
+	(*BuildInfo)(nil),                  // 88: cairn.v1.BuildInfo
+	(*VersionRequest)(nil),             // 89: cairn.v1.VersionRequest
+	(*VersionResponse)(nil),            // 90: cairn.v1.VersionResponse
+	(*InfoRequest)(nil),                // 91: cairn.v1.InfoRequest
+	(*InfoResponse)(nil),               // 92: cairn.v1.InfoResponse
+	(*RecoveryInfo)(nil),               // 93: cairn.v1.RecoveryInfo
+	(*DiskUsageRequest)(nil),           // 94: cairn.v1.DiskUsageRequest
+	(*DiskUsageResponse)(nil),          // 95: cairn.v1.DiskUsageResponse
+	(*DiskUsageSummary)(nil),           // 96: cairn.v1.DiskUsageSummary
+	(*ImageUsage)(nil),                 // 97: cairn.v1.ImageUsage
+	(*ContainerUsage)(nil),             // 98: cairn.v1.ContainerUsage
+	nil,                                // 99: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 100: cairn.v1.ImageConfig.LabelsEntry
+	nil,                                // 101: cairn.v1.InfoResponse.ContainersEntry
+	nil,                                // 102: cairn.v1.RecoveryInfo.ActionsEntry
+	(*timestamppb.Timestamp)(nil),      // 103: google.protobuf.Timestamp
+	(*NetworkAttachment)(nil),          // 104: cairn.v1.NetworkAttachment
+	(*PortMapping)(nil),                // 105: cairn.v1.PortMapping
+	(*durationpb.Duration)(nil),        // 106: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
-	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
-	1,  // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
-	4,  // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	84, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	84, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	84, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	85, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
-	80, // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
-	86, // 9: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
-	5,  // 10: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	5,  // 11: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	5,  // 12: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	5,  // 13: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	5,  // 14: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 15: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 16: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	5,  // 17: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	5,  // 18: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	1,  // 19: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	28, // 20: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	7,  // 21: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	5,  // 22: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	28, // 23: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	84, // 24: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	34, // 25: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	81, // 26: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	84, // 27: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	84, // 28: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
-	37, // 29: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 30: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	37, // 31: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 32: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
-	33, // 33: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	33, // 34: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
-	35, // 35: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
-	33, // 36: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	37, // 37: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
-	53, // 38: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
-	55, // 39: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
-	33, // 40: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
-	53, // 41: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
-	55, // 42: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
-	33, // 43: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
-	37, // 44: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
-	2,  // 45: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	84, // 46: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	84, // 47: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	84, // 48: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	65, // 49: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	63, // 50: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	63, // 51: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	69, // 52: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	69, // 53: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	82, // 54: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	84, // 55: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	74, // 56: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	87, // 57: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	83, // 58: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	77, // 59: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	77, // 60: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	78, // 61: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	79, // 62: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,  // 63: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	7,  // 64: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 65: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 66: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 67: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 68: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 69: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 70: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 71: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 72: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 73: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 74: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 75: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 76: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 77: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 78: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 79: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 80: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 81: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 82: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 83: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	51, // 84: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
-	54, // 85: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
-	57, // 86: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
-	59, // 87: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
-	61, // 88: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
-	67, // 89: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	64, // 90: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	70, // 91: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	72, // 92: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	75, // 93: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	8,  // 94: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 95: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 96: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 97: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 98: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 99: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 100: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 101: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 102: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 103: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 104: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 105: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 106: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 107: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 108: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 109: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 110: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 111: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 112: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 113: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	52, // 114: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
-	56, // 115: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
-	58, // 116: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
-	60, // 117: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
-	62, // 118: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
-	68, // 119: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	66, // 120: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	71, // 121: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	73, // 122: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	76, // 123: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	94, // [94:124] is the sub-list for method output_type
-	64, // [64:94] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	0,   // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
+	1,   // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
+	7,   // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
+	103, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	103, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	103, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	9,   // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
+	104, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
+	99,  // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	105, // 9: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
+	8,   // 10: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	8,   // 11: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	8,   // 12: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	8,   // 13: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	8,   // 14: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 15: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 16: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	8,   // 17: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	8,   // 18: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	2,   // 19: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
+	1,   // 20: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	103, // 21: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 22: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	3,   // 23: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
+	103, // 24: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	31,  // 25: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 26: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
+	10,  // 27: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	8,   // 28: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	31,  // 29: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 30: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
+	39,  // 31: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
+	37,  // 32: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
+	10,  // 33: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
+	37,  // 34: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
+	8,   // 35: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
+	31,  // 36: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
+	4,   // 37: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
+	103, // 38: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	103, // 39: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	103, // 40: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	43,  // 41: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
+	37,  // 42: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
+	37,  // 43: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
+	41,  // 44: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
+	41,  // 45: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
+	37,  // 46: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
+	41,  // 47: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
+	50,  // 48: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
+	103, // 49: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	53,  // 50: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	100, // 51: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	103, // 52: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	103, // 53: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	56,  // 54: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 55: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	56,  // 56: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 57: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	52,  // 58: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	52,  // 59: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	54,  // 60: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	52,  // 61: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	56,  // 62: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	72,  // 63: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 64: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 65: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	72,  // 66: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 67: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 68: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	56,  // 69: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	5,   // 70: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	103, // 71: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	103, // 72: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 73: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	84,  // 74: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	82,  // 75: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	82,  // 76: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	88,  // 77: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	88,  // 78: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	101, // 79: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	103, // 80: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	93,  // 81: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	106, // 82: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	102, // 83: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	96,  // 84: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	96,  // 85: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	97,  // 86: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	98,  // 87: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,   // 88: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	10,  // 89: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	12,  // 90: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	14,  // 91: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	16,  // 92: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	18,  // 93: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	20,  // 94: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	22,  // 95: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	24,  // 96: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	26,  // 97: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	28,  // 98: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	30,  // 99: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	32,  // 100: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	35,  // 101: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	38,  // 102: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	42,  // 103: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	45,  // 104: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	47,  // 105: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	49,  // 106: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	55,  // 107: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	58,  // 108: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	60,  // 109: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	62,  // 110: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	64,  // 111: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	66,  // 112: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	68,  // 113: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	70,  // 114: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	73,  // 115: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	76,  // 116: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	78,  // 117: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	80,  // 118: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	86,  // 119: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	83,  // 120: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	89,  // 121: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	91,  // 122: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	94,  // 123: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	11,  // 124: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	13,  // 125: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	15,  // 126: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	17,  // 127: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	19,  // 128: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	21,  // 129: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	23,  // 130: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	25,  // 131: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	27,  // 132: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	29,  // 133: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	31,  // 134: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	34,  // 135: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	36,  // 136: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	40,  // 137: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	44,  // 138: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	46,  // 139: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	48,  // 140: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	51,  // 141: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	57,  // 142: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	59,  // 143: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	61,  // 144: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	63,  // 145: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	65,  // 146: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	67,  // 147: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	69,  // 148: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	71,  // 149: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	75,  // 150: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	77,  // 151: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	79,  // 152: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	81,  // 153: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	87,  // 154: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	85,  // 155: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	90,  // 156: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	92,  // 157: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	95,  // 158: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	124, // [124:159] is the sub-list for method output_type
+	89,  // [89:124] is the sub-list for method input_type
+	89,  // [89:89] is the sub-list for extension type_name
+	89,  // [89:89] is the sub-list for extension extendee
+	0,   // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -5844,13 +7496,15 @@ func file_cairn_v1_cairn_proto_init() {
 	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[25].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[26].OneofWrappers = []any{}
+	file_cairn_v1_cairn_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   81,
+			NumEnums:      6,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

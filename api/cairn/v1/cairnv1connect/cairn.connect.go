@@ -69,6 +69,17 @@ const (
 	ContainerServiceLogsProcedure = "/cairn.v1.ContainerService/Logs"
 	// ContainerServiceRunProcedure is the fully-qualified name of the ContainerService's Run RPC.
 	ContainerServiceRunProcedure = "/cairn.v1.ContainerService/Run"
+	// ContainerServiceAttachProcedure is the fully-qualified name of the ContainerService's Attach RPC.
+	ContainerServiceAttachProcedure = "/cairn.v1.ContainerService/Attach"
+	// ContainerServiceExecProcedure is the fully-qualified name of the ContainerService's Exec RPC.
+	ContainerServiceExecProcedure = "/cairn.v1.ContainerService/Exec"
+	// ContainerServiceResizeProcedure is the fully-qualified name of the ContainerService's Resize RPC.
+	ContainerServiceResizeProcedure = "/cairn.v1.ContainerService/Resize"
+	// ContainerServiceExecInspectProcedure is the fully-qualified name of the ContainerService's
+	// ExecInspect RPC.
+	ContainerServiceExecInspectProcedure = "/cairn.v1.ContainerService/ExecInspect"
+	// ContainerServiceTopProcedure is the fully-qualified name of the ContainerService's Top RPC.
+	ContainerServiceTopProcedure = "/cairn.v1.ContainerService/Top"
 	// ImageServiceImportProcedure is the fully-qualified name of the ImageService's Import RPC.
 	ImageServiceImportProcedure = "/cairn.v1.ImageService/Import"
 	// ImageServiceLoadProcedure is the fully-qualified name of the ImageService's Load RPC.
@@ -126,6 +137,28 @@ type ContainerServiceClient interface {
 	// the output until it exits (and, with auto_remove, is removed): `docker
 	// run` in one call. The first message carries the created container.
 	Run(context.Context, *connect.Request[v1.RunRequest]) (*connect.ServerStreamForClient[v1.RunResponse], error)
+	// Attach connects to a running container's stdio (or, with run, creates
+	// and starts one attached from its first byte: `docker run -i/-t`): its
+	// output comes as it is written, input goes to its stdin, and the stream
+	// ends with the container's exit, or when the client types the detach
+	// keys. Several clients may be attached at once. Needs HTTP/2 (Connect
+	// and gRPC both work over the daemon's h2c socket).
+	Attach(context.Context) *connect.BidiStreamForClient[v1.AttachRequest, v1.AttachResponse]
+	// Exec runs a command in a running container: an exec session, journaled
+	// (an intent before it starts, its exit recorded with its exec id) and run
+	// by the container's shim, so it outlives the daemon. The first response
+	// names the session; then the output, then its exit. With detach the
+	// stream ends at once and the output is discarded. Exec into a paused or
+	// stopped container is FAILED_PRECONDITION, an unknown user
+	// INVALID_ARGUMENT, a command that does not exist INVALID_ARGUMENT with
+	// reason COMMAND_NOT_FOUND (126 / 127 as in Docker).
+	Exec(context.Context) *connect.BidiStreamForClient[v1.ExecRequest, v1.ExecResponse]
+	// Resize sets the terminal size of a container's init or exec session.
+	Resize(context.Context, *connect.Request[v1.ResizeRequest]) (*connect.Response[v1.ResizeResponse], error)
+	// ExecInspect returns an exec session by id (or unique prefix of 4 or more).
+	ExecInspect(context.Context, *connect.Request[v1.ExecInspectRequest]) (*connect.Response[v1.ExecInspectResponse], error)
+	// Top lists the processes of a running container, as the host sees them.
+	Top(context.Context, *connect.Request[v1.TopRequest]) (*connect.Response[v1.TopResponse], error)
 }
 
 // NewContainerServiceClient constructs a client for the cairn.v1.ContainerService service. By
@@ -219,24 +252,59 @@ func NewContainerServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(containerServiceMethods.ByName("Run")),
 			connect.WithClientOptions(opts...),
 		),
+		attach: connect.NewClient[v1.AttachRequest, v1.AttachResponse](
+			httpClient,
+			baseURL+ContainerServiceAttachProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("Attach")),
+			connect.WithClientOptions(opts...),
+		),
+		exec: connect.NewClient[v1.ExecRequest, v1.ExecResponse](
+			httpClient,
+			baseURL+ContainerServiceExecProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("Exec")),
+			connect.WithClientOptions(opts...),
+		),
+		resize: connect.NewClient[v1.ResizeRequest, v1.ResizeResponse](
+			httpClient,
+			baseURL+ContainerServiceResizeProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("Resize")),
+			connect.WithClientOptions(opts...),
+		),
+		execInspect: connect.NewClient[v1.ExecInspectRequest, v1.ExecInspectResponse](
+			httpClient,
+			baseURL+ContainerServiceExecInspectProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("ExecInspect")),
+			connect.WithClientOptions(opts...),
+		),
+		top: connect.NewClient[v1.TopRequest, v1.TopResponse](
+			httpClient,
+			baseURL+ContainerServiceTopProcedure,
+			connect.WithSchema(containerServiceMethods.ByName("Top")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // containerServiceClient implements ContainerServiceClient.
 type containerServiceClient struct {
-	create  *connect.Client[v1.CreateRequest, v1.CreateResponse]
-	start   *connect.Client[v1.StartRequest, v1.StartResponse]
-	stop    *connect.Client[v1.StopRequest, v1.StopResponse]
-	kill    *connect.Client[v1.KillRequest, v1.KillResponse]
-	pause   *connect.Client[v1.PauseRequest, v1.PauseResponse]
-	unpause *connect.Client[v1.UnpauseRequest, v1.UnpauseResponse]
-	restart *connect.Client[v1.RestartRequest, v1.RestartResponse]
-	remove  *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
-	get     *connect.Client[v1.GetRequest, v1.GetResponse]
-	list    *connect.Client[v1.ListRequest, v1.ListResponse]
-	wait    *connect.Client[v1.WaitRequest, v1.WaitResponse]
-	logs    *connect.Client[v1.LogsRequest, v1.LogsResponse]
-	run     *connect.Client[v1.RunRequest, v1.RunResponse]
+	create      *connect.Client[v1.CreateRequest, v1.CreateResponse]
+	start       *connect.Client[v1.StartRequest, v1.StartResponse]
+	stop        *connect.Client[v1.StopRequest, v1.StopResponse]
+	kill        *connect.Client[v1.KillRequest, v1.KillResponse]
+	pause       *connect.Client[v1.PauseRequest, v1.PauseResponse]
+	unpause     *connect.Client[v1.UnpauseRequest, v1.UnpauseResponse]
+	restart     *connect.Client[v1.RestartRequest, v1.RestartResponse]
+	remove      *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
+	get         *connect.Client[v1.GetRequest, v1.GetResponse]
+	list        *connect.Client[v1.ListRequest, v1.ListResponse]
+	wait        *connect.Client[v1.WaitRequest, v1.WaitResponse]
+	logs        *connect.Client[v1.LogsRequest, v1.LogsResponse]
+	run         *connect.Client[v1.RunRequest, v1.RunResponse]
+	attach      *connect.Client[v1.AttachRequest, v1.AttachResponse]
+	exec        *connect.Client[v1.ExecRequest, v1.ExecResponse]
+	resize      *connect.Client[v1.ResizeRequest, v1.ResizeResponse]
+	execInspect *connect.Client[v1.ExecInspectRequest, v1.ExecInspectResponse]
+	top         *connect.Client[v1.TopRequest, v1.TopResponse]
 }
 
 // Create calls cairn.v1.ContainerService.Create.
@@ -304,6 +372,31 @@ func (c *containerServiceClient) Run(ctx context.Context, req *connect.Request[v
 	return c.run.CallServerStream(ctx, req)
 }
 
+// Attach calls cairn.v1.ContainerService.Attach.
+func (c *containerServiceClient) Attach(ctx context.Context) *connect.BidiStreamForClient[v1.AttachRequest, v1.AttachResponse] {
+	return c.attach.CallBidiStream(ctx)
+}
+
+// Exec calls cairn.v1.ContainerService.Exec.
+func (c *containerServiceClient) Exec(ctx context.Context) *connect.BidiStreamForClient[v1.ExecRequest, v1.ExecResponse] {
+	return c.exec.CallBidiStream(ctx)
+}
+
+// Resize calls cairn.v1.ContainerService.Resize.
+func (c *containerServiceClient) Resize(ctx context.Context, req *connect.Request[v1.ResizeRequest]) (*connect.Response[v1.ResizeResponse], error) {
+	return c.resize.CallUnary(ctx, req)
+}
+
+// ExecInspect calls cairn.v1.ContainerService.ExecInspect.
+func (c *containerServiceClient) ExecInspect(ctx context.Context, req *connect.Request[v1.ExecInspectRequest]) (*connect.Response[v1.ExecInspectResponse], error) {
+	return c.execInspect.CallUnary(ctx, req)
+}
+
+// Top calls cairn.v1.ContainerService.Top.
+func (c *containerServiceClient) Top(ctx context.Context, req *connect.Request[v1.TopRequest]) (*connect.Response[v1.TopResponse], error) {
+	return c.top.CallUnary(ctx, req)
+}
+
 // ContainerServiceHandler is an implementation of the cairn.v1.ContainerService service.
 type ContainerServiceHandler interface {
 	Create(context.Context, *connect.Request[v1.CreateRequest]) (*connect.Response[v1.CreateResponse], error)
@@ -324,6 +417,28 @@ type ContainerServiceHandler interface {
 	// the output until it exits (and, with auto_remove, is removed): `docker
 	// run` in one call. The first message carries the created container.
 	Run(context.Context, *connect.Request[v1.RunRequest], *connect.ServerStream[v1.RunResponse]) error
+	// Attach connects to a running container's stdio (or, with run, creates
+	// and starts one attached from its first byte: `docker run -i/-t`): its
+	// output comes as it is written, input goes to its stdin, and the stream
+	// ends with the container's exit, or when the client types the detach
+	// keys. Several clients may be attached at once. Needs HTTP/2 (Connect
+	// and gRPC both work over the daemon's h2c socket).
+	Attach(context.Context, *connect.BidiStream[v1.AttachRequest, v1.AttachResponse]) error
+	// Exec runs a command in a running container: an exec session, journaled
+	// (an intent before it starts, its exit recorded with its exec id) and run
+	// by the container's shim, so it outlives the daemon. The first response
+	// names the session; then the output, then its exit. With detach the
+	// stream ends at once and the output is discarded. Exec into a paused or
+	// stopped container is FAILED_PRECONDITION, an unknown user
+	// INVALID_ARGUMENT, a command that does not exist INVALID_ARGUMENT with
+	// reason COMMAND_NOT_FOUND (126 / 127 as in Docker).
+	Exec(context.Context, *connect.BidiStream[v1.ExecRequest, v1.ExecResponse]) error
+	// Resize sets the terminal size of a container's init or exec session.
+	Resize(context.Context, *connect.Request[v1.ResizeRequest]) (*connect.Response[v1.ResizeResponse], error)
+	// ExecInspect returns an exec session by id (or unique prefix of 4 or more).
+	ExecInspect(context.Context, *connect.Request[v1.ExecInspectRequest]) (*connect.Response[v1.ExecInspectResponse], error)
+	// Top lists the processes of a running container, as the host sees them.
+	Top(context.Context, *connect.Request[v1.TopRequest]) (*connect.Response[v1.TopResponse], error)
 }
 
 // NewContainerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -413,6 +528,36 @@ func NewContainerServiceHandler(svc ContainerServiceHandler, opts ...connect.Han
 		connect.WithSchema(containerServiceMethods.ByName("Run")),
 		connect.WithHandlerOptions(opts...),
 	)
+	containerServiceAttachHandler := connect.NewBidiStreamHandler(
+		ContainerServiceAttachProcedure,
+		svc.Attach,
+		connect.WithSchema(containerServiceMethods.ByName("Attach")),
+		connect.WithHandlerOptions(opts...),
+	)
+	containerServiceExecHandler := connect.NewBidiStreamHandler(
+		ContainerServiceExecProcedure,
+		svc.Exec,
+		connect.WithSchema(containerServiceMethods.ByName("Exec")),
+		connect.WithHandlerOptions(opts...),
+	)
+	containerServiceResizeHandler := connect.NewUnaryHandler(
+		ContainerServiceResizeProcedure,
+		svc.Resize,
+		connect.WithSchema(containerServiceMethods.ByName("Resize")),
+		connect.WithHandlerOptions(opts...),
+	)
+	containerServiceExecInspectHandler := connect.NewUnaryHandler(
+		ContainerServiceExecInspectProcedure,
+		svc.ExecInspect,
+		connect.WithSchema(containerServiceMethods.ByName("ExecInspect")),
+		connect.WithHandlerOptions(opts...),
+	)
+	containerServiceTopHandler := connect.NewUnaryHandler(
+		ContainerServiceTopProcedure,
+		svc.Top,
+		connect.WithSchema(containerServiceMethods.ByName("Top")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.ContainerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ContainerServiceCreateProcedure:
@@ -441,6 +586,16 @@ func NewContainerServiceHandler(svc ContainerServiceHandler, opts ...connect.Han
 			containerServiceLogsHandler.ServeHTTP(w, r)
 		case ContainerServiceRunProcedure:
 			containerServiceRunHandler.ServeHTTP(w, r)
+		case ContainerServiceAttachProcedure:
+			containerServiceAttachHandler.ServeHTTP(w, r)
+		case ContainerServiceExecProcedure:
+			containerServiceExecHandler.ServeHTTP(w, r)
+		case ContainerServiceResizeProcedure:
+			containerServiceResizeHandler.ServeHTTP(w, r)
+		case ContainerServiceExecInspectProcedure:
+			containerServiceExecInspectHandler.ServeHTTP(w, r)
+		case ContainerServiceTopProcedure:
+			containerServiceTopHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -500,6 +655,26 @@ func (UnimplementedContainerServiceHandler) Logs(context.Context, *connect.Reque
 
 func (UnimplementedContainerServiceHandler) Run(context.Context, *connect.Request[v1.RunRequest], *connect.ServerStream[v1.RunResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Run is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) Attach(context.Context, *connect.BidiStream[v1.AttachRequest, v1.AttachResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Attach is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) Exec(context.Context, *connect.BidiStream[v1.ExecRequest, v1.ExecResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Exec is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) Resize(context.Context, *connect.Request[v1.ResizeRequest]) (*connect.Response[v1.ResizeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Resize is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) ExecInspect(context.Context, *connect.Request[v1.ExecInspectRequest]) (*connect.Response[v1.ExecInspectResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.ExecInspect is not implemented"))
+}
+
+func (UnimplementedContainerServiceHandler) Top(context.Context, *connect.Request[v1.TopRequest]) (*connect.Response[v1.TopResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.ContainerService.Top is not implemented"))
 }
 
 // ImageServiceClient is a client for the cairn.v1.ImageService service.
