@@ -54,6 +54,7 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 			out.ExitCode = &code
 		}
 		out.ExitReason = c.Exit.Reason
+		out.OomKilled = c.Exit.OOMKilled
 	}
 	if c.Pending != nil {
 		out.PendingEvent = string(c.Pending.Event)
@@ -64,7 +65,8 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	out.ImageId = c.ImageID
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
-			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
+			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels,
+			Resources: resourcesToProto(cfg.Resources), Security: securityToProto(cfg.Security)}
 	}
 	return out
 }
@@ -119,7 +121,8 @@ func imageToProto(img layer.Image) *cairnv1.Image {
 // createRequest is the driver's form of a create request.
 func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
-		WorkingDir: m.WorkingDir, User: m.User}
+		WorkingDir: m.WorkingDir, User: m.User,
+		Resources: resourcesFromProto(m.Resources), Security: securityFromProto(m.Security)}
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

@@ -15,6 +15,7 @@ var ServiceNames = []string{
 	cairnv1connect.ContainerServiceName,
 	cairnv1connect.ImageServiceName,
 	cairnv1connect.JournalServiceName,
+	cairnv1connect.ResourceServiceName,
 }
 
 // Handlers bundles the service implementations.
@@ -28,6 +29,8 @@ type Handlers struct {
 	Health *grpchealth.StaticChecker
 	// Gate refuses calls until recovery is done.
 	Gate *Gate
+	// Resources serves limits updates and stats; nil: not served.
+	Resources *ResourceServer
 	// RPCs, if set, is told about every answered call.
 	RPCs RPCObserver
 }
@@ -62,6 +65,9 @@ func (h Handlers) Mux() *http.ServeMux {
 	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated...))
 	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated...))
 	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))
+	if h.Resources != nil {
+		mux.Handle(cairnv1connect.NewResourceServiceHandler(h.Resources, gated...))
+	}
 	system := h.System
 	if system == nil {
 		system = &SystemServer{}

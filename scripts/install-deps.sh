@@ -7,7 +7,9 @@
 # alert rules), and staticcheck from the Go module proxy. Does nothing that
 # is already done.
 set -euo pipefail
-packages=(busybox-static)
+# libseccomp-dev: cairn is built with -tags seccomp (runc's seccomp support
+# links libseccomp), so every build needs it.
+packages=(busybox-static libseccomp-dev)
 if [ "${1:-}" = "--dev" ]; then
   packages+=(umoci skopeo prometheus)
 fi

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/resources"
 )
 
 // Deps are the adapters the driver works through.
@@ -25,6 +26,11 @@ type Deps struct {
 	// CrashPoint, if set, is called at every named step of the transition
 	// protocol (see crashpoints.go); crash drills make it kill the daemon.
 	CrashPoint func(name string)
+	// Defaults are the daemon-wide limits a create resolves.
+	Defaults resources.Defaults
+	// CheckSecurity, if set, refuses security options the runtime cannot
+	// apply (a seccomp profile it cannot parse); called at create.
+	CheckSecurity func(resources.Security) error
 }
 
 // Machine drives container transitions. Transitions of one container are

@@ -4,6 +4,8 @@ import (
 	"context"
 	"syscall"
 	"time"
+
+	"github.com/cairn-run/cairn/resources"
 )
 
 // The driver reaches the world only through these interfaces; the daemon
@@ -32,6 +34,10 @@ type RunSpec struct {
 	// resolves through the container's /etc/passwd and /etc/group;
 	// unknown is ErrInvalidArgument.
 	User string
+	// Resources and Security are the container's limits and security
+	// options as journaled.
+	Resources resources.Resources
+	Security  resources.Security
 }
 
 // Runner starts a container's process under its shim, waits for it and

@@ -3,6 +3,8 @@ package statemachine
 import (
 	"slices"
 	"time"
+
+	"github.com/cairn-run/cairn/resources"
 )
 
 // Kind says what a journal record proves.
@@ -125,6 +127,9 @@ type Args struct {
 	Refs []string `json:"refs,omitempty"`
 	// Layers are the layer directories a load or import installs.
 	Layers []LayerClaim `json:"layers,omitempty"`
+	// Resources are the limits an update sets (all of them, not only the
+	// changed ones).
+	Resources *resources.Resources `json:"resources,omitempty"`
 }
 
 // clone is a deep copy of the arguments.
@@ -141,6 +146,10 @@ func (a Args) clone() Args {
 		c := a.Config.Clone()
 		a.Config = &c
 	}
+	if a.Resources != nil {
+		r := a.Resources.Clone()
+		a.Resources = &r
+	}
 	return a
 }
 
@@ -150,6 +159,9 @@ type Result struct {
 	Process *Process `json:"process,omitempty"`
 	// Exit is set when a process ended.
 	Exit *Exit `json:"exit,omitempty"`
+	// Resources are the container's limits from now on: an update's,
+	// rolled forward.
+	Resources *resources.Resources `json:"resources,omitempty"`
 }
 
 // Process identifies a container's running process and its shim. PID and
@@ -169,7 +181,14 @@ type Exit struct {
 	Code       *int      `json:"code,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
 	FinishedAt time.Time `json:"finished_at"`
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// container during the run; Reason is then ReasonOOMKilled.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
+
+// ReasonOOMKilled is the exit reason of a run the OOM killer ended, as
+// Docker names it.
+const ReasonOOMKilled = "OOMKilled"
 
 // ExitCode returns an Exit with a known code.
 func ExitCode(code int, finishedAt time.Time) *Exit {

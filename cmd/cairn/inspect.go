@@ -43,6 +43,8 @@ type psRow struct {
 	Created  *time.Time `json:"created,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
+	// OOMKilled: the last run was ended by the OOM killer.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 func psCmd(c *clients) *cobra.Command {
@@ -75,7 +77,8 @@ func psJSON(w io.Writer, cs []*cairnv1.Container) error {
 	enc := json.NewEncoder(w)
 	for _, c := range cs {
 		row := psRow{ID: c.Id, Name: c.Name, Image: c.Image, Command: c.Command, State: stateName(c.State), PID: c.Pid,
-			ExitCode: c.ExitCode, Created: timeOf(c.CreatedAt), Started: timeOf(c.StartedAt), Finished: timeOf(c.FinishedAt)}
+			ExitCode: c.ExitCode, Created: timeOf(c.CreatedAt), Started: timeOf(c.StartedAt), Finished: timeOf(c.FinishedAt),
+			OOMKilled: c.OomKilled}
 		if err := enc.Encode(row); err != nil {
 			return err
 		}
@@ -130,6 +133,9 @@ func status(c *cairnv1.Container) string {
 		code := "unknown"
 		if c.ExitCode != nil {
 			code = fmt.Sprint(*c.ExitCode)
+		}
+		if c.OomKilled {
+			code += ", OOMKilled"
 		}
 		return fmt.Sprintf("Exited (%s) %s", code, ago(c.FinishedAt))
 	default:

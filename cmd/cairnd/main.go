@@ -79,6 +79,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.StringVar(&cfg.Access.TCPAddr, "tcp-addr", "", "also serve the API on plain TCP: only a loopback address, and only with --insecure-tcp")
 	f.BoolVar(&cfg.Access.InsecureTCP, "insecure-tcp", false, "allow --tcp-addr (no authentication: anyone who can connect controls the daemon)")
 	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
+	f.Int64Var(&cfg.DefaultPidsLimit, "default-pids-limit", 4096, "pids limit of a container that asks for none (-1: unlimited)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)
 		os.Exit(1)

@@ -56,7 +56,10 @@ type Config struct {
 	// MaxImportBytes bounds the uncompressed size of one image import;
 	// default 8 GiB (layer.ImportOptions.MaxBytes).
 	MaxImportBytes int64
-	Logger         *slog.Logger
+	// DefaultPidsLimit is the pids limit of a container that asks for
+	// none; 0 is resources.DefaultPidsLimit, -1 none.
+	DefaultPidsLimit int64
+	Logger           *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -202,6 +205,7 @@ func (d *Daemon) open() error {
 	d.machine = sm.New(sm.Deps{
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
+		Defaults: d.resourceDefaults(), CheckSecurity: checkSecurity,
 	})
 	return nil
 }
@@ -250,6 +254,7 @@ func (d *Daemon) listen() error {
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
 		Images:     &api.ImageServer{Images: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
+		Resources:  &api.ResourceServer{View: d.journal, Reader: runtime{exec: d.exec}, Machine: d.machine, Mounts: layers{store: d.layers}},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,
