@@ -19,6 +19,9 @@ import (
 // StatsReader reads a running container's cgroup.
 type StatsReader interface {
 	Stats(id string, p sm.Process) (executor.Stats, error)
+	// CPUUsage is the CPU time alone, for the first reading of a CPU
+	// percentage.
+	CPUUsage(id string) (ns uint64, at time.Time, err error)
 }
 
 // Updater changes a container's limits, journaled.
@@ -123,9 +126,12 @@ func (s *ResourceServer) Stats(ctx context.Context, req *connect.Request[cairnv1
 		window = 100 * time.Millisecond
 	}
 	prev := map[string]executor.Stats{}
-	for _, r := range s.readAll(s.live(ids)) {
-		if r.ok {
-			prev[r.c.ID] = r.st
+	for _, c := range s.live(ids) {
+		if c.Process == nil || !c.State.HasProcess() {
+			continue
+		}
+		if ns, at, err := s.Reader.CPUUsage(c.ID); err == nil {
+			prev[c.ID] = executor.Stats{CPUUsageNS: ns, ReadAt: at}
 		}
 	}
 	wait := window

@@ -27,6 +27,12 @@ func oomKills(rel string) (uint64, error) {
 		}
 		file = filepath.Join(mnt, rel, "memory.oom_control")
 	}
+	return oomKillsIn(file)
+}
+
+// oomKillsIn reads the OOM kill count of a memory.oom_control or
+// memory.events file.
+func oomKillsIn(file string) (uint64, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return 0, err

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/moby/profiles/seccomp"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -52,6 +54,7 @@ func seccompProfile(custom string, caps []string) (*specs.LinuxSeccomp, error) {
 		if err != nil {
 			return nil, fmt.Errorf("default seccomp profile: %w", err)
 		}
+		p.Architectures = withoutX32(p.Architectures)
 		return p, nil
 	}
 	if !executor.SeccompSupported() {
@@ -116,3 +119,17 @@ func (d *Daemon) containerUsage() []metrics.ContainerUsage {
 	}
 	return out
 }
+
+// withoutX32 drops the x32 ABI from the default profile's architectures.
+// Its rules triple the time libseccomp and runc's patchbpf take to build
+// the filter in every container's init (about 100 ms of a 140 ms
+// `run --rm` on the benchmark machine), for an ABI no image uses and most
+// kernels disable; an x32 syscall is then refused as one of an unknown
+// architecture, so nothing is allowed that was not. The 32-bit x86 ABI
+// stays: i386 images run as under Docker.
+func withoutX32(arches []specs.Arch) []specs.Arch {
+	return slices.DeleteFunc(slices.Clone(arches), func(a specs.Arch) bool { return a == specs.ArchX32 })
+}
+
+// CPUUsage reads a live container's CPU time alone.
+func (r runtime) CPUUsage(id string) (uint64, time.Time, error) { return r.exec.CPUUsage(id) }

