@@ -22,6 +22,7 @@ cleanup() {
     xargs -r env CAIRN_SOCKET="$tmp/s.sock" "$tmp/bin/cairn" rm -f >/dev/null 2>&1 || true
   kill "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
+  rmdir /sys/fs/cgroup/*/"$cgroup" 2>/dev/null || true # the containers' parent, empty by now
   rm -rf "$tmp"
 }
 trap cleanup EXIT
