@@ -54,6 +54,7 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 			out.ExitCode = &code
 		}
 		out.ExitReason = c.Exit.Reason
+		out.OomKilled = c.Exit.OOMKilled
 	}
 	if c.Pending != nil {
 		out.PendingEvent = string(c.Pending.Event)
@@ -66,7 +67,8 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	out.LogMaxSize, out.LogMaxFiles = c.LogMaxSize, int32(c.LogMaxFiles)
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
-			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
+			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels,
+			Resources: resourcesToProto(cfg.Resources), Security: securityToProto(cfg.Security)}
 		networkSettingsToProto(out.Config, cfg.Network)
 	}
 	return out
@@ -123,7 +125,8 @@ func imageToProto(img layer.Image) *cairnv1.Image {
 func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
 		WorkingDir: m.WorkingDir, User: m.User,
-		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles)}
+		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles),
+		Resources: resourcesFromProto(m.Resources), Security: securityFromProto(m.Security)}
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

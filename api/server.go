@@ -16,6 +16,7 @@ var ServiceNames = []string{
 	cairnv1connect.ImageServiceName,
 	cairnv1connect.JournalServiceName,
 	cairnv1connect.NetworkServiceName,
+	cairnv1connect.ResourceServiceName,
 }
 
 // Handlers bundles the service implementations.
@@ -31,6 +32,8 @@ type Handlers struct {
 	Health *grpchealth.StaticChecker
 	// Gate refuses calls until recovery is done.
 	Gate *Gate
+	// Resources serves limits updates and stats; nil: not served.
+	Resources *ResourceServer
 	// RPCs, if set, is told about every answered call.
 	RPCs RPCObserver
 }
@@ -67,6 +70,9 @@ func (h Handlers) Mux() *http.ServeMux {
 	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))
 	if h.Networks != nil {
 		mux.Handle(cairnv1connect.NewNetworkServiceHandler(h.Networks, gated...))
+	}
+	if h.Resources != nil {
+		mux.Handle(cairnv1connect.NewResourceServiceHandler(h.Resources, gated...))
 	}
 	system := h.System
 	if system == nil {

@@ -44,6 +44,9 @@ type Executor struct {
 	stub os.FileInfo
 	warm *warmer // see cgroupwarm.go
 
+	statsMu     sync.Mutex
+	statsMounts map[string]string // v1 controller -> mount point, see stats.go
+
 	exeMu     sync.RWMutex // guards shimExe against Close
 	exeClosed bool
 

@@ -21,7 +21,7 @@ const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	spec := specconv.Example()
 	spec.Root.Path = s.Rootfs
-	spec.Root.Readonly = false // the example's default; the caller's rootfs is the container's RW view
+	// The root is read-write unless Security.ReadOnly (see applySecurity).
 	spec.Process.Terminal = false
 	spec.Process.Args = s.Args
 	spec.Process.Env = processEnv(s.Env)
@@ -35,9 +35,14 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	if s.NetNS != "" {
 		withNetRaw(spec.Process.Capabilities)
 	}
+	applyResources(spec, s.Resources)
+	applySecurity(spec, s.Security)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.ID, Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("container config: %w", err)
+	}
+	if !s.Security.Privileged {
+		cfg.Cgroups.Resources.Devices = withoutBlockMknod(cfg.Cgroups.Resources.Devices)
 	}
 	return cfg, nil
 }
@@ -55,6 +60,7 @@ func containerProcess(s Spec, stdin, stdout, stderr, console *os.File) *libconta
 		UID:              s.UID,
 		GID:              s.GID,
 		AdditionalGroups: s.AdditionalGIDs,
+		Rlimits:          processRlimits(s.Resources.Rlimits(NofileCeiling())),
 		Init:             true,
 	}
 	if console != nil {

@@ -31,6 +31,14 @@
 // reads what shims of older versions said and wrote, so it can take over
 // their containers after an upgrade.
 //
+// Limits and security options (Spec.Resources, Spec.Security) become the
+// runtime spec's cgroup resources, the init's rlimits, capabilities, the
+// seccomp filter and mounts (limits.go); UpdateLimits changes a live
+// container's cgroup through libcontainer (update.go), Stats reads it
+// (stats.go), and the shim records in exit.json whether the OOM killer
+// struck (oom.go). Seccomp needs the binary built with -tags seccomp
+// (SeccompSupported).
+//
 // The package never writes the journal and never decides what a container
 // should be doing: it performs verbs and reports what the machine shows.
 // Calls for different containers may run concurrently; calls for the same

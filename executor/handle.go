@@ -1,6 +1,12 @@
 package executor
 
-import "time"
+import (
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cairn-run/cairn/resources"
+)
 
 // Spec is what to run.
 type Spec struct {
@@ -40,6 +46,28 @@ type Spec struct {
 	// size never rotates.
 	LogMaxSize  int64
 	LogMaxFiles int
+	// Resources are the cgroup limits and rlimits (see package resources);
+	// the zero value is no limit, and RLIMIT_NOFILE resources.DefaultNofile.
+	Resources resources.Resources `json:",omitzero"`
+	// Security is what the container's processes may do.
+	Security SecuritySpec `json:",omitzero"`
+}
+
+// SecuritySpec is a container's security configuration, computed by the
+// daemon (see package resources): the executor applies it as given.
+type SecuritySpec struct {
+	// Capabilities are the bounding, permitted and effective sets; nil is
+	// Docker's default set (resources.DefaultCapabilities).
+	Capabilities []string `json:",omitempty"`
+	// Seccomp is the filter; nil is none.
+	Seccomp         *specs.LinuxSeccomp `json:",omitempty"`
+	NoNewPrivileges bool                `json:",omitempty"`
+	// Privileged drops the masked and read-only /proc and /sys paths and
+	// allows every device in the devices cgroup.
+	Privileged bool `json:",omitempty"`
+	// ReadOnly mounts the root filesystem read-only.
+	ReadOnly bool              `json:",omitempty"`
+	Tmpfs    []resources.Tmpfs `json:",omitempty"`
 }
 
 // Process is the persisted handle of a started container: the daemon journals
@@ -62,6 +90,8 @@ type Exit struct {
 	Signal     string
 	Reason     string
 	FinishedAt time.Time
+	// OOMKilled: the OOM killer killed a process of the container.
+	OOMKilled bool
 }
 
 // Observation is what the machine shows for a container, for startup

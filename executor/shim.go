@@ -420,6 +420,12 @@ wait:
 	if err == nil {
 		if code, sig, ok := exitFromWaitStatus(ws); ok {
 			rec = &exitRecord{ExitCode: code, Signal: sig, FinishedAt: finished, ShimPID: os.Getpid(), ShimStartTime: s.shimStartTime}
+			// Before the cgroup goes with the container (destroyContainer).
+			if n, err := oomKills(s.o.cgroupParent + "/" + s.o.id); err != nil {
+				log.Warn("read the OOM kill count", "err", err)
+			} else {
+				rec.OOMKilled = n > 0
+			}
 		}
 	}
 	if rec == nil {
@@ -649,6 +655,7 @@ func (s *shim) state() shimResponse {
 	if s.exit != nil {
 		code, at := s.exit.ExitCode, s.exit.FinishedAt
 		resp.ExitCode, resp.Signal, resp.FinishedAt = &code, s.exit.Signal, &at
+		resp.OOMKilled = s.exit.OOMKilled
 	}
 	return resp
 }

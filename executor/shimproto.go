@@ -312,6 +312,8 @@ type shimResponse struct {
 	GID    *int   `json:"gid,omitempty"`
 	Groups []int  `json:"groups,omitempty"`
 	Home   string `json:"home,omitempty"`
+	// OOMKilled is the exit record's (see exitRecord).
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // shimRecord is shim.json.
@@ -331,6 +333,9 @@ type exitRecord struct {
 	FinishedAt    time.Time `json:"finished_at"`
 	ShimPID       int       `json:"shim_pid"`
 	ShimStartTime uint64    `json:"shim_start_time"`
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// container during the run (absent in records of older shims).
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // of reports whether the record is the init's exit written by the shim of
@@ -341,7 +346,7 @@ func (r exitRecord) of(p Process) bool {
 
 func (r exitRecord) exit() Exit {
 	code := r.ExitCode
-	return Exit{Code: &code, Signal: r.Signal, FinishedAt: r.FinishedAt}
+	return Exit{Code: &code, Signal: r.Signal, FinishedAt: r.FinishedAt, OOMKilled: r.OOMKilled}
 }
 
 // checkVersion returns the protocol version of a message whose "version"

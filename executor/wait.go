@@ -71,7 +71,7 @@ func (e *Executor) exitRecord(id string, p Process) (Exit, bool, error) {
 }
 
 func exitFromResponse(r shimResponse) Exit {
-	x := Exit{Code: r.ExitCode, Signal: r.Signal, Reason: r.Reason}
+	x := Exit{Code: r.ExitCode, Signal: r.Signal, Reason: r.Reason, OOMKilled: r.OOMKilled}
 	if r.FinishedAt != nil {
 		x.FinishedAt = *r.FinishedAt
 	} else {

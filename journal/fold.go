@@ -70,6 +70,15 @@ func applyResult(c *sm.Container, rec sm.Record) {
 	if rec.Result == nil || rec.Exec != "" || rec.Object != sm.ObjectContainer {
 		return
 	}
+	if r := rec.Result.Resources; r != nil {
+		// A copy of the config: prev shares the old one.
+		var cfg sm.ContainerConfig
+		if c.Config != nil {
+			cfg = c.Config.Clone()
+		}
+		cfg.Resources = r.Clone()
+		c.Config = &cfg
+	}
 	if e := rec.Result.Exit; e != nil {
 		exit := *e
 		if e.Code != nil {

@@ -36,6 +36,9 @@ type Sources struct {
 	// Standby counts the starts that took the standby shim and those that
 	// had to start one.
 	Standby func() (hits, misses uint64)
+	// Usage reads the cgroup of every running container (see
+	// containers.go).
+	Usage func() []ContainerUsage
 }
 
 // Metrics holds the daemon's collectors and the registry serving them.
@@ -113,6 +116,9 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if src.Usage != nil {
+		m.Registry.MustRegister(containerCollector{usage: src.Usage})
+	}
 	return m
 }
 

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	sm "github.com/cairn-run/cairn/statemachine"
@@ -92,6 +93,11 @@ const (
 	// ActionAutoRemove removes, through the lifecycle driver, a stopped
 	// container created with auto-remove.
 	ActionAutoRemove Action = "auto-remove"
+	// ActionApplyLimits writes an unfinished update's limits to the live
+	// container's cgroup; ActionRestoreLimits writes the limits the view
+	// had before it.
+	ActionApplyLimits   Action = "apply-limits"
+	ActionRestoreLimits Action = "restore-limits"
 )
 
 // afterRecord tells the actions that follow the plan's record from those
@@ -131,6 +137,10 @@ type Plan struct {
 	// needs could not be made. The container keeps its journal state (and
 	// any unfinished intent) for the next start to decide.
 	Uncertain string
+	// Fallback is carried out instead when an action before the record
+	// fails (an update's limits that the cgroup refuses are rolled back);
+	// nil: the intent stays for the next start.
+	Fallback *Plan
 }
 
 // Decide is recovery's decision table: the journal's view of a container
@@ -162,13 +172,62 @@ func Decide(c sm.Container, world World) Plan {
 			return decideRemove(c)
 		}
 	}
-	if w.alive {
-		return decideLive(c, w)
+	var plan Plan
+	switch {
+	case w.alive:
+		plan = decideLive(c, w)
+	case w.Process != nil && (c.State.HasProcess() || startPending(c)):
+		plan = decideExited(c, w)
+	default:
+		plan = decideIdle(c, w)
 	}
-	if w.Process != nil && (c.State.HasProcess() || startPending(c)) {
-		return decideExited(c, w)
+	if c.Pending != nil && c.Pending.Event == sm.EventUpdate {
+		return DecideUpdate(c, plan, w.alive)
 	}
-	return decideIdle(c, w)
+	return plan
+}
+
+// DecideUpdate finishes an update cut off by a crash, on top of the plan
+// for what the world shows (the process may have exited meanwhile). It is
+// pure.
+//
+//	process   decision
+//	alive     write the intent's limits again (idempotent), roll forward;
+//	          if the cgroup refuses them, write the old ones back and roll back
+//	gone      roll forward: the limits apply at the next start
+//	(any)     a plan that decides nothing stays undecided
+func DecideUpdate(c sm.Container, plan Plan, alive bool) Plan {
+	if plan.Uncertain != "" || plan.Record == nil || c.Pending.Args == nil || c.Pending.Args.Resources == nil {
+		return plan
+	}
+	back := plan
+	backRec := *plan.Record
+	backRec.Error = strings.Replace(backRec.Error, "rolled forward", "rolled back", 1)
+	if backRec.Result != nil {
+		r := *backRec.Result
+		r.Resources = nil
+		backRec.Result = &r
+	}
+	back.Record = &backRec
+
+	fwd := plan
+	rec := *plan.Record
+	res := sm.Result{}
+	if rec.Result != nil {
+		res = *rec.Result
+	}
+	limits := c.Pending.Args.Resources.Clone()
+	res.Resources = &limits
+	rec.Result = &res
+	fwd.Record = &rec
+	if !alive {
+		return fwd
+	}
+	fwd.Actions = append([]Action{ActionApplyLimits}, plan.Actions...)
+	back.Actions = append([]Action{ActionRestoreLimits}, plan.Actions...)
+	back.Record.Error += "; the cgroup refused the new limits, the old ones were written back"
+	fwd.Fallback = &back
+	return fwd
 }
 
 // facts is World with the process identities checked.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-run/cairn/resources"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
 
@@ -148,6 +149,10 @@ func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.C
 			}
 		}
 	}
+	if len(failures) > 0 && plan.Fallback != nil {
+		r.Log.Warn("recovery falls back", "container", c.ID, "error", errors.Join(failures...))
+		return r.carryOut(ctx, c, *plan.Fallback)
+	}
 	if len(failures) > 0 {
 		// Recording a create or remove that did not happen would be a lie;
 		// the intent stays for the next start to finish.
@@ -186,6 +191,12 @@ func (r *Runner) carryOut(ctx context.Context, c sm.Container, plan Plan) (*sm.C
 	return nil, nil
 }
 
+// Limiter is implemented by a Runtime that can change a live container's
+// limits (for unfinished updates).
+type Limiter interface {
+	UpdateLimits(id string, p sm.Process, r resources.Resources) error
+}
+
 func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) error {
 	var p sm.Process
 	if plan.Process != nil {
@@ -204,6 +215,19 @@ func (r *Runner) act(ctx context.Context, c sm.Container, plan Plan, a Action) e
 		return r.Layers.RemoveMount(c.MountID)
 	case ActionRemoveRuntime:
 		return r.Runtime.Remove(c.ID)
+	case ActionApplyLimits, ActionRestoreLimits:
+		lim, ok := r.Runtime.(Limiter)
+		if !ok {
+			return errors.New("the runtime cannot change limits")
+		}
+		limits := resources.Resources{}
+		if c.Config != nil {
+			limits = c.Config.Resources
+		}
+		if a == ActionApplyLimits {
+			limits = *c.Pending.Args.Resources
+		}
+		return lim.UpdateLimits(c.ID, p, limits)
 	}
 	return fmt.Errorf("unknown action %q", a)
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 echo "== build"
-go build -o bin/ ./cmd/cairnd ./cmd/cairn
+go build -tags seccomp -o bin/ ./cmd/cairnd ./cmd/cairn
 work=${CAIRN_DEMO_DIR:-/tmp/cairn-demo}
 rm -rf "$work" && mkdir -p "$work"
 export CAIRN_SOCKET="$work/cairn.sock"

@@ -10,7 +10,9 @@
 # containernetworking-plugins 1.1.1 predates CNI GC), with iptables for them.
 # Does nothing that is already done.
 set -euo pipefail
-packages=(busybox-static iptables)
+# libseccomp-dev: cairn is built with -tags seccomp (runc's seccomp support
+# links libseccomp), so every build needs it.
+packages=(busybox-static iptables libseccomp-dev)
 if [ "${1:-}" = "--dev" ]; then
   packages+=(umoci skopeo prometheus)
   # Pull and push tests: Debian's docker-registry (distribution), started by

@@ -4,7 +4,9 @@
 // runs the transition protocol: check the rule, record the intent durably,
 // perform the side effects, record the outcome. Images have the same
 // protocol with their own events, rules, steps and driver (image.go), and
-// a create merges the image's config with its overrides (imageconfig.go).
+// a create merges the image's config with its overrides (imageconfig.go)
+// and resolves its limits (package resources); an update changes them
+// (update.go).
 //
 // It never touches the machine or the disk itself: the journal, the executor
 // and the layer store are reached through the small interfaces declared in

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/resources"
 )
 
 // ImageInfo is what a create learns of its image.
@@ -49,10 +51,17 @@ type ContainerConfig struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	// Network is what the create asked of the network (nil: none).
 	Network *NetworkSettings `json:"network,omitempty"`
+	// Resources are the container's limits with the daemon's defaults
+	// applied at create (resources.Resolve); an update changes them.
+	Resources resources.Resources `json:"resources,omitzero"`
+	// Security are its security options, normalised.
+	Security resources.Security `json:"security,omitzero"`
 }
 
 // Clone returns a deep copy.
 func (c ContainerConfig) Clone() ContainerConfig {
+	c.Resources = c.Resources.Clone()
+	c.Security = c.Security.Clone()
 	c.ExposedPorts = slices.Clone(c.ExposedPorts)
 	c.Volumes = slices.Clone(c.Volumes)
 	c.Labels = maps.Clone(c.Labels)
@@ -143,5 +152,6 @@ func mergeEnv(image, overrides []string) []string {
 }
 
 func (c ContainerConfig) isZero() bool {
-	return c.WorkingDir == "" && c.User == "" && c.StopSignal == "" && len(c.ExposedPorts) == 0 && len(c.Volumes) == 0 && len(c.Labels) == 0 && c.Network == nil
+	return c.WorkingDir == "" && c.User == "" && c.StopSignal == "" && len(c.ExposedPorts) == 0 && len(c.Volumes) == 0 && len(c.Labels) == 0 &&
+		c.Network == nil && reflect.ValueOf(c.Resources).IsZero() && c.Security.IsZero()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/resources"
 )
 
 // DefaultStopTimeout is the grace period between SIGTERM and SIGKILL.
@@ -38,6 +39,10 @@ type CreateRequest struct {
 	TTY, OpenStdin, StdinOnce bool
 	LogMaxSize                int64
 	LogMaxFiles               int
+	// Resources are the limits asked for; a zero PidsLimit takes the
+	// daemon's default (Deps.Defaults).
+	Resources resources.Resources
+	Security  resources.Security
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -80,6 +85,9 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	}
 	req.Command, req.Env = command, env
 	if err := ValidateCreate(req); err != nil {
+		return Container{}, err
+	}
+	if cfg.Resources, cfg.Security, err = m.limitsOf(req); err != nil {
 		return Container{}, err
 	}
 	m.warm() // a create is usually followed by a start
@@ -226,4 +234,24 @@ func derefArgs(p *[]string) []string {
 		return nil
 	}
 	return *p
+}
+
+// limitsOf validates a create's limits and security options and returns
+// them as the create record keeps them: the daemon's defaults applied,
+// capabilities normalised.
+func (m *Machine) limitsOf(req CreateRequest) (resources.Resources, resources.Security, error) {
+	if err := req.Resources.Validate(); err != nil {
+		return resources.Resources{}, resources.Security{}, err
+	}
+	sec, err := req.Security.Normalize()
+	if err != nil {
+		return resources.Resources{}, resources.Security{}, err
+	}
+	if m.d.CheckSecurity != nil {
+		if err := m.d.CheckSecurity(sec); err != nil {
+			return resources.Resources{}, resources.Security{}, err
+		}
+	}
+	res, err := resources.Resolve(req.Resources, m.d.Defaults)
+	return res, sec, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-run/cairn/internal/errdefs"
+	"github.com/cairn-run/cairn/resources"
 )
 
 // Deps are the adapters the driver works through.
@@ -29,6 +30,11 @@ type Deps struct {
 	// without them an exec is refused.
 	Execs     ExecRunner
 	ExecViews ExecViews
+	// Defaults are the daemon-wide limits a create resolves.
+	Defaults resources.Defaults
+	// CheckSecurity, if set, refuses security options the runtime cannot
+	// apply (a seccomp profile it cannot parse); called at create.
+	CheckSecurity func(resources.Security) error
 }
 
 // Machine drives container transitions. Transitions of one container are

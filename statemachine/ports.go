@@ -4,6 +4,8 @@ import (
 	"context"
 	"syscall"
 	"time"
+
+	"github.com/cairn-run/cairn/resources"
 )
 
 // The driver reaches the world only through these interfaces; the daemon
@@ -37,6 +39,10 @@ type RunSpec struct {
 	TTY, OpenStdin, StdinOnce, AwaitAttach bool
 	LogMaxSize                             int64
 	LogMaxFiles                            int
+	// Resources and Security are the container's limits and security
+	// options as journaled.
+	Resources resources.Resources
+	Security  resources.Security
 }
 
 // Runner starts a container's process under its shim, waits for it and

@@ -3,6 +3,8 @@ package statemachine
 import (
 	"slices"
 	"time"
+
+	"github.com/cairn-run/cairn/resources"
 )
 
 // Kind says what a journal record proves.
@@ -141,6 +143,9 @@ type Args struct {
 	// An exec session's user (as given) and working directory.
 	User    string `json:"user,omitempty"`
 	Workdir string `json:"workdir,omitempty"`
+	// Resources are the limits an update sets (all of them, not only the
+	// changed ones).
+	Resources *resources.Resources `json:"resources,omitempty"`
 }
 
 // clone is a deep copy of the arguments.
@@ -166,6 +171,10 @@ func (a Args) clone() Args {
 		n := *a.Network
 		a.Network = &n
 	}
+	if a.Resources != nil {
+		r := a.Resources.Clone()
+		a.Resources = &r
+	}
 	return a
 }
 
@@ -177,6 +186,9 @@ type Result struct {
 	Exit *Exit `json:"exit,omitempty"`
 	// NetAttach is what an attach's CNI ADD gave.
 	NetAttach *NetAttachResult `json:"netattach,omitempty"`
+	// Resources are the container's limits from now on: an update's,
+	// rolled forward.
+	Resources *resources.Resources `json:"resources,omitempty"`
 }
 
 // Process identifies a container's running process and its shim. PID and
@@ -196,7 +208,14 @@ type Exit struct {
 	Code       *int      `json:"code,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
 	FinishedAt time.Time `json:"finished_at"`
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// container during the run; Reason is then ReasonOOMKilled.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
+
+// ReasonOOMKilled is the exit reason of a run the OOM killer ended, as
+// Docker names it.
+const ReasonOOMKilled = "OOMKilled"
 
 // ExitCode returns an Exit with a known code.
 func ExitCode(code int, finishedAt time.Time) *Exit {

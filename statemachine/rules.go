@@ -22,6 +22,10 @@ var lifecycle = fsm.Events{
 	{Name: string(EventRemove), Src: []string{string(StateCreated), string(StateStopped)}, Dst: string(StateRemoved)},
 	{Name: string(EventForceRemove), Src: []string{string(StateCreated), string(StateStopped), string(StateRunning), string(StatePaused)}, Dst: string(StateRemoved)},
 	{Name: string(EventKill), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
+	{Name: string(EventUpdate), Src: []string{string(StateCreated)}, Dst: string(StateCreated)},
+	{Name: string(EventUpdate), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
+	{Name: string(EventUpdate), Src: []string{string(StatePaused)}, Dst: string(StatePaused)},
+	{Name: string(EventUpdate), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
 }
 
 // Target returns the state event leads to from state from, or an error

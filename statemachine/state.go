@@ -31,6 +31,10 @@ const (
 	// EventKill delivers a signal and leaves the state as it is; the exit it
 	// may cause arrives as EventExit.
 	EventKill Event = "kill"
+	// EventUpdate changes a container's limits and leaves the state as it
+	// is: written to the cgroup of a live container, kept for the next
+	// start of one that is not.
+	EventUpdate Event = "update"
 )
 
 // HasProcess reports whether a container in state s has a live process.

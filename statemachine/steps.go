@@ -39,6 +39,7 @@ var (
 	stepThaw    step // unpause
 	stepDeliver step // kill
 	stepFiles   step // remove
+	stepLimits  step // update of a live container
 )
 
 func init() {
@@ -53,6 +54,7 @@ func init() {
 	stepThaw = step{name: "thaw", do: (*Machine).thaw, undo: (*Machine).freeze}
 	stepDeliver = step{name: "signal", do: (*Machine).deliverSignal}
 	stepFiles = step{name: "files", do: (*Machine).removeFiles}
+	stepLimits = step{name: "cgroup", do: (*Machine).writeLimits}
 }
 
 // stepsOf is the ordered list of side effects of event on a container in
@@ -85,6 +87,11 @@ func stepsOf(event Event, from State) []step {
 		return []step{stepFiles}
 	case EventExit:
 		return []step{stepRelease}
+	case EventUpdate:
+		if from.HasProcess() {
+			return []step{stepLimits}
+		}
+		return nil
 	}
 	return nil
 }
@@ -138,7 +145,10 @@ func newWork(ctx context.Context, c Container, event Event, args *Args, p *preem
 
 // result is what the steps produced, or nil when nothing.
 func (w *work) result() *Result {
-	if w.res.Process == nil && w.res.Exit == nil {
+	if w.event == EventUpdate {
+		w.res.Resources = w.args.Resources // rolled forward, live or not
+	}
+	if w.res.Process == nil && w.res.Exit == nil && w.res.Resources == nil {
 		return nil
 	}
 	r := w.res
@@ -217,6 +227,7 @@ func (m *Machine) execProcess(w *work) error {
 		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles}
 	if c.Config != nil {
 		spec.Cwd, spec.User = c.Config.WorkingDir, c.Config.User
+		spec.Resources, spec.Security = c.Config.Resources.Clone(), c.Config.Security.Clone()
 	}
 	p, err := m.d.Runner.Start(w.ctx, spec)
 	if err != nil {

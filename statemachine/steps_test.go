@@ -26,6 +26,7 @@ func TestStepsOf_EveryLegalTransition(t *testing.T) {
 		EventRemove:      {StateCreated: "files", StateStopped: "files"},
 		EventForceRemove: {StateCreated: "files", StateStopped: "files", StateRunning: "kill,release,files", StatePaused: "kill,release,files"},
 		EventExit:        {StateRunning: "release", StatePaused: "release"},
+		EventUpdate:      {StateRunning: "cgroup", StatePaused: "cgroup", StateCreated: "", StateStopped: ""},
 	}
 	for _, ev := range events {
 		for _, from := range states {

@@ -19,6 +19,7 @@ type createFlags struct {
 	workdir    string
 	user       string
 	net        netFlags
+	limits     limitFlags
 	cmd        *cobra.Command
 	stdio      stdioFlags
 }
@@ -32,6 +33,7 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, uid:gid or name:group, looked up in the image")
 	f.net.register(cmd)
 	f.stdio.register(cmd)
+	f.limits.register(cmd)
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
@@ -41,6 +43,7 @@ func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
 		WorkingDir: f.workdir, User: f.user}
 	f.net.apply(req)
 	f.stdio.apply(req)
+	f.limits.apply(req)
 	if f.cmd != nil && f.cmd.Flags().Changed("entrypoint") {
 		req.OverrideEntrypoint = true
 		if f.entrypoint != "" {

@@ -128,6 +128,7 @@ func newRoot(c *clients) *cobra.Command {
 		infoCmd(c), systemCmd(c),
 		networkCmd(c), portCmd(c),
 		attachCmd(c), execCmd(c), topCmd(c),
+		updateCmd(c), statsCmd(c),
 	)
 	root.AddCommand(pullCmd(c), pushCmd(c), loginCmd(), logoutCmd(), commitCmd(c), exportCmd(c))
 	addCompletions(root, c)

@@ -160,6 +160,9 @@ func status(c *cairnv1.Container) string {
 		if c.ExitCode != nil {
 			code = fmt.Sprint(*c.ExitCode)
 		}
+		if c.OomKilled {
+			code += ", OOMKilled"
+		}
 		return fmt.Sprintf("Exited (%s) %s", code, ago(c.FinishedAt))
 	default:
 		return "Created"

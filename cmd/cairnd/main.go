@@ -91,6 +91,7 @@ With --live-restore (the default) containers keep running when cairnd stops;
 	f.StringVar(&maxImport, "max-import-bytes", "8GiB", "largest uncompressed image tar one import may unpack (e.g. 512MiB, 8GiB, or bytes)")
 	f.StringVar(&containerLogMax, "log-max-size", "10MiB", "default size at which a container's log rotates (a create's --log-max-size wins)")
 	f.IntVar(&cfg.LogMaxFiles, "log-max-files", 5, "default number of a container's log files kept, the current one included")
+	f.Int64Var(&cfg.DefaultPidsLimit, "default-pids-limit", 4096, "pids limit of a container that asks for none (-1: unlimited)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cairnd:", err)
 		os.Exit(1)

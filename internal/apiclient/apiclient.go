@@ -19,6 +19,7 @@ type Clients struct {
 	Journal    cairnv1connect.JournalServiceClient
 	System     cairnv1connect.SystemServiceClient
 	Networks   cairnv1connect.NetworkServiceClient
+	Resources  cairnv1connect.ResourceServiceClient
 	HTTP       *http.Client
 }
 
@@ -52,6 +53,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
+		Resources:  cairnv1connect.NewResourceServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,
 	}
 }

@@ -39,7 +39,13 @@ type runtime struct {
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
 	es := executor.Spec{ID: spec.ID, Rootfs: spec.Rootfs, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname, Cwd: spec.Cwd,
 		Terminal: spec.TTY, OpenStdin: spec.OpenStdin, StdinOnce: spec.StdinOnce, AwaitAttach: spec.AwaitAttach,
-		LogMaxSize: cmp.Or(spec.LogMaxSize, r.logMaxSize), LogMaxFiles: cmp.Or(spec.LogMaxFiles, r.logMaxFiles)}
+		LogMaxSize: cmp.Or(spec.LogMaxSize, r.logMaxSize), LogMaxFiles: cmp.Or(spec.LogMaxFiles, r.logMaxFiles),
+		Resources: spec.Resources}
+	sec, err := securitySpec(spec.Security)
+	if err != nil {
+		return sm.Process{}, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	es.Security = sec
 	if spec.User != "" {
 		// Resolved at each start, in the container's own /etc/passwd and
 		// /etc/group, as Docker does.
@@ -74,9 +80,12 @@ func (r runtime) Wait(ctx context.Context, id string, p sm.Process) (sm.Exit, er
 
 // exitOf is the journal's form of an exit the executor observed.
 func exitOf(e executor.Exit) sm.Exit {
-	exit := sm.Exit{Code: e.Code, Reason: e.Reason, FinishedAt: e.FinishedAt}
+	exit := sm.Exit{Code: e.Code, Reason: e.Reason, FinishedAt: e.FinishedAt, OOMKilled: e.OOMKilled}
 	if exit.Reason == "" && e.Signal != "" {
 		exit.Reason = "killed by " + e.Signal
+	}
+	if e.OOMKilled && e.Code != nil {
+		exit.Reason = sm.ReasonOOMKilled
 	}
 	return exit
 }

@@ -40,7 +40,8 @@ var crashOutcome = map[string]cairnv1.ContainerState{
 	"remove.after-intent": gone, "remove.after-files": gone, "remove.before-done": gone, "remove.after-done": gone,
 	"force-remove.after-intent": gone, "force-remove.after-kill": gone, "force-remove.after-release": gone, "force-remove.after-files": gone, "force-remove.before-done": gone, "force-remove.after-done": gone,
 	"exit.after-intent": stopped, "exit.after-release": stopped, "exit.before-done": stopped, "exit.after-done": stopped,
-	"journal.mid-commit": gone,
+	"journal.mid-commit":  gone,
+	"update.after-intent": running, "update.after-cgroup": running, "update.before-done": running, "update.after-done": running,
 }
 
 func sm2p(s sm.State) cairnv1.ContainerState {
@@ -68,6 +69,7 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		"create": nil, "start": {"start"}, "stop": {"start", "stop"}, "pause": {"start", "pause"},
 		"unpause": {"start", "pause", "unpause"}, "restart": {"start", "restart"}, "kill": {"start", "kill"},
 		"remove": {"remove"}, "force-remove": {"start", "force-remove"}, "exit": {"start", "wait"}, "journal": nil,
+		"update": {"start", "update"},
 	}
 	for _, step := range steps[event] {
 		switch step {
@@ -90,6 +92,9 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 			_, err = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: step == "force-remove"}))
 		case "wait":
 			_, err = e.Containers.Wait(ctx, connect.NewRequest(&cairnv1.WaitRequest{Id: id}))
+		case "update":
+			pids := int64(77)
+			_, err = e.Resources.Update(ctx, connect.NewRequest(&cairnv1.UpdateRequest{Id: id, PidsLimit: &pids}))
 		}
 		if err != nil {
 			return id, fmt.Errorf("%s: %w", step, err)

@@ -68,7 +68,10 @@ type Config struct {
 	// when its create sets none; zero: the executor's defaults.
 	LogMaxSize  int64
 	LogMaxFiles int
-	Logger      *slog.Logger
+	// DefaultPidsLimit is the pids limit of a container that asks for
+	// none; 0 is resources.DefaultPidsLimit, -1 none.
+	DefaultPidsLimit int64
+	Logger           *slog.Logger
 }
 
 // Daemon is a running cairnd.
@@ -226,6 +229,7 @@ func (d *Daemon) open() error {
 		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
 		Execs: execRuntime{d.exec}, ExecViews: d.journal,
+		Defaults: d.resourceDefaults(), CheckSecurity: checkSecurity,
 	})
 	return nil
 }
@@ -279,6 +283,7 @@ func (d *Daemon) listen() error {
 		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode}),
 		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
+		Resources:  &api.ResourceServer{View: d.journal, Reader: runtime{exec: d.exec}, Machine: d.machine, Mounts: layers{store: d.layers}},
 		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},
 		Health:     d.health,
 		Gate:       &d.gate,

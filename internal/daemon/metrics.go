@@ -64,6 +64,7 @@ func (d *Daemon) metricSources() metrics.Sources {
 			hits, misses, _ := d.exec.StandbyStats()
 			return hits, misses
 		},
+		Usage: d.containerUsage,
 	}
 }
 

@@ -110,7 +110,7 @@ func Binaries(t testing.TB) (cairnd, cairn string) {
 			built.err = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", dir+"/", "./cmd/cairnd", "./cmd/cairn")
+		cmd := exec.Command("go", "build", "-tags", "crashpoints,seccomp", "-o", dir+"/", "./cmd/cairnd", "./cmd/cairn")
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			built.err = &buildError{step: cmd.Args, out: string(out), err: err}

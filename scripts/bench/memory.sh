@@ -109,7 +109,7 @@ go build -o "$tmp/bin/footprint" ./scripts/bench/footprint
 go run ./scripts/mkbusybox "$tmp/busybox.tar"
 if [ -z "$bindir" ]; then
   log "building this tree's cairnd and cairn"
-  go build -o "$tmp/bin/" ./cmd/cairnd ./cmd/cairn
+  go build -tags seccomp -o "$tmp/bin/" ./cmd/cairnd ./cmd/cairn
   bindir="$tmp/bin"
 fi
 cairnd="$bindir/cairnd"

@@ -532,7 +532,9 @@ type Container struct {
 	LogMaxSize  int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
 	LogMaxFiles int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	// Exec sessions of the container the journal knows, oldest first.
-	ExecIds       []string `protobuf:"bytes,105,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
+	ExecIds []string `protobuf:"bytes,105,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
+	// The last run was ended by the kernel's OOM killer.
+	OomKilled     bool `protobuf:"varint,250,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +772,13 @@ func (x *Container) GetExecIds() []string {
 	return nil
 }
 
+func (x *Container) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -785,12 +794,15 @@ type ContainerConfig struct {
 	Volumes      []string          `protobuf:"bytes,5,rep,name=volumes,proto3" json:"volumes,omitempty"`
 	Labels       map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Networking (issue 10): what the create asked of the network.
-	NetworkMode   string         `protobuf:"bytes,150,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
-	Ports         []*PortMapping `protobuf:"bytes,151,rep,name=ports,proto3" json:"ports,omitempty"`
-	PublishAll    bool           `protobuf:"varint,152,opt,name=publish_all,json=publishAll,proto3" json:"publish_all,omitempty"`
-	Dns           []string       `protobuf:"bytes,153,rep,name=dns,proto3" json:"dns,omitempty"`
-	DnsSearch     []string       `protobuf:"bytes,154,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
-	ExtraHosts    []string       `protobuf:"bytes,155,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
+	NetworkMode string         `protobuf:"bytes,150,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	Ports       []*PortMapping `protobuf:"bytes,151,rep,name=ports,proto3" json:"ports,omitempty"`
+	PublishAll  bool           `protobuf:"varint,152,opt,name=publish_all,json=publishAll,proto3" json:"publish_all,omitempty"`
+	Dns         []string       `protobuf:"bytes,153,rep,name=dns,proto3" json:"dns,omitempty"`
+	DnsSearch   []string       `protobuf:"bytes,154,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
+	ExtraHosts  []string       `protobuf:"bytes,155,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
+	// Limits as in effect (the daemon's defaults applied at create).
+	Resources     *Resources       `protobuf:"bytes,250,opt,name=resources,proto3" json:"resources,omitempty"`
+	Security      *SecurityOptions `protobuf:"bytes,251,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -909,6 +921,20 @@ func (x *ContainerConfig) GetExtraHosts() []string {
 	return nil
 }
 
+func (x *ContainerConfig) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetSecurity() *SecurityOptions {
+	if x != nil {
+		return x.Security
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional; must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}.
@@ -951,8 +977,10 @@ type CreateRequest struct {
 	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
 	// Log rotation: the largest file in bytes (0: the daemon's default;
 	// negative: never rotate) and the number of files kept (0: the default).
-	LogMaxSize    int64 `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
-	LogMaxFiles   int32 `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	LogMaxSize    int64            `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   int32            `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	Resources     *Resources       `protobuf:"bytes,250,opt,name=resources,proto3" json:"resources,omitempty"`
+	Security      *SecurityOptions `protobuf:"bytes,251,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1132,6 +1160,20 @@ func (x *CreateRequest) GetLogMaxFiles() int32 {
 		return x.LogMaxFiles
 	}
 	return 0
+}
+
+func (x *CreateRequest) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetSecurity() *SecurityOptions {
+	if x != nil {
+		return x.Security
+	}
+	return nil
 }
 
 type CreateResponse struct {
@@ -6601,7 +6643,7 @@ var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16cairn/v1/network.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16cairn/v1/network.proto\x1a\x18cairn/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
 	"\tErrorInfo\x12-\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
@@ -6610,7 +6652,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xff\a\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x9f\b\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -6649,9 +6691,11 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\flog_max_size\x18g \x01(\x03R\n" +
 	"logMaxSize\x12\"\n" +
 	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x12\x19\n" +
-	"\bexec_ids\x18i \x03(\tR\aexecIdsB\f\n" +
+	"\bexec_ids\x18i \x03(\tR\aexecIds\x12\x1e\n" +
 	"\n" +
-	"_exit_code\"\xe9\x03\n" +
+	"oom_killed\x18\xfa\x01 \x01(\bR\toomKilledB\f\n" +
+	"\n" +
+	"_exit_code\"\xd5\x04\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
 	"\vworking_dir\x18\x01 \x01(\tR\n" +
 	"workingDir\x12\x12\n" +
@@ -6669,10 +6713,12 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
 	"dns_search\x18\x9a\x01 \x03(\tR\tdnsSearch\x12 \n" +
 	"\vextra_hosts\x18\x9b\x01 \x03(\tR\n" +
-	"extraHosts\x1a9\n" +
+	"extraHosts\x122\n" +
+	"\tresources\x18\xfa\x01 \x01(\v2\x13.cairn.v1.ResourcesR\tresources\x126\n" +
+	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x05\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -6703,7 +6749,9 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"stdin_once\x18f \x01(\bR\tstdinOnce\x12 \n" +
 	"\flog_max_size\x18g \x01(\x03R\n" +
 	"logMaxSize\x12\"\n" +
-	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\"C\n" +
+	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x122\n" +
+	"\tresources\x18\xfa\x01 \x01(\v2\x13.cairn.v1.ResourcesR\tresources\x126\n" +
+	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -7317,7 +7365,9 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),      // 103: google.protobuf.Timestamp
 	(*NetworkAttachment)(nil),          // 104: cairn.v1.NetworkAttachment
 	(*PortMapping)(nil),                // 105: cairn.v1.PortMapping
-	(*durationpb.Duration)(nil),        // 106: google.protobuf.Duration
+	(*Resources)(nil),                  // 106: cairn.v1.Resources
+	(*SecurityOptions)(nil),            // 107: cairn.v1.SecurityOptions
+	(*durationpb.Duration)(nil),        // 108: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,   // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
@@ -7330,160 +7380,164 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	104, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
 	99,  // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
 	105, // 9: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
-	8,   // 10: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	8,   // 11: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	8,   // 12: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	8,   // 13: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	8,   // 14: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	8,   // 15: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	8,   // 16: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	8,   // 17: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	8,   // 18: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	2,   // 19: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
-	1,   // 20: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	103, // 21: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 22: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
-	3,   // 23: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
-	103, // 24: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	31,  // 25: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	33,  // 26: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
-	10,  // 27: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	8,   // 28: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	31,  // 29: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	33,  // 30: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
-	39,  // 31: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
-	37,  // 32: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
-	10,  // 33: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
-	37,  // 34: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
-	8,   // 35: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
-	31,  // 36: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
-	4,   // 37: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
-	103, // 38: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
-	103, // 39: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
-	103, // 40: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
-	43,  // 41: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
-	37,  // 42: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
-	37,  // 43: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
-	41,  // 44: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
-	41,  // 45: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
-	37,  // 46: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
-	41,  // 47: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
-	50,  // 48: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
-	103, // 49: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	53,  // 50: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	100, // 51: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	103, // 52: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	103, // 53: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
-	56,  // 54: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	52,  // 55: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	56,  // 56: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
-	52,  // 57: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
-	52,  // 58: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	52,  // 59: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
-	54,  // 60: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
-	52,  // 61: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	56,  // 62: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
-	72,  // 63: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
-	74,  // 64: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
-	52,  // 65: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
-	72,  // 66: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
-	74,  // 67: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
-	52,  // 68: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
-	56,  // 69: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
-	5,   // 70: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	103, // 71: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	103, // 72: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 73: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	84,  // 74: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	82,  // 75: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	82,  // 76: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	88,  // 77: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	88,  // 78: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	101, // 79: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	103, // 80: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	93,  // 81: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	106, // 82: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	102, // 83: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	96,  // 84: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	96,  // 85: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	97,  // 86: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	98,  // 87: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,   // 88: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	10,  // 89: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	12,  // 90: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	14,  // 91: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	16,  // 92: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	18,  // 93: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	20,  // 94: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	22,  // 95: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	24,  // 96: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	26,  // 97: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	28,  // 98: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	30,  // 99: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	32,  // 100: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	35,  // 101: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	38,  // 102: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
-	42,  // 103: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
-	45,  // 104: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
-	47,  // 105: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
-	49,  // 106: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
-	55,  // 107: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	58,  // 108: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	60,  // 109: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	62,  // 110: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	64,  // 111: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	66,  // 112: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	68,  // 113: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	70,  // 114: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
-	73,  // 115: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
-	76,  // 116: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
-	78,  // 117: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
-	80,  // 118: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
-	86,  // 119: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	83,  // 120: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	89,  // 121: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	91,  // 122: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	94,  // 123: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	11,  // 124: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	13,  // 125: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	15,  // 126: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	17,  // 127: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	19,  // 128: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	21,  // 129: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	23,  // 130: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	25,  // 131: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	27,  // 132: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	29,  // 133: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	31,  // 134: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	34,  // 135: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	36,  // 136: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	40,  // 137: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
-	44,  // 138: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
-	46,  // 139: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
-	48,  // 140: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
-	51,  // 141: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
-	57,  // 142: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	59,  // 143: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	61,  // 144: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	63,  // 145: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	65,  // 146: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	67,  // 147: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	69,  // 148: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	71,  // 149: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
-	75,  // 150: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
-	77,  // 151: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
-	79,  // 152: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
-	81,  // 153: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
-	87,  // 154: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	85,  // 155: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	90,  // 156: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	92,  // 157: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	95,  // 158: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	124, // [124:159] is the sub-list for method output_type
-	89,  // [89:124] is the sub-list for method input_type
-	89,  // [89:89] is the sub-list for extension type_name
-	89,  // [89:89] is the sub-list for extension extendee
-	0,   // [0:89] is the sub-list for field type_name
+	106, // 10: cairn.v1.ContainerConfig.resources:type_name -> cairn.v1.Resources
+	107, // 11: cairn.v1.ContainerConfig.security:type_name -> cairn.v1.SecurityOptions
+	106, // 12: cairn.v1.CreateRequest.resources:type_name -> cairn.v1.Resources
+	107, // 13: cairn.v1.CreateRequest.security:type_name -> cairn.v1.SecurityOptions
+	8,   // 14: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	8,   // 15: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	8,   // 16: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	8,   // 17: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	8,   // 18: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 19: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 20: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	8,   // 21: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	8,   // 22: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	2,   // 23: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
+	1,   // 24: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	103, // 25: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 26: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	3,   // 27: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
+	103, // 28: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	31,  // 29: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 30: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
+	10,  // 31: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	8,   // 32: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	31,  // 33: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 34: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
+	39,  // 35: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
+	37,  // 36: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
+	10,  // 37: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
+	37,  // 38: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
+	8,   // 39: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
+	31,  // 40: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
+	4,   // 41: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
+	103, // 42: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	103, // 43: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	103, // 44: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	43,  // 45: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
+	37,  // 46: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
+	37,  // 47: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
+	41,  // 48: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
+	41,  // 49: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
+	37,  // 50: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
+	41,  // 51: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
+	50,  // 52: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
+	103, // 53: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	53,  // 54: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	100, // 55: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	103, // 56: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	103, // 57: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	56,  // 58: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 59: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	56,  // 60: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 61: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	52,  // 62: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	52,  // 63: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	54,  // 64: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	52,  // 65: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	56,  // 66: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	72,  // 67: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 68: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 69: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	72,  // 70: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 71: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 72: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	56,  // 73: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	5,   // 74: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	103, // 75: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	103, // 76: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 77: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	84,  // 78: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	82,  // 79: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	82,  // 80: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	88,  // 81: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	88,  // 82: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	101, // 83: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	103, // 84: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	93,  // 85: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	108, // 86: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	102, // 87: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	96,  // 88: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	96,  // 89: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	97,  // 90: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	98,  // 91: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,   // 92: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	10,  // 93: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	12,  // 94: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	14,  // 95: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	16,  // 96: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	18,  // 97: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	20,  // 98: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	22,  // 99: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	24,  // 100: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	26,  // 101: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	28,  // 102: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	30,  // 103: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	32,  // 104: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	35,  // 105: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	38,  // 106: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	42,  // 107: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	45,  // 108: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	47,  // 109: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	49,  // 110: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	55,  // 111: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	58,  // 112: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	60,  // 113: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	62,  // 114: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	64,  // 115: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	66,  // 116: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	68,  // 117: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	70,  // 118: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	73,  // 119: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	76,  // 120: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	78,  // 121: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	80,  // 122: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	86,  // 123: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	83,  // 124: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	89,  // 125: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	91,  // 126: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	94,  // 127: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	11,  // 128: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	13,  // 129: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	15,  // 130: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	17,  // 131: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	19,  // 132: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	21,  // 133: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	23,  // 134: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	25,  // 135: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	27,  // 136: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	29,  // 137: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	31,  // 138: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	34,  // 139: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	36,  // 140: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	40,  // 141: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	44,  // 142: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	46,  // 143: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	48,  // 144: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	51,  // 145: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	57,  // 146: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	59,  // 147: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	61,  // 148: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	63,  // 149: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	65,  // 150: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	67,  // 151: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	69,  // 152: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	71,  // 153: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	75,  // 154: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	77,  // 155: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	79,  // 156: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	81,  // 157: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	87,  // 158: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	85,  // 159: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	90,  // 160: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	92,  // 161: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	95,  // 162: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	128, // [128:163] is the sub-list for method output_type
+	93,  // [93:128] is the sub-list for method input_type
+	93,  // [93:93] is the sub-list for extension type_name
+	93,  // [93:93] is the sub-list for extension extendee
+	0,   // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -7492,6 +7546,7 @@ func file_cairn_v1_cairn_proto_init() {
 		return
 	}
 	file_cairn_v1_network_proto_init()
+	file_cairn_v1_resources_proto_init()
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}

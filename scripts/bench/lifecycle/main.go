@@ -108,7 +108,7 @@ func run(n int, bin string, withRunc bool, slow float64) error {
 	cleanup.add(func() error { return os.RemoveAll(tmp) })
 	if bin == "" {
 		bin = filepath.Join(tmp, "bin")
-		build := exec.Command("go", "build", "-o", bin+"/", "./cmd/cairnd", "./cmd/cairn")
+		build := exec.Command("go", "build", "-tags", "seccomp", "-o", bin+"/", "./cmd/cairnd", "./cmd/cairn")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("go build: %w", err)
