@@ -148,6 +148,7 @@ type Folded struct {
 	Containers map[string]sm.Container
 	Names      map[string]string
 	Images     map[string]sm.ImageView
+	Volumes    map[string]sm.VolumeView
 }
 
 // Replay folds every record of the journal from scratch, each with the fold
@@ -155,7 +156,12 @@ type Folded struct {
 func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 	view := newBatchView(emptyJournal())
 	err := records(view.fold)
-	f := Folded{Containers: map[string]sm.Container{}, Names: map[string]string{}, Images: map[string]sm.ImageView{}}
+	f := Folded{Containers: map[string]sm.Container{}, Names: map[string]string{}, Images: map[string]sm.ImageView{}, Volumes: map[string]sm.VolumeView{}}
+	for name, v := range view.volumes {
+		if v != nil {
+			f.Volumes[name] = *v
+		}
+	}
 	for id, c := range view.containers {
 		if c != nil {
 			f.Containers[id] = *c
@@ -176,7 +182,7 @@ func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 
 // emptyJournal is what a fold from scratch starts from.
 func emptyJournal() *Journal {
-	return &Journal{containers: map[string]*sm.Container{}, names: map[string]string{}, images: map[string]*sm.ImageView{}}
+	return &Journal{containers: map[string]*sm.Container{}, names: map[string]string{}, images: map[string]*sm.ImageView{}, volumes: map[string]*sm.VolumeView{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -255,6 +261,23 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 			problems = append(problems, fmt.Errorf("image %s is in the journal but not in the view", id))
 		}
 	}
+	for name, v := range sv.volumes {
+		want, ok := fold.Volumes[name]
+		if !ok {
+			problems = append(problems, fmt.Errorf("volume %s is in the view but not in the journal", name))
+			continue
+		}
+		got, _ := json.Marshal(v)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			problems = append(problems, fmt.Errorf("volume %s: view %s, journal folds to %s", name, got, wantJSON))
+		}
+	}
+	for name := range fold.Volumes {
+		if _, ok := sv.volumes[name]; !ok {
+			problems = append(problems, fmt.Errorf("volume %s is in the journal but not in the view", name))
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
 	}
@@ -266,6 +289,7 @@ type Report struct {
 	Records    int
 	Containers int
 	Images     int
+	Volumes    int
 	// Schema is the file's stored schema version; an older one is migrated
 	// by the next Open (the check verified the migrated result).
 	Schema        int
@@ -340,5 +364,8 @@ func (rep *Report) fill(tx *bolt.Tx) {
 	rep.Records = journalBucket(tx).Stats().KeyN
 	rep.Containers = containersBucket(tx).Stats().KeyN
 	rep.Images = imageViewsBucket(tx).Stats().KeyN
+	if b := volumesBucket(tx); b != nil { // a file of schema 3 or older, migrated at the next start
+		rep.Volumes = b.Stats().KeyN
+	}
 	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
 }

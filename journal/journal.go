@@ -57,6 +57,7 @@ type Journal struct {
 	containers map[string]*sm.Container
 	names      map[string]string
 	images     map[string]*sm.ImageView
+	volumes    map[string]*sm.VolumeView
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
@@ -118,6 +119,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		containers: map[string]*sm.Container{},
 		names:      map[string]string{},
 		images:     map[string]*sm.ImageView{},
+		volumes:    map[string]*sm.VolumeView{},
 		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -173,7 +175,7 @@ func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
 		v, err := readViews(tx)
-		j.containers, j.names, j.images = v.containers, v.names, v.images
+		j.containers, j.names, j.images, j.volumes = v.containers, v.names, v.images, v.volumes
 		return err
 	})
 }
@@ -250,6 +252,29 @@ func (j *Journal) Images() []sm.ImageView {
 	}
 	j.mu.RUnlock()
 	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// Volume returns a copy of the view of volume name.
+func (j *Journal) Volume(name string) (sm.VolumeView, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	v, ok := j.volumes[name]
+	if !ok {
+		return sm.VolumeView{}, false
+	}
+	return v.Clone(), true
+}
+
+// Volumes returns copies of every volume view, sorted by name.
+func (j *Journal) Volumes() []sm.VolumeView {
+	j.mu.RLock()
+	out := make([]sm.VolumeView, 0, len(j.volumes))
+	for _, v := range j.volumes {
+		out = append(out, v.Clone())
+	}
+	j.mu.RUnlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
 }
 

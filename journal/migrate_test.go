@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,14 +197,16 @@ func TestOpen_NewerSchemaIsRefusedByNameAndKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return schema.Meta(tx).Put(schema.MetaSchema, []byte("4")) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return schema.Meta(tx).Put(schema.MetaSchema, []byte(strconv.Itoa(schema.Version+1)))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close()
 	before, _ := os.ReadFile(path)
 	_, err = Open(path, Options{})
-	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "4") {
-		t.Fatalf("got %v, want ErrNewerSchema naming %s and version 4", err, path)
+	if !errors.Is(err, schema.ErrNewerSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), strconv.Itoa(schema.Version+1)) {
+		t.Fatalf("got %v, want ErrNewerSchema naming %s and version %d", err, path, schema.Version+1)
 	}
 	if _, err := CheckFile(path, time.Second); !errors.Is(err, schema.ErrNewerSchema) {
 		t.Fatalf("offline check: %v", err)

@@ -22,6 +22,8 @@ type Container struct {
 	// create's overrides: working directory, user, stop signal, and what
 	// later issues need (ports, volumes, labels).
 	Config *ContainerConfig `json:"config,omitempty"`
+	// Mounts are the container's volumes, binds and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
 
 	State State `json:"state"`
 	// Pending is an intent recorded without its outcome: a transition in
@@ -53,6 +55,7 @@ type Pending struct {
 func (c Container) Clone() Container {
 	c.Command = slices.Clone(c.Command)
 	c.Env = slices.Clone(c.Env)
+	c.Mounts = slices.Clone(c.Mounts)
 	if c.Pending != nil {
 		p := *c.Pending
 		if p.Args != nil {

@@ -1,6 +1,7 @@
 package statemachine
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -125,6 +126,11 @@ type Args struct {
 	Refs []string `json:"refs,omitempty"`
 	// Layers are the layer directories a load or import installs.
 	Layers []LayerClaim `json:"layers,omitempty"`
+
+	// Mounts are a create's volumes, binds and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Volume is what a volume create records about the volume.
+	Volume *VolumeSpec `json:"volume,omitempty"`
 }
 
 // clone is a deep copy of the arguments.
@@ -133,6 +139,7 @@ func (a Args) clone() Args {
 	a.Env = slices.Clone(a.Env)
 	a.Refs = slices.Clone(a.Refs)
 	a.Layers = slices.Clone(a.Layers)
+	a.Mounts = slices.Clone(a.Mounts)
 	if a.Exit != nil {
 		e := *a.Exit
 		a.Exit = &e
@@ -140,6 +147,11 @@ func (a Args) clone() Args {
 	if a.Config != nil {
 		c := a.Config.Clone()
 		a.Config = &c
+	}
+	if a.Volume != nil {
+		v := *a.Volume
+		v.Labels = maps.Clone(v.Labels)
+		a.Volume = &v
 	}
 	return a
 }

@@ -17,6 +17,7 @@ type Clients struct {
 	Containers cairnv1connect.ContainerServiceClient
 	Images     cairnv1connect.ImageServiceClient
 	Journal    cairnv1connect.JournalServiceClient
+	Volumes    cairnv1connect.VolumeServiceClient
 	System     cairnv1connect.SystemServiceClient
 	HTTP       *http.Client
 }
@@ -44,6 +45,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 		Containers: cairnv1connect.NewContainerServiceClient(hc, BaseURL, opts...),
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
+		Volumes:    cairnv1connect.NewVolumeServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/cairn-run/cairn/metrics"
 	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
+	"github.com/cairn-run/cairn/volumes"
 )
 
 // Config is cairnd's configuration.
@@ -66,6 +67,7 @@ type Daemon struct {
 	journal *journal.Journal
 	layers  *layer.Store
 	images  *images.Service
+	volumes *volumes.Service
 	exec    *executor.Executor
 	machine *sm.Machine
 	metrics *metrics.Metrics
@@ -197,6 +199,8 @@ func (d *Daemon) open() error {
 		Store: d.layers, Journal: d.journal, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes},
 		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
 	}
+	d.volumes = &volumes.Service{Dir: filepath.Join(d.cfg.Root, "volumes"), Journal: d.journal,
+		Driver: sm.NewVolumes(sm.VolumeDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit})}
 	rt := runtime{exec: d.exec, metrics: d.metrics}
 	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
@@ -221,13 +225,14 @@ func (d *Daemon) recover() error {
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
+		Volumes: d.volumes, VolumeJournal: d.journal,
 	}
 	rep, err := runner.Run(context.Background())
 	d.metrics.Recovered(rep.Duration, rep.Actions)
 	for range rep.UnknownExits {
 		d.metrics.ExitCodeUnknown()
 	}
-	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
+	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "volumes", rep.Volumes, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
 	if err != nil {
 		d.log.Error("recovery left work for the next start", "error", err)
 	}
@@ -250,6 +255,7 @@ func (d *Daemon) listen() error {
 		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
 		Images:     &api.ImageServer{Images: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
+		Volumes:    &api.VolumeServer{Volumes: d.volumes},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
 		Health:     d.health,
 		Gate:       &d.gate,

@@ -23,6 +23,7 @@ type Migration struct {
 var Migrations = []Migration{
 	{From: 1, To: 2, Name: "pending intents keyed by object key", Run: pendingByObjectKey},
 	{From: 2, To: 3, Name: "image views", Run: imageViews},
+	{From: 3, To: 4, Name: "volume views", Run: volumeViews},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -107,6 +108,15 @@ func pendingByObjectKey(tx *bolt.Tx) error {
 func imageViews(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucket(BucketImageViews); err != nil {
 		return fmt.Errorf("create bucket %s: %w", BucketImageViews, err)
+	}
+	return nil
+}
+
+// volumeViews (3→4): volumes become journaled objects; their views get a
+// bucket. Nothing else changes: no volume existed before.
+func volumeViews(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketVolumes); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketVolumes, err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 3)
+// # The whole tree (schema version 4)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
@@ -15,9 +15,13 @@
 //	                                     config, timestamps
 //	imageviews/  <image id>           -> Image view (JSON): state, timestamps; the fold of the image's
 //	                                     records (object kind "image", id "sha256:<hex>")   (schema 3)
+//	volumes/     <volume name>        -> Volume view (JSON): state, labels, anonymous, timestamps; the
+//	                                     fold of the volume's records (object kind "volume"); its data
+//	                                     lives in <root>/volumes/<name>/_data                 (schema 4)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
 //	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
-//	                                     "image/sha256:<64 hex>" (schema 1: keyed by the bare container id)
+//	                                     "image/sha256:<64 hex>", "volume/<name>"
+//	                                     (schema 1: keyed by the bare container id)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
@@ -36,14 +40,15 @@
 // migration (never by the store at run time), its records folded from
 // journal records of its object kind and its views keyed by object id:
 //
-//	volumes/     <volume id>          -> volume view            (object kind "volume")
 //	netattach/   <attachment id>      -> network attachment     (object kind "netattach")
 //	execs/       <exec id>            -> exec session view      (object kind "exec")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
 // Images are journaled objects since schema 3: their records fold into
 // imageviews/, their pending intents use pending/ like every other kind, and
-// the layer store's images/ holds what each image is.
+// the layer store's images/ holds what each image is. Volumes are journaled
+// objects since schema 4: a volume's view is all there is of it in the file
+// (its data is a directory under the daemon's root).
 //
 // # Versions and migrations
 //
@@ -72,13 +77,14 @@ import (
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 3
+const Version = 4
 
 // Bucket names.
 var (
 	BucketJournal    = []byte("journal")
 	BucketContainers = []byte("containers")
 	BucketImageViews = []byte("imageviews")
+	BucketVolumes    = []byte("volumes")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
 	BucketMeta       = []byte("meta")
@@ -101,7 +107,7 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketPending, BucketNames, BucketMeta}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketVolumes, BucketPending, BucketNames, BucketMeta}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -119,6 +125,7 @@ func Buckets() [][]byte {
 func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
 func ImageViews(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketImageViews) }
+func Volumes(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketVolumes) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
 func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
@@ -190,13 +197,14 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
 // a journal ever opened lacks them; migration 1→2 adds them. imageviews/
-// came with schema 3 (migration 2→3).
+// came with schema 3 (migration 2→3), volumes/ with schema 4 (3→4).
 func bucketsOf(v int) [][]byte {
 	var out [][]byte
 	for _, b := range Buckets() {
 		switch {
 		case v < 2 && slices.ContainsFunc(StoreBuckets, func(s []byte) bool { return bytes.Equal(s, b) }):
 		case v < 3 && bytes.Equal(b, BucketImageViews):
+		case v < 4 && bytes.Equal(b, BucketVolumes):
 		default:
 			out = append(out, b)
 		}

@@ -356,7 +356,9 @@ type Container struct {
 	ImageId string `protobuf:"bytes,21,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
 	// What the container took from its image's config and its create's
 	// overrides (besides command and env).
-	Config        *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
+	Config *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
+	// Volumes, binds and tmpfs mounts (volume.proto), as the create recorded them.
+	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,6 +547,13 @@ func (x *Container) GetConfig() *ContainerConfig {
 	return nil
 }
 
+func (x *Container) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -655,7 +664,10 @@ type CreateRequest struct {
 	// Overrides the image's WorkingDir; must be absolute.
 	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
 	// Overrides the image's User.
-	User          string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// Volumes (created if missing, as Docker does), binds and tmpfs mounts;
+	// the image's VOLUMEs get anonymous volumes unless a mount covers them.
+	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -751,6 +763,13 @@ func (x *CreateRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *CreateRequest) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
 }
 
 type CreateResponse struct {
@@ -1357,7 +1376,9 @@ type RemoveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Remove a running or paused container (it is killed first).
-	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// Remove its anonymous volumes too (never named ones): rm -v.
+	RemoveVolumes bool `protobuf:"varint,330,opt,name=remove_volumes,json=removeVolumes,proto3" json:"remove_volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1402,6 +1423,13 @@ func (x *RemoveRequest) GetId() string {
 func (x *RemoveRequest) GetForce() bool {
 	if x != nil {
 		return x.Force
+	}
+	return false
+}
+
+func (x *RemoveRequest) GetRemoveVolumes() bool {
+	if x != nil {
+		return x.RemoveVolumes
 	}
 	return false
 }
@@ -3649,7 +3677,7 @@ var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x15cairn/v1/volume.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
 	"\tErrorInfo\x12-\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
@@ -3658,7 +3686,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x96\x06\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc0\x06\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3687,7 +3715,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
 	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
 	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
-	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06configB\f\n" +
+	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06config\x12(\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mountsB\f\n" +
 	"\n" +
 	"_exit_code\"\xa0\x02\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
@@ -3701,7 +3730,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb6\x02\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3715,7 +3744,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"entrypoint\x12\x1f\n" +
 	"\vworking_dir\x18\b \x01(\tR\n" +
 	"workingDir\x12\x12\n" +
-	"\x04user\x18\t \x01(\tR\x04user\"C\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x12(\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -3746,10 +3776,11 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x0ftimeout_seconds\x18\x02 \x01(\x05H\x00R\x0etimeoutSeconds\x88\x01\x01B\x12\n" +
 	"\x10_timeout_seconds\"D\n" +
 	"\x0fRestartResponse\x121\n" +
-	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"5\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"]\n" +
 	"\rRemoveRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\" \n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12&\n" +
+	"\x0eremove_volumes\x18\xca\x02 \x01(\bR\rremoveVolumes\" \n" +
 	"\x0eRemoveResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
 	"\n" +
@@ -4037,6 +4068,7 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	nil,                                // 60: cairn.v1.ContainerConfig.LabelsEntry
 	nil,                                // 61: cairn.v1.ImageConfig.LabelsEntry
 	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*Mount)(nil),                      // 63: cairn.v1.Mount
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
@@ -4046,93 +4078,95 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	62, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
 	62, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	60, // 7: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
-	5,  // 8: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	5,  // 9: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	5,  // 10: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	5,  // 11: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	5,  // 12: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 13: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	5,  // 14: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	5,  // 15: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	5,  // 16: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	1,  // 17: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	28, // 18: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	7,  // 19: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	5,  // 20: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	28, // 21: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	62, // 22: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	34, // 23: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	61, // 24: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	62, // 25: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	62, // 26: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
-	37, // 27: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 28: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	37, // 29: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
-	33, // 30: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
-	33, // 31: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	33, // 32: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
-	35, // 33: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
-	33, // 34: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	2,  // 35: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	62, // 36: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	62, // 37: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	62, // 38: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	53, // 39: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	51, // 40: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	51, // 41: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	57, // 42: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	7,  // 43: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	9,  // 44: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	11, // 45: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	13, // 46: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	15, // 47: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	17, // 48: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	19, // 49: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	21, // 50: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	23, // 51: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	25, // 52: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	27, // 53: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	29, // 54: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	31, // 55: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	36, // 56: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	39, // 57: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	41, // 58: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	43, // 59: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	45, // 60: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	47, // 61: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	49, // 62: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	55, // 63: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	52, // 64: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	58, // 65: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	8,  // 66: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	10, // 67: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	12, // 68: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	14, // 69: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	16, // 70: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	18, // 71: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	20, // 72: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	22, // 73: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	24, // 74: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	26, // 75: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	28, // 76: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	30, // 77: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	32, // 78: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	38, // 79: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	40, // 80: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	42, // 81: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	44, // 82: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	46, // 83: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	48, // 84: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	50, // 85: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	56, // 86: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	54, // 87: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	59, // 88: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	66, // [66:89] is the sub-list for method output_type
-	43, // [43:66] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	63, // 7: cairn.v1.Container.mounts:type_name -> cairn.v1.Mount
+	60, // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	63, // 9: cairn.v1.CreateRequest.mounts:type_name -> cairn.v1.Mount
+	5,  // 10: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	5,  // 11: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	5,  // 12: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	5,  // 13: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	5,  // 14: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 15: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	5,  // 16: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	5,  // 17: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	5,  // 18: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	1,  // 19: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	28, // 20: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	7,  // 21: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	5,  // 22: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	28, // 23: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	62, // 24: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	34, // 25: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	61, // 26: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	62, // 27: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	62, // 28: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	37, // 29: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 30: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	37, // 31: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	33, // 32: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	33, // 33: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	33, // 34: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	35, // 35: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	33, // 36: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	2,  // 37: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	62, // 38: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	62, // 39: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	62, // 40: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	53, // 41: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	51, // 42: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	51, // 43: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	57, // 44: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	7,  // 45: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	9,  // 46: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	11, // 47: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	13, // 48: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	15, // 49: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	17, // 50: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	19, // 51: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	21, // 52: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	23, // 53: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	25, // 54: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	27, // 55: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	29, // 56: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	31, // 57: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	36, // 58: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	39, // 59: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	41, // 60: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	43, // 61: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	45, // 62: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	47, // 63: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	49, // 64: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	55, // 65: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	52, // 66: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	58, // 67: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	8,  // 68: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	10, // 69: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	12, // 70: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	14, // 71: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	16, // 72: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	18, // 73: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	20, // 74: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	22, // 75: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	24, // 76: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	26, // 77: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	28, // 78: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	30, // 79: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	32, // 80: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	38, // 81: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	40, // 82: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	42, // 83: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	44, // 84: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	46, // 85: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	48, // 86: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	50, // 87: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	56, // 88: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	54, // 89: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	59, // 90: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	68, // [68:91] is the sub-list for method output_type
+	45, // [45:68] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -4140,6 +4174,7 @@ func file_cairn_v1_cairn_proto_init() {
 	if File_cairn_v1_cairn_proto != nil {
 		return
 	}
+	file_cairn_v1_volume_proto_init()
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}
