@@ -62,6 +62,7 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
 	}
 	out.ImageId = c.ImageID
+	out.Mounts = mountsToProto(c.Mounts)
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
 			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels}
@@ -119,7 +120,7 @@ func imageToProto(img layer.Image) *cairnv1.Image {
 // createRequest is the driver's form of a create request.
 func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
-		WorkingDir: m.WorkingDir, User: m.User}
+		WorkingDir: m.WorkingDir, User: m.User, Mounts: mountsFromProto(m.Mounts)}
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

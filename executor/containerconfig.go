@@ -29,6 +29,7 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	spec.Process.OOMScoreAdj = new(0)
 	spec.Hostname = hostname(s)
 	spec.Linux.CgroupsPath = "/" + cgroupParent + "/" + s.ID
+	spec.Mounts = append(spec.Mounts, mountsOf(s.Mounts)...)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.ID, Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("container config: %w", err)

@@ -21,6 +21,21 @@ type Spec struct {
 	// already resolved by the caller; the zero values are root.
 	UID, GID       int
 	AdditionalGIDs []int
+	// Mounts are bind and tmpfs mounts inside the container, besides its
+	// root (a volume is a bind of its directory); see mountsOf.
+	Mounts []Mount `json:",omitempty"`
+}
+
+// Mount is a bind mount of a host path or a tmpfs in the container.
+// libcontainer makes it inside the container's mount namespace, so it
+// never shows on the host and nothing is left to unmount.
+type Mount struct {
+	// Type is "bind" or "tmpfs".
+	Type        string
+	Source      string `json:",omitempty"`
+	Destination string
+	ReadOnly    bool  `json:",omitempty"`
+	TmpfsSize   int64 `json:",omitempty"`
 }
 
 // Process is the persisted handle of a started container: the daemon journals

@@ -111,3 +111,28 @@ func VolumeNames(mounts []Mount) []string {
 func (c Container) UsesVolume(name string) bool {
 	return slices.Contains(VolumeNames(c.Mounts), name)
 }
+
+// WithImageVolumes adds an anonymous volume mount for each of an image's
+// VOLUME paths that no mount covers (Docker's rule). It is pure.
+func WithImageVolumes(mounts []Mount, imageVolumes []string) []Mount {
+	out := slices.Clone(mounts)
+	for _, v := range imageVolumes {
+		dst := path.Clean("/" + v)
+		if dst == "/" || slices.ContainsFunc(out, func(m Mount) bool { return path.Clean(m.Destination) == dst }) {
+			continue
+		}
+		out = append(out, Mount{Type: MountVolume, Destination: dst, Anonymous: true})
+	}
+	return out
+}
+
+// AnonymousVolumes are the volumes made for the container (rm -v removes them).
+func AnonymousVolumes(mounts []Mount) []string {
+	var out []string
+	for _, m := range mounts {
+		if m.Type == MountVolume && m.Anonymous && m.Source != "" {
+			out = append(out, m.Source)
+		}
+	}
+	return out
+}

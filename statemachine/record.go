@@ -127,6 +127,9 @@ type Args struct {
 	// Layers are the layer directories a load or import installs.
 	Layers []LayerClaim `json:"layers,omitempty"`
 
+	// RemoveVolumes: a remove that takes the container's anonymous
+	// volumes with it (rm -v).
+	RemoveVolumes bool `json:"remove_volumes,omitempty"`
 	// Mounts are a create's volumes, binds and tmpfs mounts.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// Volume is what a volume create records about the volume.

@@ -210,7 +210,7 @@ func (m *Machine) unmountRootfs(w *work) error { return m.d.Mounter.Unmount(w.c.
 // watches it for its exit.
 func (m *Machine) execProcess(w *work) error {
 	c := w.c
-	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname}
+	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Mounts: c.Mounts}
 	if c.Config != nil {
 		spec.Cwd, spec.User = c.Config.WorkingDir, c.Config.User
 	}

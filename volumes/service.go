@@ -81,32 +81,32 @@ func (s *Service) Create(ctx context.Context, name string, labels map[string]str
 		return Volume{}, err
 	}
 	defer unlock()
-	if err := s.ensureLocked(ctx, name, &sm.VolumeSpec{Labels: labels, Anonymous: anonymous}); err != nil {
+	if _, err := s.ensureLocked(ctx, name, &sm.VolumeSpec{Labels: labels, Anonymous: anonymous}); err != nil {
 		return Volume{}, err
 	}
 	return s.Get(name)
 }
 
 // Ensure makes volume name if it does not exist (a create's -v NAME:/path),
-// with spec; an existing one is left as it is.
-func (s *Service) Ensure(ctx context.Context, name string, spec sm.VolumeSpec) error {
+// with spec, and says whether it did; an existing one is left as it is.
+func (s *Service) Ensure(ctx context.Context, name string, spec sm.VolumeSpec) (created bool, err error) {
 	if err := sm.ValidateVolumeName(name); err != nil {
-		return err
+		return false, err
 	}
 	unlock, err := s.Driver.Lock(ctx, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	return s.ensureLocked(ctx, name, &spec)
 }
 
-func (s *Service) ensureLocked(ctx context.Context, name string, spec *sm.VolumeSpec) error {
+func (s *Service) ensureLocked(ctx context.Context, name string, spec *sm.VolumeSpec) (bool, error) {
 	if v, ok := s.Journal.Volume(name); ok && v.State == sm.StatePresent && v.Pending == nil {
-		return nil
+		return false, nil
 	}
 	if err := os.MkdirAll(s.Dir, 0o701); err != nil {
-		return fmt.Errorf("volumes directory: %w", err)
+		return false, fmt.Errorf("volumes directory: %w", err)
 	}
 	made := false
 	_, err := s.Driver.RunLocked(ctx, sm.VolumeOp{
@@ -130,7 +130,7 @@ func (s *Service) ensureLocked(ctx context.Context, name string, spec *sm.Volume
 			return os.RemoveAll(s.dir(name))
 		}},
 	})
-	return err
+	return err == nil, err
 }
 
 func checkLabels(labels map[string]string) error {

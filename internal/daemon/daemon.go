@@ -201,10 +201,10 @@ func (d *Daemon) open() error {
 	}
 	d.volumes = &volumes.Service{Dir: filepath.Join(d.cfg.Root, "volumes"), Journal: d.journal,
 		Driver: sm.NewVolumes(sm.VolumeDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit})}
-	rt := runtime{exec: d.exec, metrics: d.metrics}
+	rt := runtime{exec: d.exec, metrics: d.metrics, volumes: d.volumes}
 	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
-		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
+		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls, Volumes: d.volumes,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
 	})
 	return nil
@@ -252,7 +252,7 @@ func bootID() string {
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
+		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, VolumeDir: d.volumes.Mountpoint},
 		Images:     &api.ImageServer{Images: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		Volumes:    &api.VolumeServer{Volumes: d.volumes},
