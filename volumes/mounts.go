@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -112,7 +113,8 @@ func (s *Service) Populate(name, rootfs, dst string) error {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("populate volume %s from the image's %s: %w", name, dst, err)
 	}
-	if err := os.Rename(tmp, data); err != nil {
+	// rename(2) replaces an empty directory (os.Rename refuses any).
+	if err := unix.Rename(tmp, data); err != nil {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("populate volume %s: %w", name, err)
 	}
@@ -154,7 +156,7 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		st, _ := info.Sys().(*unix.Stat_t)
+		st, _ := info.Sys().(*syscall.Stat_t)
 		switch {
 		case info.IsDir():
 			if err := os.Mkdir(target, 0o700); err != nil {

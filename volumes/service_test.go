@@ -95,3 +95,64 @@ func TestService_RemoveRefusesAVolumeAContainerNamesAndTheJournalDoesToo(t *test
 		t.Fatal(err)
 	}
 }
+
+func TestService_PopulateCopiesTheImagesContentOnceAndNeverOutOfTheRootfs(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	rootfs := t.TempDir()
+	for _, d := range []string{"data/ro", "etc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "data/ro/f"), []byte("image"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(rootfs, "data/ro"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(rootfs, "data/link")); err != nil {
+		t.Fatal(err)
+	}
+	// A VOLUME path that is a symlink out of the rootfs resolves inside it.
+	if err := os.Symlink("/etc", filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Populate("v1", rootfs, "/data"); err != nil {
+		t.Fatal(err)
+	}
+	data := s.Mountpoint("v1")
+	if b, err := os.ReadFile(filepath.Join(data, "ro/f")); err != nil || string(b) != "image" {
+		t.Fatalf("copied file: %q %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "ro")); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Fatalf("copied directory mode: %v %v", fi.Mode(), err)
+	}
+	if l, err := os.Readlink(filepath.Join(data, "link")); err != nil || l != "/etc/passwd" {
+		t.Fatalf("copied symlink: %q %v", l, err)
+	}
+	// Not empty any more: a second populate leaves it as it is.
+	if err := os.Remove(filepath.Join(data, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Populate("v1", rootfs, "/data"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(data, "link")); !os.IsNotExist(err) {
+		t.Fatal("a volume with content was filled again")
+	}
+	if _, err := s.Create(ctx, "v2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Populate("v2", rootfs, "/escape"); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := isEmptyDir(s.Mountpoint("v2")); err != nil || !empty {
+		t.Fatalf("a symlink out of the rootfs was followed: empty %v %v", empty, err)
+	}
+	_ = os.Chmod(filepath.Join(data, "ro"), 0o755) // for t.TempDir's cleanup
+	_ = os.Chmod(filepath.Join(rootfs, "data/ro"), 0o755)
+}

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/testenv"
 	"github.com/cairn-run/cairn/internal/testenv/scratch"
 )
 
@@ -143,4 +144,87 @@ func TestMounts_BadMountsAreRefusedBeforeAnythingChanges(t *testing.T) {
 	if names := volumeNames(t, e); len(names) != 0 || len(list(t, e)) != 0 {
 		t.Fatalf("refused creates left volumes %v or containers", names)
 	}
+}
+
+func TestMounts_AnImagesVolumeGetsAnAnonymousVolumeFilledFromTheImageThatRmVRemoves(t *testing.T) {
+	ti := testenv.Images(t)
+	e := scratch.NewDaemon(t)
+	loadFile(t, e, ti.LayoutTar)
+	res, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: testenv.MultiImage, OverrideEntrypoint: true, User: "root",
+		Command: []string{"sh", "-c", "cat " + testenv.MultiVolumeFile + "; stat -c %u /data/sub; echo mine > /data/new"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Msg.Container
+	if len(c.Mounts) != 1 || c.Mounts[0].Destination != testenv.MultiVolume || !c.Mounts[0].Anonymous || len(c.Mounts[0].Source) != 64 {
+		t.Fatalf("mounts of a create of an image with a VOLUME: %v", c.Mounts)
+	}
+	name := c.Mounts[0].Source
+	if v, err := volumeGet(e, name); err != nil || !v.Anonymous || len(v.UsedBy) != 1 {
+		t.Fatalf("the anonymous volume: %+v %v", v, err)
+	}
+	start(t, e, c.Id)
+	if _, err := e.Containers.Wait(bg, connect.NewRequest(&cairnv1.WaitRequest{Id: c.Id})); err != nil {
+		t.Fatal(err)
+	}
+	if out := logOf(t, e, c.Id); out != testenv.MultiVolumeBody+"1000\n" {
+		t.Fatalf("inside: %q", out)
+	}
+	// A second start finds the volume as the first left it: filled once.
+	start(t, e, c.Id)
+	if _, err := e.Containers.Wait(bg, connect.NewRequest(&cairnv1.WaitRequest{Id: c.Id})); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := volumeGet(e, name)
+	if b, err := os.ReadFile(filepath.Join(v.Mountpoint, "new")); err != nil || string(b) != "mine\n" {
+		t.Fatalf("written into the volume: %q %v", b, err)
+	}
+	// A -v over the image's VOLUME replaces the anonymous one.
+	named, err := e.Containers.Create(bg, connect.NewRequest(&cairnv1.CreateRequest{Image: testenv.MultiImage, Command: []string{"true"},
+		Mounts: []*cairnv1.Mount{volumeMount("mine", testenv.MultiVolume, false)}}))
+	if err != nil || len(named.Msg.Container.Mounts) != 1 || named.Msg.Container.Mounts[0].Source != "mine" {
+		t.Fatalf("create with -v over the image's volume: %v %v", named, err)
+	}
+	// rm keeps the anonymous volume; rm -v of the other removes nothing named.
+	if _, err := e.Containers.Remove(bg, connect.NewRequest(&cairnv1.RemoveRequest{Id: named.Msg.Container.Id, RemoveVolumes: true})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := volumeGet(e, "mine"); err != nil {
+		t.Fatalf("rm -v removed a named volume: %v", err)
+	}
+	if _, err := e.Containers.Remove(bg, connect.NewRequest(&cairnv1.RemoveRequest{Id: c.Id, RemoveVolumes: true})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := volumeGet(e, name); codeOf(err) != connect.CodeNotFound {
+		t.Fatalf("rm -v left the anonymous volume: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.Config.Root, "volumes", name)); !os.IsNotExist(err) {
+		t.Fatalf("its directory: %v", err)
+	}
+	// run --rm removes its anonymous volume too, as Docker's does.
+	if _, code, err := runOutput(t, e, &cairnv1.CreateRequest{Image: testenv.MultiImage, AutoRemove: true, OverrideEntrypoint: true, Command: []string{"true"}}); err != nil || code != 0 {
+		t.Fatalf("run --rm: %d %v", code, err)
+	}
+	if names := volumeNames(t, e); len(names) != 1 || names[0] != "mine" {
+		t.Fatalf("volumes left: %v", names)
+	}
+	assertNoHostMountUnder(t, e.Config.Root)
+	assertVolumesWhole(t, e)
+}
+
+// logOf is a container's whole log.
+func logOf(t testing.TB, e *scratch.Env, id string) string {
+	t.Helper()
+	stream, err := e.Containers.Logs(bg, connect.NewRequest(&cairnv1.LogsRequest{Id: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for stream.Receive() {
+		out.Write(stream.Msg().Data)
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }
