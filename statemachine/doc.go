@@ -3,7 +3,9 @@
 // on looplab/fsm), the records that describe a transition, and the driver that
 // runs the transition protocol: check the rule, record the intent durably,
 // perform the side effects, record the outcome. Images have the same
-// protocol with their own events, rules, steps and driver (image.go), and
+// protocol with their own events, rules, steps and driver (image.go), as
+// have volumes (volume.go; a create's mounts and their rules in mounts.go),
+// and
 // a create merges the image's config with its overrides (imageconfig.go).
 //
 // It never touches the machine or the disk itself: the journal, the executor
