@@ -324,7 +324,7 @@ func (b *batchView) foldVolume(rec sm.Record) error {
 		// The check and the record are one step: no create that mounts
 		// the volume can slip in between.
 		if users := b.volumeUsers(rec.ObjectID); len(users) > 0 {
-			return fmt.Errorf("volume %s is in use by %s: %w", rec.ObjectID, describeUsers(users), errdefs.ErrFailedPrecondition)
+			return fmt.Errorf("volume %s is in use by %s: %w", errdefs.Quote(rec.ObjectID), describeUsers(users), errdefs.ErrFailedPrecondition)
 		}
 	}
 	if prev != nil || next != nil {
@@ -403,9 +403,9 @@ func (b *batchView) foldContainer(rec sm.Record) error {
 			v := b.volume(name)
 			switch {
 			case v == nil || v.State != sm.StatePresent:
-				return fmt.Errorf("no such volume: %s: %w", name, errdefs.ErrNotFound)
+				return fmt.Errorf("no such volume: %s: %w", errdefs.Quote(name), errdefs.ErrNotFound)
 			case v.Pending != nil && v.Pending.Event == sm.EventVolumeRemove:
-				return fmt.Errorf("volume %s is being removed: %w", name, errdefs.ErrFailedPrecondition)
+				return fmt.Errorf("volume %s is being removed: %w", errdefs.Quote(name), errdefs.ErrFailedPrecondition)
 			}
 		}
 	}

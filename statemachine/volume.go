@@ -212,7 +212,7 @@ func (vs *Volumes) RunLocked(ctx context.Context, op VolumeOp) (VolumeView, erro
 	}
 	view, _ := vs.d.Journal.Volume(op.Name)
 	if view.Pending != nil {
-		return view, fmt.Errorf("volume %s has an unfinished %s (intent %d) waiting for recovery: %w", op.Name, view.Pending.Event, view.Pending.Seq, errdefs.ErrFailedPrecondition)
+		return view, fmt.Errorf("volume %s has an unfinished %s (intent %d) waiting for recovery: %w", errdefs.Quote(op.Name), view.Pending.Event, view.Pending.Seq, errdefs.ErrFailedPrecondition)
 	}
 	from := view.State
 	to, err := VolumeTarget(from, op.Event)
@@ -234,7 +234,7 @@ func (vs *Volumes) RunLocked(ctx context.Context, op VolumeOp) (VolumeView, erro
 	}
 	recs, err := vs.d.Journal.Commit([]Record{{Kind: KindIntent, Object: ObjectVolume, ObjectID: op.Name, Event: op.Event, From: from, To: to, Args: args}})
 	if err != nil {
-		return view, fmt.Errorf("record intent to %s volume %s: %w", op.Event, op.Name, err)
+		return view, fmt.Errorf("record intent to %s volume %s: %w", op.Event, errdefs.Quote(op.Name), err)
 	}
 	intent := recs[0]
 	vs.crash(op.Event, stepAfterIntent)
@@ -261,7 +261,7 @@ func (vs *Volumes) RunLocked(ctx context.Context, op VolumeOp) (VolumeView, erro
 		if do := op.Do[name]; do != nil {
 			if err := do(); err != nil {
 				done = append(done, name) // an undo cleans up after a partial do
-				return fail(fmt.Errorf("%s volume %s: %w", op.Event, op.Name, err))
+				return fail(fmt.Errorf("%s volume %s: %w", op.Event, errdefs.Quote(op.Name), err))
 			}
 		}
 		done = append(done, name)
@@ -270,7 +270,7 @@ func (vs *Volumes) RunLocked(ctx context.Context, op VolumeOp) (VolumeView, erro
 	vs.crash(op.Event, stepBeforeDone)
 	recs, err = vs.d.Journal.Commit([]Record{{Kind: KindDone, Object: ObjectVolume, ObjectID: op.Name, Event: op.Event, From: from, To: to, Intent: intent.Seq}})
 	if err != nil {
-		return fail(fmt.Errorf("%s volume %s: %w", op.Event, op.Name, err))
+		return fail(fmt.Errorf("%s volume %s: %w", op.Event, errdefs.Quote(op.Name), err))
 	}
 	vs.crash(op.Event, stepAfterDone)
 	vs.d.Logger.Info("volume transition", "volume", op.Name, "event", op.Event, "seq", recs[0].Seq, "intent", intent.Seq, "duration", time.Since(start))

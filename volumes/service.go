@@ -205,7 +205,7 @@ func (s *Service) removeLocked(ctx context.Context, name string, force bool) (bo
 		return false, fmt.Errorf("no such volume: %s: %w", errdefs.Quote(name), errdefs.ErrNotFound)
 	}
 	if users := s.volume(v, s.Journal.Containers()).UsedBy; len(users) > 0 {
-		return false, fmt.Errorf("volume %s is in use by %s (remove them first; -f does not override this): %w", name, describe(users), errdefs.ErrFailedPrecondition)
+		return false, fmt.Errorf("volume %s is in use by %s (remove them first; -f does not override this): %w", errdefs.Quote(name), describe(users), errdefs.ErrFailedPrecondition)
 	}
 	_, err := s.Driver.RunLocked(ctx, sm.VolumeOp{
 		Event: sm.EventVolumeRemove, Name: name,
