@@ -67,6 +67,9 @@ type ContainerServer struct {
 	Stdio    Stdio
 	Execs    ExecDriver
 	ExecView ExecView
+	// VolumeDir, if set, is where a volume's data is on the host, shown
+	// in an inspected container's mounts.
+	VolumeDir func(name string) string
 }
 
 func (s *ContainerServer) resolve(ref string) (string, error) {
@@ -198,7 +201,17 @@ func (s *ContainerServer) Restart(ctx context.Context, req *connect.Request[cair
 }
 
 func (s *ContainerServer) Remove(ctx context.Context, req *connect.Request[cairnv1.RemoveRequest]) (*connect.Response[cairnv1.RemoveResponse], error) {
-	c, err := s.do(req.Msg.Id, func(id string) (sm.Container, error) { return s.Machine.Remove(ctx, id, req.Msg.Force) })
+	remove := func(id string) (sm.Container, error) { return s.Machine.Remove(ctx, id, req.Msg.Force) }
+	if req.Msg.RemoveVolumes {
+		m, ok := s.Machine.(volumeRemover)
+		if !ok {
+			return nil, toConnect(fmt.Errorf("this daemon cannot remove volumes with a container: %w", errdefs.ErrInvalidArgument))
+		}
+		remove = func(id string) (sm.Container, error) {
+			return m.RemoveWith(ctx, id, sm.RemoveOptions{Force: req.Msg.Force, Volumes: true})
+		}
+	}
+	c, err := s.do(req.Msg.Id, remove)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +228,11 @@ func (s *ContainerServer) Get(ctx context.Context, req *connect.Request[cairnv1.
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, m := range c.Mounts {
+		if m.Type == cairnv1.MountType_MOUNT_TYPE_VOLUME && s.VolumeDir != nil {
+			m.HostPath = s.VolumeDir(m.Source)
+		}
 	}
 	return connect.NewResponse(&cairnv1.GetResponse{Container: c}), nil
 }

@@ -65,6 +65,7 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	out.ImageId = c.ImageID
 	out.Tty, out.OpenStdin, out.StdinOnce = c.TTY, c.OpenStdin, c.StdinOnce
 	out.LogMaxSize, out.LogMaxFiles = c.LogMaxSize, int32(c.LogMaxFiles)
+	out.Mounts = mountsToProto(c.Mounts)
 	if cfg := c.Config; cfg != nil {
 		out.Config = &cairnv1.ContainerConfig{WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal,
 			ExposedPorts: cfg.ExposedPorts, Volumes: cfg.Volumes, Labels: cfg.Labels,
@@ -126,7 +127,8 @@ func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
 		WorkingDir: m.WorkingDir, User: m.User,
 		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles),
-		Resources: resourcesFromProto(m.Resources), Security: securityFromProto(m.Security)}
+		Resources: resourcesFromProto(m.Resources), Security: securityFromProto(m.Security),
+		Mounts: mountsFromProto(m.Mounts)}
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

@@ -87,8 +87,10 @@ func (s *JournalServer) selector(req *cairnv1.HistoryRequest) (func(sm.Record) b
 			}
 		}
 		return ofObject(sm.ObjectImage, id), nil
+	case sm.ObjectVolume:
+		return ofObject(sm.ObjectVolume, req.Id), nil
 	default:
-		return nil, toConnect(fmt.Errorf("history of %s: only container and image records: %w", errdefs.Quote(req.Object), errdefs.ErrInvalidArgument))
+		return nil, toConnect(fmt.Errorf("history of %s: only container, image and volume records: %w", errdefs.Quote(req.Object), errdefs.ErrInvalidArgument))
 	}
 	if req.Object == string(sm.ObjectContainer) && req.Id == "" {
 		return ofObject(sm.ObjectContainer, ""), nil

@@ -118,6 +118,6 @@ func TestHistory_OfImagesByKindAndByReference(t *testing.T) {
 	}
 	_, err := walk(&cairnv1.HistoryRequest{Object: "image", Id: "nope"})
 	wantCode(t, "an unknown image", err, connect.CodeNotFound)
-	_, err = walk(&cairnv1.HistoryRequest{Object: "volume"})
+	_, err = walk(&cairnv1.HistoryRequest{Object: "sandbox"})
 	wantCode(t, "a kind without records", err, connect.CodeInvalidArgument)
 }

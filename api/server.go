@@ -17,6 +17,7 @@ var ServiceNames = []string{
 	cairnv1connect.JournalServiceName,
 	cairnv1connect.NetworkServiceName,
 	cairnv1connect.ResourceServiceName,
+	cairnv1connect.VolumeServiceName,
 }
 
 // Handlers bundles the service implementations.
@@ -26,6 +27,8 @@ type Handlers struct {
 	Journal    *JournalServer
 	// Networks, if set, serves NetworkService.
 	Networks *NetworkServer
+	// Volumes, if set, serves VolumeService.
+	Volumes *VolumeServer
 	// System is not gated (see SystemServer).
 	System *SystemServer
 	// Health reports NOT_SERVING until recovery is done.
@@ -73,6 +76,9 @@ func (h Handlers) Mux() *http.ServeMux {
 	}
 	if h.Resources != nil {
 		mux.Handle(cairnv1connect.NewResourceServiceHandler(h.Resources, gated...))
+	}
+	if h.Volumes != nil {
+		mux.Handle(cairnv1connect.NewVolumeServiceHandler(h.Volumes, gated...))
 	}
 	system := h.System
 	if system == nil {

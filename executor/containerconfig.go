@@ -37,6 +37,7 @@ func containerConfig(s Spec, cgroupParent string) (*configs.Config, error) {
 	}
 	applyResources(spec, s.Resources)
 	applySecurity(spec, s.Security)
+	spec.Mounts = append(spec.Mounts, mountsOf(s.Mounts)...)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.ID, Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("container config: %w", err)

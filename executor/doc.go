@@ -25,6 +25,11 @@
 //	<Dir>/containers/<id>/shim.log       the shim's own errors (kept until Remove)
 //	<Dir>/runtime/<id>/                  libcontainer state
 //
+// A Spec's Mounts (binds of host paths, a volume being the bind of its
+// directory, and tmpfs) go into libcontainer's config after runc's own
+// mounts, parents first (mounts.go); libcontainer makes them inside the
+// container's mount namespace, so they never appear on the host.
+//
 // Everything the daemon and a shim say to each other, and the shim's files,
 // follow the versioned shim protocol described in shimproto.go (attach and
 // exec streams: frames.go, attach.go, shimio.go, shimexec.go); a daemon

@@ -51,6 +51,9 @@ type Spec struct {
 	Resources resources.Resources `json:",omitzero"`
 	// Security is what the container's processes may do.
 	Security SecuritySpec `json:",omitzero"`
+	// Mounts are bind and tmpfs mounts inside the container, besides its
+	// root (a volume is a bind of its directory); see mountsOf.
+	Mounts []Mount `json:",omitempty"`
 }
 
 // SecuritySpec is a container's security configuration, computed by the
@@ -68,6 +71,18 @@ type SecuritySpec struct {
 	// ReadOnly mounts the root filesystem read-only.
 	ReadOnly bool              `json:",omitempty"`
 	Tmpfs    []resources.Tmpfs `json:",omitempty"`
+}
+
+// Mount is a bind mount of a host path or a tmpfs in the container.
+// libcontainer makes it inside the container's mount namespace, so it
+// never shows on the host and nothing is left to unmount.
+type Mount struct {
+	// Type is "bind" or "tmpfs".
+	Type        string
+	Source      string `json:",omitempty"`
+	Destination string
+	ReadOnly    bool  `json:",omitempty"`
+	TmpfsSize   int64 `json:",omitempty"`
 }
 
 // Process is the persisted handle of a started container: the daemon journals

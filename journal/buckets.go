@@ -25,6 +25,7 @@ import (
 func journalBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Journal(tx) }
 func containersBucket(tx *bolt.Tx) *bolt.Bucket { return schema.Containers(tx) }
 func imageViewsBucket(tx *bolt.Tx) *bolt.Bucket { return schema.ImageViews(tx) }
+func volumesBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Volumes(tx) }
 func namesBucket(tx *bolt.Tx) *bolt.Bucket      { return schema.Names(tx) }
 func pendingBucket(tx *bolt.Tx) *bolt.Bucket    { return schema.Pending(tx) }
 func metaBucket(tx *bolt.Tx) *bolt.Bucket       { return schema.Meta(tx) }
@@ -73,8 +74,8 @@ func decodeRecord(key, value []byte) (sm.Record, error) {
 	return rec.Normalized(), nil
 }
 
-// views are the stored views of a file: containers, exec sessions, names
-// and images.
+// views are the stored views of a file: containers, exec sessions, names,
+// images, network attachments, networks and volumes.
 type views struct {
 	containers map[string]*sm.Container
 	execs      map[string]*sm.Exec
@@ -82,6 +83,7 @@ type views struct {
 	images     map[string]*sm.ImageView
 	netAttachs map[string]*sm.NetAttachView
 	networks   map[string]*sm.NetworkView
+	volumes    map[string]*sm.VolumeView
 }
 
 // readViews reads every stored view, each with its pending intent, and the
@@ -111,18 +113,30 @@ func readViews(tx *bolt.Tx) (views, error) {
 	if err != nil {
 		return views{}, err
 	}
+	volumes := map[string]*sm.VolumeView{}
+	err = volumesBucket(tx).ForEach(func(k, v []byte) error {
+		var view sm.VolumeView
+		if err := json.Unmarshal(v, &view); err != nil {
+			return fmt.Errorf("view of volume %.80q: %w: %w", k, ErrCorrupt, err)
+		}
+		volumes[string(k)] = &view
+		return nil
+	})
+	if err != nil {
+		return views{}, err
+	}
 	atts, nets, err := readNetViews(tx)
 	if err != nil {
 		return views{}, err
 	}
-	containers, names, err := readContainerViews(tx, images, execs, atts, nets)
-	return views{containers: containers, execs: execs, names: names, images: images, netAttachs: atts, networks: nets}, err
+	containers, names, err := readContainerViews(tx, images, execs, atts, nets, volumes)
+	return views{containers: containers, execs: execs, names: names, images: images, netAttachs: atts, networks: nets, volumes: volumes}, err
 }
 
 // readContainerViews reads the containers' views and names, and puts each
 // pending intent with its view (an image's into images, an exec session's
-// into execs, an attachment's and a network's into theirs).
-func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[string]*sm.Exec, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView) (map[string]*sm.Container, map[string]string, error) {
+// into execs, an attachment's, a network's and a volume's into theirs).
+func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[string]*sm.Exec, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView, volumes map[string]*sm.VolumeView) (map[string]*sm.Container, map[string]string, error) {
 	containers := map[string]*sm.Container{}
 	err := containersBucket(tx).ForEach(func(k, v []byte) error {
 		var c sm.Container
@@ -186,11 +200,24 @@ func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[
 			x.Seq = max(x.Seq, p.Seq)
 			return nil
 		}
+		if name, isVolume := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectVolume, ""))); isVolume {
+			view, ok := volumes[string(name)]
+			if !ok {
+				return fmt.Errorf("pending intent of volume %.80q, which has no view: %w", name, ErrCorrupt)
+			}
+			var p sm.Pending
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending intent of volume %.80q: %w: %w", name, ErrCorrupt, err)
+			}
+			view.Pending = &p
+			view.Seq = max(view.Seq, p.Seq)
+			return nil
+		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {
-			// Only containers, exec sessions and images have a fold, so
-			// only they have intents.
-			return fmt.Errorf("pending intent of %.80q, which is no container, exec session or image: %w", key, ErrCorrupt)
+			// Only containers, exec sessions, images, attachments, networks
+			// and volumes have a fold, so only they have intents.
+			return fmt.Errorf("pending intent of %.80q, which is no container, exec session, image, attachment, network or volume: %w", key, ErrCorrupt)
 		}
 		c, ok := containers[string(k)]
 		if !ok {
@@ -308,4 +335,37 @@ func writeImageView(tx *bolt.Tx, id string, v *sm.ImageView) error {
 		return fmt.Errorf("encode view of image %s: %w", id, err)
 	}
 	return ib.Put([]byte(id), data)
+}
+
+// writeVolumeView stores a volume's view, its pending intent under
+// pending/volume/<name>; nil deletes both. A volume view is small, so an
+// intent rewrites it whole (a create's first intent makes it: the view of
+// a volume being created has state "none").
+func writeVolumeView(tx *bolt.Tx, name string, v *sm.VolumeView) error {
+	vb, pb := volumesBucket(tx), pendingBucket(tx)
+	key := []byte(sm.ObjectKey(sm.ObjectVolume, name))
+	if v == nil {
+		if err := vb.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return pb.Delete(key)
+	}
+	if v.Pending != nil {
+		data, err := json.Marshal(v.Pending)
+		if err != nil {
+			return fmt.Errorf("encode pending intent of volume %s: %w", name, err)
+		}
+		if err := pb.Put(key, data); err != nil {
+			return err
+		}
+	} else if err := pb.Delete(key); err != nil {
+		return err
+	}
+	stored := *v
+	stored.Pending = nil
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("encode view of volume %s: %w", name, err)
+	}
+	return vb.Put([]byte(name), data)
 }

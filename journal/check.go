@@ -168,6 +168,7 @@ type Folded struct {
 	Images     map[string]sm.ImageView
 	NetAttachs map[string]sm.NetAttachView
 	Networks   map[string]sm.NetworkView
+	Volumes    map[string]sm.VolumeView
 }
 
 // Replay folds every record of the journal from scratch, each with the fold
@@ -176,7 +177,7 @@ func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 	view := newBatchView(emptyJournal())
 	err := records(view.fold)
 	f := Folded{Containers: map[string]sm.Container{}, Execs: map[string]sm.Exec{}, Names: map[string]string{}, Images: map[string]sm.ImageView{},
-		NetAttachs: map[string]sm.NetAttachView{}, Networks: map[string]sm.NetworkView{}}
+		NetAttachs: map[string]sm.NetAttachView{}, Networks: map[string]sm.NetworkView{}, Volumes: map[string]sm.VolumeView{}}
 	for id, v := range view.netAttachs {
 		if v != nil {
 			f.NetAttachs[id] = *v
@@ -185,6 +186,11 @@ func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 	for id, v := range view.networks {
 		if v != nil {
 			f.Networks[id] = *v
+		}
+	}
+	for name, v := range view.volumes {
+		if v != nil {
+			f.Volumes[name] = *v
 		}
 	}
 	for id, c := range view.containers {
@@ -213,7 +219,7 @@ func Replay(records func(fn func(sm.Record) error) error) (Folded, error) {
 // emptyJournal is what a fold from scratch starts from.
 func emptyJournal() *Journal {
 	return &Journal{containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, images: map[string]*sm.ImageView{},
-		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}}
+		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}, volumes: map[string]*sm.VolumeView{}}
 }
 
 // ErrViewMismatch means the stored view is not the fold of the journal.
@@ -311,6 +317,7 @@ func verifyView(tx *bolt.Tx, counts Outcomes) error {
 	}
 	problems = append(problems, compareViews("attachment", sv.netAttachs, fold.NetAttachs)...)
 	problems = append(problems, compareViews("network", sv.networks, fold.Networks)...)
+	problems = append(problems, compareViews("volume", sv.volumes, fold.Volumes)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %w", ErrViewMismatch, errors.Join(problems...))
 	}
@@ -322,6 +329,7 @@ type Report struct {
 	Records    int
 	Containers int
 	Images     int
+	Volumes    int
 	// Schema is the file's stored schema version; an older one is migrated
 	// by the next Open (the check verified the migrated result).
 	Schema        int
@@ -396,6 +404,9 @@ func (rep *Report) fill(tx *bolt.Tx) {
 	rep.Records = journalBucket(tx).Stats().KeyN
 	rep.Containers = containersBucket(tx).Stats().KeyN
 	rep.Images = imageViewsBucket(tx).Stats().KeyN
+	if b := volumesBucket(tx); b != nil { // a file of schema 3 or older, migrated at the next start
+		rep.Volumes = b.Stats().KeyN
+	}
 	rep.CleanShutdown = metaBucket(tx).Get(schema.MetaCleanShutdown) != nil
 }
 

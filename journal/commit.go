@@ -3,6 +3,8 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -271,11 +273,12 @@ type batchView struct {
 	images     map[string]*sm.ImageView // nil value: deleted in this batch
 	netAttachs map[string]*sm.NetAttachView
 	networks   map[string]*sm.NetworkView
+	volumes    map[string]*sm.VolumeView // nil value: removed in this batch
 }
 
 func newBatchView(j *Journal) *batchView {
 	return &batchView{j: j, containers: map[string]*sm.Container{}, execs: map[string]*sm.Exec{}, names: map[string]string{}, intentOnly: map[string]bool{}, images: map[string]*sm.ImageView{},
-		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}}
+		netAttachs: map[string]*sm.NetAttachView{}, networks: map[string]*sm.NetworkView{}, volumes: map[string]*sm.VolumeView{}}
 }
 
 // child is a view of one call's records over b: merged into b if the call
@@ -308,6 +311,39 @@ func (b *batchView) merge(c *batchView) {
 	for id, v := range c.networks {
 		b.networks[id] = v
 	}
+	for name, v := range c.volumes {
+		b.volumes[name] = v
+	}
+}
+
+func (b *batchView) volume(name string) *sm.VolumeView {
+	if v, ok := b.volumes[name]; ok {
+		return v
+	}
+	if b.parent != nil {
+		return b.parent.volume(name)
+	}
+	return b.j.volumes[name]
+}
+
+// foldVolume applies a volume's record to the batch view.
+func (b *batchView) foldVolume(rec sm.Record) error {
+	prev := b.volume(rec.ObjectID)
+	next, err := ApplyVolume(prev, rec)
+	if err != nil {
+		return err
+	}
+	if rec.Kind == sm.KindIntent && rec.Event == sm.EventVolumeRemove {
+		// The check and the record are one step: no create that mounts
+		// the volume can slip in between.
+		if users := b.volumeUsers(rec.ObjectID); len(users) > 0 {
+			return fmt.Errorf("volume %s is in use by %s: %w", errdefs.Quote(rec.ObjectID), describeUsers(users), errdefs.ErrFailedPrecondition)
+		}
+	}
+	if prev != nil || next != nil {
+		b.volumes[rec.ObjectID] = next
+	}
+	return nil
 }
 
 func (b *batchView) image(id string) *sm.ImageView {
@@ -375,6 +411,17 @@ func (b *batchView) foldContainer(rec sm.Record) error {
 	if err != nil {
 		return err
 	}
+	if rec.Kind == sm.KindIntent && rec.Event == sm.EventCreate && next != nil {
+		for _, name := range sm.VolumeNames(next.Mounts) {
+			v := b.volume(name)
+			switch {
+			case v == nil || v.State != sm.StatePresent:
+				return fmt.Errorf("no such volume: %s: %w", errdefs.Quote(name), errdefs.ErrNotFound)
+			case v.Pending != nil && v.Pending.Event == sm.EventVolumeRemove:
+				return fmt.Errorf("volume %s is being removed: %w", errdefs.Quote(name), errdefs.ErrFailedPrecondition)
+			}
+		}
+	}
 	if prev == nil && next != nil && next.Name != "" {
 		if owner := b.nameOwner(next.Name); owner != "" && owner != next.ID {
 			return fmt.Errorf("name %q is taken by %s: %w", next.Name, owner, errdefs.ErrAlreadyExists)
@@ -416,6 +463,11 @@ func (b *batchView) write(tx *bolt.Tx) error {
 	}
 	if err := b.writeNetViews(tx); err != nil {
 		return err
+	}
+	for name, v := range b.volumes {
+		if err := writeVolumeView(tx, name, v); err != nil {
+			return err
+		}
 	}
 	nb := namesBucket(tx)
 	for name, id := range b.names {
@@ -478,6 +530,13 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 			j.networks[id] = v
 		}
 	}
+	for name, v := range b.volumes {
+		if v == nil {
+			delete(j.volumes, name)
+		} else {
+			j.volumes[name] = v
+		}
+	}
 	if lastSeq > j.lastSeq {
 		j.lastSeq = lastSeq
 	}
@@ -485,4 +544,44 @@ func (j *Journal) publish(b *batchView, lastSeq uint64) {
 		close(j.appended)
 		j.appended = nil
 	}
+}
+
+// volumeUsers are the ids of the containers, in the batch's view, whose
+// mounts name volume name, sorted.
+func (b *batchView) volumeUsers(name string) []string {
+	seen := map[string]bool{}
+	var users []string
+	for v := b; v != nil; v = v.parent {
+		for id, c := range v.containers {
+			if !seen[id] {
+				seen[id] = true
+				if c != nil && c.UsesVolume(name) {
+					users = append(users, id)
+				}
+			}
+		}
+	}
+	for id, c := range b.j.containers {
+		if !seen[id] && c.UsesVolume(name) {
+			users = append(users, id)
+		}
+	}
+	slices.Sort(users)
+	return users
+}
+
+// describeUsers names containers by their short ids, at most ten.
+func describeUsers(ids []string) string {
+	short := make([]string, 0, min(len(ids), 10))
+	for _, id := range ids[:min(len(ids), 10)] {
+		short = append(short, id[:min(len(id), 12)])
+	}
+	out := "container " + strings.Join(short, ", ")
+	if len(ids) > 1 {
+		out = "containers " + strings.Join(short, ", ")
+	}
+	if len(ids) > 10 {
+		out += fmt.Sprintf(" and %d more", len(ids)-10)
+	}
+	return out
 }

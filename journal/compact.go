@@ -149,6 +149,9 @@ func (j *Journal) live(key string) bool {
 	case sm.ObjectImage:
 		_, ok := j.Image(id)
 		return ok
+	case sm.ObjectVolume:
+		_, ok := j.Volume(id)
+		return ok
 	}
 	return true // a kind without a fold has no records yet; keep them
 }

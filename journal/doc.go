@@ -15,10 +15,15 @@
 // exec, sandbox) and an id; a record without a kind, as schema 1 wrote them,
 // is a container's. Records are folded with the fold of their kind (see
 // folds in fold.go): containers (Apply, into containers/ and names/) and,
-// since schema 3, images (ApplyImage, into imageviews/, keyed by image id);
+// since schema 3, images (ApplyImage, into imageviews/, keyed by image id)
+// and, since schema 4, volumes (ApplyVolume, into volumes/, keyed by name);
 // a record of a kind without a fold is refused with ErrInconsistent.
 // Pending intents are keyed by object key ("container/<id>",
-// "image/sha256:<hex>").
+// "image/sha256:<hex>", "volume/<name>"). Two rules span kinds and are
+// checked in the committer's fold, so the check and the record are one
+// step: a volume's remove intent is refused (ErrFailedPrecondition) while a
+// container's view names the volume in its mounts, and a container's create
+// intent that names a volume not present, or being removed, is refused.
 //
 // # Durability
 //

@@ -53,7 +53,7 @@ func created(rec sm.Record) *sm.Container {
 	a := rec.Args
 	c := sm.Container{
 		ID: rec.Container, Name: a.Name, Image: a.Image, Command: a.Command, Env: a.Env,
-		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove, ImageID: a.ImageID, Config: a.Config,
+		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove, ImageID: a.ImageID, Config: a.Config, Mounts: a.Mounts,
 		TTY: a.TTY, OpenStdin: a.OpenStdin, StdinOnce: a.StdinOnce, LogMaxSize: a.LogMaxSize, LogMaxFiles: a.LogMaxFiles,
 		State:   sm.StateNone,
 		Pending: &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args},
@@ -111,6 +111,93 @@ var folds = map[sm.ObjectKind]func(b *batchView, rec sm.Record) error{
 	sm.ObjectImage:     (*batchView).foldImage,
 	sm.ObjectNetAttach: (*batchView).foldNetAttach,
 	sm.ObjectNetwork:   (*batchView).foldNetwork,
+	sm.ObjectVolume:    (*batchView).foldVolume,
+}
+
+// ApplyVolume is the volume fold: it folds one record of a volume into the
+// view of that volume. prev is nil when the journal has no view of it; a
+// nil result means there is none after the record (removed, or a create
+// that failed or was rolled back). It is pure and never modifies prev.
+func ApplyVolume(prev *sm.VolumeView, rec sm.Record) (*sm.VolumeView, error) {
+	rec = rec.Normalized()
+	if err := validateVolume(prev, rec); err != nil {
+		return nil, fmt.Errorf("record %d (%s %s of %s): %w", rec.Seq, rec.Kind, rec.Event, rec.Key(), err)
+	}
+	var next sm.VolumeView
+	if prev != nil {
+		next = prev.Clone()
+	} else {
+		next = sm.VolumeView{Name: rec.ObjectID, State: sm.StateNone}
+	}
+	next.Seq = rec.Seq
+	if rec.Kind == sm.KindIntent {
+		p := sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To}
+		if rec.Args != nil {
+			a := *rec.Args
+			p.Args = &a
+		}
+		next.Pending = &p
+		next = next.Clone()
+		return &next, nil
+	}
+	created := next.State == sm.StateNone && rec.To == sm.StatePresent
+	if created && next.Pending != nil && next.Pending.Args != nil && next.Pending.Args.Volume != nil {
+		next.Labels = next.Pending.Args.Volume.Labels
+		next.Anonymous = next.Pending.Args.Volume.Anonymous
+	}
+	next.Pending = nil
+	next.State = rec.To
+	if next.State != sm.StatePresent {
+		return nil, nil // removed, or never created
+	}
+	if created {
+		next.CreatedAt = rec.Time
+	}
+	next = next.Clone()
+	return &next, nil
+}
+
+// validateVolume checks that rec, a volume's record, can follow prev.
+func validateVolume(prev *sm.VolumeView, rec sm.Record) error {
+	if err := validateObject(rec, sm.ObjectVolume); err != nil {
+		return err
+	}
+	switch {
+	case sm.ValidateVolumeName(rec.ObjectID) != nil:
+		return fmt.Errorf("volume name %.80q is not a volume name: %w", rec.ObjectID, ErrInconsistent)
+	case rec.Container != "" || rec.Exec != "":
+		return fmt.Errorf("a volume's record names container %.80q: %w", rec.Container, ErrInconsistent)
+	case !sm.IsVolumeEvent(rec.Event):
+		return fmt.Errorf("%q is not a volume event: %w", rec.Event, ErrInconsistent)
+	}
+	pending := uint64(0)
+	if prev != nil && prev.Pending != nil {
+		pending = prev.Pending.Seq
+	}
+	switch rec.Kind {
+	case sm.KindIntent:
+		if pending != 0 {
+			return fmt.Errorf("intent %d is still pending: %w", pending, ErrInconsistent)
+		}
+		from := sm.StateNone
+		if prev != nil {
+			from = prev.State
+		}
+		if rec.From != from {
+			return fmt.Errorf("intent from %q, but the volume is %q: %w", rec.From, from, ErrInconsistent)
+		}
+	case sm.KindDone, sm.KindFailed:
+		if pending == 0 || pending != rec.Intent {
+			return fmt.Errorf("finishes intent %d, which is not pending: %w", rec.Intent, ErrInconsistent)
+		}
+	case sm.KindReconciled:
+		if pending == 0 || rec.Intent != pending {
+			return fmt.Errorf("reconciles intent %d, but intent %d is pending: %w", rec.Intent, pending, ErrInconsistent)
+		}
+	default:
+		return fmt.Errorf("unknown record kind %q: %w", rec.Kind, ErrInconsistent)
+	}
+	return nil
 }
 
 // ApplyImage is the image fold: it folds one record of an image into the

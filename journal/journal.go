@@ -60,6 +60,7 @@ type Journal struct {
 	images     map[string]*sm.ImageView
 	netAttachs map[string]*sm.NetAttachView
 	networks   map[string]*sm.NetworkView
+	volumes    map[string]*sm.VolumeView
 	lastSeq    uint64
 	// appended is closed at the next published commit (Appended).
 	appended chan struct{}
@@ -124,6 +125,7 @@ func Open(path string, opts Options) (j *Journal, err error) {
 		images:     map[string]*sm.ImageView{},
 		netAttachs: map[string]*sm.NetAttachView{},
 		networks:   map[string]*sm.NetworkView{},
+		volumes:    map[string]*sm.VolumeView{},
 		appends:    make(chan *commitRequest, 4096),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -179,7 +181,7 @@ func (j *Journal) load() error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		j.lastSeq = journalBucket(tx).Sequence()
 		v, err := readViews(tx)
-		j.containers, j.execs, j.names, j.images = v.containers, v.execs, v.names, v.images
+		j.containers, j.execs, j.names, j.images, j.volumes = v.containers, v.execs, v.names, v.images, v.volumes
 		j.netAttachs, j.networks = v.netAttachs, v.networks
 		return err
 	})
@@ -257,6 +259,29 @@ func (j *Journal) Images() []sm.ImageView {
 	}
 	j.mu.RUnlock()
 	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// Volume returns a copy of the view of volume name.
+func (j *Journal) Volume(name string) (sm.VolumeView, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	v, ok := j.volumes[name]
+	if !ok {
+		return sm.VolumeView{}, false
+	}
+	return v.Clone(), true
+}
+
+// Volumes returns copies of every volume view, sorted by name.
+func (j *Journal) Volumes() []sm.VolumeView {
+	j.mu.RLock()
+	out := make([]sm.VolumeView, 0, len(j.volumes))
+	for _, v := range j.volumes {
+		out = append(out, v.Clone())
+	}
+	j.mu.RUnlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
 }
 

@@ -14,8 +14,8 @@ import (
 )
 
 // schemaFourFromFixture is the v2 fixture as a schema 4 cairnd leaves it:
-// migrated by Open, then without execs/ and stamped 4 (schema 5 only adds
-// that bucket).
+// migrated by Open, then without execs/ and volumes/ and stamped 4
+// (schemas 5 and 6 only add those buckets).
 func schemaFourFromFixture(t *testing.T) string {
 	t.Helper()
 	path := fixture(t, "v2.db")
@@ -31,8 +31,10 @@ func schemaFourFromFixture(t *testing.T) string {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(schema.BucketExecs); err != nil {
-			return err
+		for _, b := range [][]byte{schema.BucketExecs, schema.BucketVolumes} { // schemas 5 and 6
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
 		}
 		return schema.Meta(tx).Put(schema.MetaSchema, []byte("4"))
 	})
@@ -67,7 +69,7 @@ func TestMigrate4to5_AddsExecsAndKeepsEveryView(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = j.View(func(tx *bolt.Tx) error {
-		if v, _ := schema.StoredVersion(tx); v != 5 {
+		if v, _ := schema.StoredVersion(tx); v != schema.Version {
 			t.Errorf("schema %d after Open", v)
 		}
 		if schema.Execs(tx) == nil || schema.Execs(tx).Stats().KeyN != 0 {

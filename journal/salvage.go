@@ -30,6 +30,7 @@ type SalvageReport struct {
 	// the kept records fold to.
 	Containers int
 	Images     int
+	Volumes    int
 	// StoreRecords counts the records copied per store bucket (images/, ...).
 	StoreRecords map[string]int
 	// StoreRepairs are what the stores' checks dropped or fixed to make the
@@ -278,6 +279,11 @@ func (s *salvaged) write(tx *bolt.Tx, checks []schema.Check, rep *SalvageReport)
 	for _, v := range view.images {
 		if v != nil {
 			rep.Images++
+		}
+	}
+	for _, v := range view.volumes {
+		if v != nil {
+			rep.Volumes++
 		}
 	}
 	for _, name := range schema.StoreBuckets {

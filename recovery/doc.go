@@ -5,7 +5,11 @@
 // pure function (Decide) what to do about it, carries that out, and appends
 // each decision to the journal as a RECONCILED record, so `cairn history`
 // shows what recovery did. It also removes what removed containers left
-// behind.
+// behind. Images (DecideImage) and volumes (DecideVolume: an unfinished
+// create rolls back unless its directory is whole, an unfinished remove
+// finishes) are decided first, each with its own pure table. A container's
+// volumes and binds need nothing: libcontainer mounts them inside the
+// container's mount namespace, so the host has nothing to unmount.
 //
 // Recovery never thaws a paused container, never unmounts a live one's
 // rootfs, and never invents an exit code: when nobody can know it, the

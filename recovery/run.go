@@ -33,13 +33,19 @@ type Runner struct {
 	ImageJournal ImageJournal
 	// Execs, if set, recovers exec sessions too (exec.go).
 	Execs ExecPorts
+	// Volumes and VolumeJournal, if set, recover volumes with an
+	// unfinished intent, after the images and before the containers.
+	Volumes       VolumeStore
+	VolumeJournal VolumeJournal
 }
 
 // Report is what one recovery did.
 type Report struct {
 	Containers int
 	// Images is how many unfinished image intents were decided.
-	Images       int
+	Images int
+	// Volumes is how many unfinished volume intents were decided.
+	Volumes      int
 	Actions      map[string]int
 	UnknownExits int
 	Duration     time.Duration
@@ -56,6 +62,9 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	rep := Report{Actions: map[string]int{}}
 	var errs []error
 	if err := r.recoverImages(ctx, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.recoverVolumes(ctx, &rep); err != nil {
 		errs = append(errs, err)
 	}
 	views := r.Journal.Containers()

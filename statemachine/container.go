@@ -31,6 +31,8 @@ type Container struct {
 	// LogMaxSize and LogMaxFiles rotate the log (0: the daemon's default).
 	LogMaxSize  int64 `json:"log_max_size,omitempty"`
 	LogMaxFiles int   `json:"log_max_files,omitempty"`
+	// Mounts are the container's volumes, binds and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
 
 	State State `json:"state"`
 	// Pending is an intent recorded without its outcome: a transition in
@@ -62,6 +64,7 @@ type Pending struct {
 func (c Container) Clone() Container {
 	c.Command = slices.Clone(c.Command)
 	c.Env = slices.Clone(c.Env)
+	c.Mounts = slices.Clone(c.Mounts)
 	if c.Pending != nil {
 		p := *c.Pending
 		if p.Args != nil {

@@ -3,7 +3,8 @@
 // on looplab/fsm), the records that describe a transition, and the driver that
 // runs the transition protocol: check the rule, record the intent durably,
 // perform the side effects, record the outcome. Images have the same
-// protocol with their own events, rules, steps and driver (image.go), and
+// protocol with their own events, rules, steps and driver (image.go), as
+// have volumes (volume.go; a create's mounts and their rules in mounts.go);
 // a create merges the image's config with its overrides (imageconfig.go)
 // and resolves its limits (package resources); an update changes them
 // (update.go).

@@ -2,8 +2,10 @@ package statemachine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,6 +214,7 @@ type harness struct {
 	w       *fakeWorld
 	m       *sm.Machine
 	commits *commitCounter
+	vols    *fakeVolumes
 }
 
 func newHarness(t *testing.T) *harness {
@@ -222,7 +225,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	w := newFakeWorld()
-	m := sm.New(sm.Deps{Journal: j, Runner: w, Freezer: w, Janitor: w, Layers: w, Mounter: w, KillWait: 2 * time.Second})
+	vols := &fakeVolumes{driver: sm.NewVolumes(sm.VolumeDeps{Journal: j})}
+	m := sm.New(sm.Deps{Journal: j, Runner: w, Freezer: w, Janitor: w, Layers: w, Mounter: w, Volumes: vols, KillWait: 2 * time.Second})
 	t.Cleanup(func() {
 		m.Close()
 		if err := j.Verify(); err != nil {
@@ -230,7 +234,43 @@ func newHarness(t *testing.T) *harness {
 		}
 		_ = j.Close()
 	})
-	return &harness{j: j, w: w, m: m, commits: commits}
+	return &harness{j: j, w: w, m: m, commits: commits, vols: vols}
+}
+
+// fakeVolumes makes and removes volumes through the real volume driver,
+// with no directories.
+type fakeVolumes struct {
+	driver  *sm.Volumes
+	mu      sync.Mutex
+	removed []string
+}
+
+func (f *fakeVolumes) PrepareMounts(ctx context.Context, mounts []sm.Mount) ([]sm.Mount, func(), error) {
+	out := slices.Clone(mounts)
+	for i, m := range out {
+		if m.Type != sm.MountVolume {
+			continue
+		}
+		if m.Source == "" {
+			out[i].Source = fmt.Sprintf("anon%d", time.Now().UnixNano())
+		}
+		if _, err := f.driver.Run(ctx, sm.VolumeOp{Event: sm.EventVolumeCreate, Name: out[i].Source, Spec: &sm.VolumeSpec{Anonymous: m.Anonymous}}); err != nil && !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			return nil, nil, err
+		}
+	}
+	return out, func() {}, nil
+}
+
+func (f *fakeVolumes) RemoveAnonymous(ctx context.Context, names []string) error {
+	for _, n := range names {
+		if _, err := f.driver.Run(ctx, sm.VolumeOp{Event: sm.EventVolumeRemove, Name: n}); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.removed = append(f.removed, n)
+		f.mu.Unlock()
+	}
+	return nil
 }
 
 // commitCounter counts the journal's group commits (each one fsync).

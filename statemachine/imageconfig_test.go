@@ -98,6 +98,15 @@ func TestCreate_TakesTheImagesConfigAndStopUsesItsSignal(t *testing.T) {
 	if spec.Cwd != "/work" || spec.User != "app" {
 		t.Errorf("run spec cwd %q user %q", spec.Cwd, spec.User)
 	}
+	// The image's VOLUME got an anonymous volume, recorded with the create
+	// and handed to the runner.
+	if len(c.Mounts) != 1 || len(c.Config.Volumes) != 1 || c.Mounts[0].Destination != c.Config.Volumes[0] || !c.Mounts[0].Anonymous || c.Mounts[0].Source == "" ||
+		len(spec.Mounts) != 1 || spec.Mounts[0].Source != c.Mounts[0].Source {
+		t.Errorf("mounts %+v, run spec's %+v", c.Mounts, spec.Mounts)
+	}
+	if v, ok := h.j.Volume(c.Mounts[0].Source); !ok || !v.Anonymous {
+		t.Errorf("the anonymous volume %+v", v)
+	}
 	// The fake ignores SIGUSR1, so the stop ends with SIGKILL after its
 	// grace: its first signal was the image's.
 	if _, err := h.m.Stop(bg, c.ID, 10*time.Millisecond); err != nil {

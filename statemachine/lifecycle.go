@@ -43,6 +43,9 @@ type CreateRequest struct {
 	// daemon's default (Deps.Defaults).
 	Resources resources.Resources
 	Security  resources.Security
+	// Mounts are volumes (made if missing), binds and tmpfs mounts; the
+	// image's VOLUMEs that no mount covers get anonymous volumes.
+	Mounts []Mount
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -84,10 +87,14 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 		return Container{}, err
 	}
 	req.Command, req.Env = command, env
+	req.Mounts = WithImageVolumes(req.Mounts, cfg.Volumes)
 	if err := ValidateCreate(req); err != nil {
 		return Container{}, err
 	}
 	if cfg.Resources, cfg.Security, err = m.limitsOf(req); err != nil {
+		return Container{}, err
+	}
+	if err := ValidateMounts(req.Mounts); err != nil {
 		return Container{}, err
 	}
 	m.warm() // a create is usually followed by a start
@@ -96,7 +103,32 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 		return Container{}, err
 	}
 	defer release()
+	mounts, undoMounts, err := m.prepareMounts(ctx, req.Mounts)
+	if err != nil {
+		return Container{}, err
+	}
 	id, mountID := newID(), newID()
+	c, err := m.createPrepared(ctx, req, img, cfg, mounts, id, mountID, chain)
+	if err != nil {
+		if _, exists := m.d.Journal.Container(id); !exists {
+			undoMounts() // no record names the volumes it made
+		}
+	}
+	return c, err
+}
+
+// prepareMounts has the volume service prepare a create's mounts.
+func (m *Machine) prepareMounts(ctx context.Context, mounts []Mount) ([]Mount, func(), error) {
+	if len(mounts) == 0 {
+		return nil, func() {}, nil
+	}
+	if m.d.Volumes == nil {
+		return nil, nil, fmt.Errorf("this daemon takes no mounts: %w", errdefs.ErrInvalidArgument)
+	}
+	return m.d.Volumes.PrepareMounts(ctx, mounts)
+}
+
+func (m *Machine) createPrepared(ctx context.Context, req CreateRequest, img ImageInfo, cfg ContainerConfig, mounts []Mount, id, mountID string, chain []then) (Container, error) {
 	unlock, err := m.lock(ctx, id)
 	if err != nil {
 		return Container{}, err
@@ -104,7 +136,7 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	defer unlock()
 	args := &Args{Name: req.Name, Image: img.Ref, ImageID: img.ID, Command: req.Command, Env: req.Env,
 		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove,
-		TTY: req.TTY, OpenStdin: req.OpenStdin, StdinOnce: req.StdinOnce, LogMaxSize: req.LogMaxSize, LogMaxFiles: req.LogMaxFiles}
+		TTY: req.TTY, OpenStdin: req.OpenStdin, StdinOnce: req.StdinOnce, LogMaxSize: req.LogMaxSize, LogMaxFiles: req.LogMaxFiles, Mounts: mounts}
 	if req.Hostname != "" {
 		args.Hostname = req.Hostname
 	}
@@ -187,6 +219,21 @@ func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration)
 // needs force and is killed first; a force-remove cuts short a stop in
 // progress instead of waiting out its grace period.
 func (m *Machine) Remove(ctx context.Context, id string, force bool) (Container, error) {
+	return m.RemoveWith(ctx, id, RemoveOptions{Force: force})
+}
+
+// RemoveOptions are a remove's flags.
+type RemoveOptions struct {
+	// Force kills a running or paused container first.
+	Force bool
+	// Volumes removes the container's anonymous volumes too (rm -v); its
+	// named volumes always stay.
+	Volumes bool
+}
+
+// RemoveWith is Remove with options.
+func (m *Machine) RemoveWith(ctx context.Context, id string, o RemoveOptions) (Container, error) {
+	force := o.Force
 	if force {
 		if _, err := m.preempt(ctx, id, syscall.SIGKILL); err != nil {
 			return Container{}, err
@@ -201,16 +248,20 @@ func (m *Machine) Remove(ctx context.Context, id string, force bool) (Container,
 	if err != nil {
 		return c, err
 	}
-	return m.remove(ctx, c, force)
+	return m.remove(ctx, c, force, o.Volumes)
 }
 
 // remove runs the remove transition; the caller holds the container's slot.
-func (m *Machine) remove(ctx context.Context, c Container, force bool) (Container, error) {
+func (m *Machine) remove(ctx context.Context, c Container, force, volumes bool) (Container, error) {
 	event := EventRemove
 	if force {
 		event = EventForceRemove
 	}
-	return m.transit(ctx, c, event, nil, nil)
+	var args *Args
+	if volumes {
+		args = &Args{RemoveVolumes: true}
+	}
+	return m.transit(ctx, c, event, args, nil)
 }
 
 // autoRemoveAfter chains the removal of a container created with

@@ -13,12 +13,15 @@ import (
 
 // Deps are the adapters the driver works through.
 type Deps struct {
-	Journal  Journal
-	Runner   Runner
-	Freezer  Freezer
-	Janitor  Janitor
-	Layers   Layers
-	Mounter  Mounter
+	Journal Journal
+	Runner  Runner
+	Freezer Freezer
+	Janitor Janitor
+	Layers  Layers
+	Mounter Mounter
+	// Volumes, if set, prepares the volumes and binds of creates; without
+	// it a create with mounts is refused.
+	Volumes  ContainerVolumes
 	Observer Observer     // optional
 	Logger   *slog.Logger // optional
 	// KillWait bounds the wait for a process to die after SIGKILL. Default 30s.

@@ -43,6 +43,9 @@ type RunSpec struct {
 	// options as journaled.
 	Resources resources.Resources
 	Security  resources.Security
+	// Mounts are the container's volumes, binds and tmpfs mounts, as its
+	// create recorded them; the runner finds a volume's directory.
+	Mounts []Mount
 }
 
 // Runner starts a container's process under its shim, waits for it and
@@ -152,4 +155,19 @@ type ExecViews interface {
 // Observer is told about every finished transition (metrics).
 type Observer interface {
 	Transition(event Event, outcome Kind, d time.Duration)
+}
+
+// ContainerVolumes makes and removes the volumes of containers' mounts (the volume
+// service, whose every change is journaled as a volume's).
+type ContainerVolumes interface {
+	// PrepareMounts checks a create's mounts against the machine (a bind's
+	// source must exist: ErrInvalidArgument otherwise), before anything
+	// changes, then makes the volumes they name that do not exist, as
+	// Docker does, and gives each anonymous mount a new volume. It returns
+	// the mounts as the create records them and an undo that removes the
+	// volumes it made, for a create that then fails.
+	PrepareMounts(ctx context.Context, mounts []Mount) ([]Mount, func(), error)
+	// RemoveAnonymous removes the volumes named, made for a container that
+	// is now removed (rm -v, or an auto-removed container).
+	RemoveAnonymous(ctx context.Context, names []string) error
 }

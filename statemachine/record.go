@@ -1,6 +1,7 @@
 package statemachine
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -146,6 +147,13 @@ type Args struct {
 	// Resources are the limits an update sets (all of them, not only the
 	// changed ones).
 	Resources *resources.Resources `json:"resources,omitempty"`
+	// RemoveVolumes: a remove that takes the container's anonymous
+	// volumes with it (rm -v).
+	RemoveVolumes bool `json:"remove_volumes,omitempty"`
+	// Mounts are a create's volumes, binds and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Volume is what a volume create records about the volume.
+	Volume *VolumeSpec `json:"volume,omitempty"`
 }
 
 // clone is a deep copy of the arguments.
@@ -154,6 +162,7 @@ func (a Args) clone() Args {
 	a.Env = slices.Clone(a.Env)
 	a.Refs = slices.Clone(a.Refs)
 	a.Layers = slices.Clone(a.Layers)
+	a.Mounts = slices.Clone(a.Mounts)
 	if a.Exit != nil {
 		e := *a.Exit
 		a.Exit = &e
@@ -174,6 +183,11 @@ func (a Args) clone() Args {
 	if a.Resources != nil {
 		r := a.Resources.Clone()
 		a.Resources = &r
+	}
+	if a.Volume != nil {
+		v := *a.Volume
+		v.Labels = maps.Clone(v.Labels)
+		a.Volume = &v
 	}
 	return a
 }

@@ -224,7 +224,7 @@ func (m *Machine) execProcess(w *work) error {
 	c := w.c
 	spec := RunSpec{ID: c.ID, Rootfs: w.rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname,
 		TTY: c.TTY, OpenStdin: c.OpenStdin, StdinOnce: c.StdinOnce, AwaitAttach: w.awaitAttach,
-		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles}
+		LogMaxSize: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles, Mounts: c.Mounts}
 	if c.Config != nil {
 		spec.Cwd, spec.User = c.Config.WorkingDir, c.Config.User
 		spec.Resources, spec.Security = c.Config.Resources.Clone(), c.Config.Security.Clone()

@@ -156,8 +156,23 @@ func (t *transition) done(res *Result, writes ...Write) (Container, error) {
 	// Kept before waiters are woken, so none finds the container gone
 	// without its last view.
 	t.m.forget(last)
+	t.m.removeAnonymousVolumes(last, t.intent.Args)
 	t.m.notify(rec.Container)
 	return last, nil
+}
+
+// removeAnonymousVolumes removes the anonymous volumes of a removed
+// container when its remove asked for it (rm -v) or it was auto-removed
+// (Docker's --rm does the same). A failure is logged: the volume stays,
+// unused, for volume prune.
+func (m *Machine) removeAnonymousVolumes(last Container, args *Args) {
+	names := AnonymousVolumes(last.Mounts)
+	if m.d.Volumes == nil || len(names) == 0 || !last.AutoRemove && (args == nil || !args.RemoveVolumes) {
+		return
+	}
+	if err := m.d.Volumes.RemoveAnonymous(context.WithoutCancel(m.ctx), names); err != nil {
+		m.log.Error("removing the anonymous volumes of a removed container", "container", last.ID, "volumes", names, "error", err)
+	}
 }
 
 // doneThen records t's outcome and the intent of next in one commit, and

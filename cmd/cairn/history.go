@@ -60,6 +60,9 @@ func printRecord(w io.Writer, r *cairnv1.JournalRecord, format string) error {
 		// 12 columns, as a container id: "img " and 8 hex digits of the id.
 		who = "img " + strings.TrimPrefix(r.ObjectId, "sha256:")
 	}
+	if r.Object == "volume" {
+		who = "vol " + r.ObjectId
+	}
 	line := fmt.Sprintf("%6d  %s  %-10s  %.12s  %-12s  %s -> %s", r.Seq, r.Time.AsTime().Local().Format("2006-01-02 15:04:05.000"),
 		kind, who, r.Event, from, r.ToState)
 	if r.IntentSeq != 0 {

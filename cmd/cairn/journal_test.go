@@ -28,7 +28,7 @@ func TestCLI_JournalSalvageWritesAFileThatPassesTheCheck(t *testing.T) {
 		t.Fatalf("salvage: code %d, %q %q", code, stdout, errOut)
 	}
 	stdout, errOut, code = cli(t, e, "journal", "check", "--root", outDir)
-	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("ok: schema %d", schema.Version)) || !strings.Contains(stdout, "clean shutdown: no") {
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("ok: schema %d,", schema.Version)) || !strings.Contains(stdout, "clean shutdown: no") {
 		t.Fatalf("check of the salvaged file: code %d, %q %q", code, stdout, errOut)
 	}
 	if _, errOut, code = cli(t, e, "journal", "check", "--root", e.Config.Root, "--salvage", out); code == 0 || !strings.Contains(errOut, "already exists") {

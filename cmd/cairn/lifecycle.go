@@ -20,6 +20,7 @@ type createFlags struct {
 	user       string
 	net        netFlags
 	limits     limitFlags
+	mounts     []*cairnv1.Mount
 	cmd        *cobra.Command
 	stdio      stdioFlags
 }
@@ -34,13 +35,17 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	f.net.register(cmd)
 	f.stdio.register(cmd)
 	f.limits.register(cmd)
+	cmd.Flags().VarP(&mountsValue{mounts: &f.mounts, parse: parseVolumeFlag, kind: "NAME:/path[:ro]"}, "volume", "v",
+		"mount a volume (made if missing) or a host path (which must exist): NAME:/path[:ro], /host/path:/path[:ro], or /path for an anonymous volume")
+	cmd.Flags().Var(&mountsValue{mounts: &f.mounts, parse: parseMountFlag, kind: "type=...,dst=..."}, "mount",
+		"a mount: type=volume|bind|tmpfs,src=...,dst=...[,readonly][,tmpfs-size=64m]")
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
 
 func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
 	req := &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm,
-		WorkingDir: f.workdir, User: f.user}
+		WorkingDir: f.workdir, User: f.user, Mounts: f.mounts}
 	f.net.apply(req)
 	f.stdio.apply(req)
 	f.limits.apply(req)
@@ -167,12 +172,13 @@ func killCmd(c *clients) *cobra.Command {
 }
 
 func rmCmd(c *clients) *cobra.Command {
-	var force bool
-	cmd := simpleCmd("rm [-f]", "Remove containers and their writable layers", func(ctx context.Context, ref string) error {
-		_, err := c.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: ref, Force: force}))
+	var force, volumes bool
+	cmd := simpleCmd("rm [-f] [-v]", "Remove containers and their writable layers", func(ctx context.Context, ref string) error {
+		_, err := c.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: ref, Force: force, RemoveVolumes: volumes}))
 		return err
 	})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and remove running or paused containers")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the containers' anonymous volumes too (named volumes always stay)")
 	return cmd
 }
 

@@ -124,7 +124,7 @@ func newRoot(c *clients) *cobra.Command {
 		createCmd(c), runCmd(c), startCmd(c), stopCmd(c), killCmd(c),
 		pauseCmd(c), unpauseCmd(c), restartCmd(c), rmCmd(c),
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c), eventsCmd(c),
-		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
+		imageCmd(c), volumeCmd(c), versionCmd(c), drillCmd(), journalCmd(),
 		infoCmd(c), systemCmd(c),
 		networkCmd(c), portCmd(c),
 		attachCmd(c), execCmd(c), topCmd(c),

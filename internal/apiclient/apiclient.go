@@ -17,6 +17,7 @@ type Clients struct {
 	Containers cairnv1connect.ContainerServiceClient
 	Images     cairnv1connect.ImageServiceClient
 	Journal    cairnv1connect.JournalServiceClient
+	Volumes    cairnv1connect.VolumeServiceClient
 	System     cairnv1connect.SystemServiceClient
 	Networks   cairnv1connect.NetworkServiceClient
 	Resources  cairnv1connect.ResourceServiceClient
@@ -52,6 +53,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 		Networks:   cairnv1connect.NewNetworkServiceClient(hc, BaseURL, opts...),
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
+		Volumes:    cairnv1connect.NewVolumeServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
 		Resources:  cairnv1connect.NewResourceServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,

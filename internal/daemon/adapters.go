@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-run/cairn/network"
 	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
+	"github.com/cairn-run/cairn/volumes"
 )
 
 // The adapters translate between the driver's plain types and the
@@ -34,6 +35,7 @@ type runtime struct {
 	// The daemon's log rotation, for a container that asked for none.
 	logMaxSize  int64
 	logMaxFiles int
+	volumes     *volumes.Service
 }
 
 func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error) {
@@ -64,6 +66,11 @@ func (r runtime) Start(ctx context.Context, spec sm.RunSpec) (sm.Process, error)
 			es.NetNS, es.HostNetwork = join.NetNS, join.Host
 		}
 	}
+	mounts, err := runMounts(r.volumes, spec)
+	if err != nil {
+		return sm.Process{}, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	es.Mounts = mounts
 	p, err := r.exec.Start(ctx, es)
 	return sm.Process(p), err
 }
@@ -261,4 +268,28 @@ type observer struct{ metrics *metrics.Metrics }
 
 func (o observer) Transition(event sm.Event, outcome sm.Kind, d time.Duration) {
 	o.metrics.Transition(string(event), string(outcome), d)
+}
+
+// runMounts turns a container's recorded mounts into the executor's: a
+// volume is a bind of its directory, filled from the image's content at
+// its path when it is empty (Docker's first use).
+func runMounts(vs *volumes.Service, spec sm.RunSpec) ([]executor.Mount, error) {
+	var out []executor.Mount
+	for _, m := range spec.Mounts {
+		em := executor.Mount{Type: string(m.Type), Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly, TmpfsSize: m.TmpfsSize}
+		if m.Type == sm.MountVolume {
+			if vs == nil {
+				return nil, fmt.Errorf("volume %s: no volume service", m.Source)
+			}
+			if _, err := vs.Get(m.Source); err != nil {
+				return nil, err
+			}
+			if err := vs.Populate(m.Source, spec.Rootfs, m.Destination); err != nil {
+				return nil, err
+			}
+			em.Type, em.Source = "bind", vs.Mountpoint(m.Source)
+		}
+		out = append(out, em)
+	}
+	return out, nil
 }

@@ -9,10 +9,10 @@ import (
 )
 
 // CrashPoints is every crash point cairnd can reach, in one list: the
-// container driver's and the image driver's (derived from their step
+// container driver's, the image driver's and the volume driver's (derived from their step
 // lists), the journal's and recovery's.
 // cairnd refuses to start with CAIRN_CRASH_AT naming anything else, and the
 // full-matrix crash test walks this list.
 func CrashPoints() []string {
-	return slices.Concat(sm.CrashPoints(), sm.ImageCrashPoints(), sm.NetCrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
+	return slices.Concat(sm.CrashPoints(), sm.ImageCrashPoints(), sm.NetCrashPoints(), sm.VolumeCrashPoints(), journal.CrashPoints(), recovery.CrashPoints())
 }

@@ -177,6 +177,9 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 		if slices.Contains(sm.ExecCrashPoints(), point) {
 			continue // exec sessions: TestCrashPoints_ExecSessionsNoneLostNoneLeaked
 		}
+		if slices.Contains(sm.VolumeCrashPoints(), point) {
+			continue // volume operations: TestCrashPoints_VolumeOperationsLeaveNothingHalfMade
+		}
 		if _, ok := crashOutcome[point]; !ok {
 			t.Errorf("crash point %s has no expected outcome in this test", point)
 		}

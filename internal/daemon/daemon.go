@@ -36,6 +36,7 @@ import (
 	"github.com/cairn-run/cairn/network"
 	"github.com/cairn-run/cairn/recovery"
 	sm "github.com/cairn-run/cairn/statemachine"
+	"github.com/cairn-run/cairn/volumes"
 )
 
 // Config is cairnd's configuration.
@@ -81,6 +82,7 @@ type Daemon struct {
 	journal *journal.Journal
 	layers  *layer.Store
 	images  *images.Service
+	volumes *volumes.Service
 	exec    *executor.Executor
 	machine *sm.Machine
 	net     *network.Manager
@@ -220,13 +222,15 @@ func (d *Daemon) open() error {
 		Registries: d.cfg.Registries, Containers: d.journal,
 		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
 	}
+	d.volumes = &volumes.Service{Dir: filepath.Join(d.cfg.Root, "volumes"), Journal: d.journal,
+		Driver: sm.NewVolumes(sm.VolumeDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit})}
 	if err := d.openNetwork(); err != nil {
 		return err
 	}
-	rt := runtime{exec: d.exec, metrics: d.metrics, net: d.net, journal: d.journal, logMaxSize: d.cfg.LogMaxSize, logMaxFiles: d.cfg.LogMaxFiles}
+	rt := runtime{exec: d.exec, metrics: d.metrics, net: d.net, journal: d.journal, logMaxSize: d.cfg.LogMaxSize, logMaxFiles: d.cfg.LogMaxFiles, volumes: d.volumes}
 	ls := layers{store: d.layers, images: d.images}
 	d.machine = sm.New(sm.Deps{
-		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls,
+		Journal: d.journal, Runner: rt, Freezer: rt, Janitor: rt, Layers: ls, Mounter: ls, Volumes: d.volumes,
 		Observer: observer{d.metrics}, Logger: d.log, CrashPoint: crashpoint.Hit,
 		Execs: execRuntime{d.exec}, ExecViews: d.journal,
 		Defaults: d.resourceDefaults(), CheckSecurity: checkSecurity,
@@ -249,7 +253,8 @@ func (d *Daemon) recover() error {
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
-		Execs: recovery.ExecPorts{Journal: d.journal, Runtime: execRecovery{d.exec}, Lifecycle: d.machine},
+		Execs:   recovery.ExecPorts{Journal: d.journal, Runtime: execRecovery{d.exec}, Lifecycle: d.machine},
+		Volumes: d.volumes, VolumeJournal: d.journal,
 	}
 	rep, err := runner.Run(context.Background())
 	d.recoverNetwork(info.Rebooted)
@@ -257,7 +262,7 @@ func (d *Daemon) recover() error {
 	for range rep.UnknownExits {
 		d.metrics.ExitCodeUnknown()
 	}
-	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
+	d.log.Info("recovered", "containers", rep.Containers, "images", rep.Images, "volumes", rep.Volumes, "actions", rep.Actions, "unknown_exits", rep.UnknownExits, "duration", rep.Duration)
 	if err != nil {
 		d.log.Error("recovery left work for the next start", "error", err)
 	}
@@ -280,10 +285,11 @@ func bootID() string {
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
 	mux := api.Handlers{
-		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode}),
+		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode, VolumeDir: d.volumes.Mountpoint}),
 		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		Resources:  &api.ResourceServer{View: d.journal, Reader: runtime{exec: d.exec}, Machine: d.machine, Mounts: layers{store: d.layers}},
+		Volumes:    &api.VolumeServer{Volumes: d.volumes},
 		System:     &api.SystemServer{Build: buildinfo.Read(), Facts: systemFacts{d}},
 		Health:     d.health,
 		Gate:       &d.gate,

@@ -92,6 +92,8 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	r.observer = observer{dir: dir, execDir: filepath.Join(r.root, "exec"), layerDir: filepath.Join(r.root, "layer"), cgroupParent: r.cgroupParent}
 	r.ops = newOperator(r.daemon.clients.Containers, imageName, cfg.Containers)
 	r.ops.images = r.daemon.clients.Images
+	r.ops.volumes = r.daemon.clients.Volumes
+	r.observer.volumeDir = filepath.Join(r.root, "volumes")
 	fmt.Fprintf(cfg.Out, "drill: %s, %d cycles, up to %d containers, seed %d, root %s, cgroup parent %s\n",
 		cfg.Cairnd, cfg.Cycles, cfg.Containers, cfg.Seed, dir, r.cgroupParent)
 	defer func() {
@@ -122,6 +124,9 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		return sum, err
 	}
 	if err := r.pushImages(ctx); err != nil {
+		return sum, err
+	}
+	if err := r.seedVolume(ctx); err != nil {
 		return sum, err
 	}
 	master := mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
@@ -290,6 +295,11 @@ func (r *run) observe(ctx context.Context) (Observed, error) {
 		}
 		images = append(images, got.Msg.Image)
 	}
+	vols, err := r.daemon.clients.Volumes.List(ctx, connect.NewRequest(&cairnv1.VolumeServiceListRequest{}))
+	if err != nil {
+		return Observed{}, fmt.Errorf("volume list: %w", err)
+	}
+	volumes := append([]*cairnv1.Volume{}, vols.Msg.Volumes...) // never nil: the drill has volumes
 	cs := list.Msg.Containers
 	execs := map[string]*cairnv1.ExecSession{}
 	for _, c := range cs {
@@ -303,7 +313,7 @@ func (r *run) observe(ctx context.Context) (Observed, error) {
 	}
 	w := r.observer.observe(r.daemon.pid(), cs)
 	r.observer.observeExecProcs(w, execs)
-	return Observed{Containers: cs, Images: images, History: history, Execs: execs, World: w}, nil
+	return Observed{Containers: cs, Images: images, Volumes: volumes, History: history, Execs: execs, World: w}, nil
 }
 
 // history reads the whole journal, by container.
@@ -369,6 +379,33 @@ func (r *run) loadImages(ctx context.Context) error {
 		if _, err := apiclient.LoadImage(ctx, r.daemon.clients.Images, bytes.NewReader(buf.Bytes())); err != nil {
 			return fmt.Errorf("drill: load image: %w", err)
 		}
+	}
+	return nil
+}
+
+// seedVolume makes the drill's volume: a container writes a random blob
+// into it and the blob's sha256 beside it. Every container of the drill
+// then mounts it read-only, and every recovery checks the bytes.
+func (r *run) seedVolume(ctx context.Context) error {
+	script := "head -c 65536 /dev/urandom > " + drillVolumeMount + "/blob && cd " + drillVolumeMount + " && sha256sum blob > blob.sha256"
+	res, err := r.daemon.clients.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: imageName, Command: []string{"sh", "-c", script},
+		Mounts: []*cairnv1.Mount{{Type: cairnv1.MountType_MOUNT_TYPE_VOLUME, Source: drillVolume, Destination: drillVolumeMount}}}))
+	if err != nil {
+		return fmt.Errorf("drill: create the volume's writer: %w", err)
+	}
+	id := res.Msg.Container.Id
+	if _, err := r.daemon.clients.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id})); err != nil {
+		return fmt.Errorf("drill: start the volume's writer: %w", err)
+	}
+	w, err := r.daemon.clients.Containers.Wait(ctx, connect.NewRequest(&cairnv1.WaitRequest{Id: id}))
+	if err != nil || w.Msg.ExitCode == nil || *w.Msg.ExitCode != 0 {
+		return fmt.Errorf("drill: the volume's writer: %v %v", w, err)
+	}
+	if _, err := r.daemon.clients.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id})); err != nil {
+		return fmt.Errorf("drill: remove the volume's writer: %w", err)
+	}
+	if b := readVolumeBlob(filepath.Join(r.observer.volumeDir, drillVolume, "_data")); b.Err != "" || b.Sum != b.Want {
+		return fmt.Errorf("drill: the volume's blob as written: %+v", b)
 	}
 	return nil
 }

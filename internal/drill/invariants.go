@@ -120,6 +120,9 @@ type Observed struct {
 	Containers []*cairnv1.Container
 	// Images are every image the daemon lists, as its Get describes them.
 	Images []*cairnv1.Image
+	// Volumes are every volume the daemon lists; nil when the drill has
+	// none (then the volume invariants are not checked).
+	Volumes []*cairnv1.Volume
 	// History holds each container's journal records, in order.
 	History map[string][]*cairnv1.JournalRecord
 	// Execs are the exec sessions of the listed containers, by id, as
@@ -132,7 +135,7 @@ type Observed struct {
 func Check(cr Crash, o Observed) []Violation {
 	var out []Violation
 	for _, check := range []func(Crash, Observed) []Violation{
-		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs,
+		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs, checkVolumes,
 	} {
 		out = append(out, check(cr, o)...)
 	}
@@ -452,6 +455,42 @@ func checkImages(cr Crash, o Observed) []Violation {
 	}
 	if len(o.World.Scratch) > 0 {
 		bad("leak", "an empty layer store tmp/ after recovery", strings.Join(o.World.Scratch, ", "), "tmp")
+	}
+	return out
+}
+
+// checkVolumes: the volume directories on disk are exactly the listed
+// volumes, each with its _data, none pending; and the drill's volume holds
+// the bytes it was made with ("volume bytes intact").
+func checkVolumes(cr Crash, o Observed) []Violation {
+	if o.Volumes == nil {
+		return nil
+	}
+	var out []Violation
+	bad := func(invariant, expected, seen, subject string) {
+		out = append(out, Violation{Cycle: cr.Cycle, Invariant: invariant, Expected: expected, Seen: seen, subject: subject})
+	}
+	var listed []string
+	for _, v := range o.Volumes {
+		listed = append(listed, v.Name)
+		if v.PendingEvent != "" {
+			bad("pending", "no unfinished volume operation after recovery", fmt.Sprintf("volume %s pending %s", v.Name, v.PendingEvent), v.Name)
+		}
+	}
+	sort.Strings(listed)
+	onDisk := slices.Sorted(slices.Values(o.World.VolumeDirs))
+	if !slices.Equal(listed, onDisk) {
+		bad("volume", "one directory per listed volume, nothing half-made", fmt.Sprintf("listed %v, on disk %v", listed, onDisk), "volumes")
+	}
+	if len(o.World.VolumeNoData) > 0 {
+		bad("volume", "every volume directory with its _data", "without: "+strings.Join(o.World.VolumeNoData, ", "), "_data")
+	}
+	b := o.World.VolumeBlob
+	switch {
+	case b.Err != "":
+		bad("volume-bytes", "the drill volume's blob and its checksum readable", b.Err, "blob")
+	case b.Sum == "" || b.Sum != b.Want:
+		bad("volume-bytes", "the drill volume's blob to match the checksum written with it ("+b.Want+")", "sha256 "+b.Sum, "blob")
 	}
 	return out
 }

@@ -107,7 +107,10 @@ func healthy() (Crash, Observed) {
 		{Id: "sha256:2", DiffIds: []string{"sha256:a", "sha256:c"}, ChainId: "sha256:ac", Config: &cairnv1.ImageConfig{}},
 	}
 	w.LayerDirs = []string{"d1", "d2", "d3"}
-	return cr, Observed{Containers: cs, Images: images, History: history, World: w}
+	w.VolumeDirs = []string{drillVolume, "drill-scratch-1"}
+	w.VolumeBlob = VolumeBlob{Sum: "ab12", Want: "ab12"}
+	volumes := []*cairnv1.Volume{{Name: drillVolume}, {Name: "drill-scratch-1"}}
+	return cr, Observed{Containers: cs, Images: images, Volumes: volumes, History: history, World: w}
 }
 
 func find(o Observed, id string) *cairnv1.Container {
@@ -154,6 +157,24 @@ func TestCheck_EachInvariantFiresOnItsViolation(t *testing.T) {
 		break_ func(*Crash, *Observed)
 		want   []string // the invariants that must fire, and no other
 	}{
+		{"a volume whose bytes changed", func(cr *Crash, o *Observed) {
+			o.World.VolumeBlob.Sum = "cd34"
+		}, []string{"volume-bytes"}},
+		{"a volume whose blob is gone", func(cr *Crash, o *Observed) {
+			o.World.VolumeBlob = VolumeBlob{Err: "no such file"}
+		}, []string{"volume-bytes"}},
+		{"a volume directory no volume owns", func(cr *Crash, o *Observed) {
+			o.World.VolumeDirs = append(o.World.VolumeDirs, "drill-scratch-0")
+		}, []string{"volume"}},
+		{"a listed volume without its directory", func(cr *Crash, o *Observed) {
+			o.World.VolumeDirs = o.World.VolumeDirs[:1]
+		}, []string{"volume"}},
+		{"a volume directory without _data", func(cr *Crash, o *Observed) {
+			o.World.VolumeNoData = []string{"drill-scratch-1"}
+		}, []string{"volume"}},
+		{"a volume with an unfinished remove", func(cr *Crash, o *Observed) {
+			o.Volumes[1].PendingEvent = "volume-remove"
+		}, []string{"pending"}},
 		{"an image with an unfinished load", func(cr *Crash, o *Observed) {
 			o.Images[0].PendingEvent = "load"
 		}, []string{"pending"}},

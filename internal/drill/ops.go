@@ -50,19 +50,47 @@ const (
 	opRmImage // image rm of a drill image or tag (refused while a container uses it)
 	opPull    // pull of a drill image from the drill's registry
 	opExec    // exec -d of a short command into a slot's container
+	opVolume  // volume create or rm of one of the drill's scratch volumes
 	numOpKinds
 )
 
-var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "pull", "exec"}
+var opNames = [numOpKinds]string{"create", "start", "stop", "pause", "unpause", "restart", "kill", "rm", "rm -f", "image load", "image tag", "image rm", "pull", "exec", "volume"}
 
 // opWeights favour the verbs that keep containers alive, so that most
-// crashes find running and paused containers to recover; image operations
-// come now and then, so that some crashes find a load, tag, remove or pull
-// in flight.
-var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 3, 12}
+// crashes find running and paused containers to recover; image and volume
+// operations come now and then, so that some crashes find a load, tag,
+// remove, pull or volume operation in flight.
+var opWeights = [numOpKinds]int{4, 20, 6, 10, 10, 8, 4, 3, 4, 3, 2, 2, 3, 12, 3}
 
 // isImageOp reports the operations on images, which need no slot.
 func isImageOp(k opKind) bool { return k == opLoad || k == opTag || k == opRmImage || k == opPull }
+
+// needsNoSlot reports the operations on images and volumes.
+func needsNoSlot(k opKind) bool { return isImageOp(k) || k == opVolume }
+
+// The drill's volumes: one every container mounts read-only at /v, whose
+// bytes must survive every crash, and scratch volumes that volume ops
+// create and remove.
+const (
+	drillVolume         = "drill-data"
+	drillVolumeMount    = "/v"
+	drillScratchVolumes = 2
+)
+
+// volumeOp creates the scratch volume it names if the daemon lists none of
+// that name, and removes it otherwise.
+func (o *operator) volumeOp(ctx context.Context, next op) error {
+	if o.volumes == nil {
+		return nil
+	}
+	name := fmt.Sprintf("drill-scratch-%d", next.tag%drillScratchVolumes)
+	if _, err := o.volumes.Get(ctx, connect.NewRequest(&cairnv1.VolumeServiceGetRequest{Name: name})); connect.CodeOf(err) == connect.CodeNotFound {
+		_, err := o.volumes.Create(ctx, connect.NewRequest(&cairnv1.VolumeServiceCreateRequest{Name: name}))
+		return err
+	}
+	_, err := o.volumes.Remove(ctx, connect.NewRequest(&cairnv1.VolumeServiceRemoveRequest{Name: name}))
+	return err
+}
 
 // op is one lifecycle operation on a slot. On an empty slot every op is a
 // create; a create on an occupied slot is a start.
@@ -123,6 +151,9 @@ type operator struct {
 	archives []drillImage
 	// registry, when the drill has one, serves the drill's images to pulls.
 	registry *registryProc
+	// volumes, if set, makes the containers mount the drill's volume and
+	// the volume ops run.
+	volumes cairnv1connect.VolumeServiceClient
 
 	mu       sync.Mutex
 	slots    []string // container id per slot, "" when empty
@@ -267,10 +298,15 @@ func (o *operator) do(ctx context.Context, next op) {
 	if o.crashed.Load() {
 		return // the daemon is being killed: an operation now could only fail
 	}
-	if isImageOp(next.kind) {
+	if needsNoSlot(next.kind) {
 		ctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		err := o.imageOp(ctx, next)
+		var err error
+		if next.kind == opVolume {
+			err = o.volumeOp(ctx, next)
+		} else {
+			err = o.imageOp(ctx, next)
+		}
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		o.count(next.kind, "", err)
@@ -312,7 +348,11 @@ func (o *operator) create(ctx context.Context, next op) {
 	if next.short {
 		command = shortCommand
 	}
-	res, err := o.api.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: o.imageFor(next), Command: command}))
+	req := &cairnv1.CreateRequest{Image: o.imageFor(next), Command: command}
+	if o.volumes != nil {
+		req.Mounts = []*cairnv1.Mount{{Type: cairnv1.MountType_MOUNT_TYPE_VOLUME, Source: drillVolume, Destination: drillVolumeMount, ReadOnly: true}}
+	}
+	res, err := o.api.Create(ctx, connect.NewRequest(req))
 	o.mu.Lock()
 	o.creating[next.slot] = false
 	o.count(opCreate, "", err)

@@ -1,6 +1,8 @@
 package drill
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +36,34 @@ type World struct {
 	// ExecRecords are the exit records of exec sessions the shims keep
 	// until the daemon releases them: container id → session ids.
 	ExecRecords map[string][]string
+	// VolumeDirs are the directories under the daemon's volumes/ and
+	// VolumeNoData those of them without a _data directory.
+	VolumeDirs, VolumeNoData []string
+	// VolumeBlob is what the drill's volume holds: the sha256 of its blob,
+	// and the sum a container wrote beside it when it made it.
+	VolumeBlob VolumeBlob
+}
+
+// VolumeBlob is the drill volume's content as the host reads it.
+type VolumeBlob struct {
+	Sum, Want string
+	Err       string
+}
+
+// readVolumeBlob reads the drill volume's blob and the checksum written
+// with it (sha256sum's output: "<hex>  <path>").
+func readVolumeBlob(data string) VolumeBlob {
+	blob, err := os.ReadFile(filepath.Join(data, "blob"))
+	if err != nil {
+		return VolumeBlob{Err: err.Error()}
+	}
+	want, err := os.ReadFile(filepath.Join(data, "blob.sha256"))
+	if err != nil {
+		return VolumeBlob{Err: err.Error()}
+	}
+	sum := sha256.Sum256(blob)
+	hexSum, _, _ := strings.Cut(string(want), " ")
+	return VolumeBlob{Sum: hex.EncodeToString(sum[:]), Want: hexSum}
 }
 
 // Proc is one process as /proc shows it.
@@ -89,6 +119,8 @@ func (w World) describePID(pid int) string {
 // observer reads the world of one drill daemon.
 type observer struct {
 	dir, execDir, layerDir, cgroupParent string
+	// volumeDir is the daemon's volumes/ ("": the drill has no volumes).
+	volumeDir string
 }
 
 // observe reads the machine for the containers listed.
@@ -109,6 +141,15 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 		}
 	}
 	w.LayerDirs, w.Scratch = dirNames(filepath.Join(ob.layerDir, "layers")), dirNames(filepath.Join(ob.layerDir, "tmp"))
+	if ob.volumeDir != "" {
+		w.VolumeDirs = dirNames(ob.volumeDir)
+		for _, name := range w.VolumeDirs {
+			if fi, err := os.Stat(filepath.Join(ob.volumeDir, name, "_data")); err != nil || !fi.IsDir() {
+				w.VolumeNoData = append(w.VolumeNoData, name)
+			}
+		}
+		w.VolumeBlob = readVolumeBlob(filepath.Join(ob.volumeDir, drillVolume, "_data"))
+	}
 	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
 	for _, pid := range w.Discovered {
 		w.Procs[pid] = ob.proc(pid)

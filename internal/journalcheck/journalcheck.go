@@ -36,7 +36,7 @@ func Check(w io.Writer, root, salvage string) error {
 	if rep.Schema != schema.Version {
 		layout += fmt.Sprintf(" (migrated to %d at the next start)", schema.Version)
 	}
-	fmt.Fprintf(w, "journal %s: ok: %s, %d records, %d containers, %d image views, clean shutdown: %s\n", path, layout, rep.Records, rep.Containers, rep.Images, clean)
+	fmt.Fprintf(w, "journal %s: ok: %s, %d records, %d containers, %d image views, %d volumes, clean shutdown: %s\n", path, layout, rep.Records, rep.Containers, rep.Images, rep.Volumes, clean)
 	return nil
 }
 
@@ -54,8 +54,8 @@ func salvageJournal(w io.Writer, path, out string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "salvaged %s into %s: kept %d records, dropped %d (%d unreadable parts); %d containers, %d image views; images %d, layers %d, mounts %d records\n",
-		path, out, rep.Kept, len(rep.Dropped), len(rep.Unreadable), rep.Containers, rep.Images,
+	fmt.Fprintf(w, "salvaged %s into %s: kept %d records, dropped %d (%d unreadable parts); %d containers, %d image views, %d volumes; images %d, layers %d, mounts %d records\n",
+		path, out, rep.Kept, len(rep.Dropped), len(rep.Unreadable), rep.Containers, rep.Images, rep.Volumes,
 		rep.StoreRecords["images"], rep.StoreRecords["layers"], rep.StoreRecords["mounts"])
 	fmt.Fprintf(w, "%s passes the journal check; to use it, stop cairnd and move it to %s\n", out, path)
 	return nil

@@ -25,6 +25,7 @@ var Migrations = []Migration{
 	{From: 2, To: 3, Name: "image views", Run: imageViews},
 	{From: 3, To: 4, Name: "network attachments and networks", Run: netViews},
 	{From: 4, To: 5, Name: "exec session views", Run: addExecs},
+	{From: 5, To: 6, Name: "volume views", Run: volumeViews},
 }
 
 // Migrate brings the file in tx from its stored version to Version, running
@@ -129,6 +130,15 @@ func netViews(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// volumeViews (5→6): volumes become journaled objects; their views get a
+// bucket. Nothing else changes: no volume existed before.
+func volumeViews(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(BucketVolumes); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketVolumes, err)
 	}
 	return nil
 }

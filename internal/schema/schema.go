@@ -7,7 +7,7 @@
 // network attachments, exec sessions and pod sandboxes later) share one
 // description of the file without importing each other.
 //
-// # The whole tree (schema version 5)
+// # The whole tree (schema version 6)
 //
 //	journal/     <seq uint64 BE>      -> Record (JSON): INTENT | DONE | FAILED | RECONCILED
 //	                                     of an object (kind + id; schema 1 records have no kind: containers)
@@ -19,11 +19,14 @@
 //	                                     exit (object kind "exec")                          (schema 5)
 //	pending/     <object key>         -> the object's unfinished intent (JSON), if any;
 //	                                     object key = "<kind>/<id>", e.g. "container/<64 hex>",
-//	                                     "image/sha256:<64 hex>", "exec/<64 hex>" (schema 1: keyed by the bare container id)
+//	                                     "image/sha256:<64 hex>", "exec/<64 hex>", "volume/<name>" (schema 1: keyed by the bare container id)
 //	netattach/   <container id>       -> network attachment view (JSON): network, netns path, requested
 //	                                     ports, CNI result (IP, MAC, gateway, ports)  (kind "netattach", schema 4)
 //	networks/    <network name>       -> user network view (JSON): subnet, gateway, bridge
 //	                                                                             (kind "network", schema 4)
+//	volumes/     <volume name>        -> Volume view (JSON): state, labels, anonymous, timestamps; the
+//	                                     fold of the volume's records (object kind "volume"); its data
+//	                                     lives in <root>/volumes/<name>/_data                 (schema 6)
 //	names/       <container name>     -> <container id>
 //	meta/        "schema"             -> schema version (decimal)
 //	             "clean-shutdown"     -> "1" while the daemon is stopped cleanly, absent while it runs
@@ -42,12 +45,13 @@
 // migration (never by the store at run time), its records folded from
 // journal records of its object kind and its views keyed by object id:
 //
-//	volumes/     <volume id>          -> volume view            (object kind "volume")
 //	sandboxes/   <sandbox id>         -> pod sandbox view       (object kind "sandbox")
 //
 // Images are journaled objects since schema 3: their records fold into
 // imageviews/, their pending intents use pending/ like every other kind, and
-// the layer store's images/ holds what each image is.
+// the layer store's images/ holds what each image is. Volumes are journaled
+// objects since schema 4: a volume's view is all there is of it in the file
+// (its data is a directory under the daemon's root).
 //
 // # Versions and migrations
 //
@@ -76,7 +80,7 @@ import (
 )
 
 // Version is the schema version this binary writes and understands.
-const Version = 5
+const Version = 6
 
 // Bucket names.
 var (
@@ -84,6 +88,7 @@ var (
 	BucketContainers = []byte("containers")
 	BucketImageViews = []byte("imageviews")
 	BucketExecs      = []byte("execs")
+	BucketVolumes    = []byte("volumes")
 	BucketPending    = []byte("pending")
 	BucketNames      = []byte("names")
 	BucketMeta       = []byte("meta")
@@ -108,7 +113,7 @@ var (
 )
 
 // JournalBuckets are the journal's own buckets.
-var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketExecs, BucketPending, BucketNames, BucketMeta, BucketNetAttach, BucketNetworks}
+var JournalBuckets = [][]byte{BucketJournal, BucketContainers, BucketImageViews, BucketExecs, BucketVolumes, BucketPending, BucketNames, BucketMeta, BucketNetAttach, BucketNetworks}
 
 // StoreBuckets are the buckets of the other stores in the file (the layer
 // store's today). The journal copies them as they are when it salvages a
@@ -127,6 +132,7 @@ func Journal(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketJournal) }
 func Containers(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketContainers) }
 func ImageViews(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(BucketImageViews) }
 func Execs(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketExecs) }
+func Volumes(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketVolumes) }
 func Pending(tx *bolt.Tx) *bolt.Bucket    { return tx.Bucket(BucketPending) }
 func Names(tx *bolt.Tx) *bolt.Bucket      { return tx.Bucket(BucketNames) }
 func Meta(tx *bolt.Tx) *bolt.Bucket       { return tx.Bucket(BucketMeta) }
@@ -200,7 +206,8 @@ func CheckBuckets(tx *bolt.Tx, v int) error {
 // bucketsOf lists the buckets a file of version v must have. Schema 1 made
 // the layer store's buckets lazily (layer.Open), so a schema 1 file that only
 // a journal ever opened lacks them; migration 1→2 adds them. imageviews/
-// came with schema 3 (migration 2→3), netattach/ and networks/ with schema 4 (3→4), execs/ with schema 5 (4→5).
+// came with schema 3 (migration 2→3), netattach/ and networks/ with schema 4 (3→4), execs/ with schema 5 (4→5),
+// volumes/ with schema 6 (5→6).
 func bucketsOf(v int) [][]byte {
 	var out [][]byte
 	for _, b := range Buckets() {
@@ -209,6 +216,7 @@ func bucketsOf(v int) [][]byte {
 		case v < 3 && bytes.Equal(b, BucketImageViews):
 		case v < 4 && (bytes.Equal(b, BucketNetAttach) || bytes.Equal(b, BucketNetworks)):
 		case v < 5 && bytes.Equal(b, BucketExecs):
+		case v < 6 && bytes.Equal(b, BucketVolumes):
 		default:
 			out = append(out, b)
 		}

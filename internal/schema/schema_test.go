@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestMigrate_OneToTwoRekeysPendingAndAddsStoreBuckets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 4 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 || ran[3].To != 5 {
+		if len(ran) != 5 || ran[0].From != 1 || ran[0].To != 2 || ran[0].Name == "" || ran[1].To != 3 || ran[2].To != 4 || ran[3].To != 5 || ran[4].To != 6 {
 			t.Errorf("ran %+v", ran)
 		}
 		if v, _ := StoredVersion(tx); v != Version {
@@ -96,7 +97,7 @@ func TestMigrate_TwoToThreeAddsImageViewsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 3 || ran[0].From != 2 || ran[0].To != 3 || ran[1].To != 4 || ran[2].To != 5 {
+		if len(ran) != 4 || ran[0].From != 2 || ran[0].To != 3 || ran[1].To != 4 || ran[2].To != 5 || ran[3].To != 6 {
 			t.Errorf("ran %+v", ran)
 		}
 		if err := CheckBuckets(tx, Version); err != nil {
@@ -113,12 +114,62 @@ func TestMigrate_TwoToThreeAddsImageViewsAndKeepsEverything(t *testing.T) {
 	}
 }
 
+func TestMigrate_FiveToSixAddsVolumesAndKeepsEverything(t *testing.T) {
+	db, _ := openTemp(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range bucketsOf(5) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := ImageViews(tx).Put([]byte("sha256:x"), []byte(`{"state":"present"}`)); err != nil {
+			return err
+		}
+		if err := Pending(tx).Put([]byte("image/sha256:x"), []byte(`{"seq":7}`)); err != nil {
+			return err
+		}
+		return Meta(tx).Put(MetaSchema, []byte("5"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketVolumes) != nil {
+			t.Fatal("a schema 5 file has volumes/")
+		}
+		if err := CheckBuckets(tx, 6); err == nil {
+			t.Error("a schema 5 file passes the bucket check of schema 6")
+		}
+		ran, err := Migrate(tx)
+		if err != nil {
+			return err
+		}
+		if len(ran) != 1 || ran[0].From != 5 || ran[0].To != 6 || ran[0].Name == "" {
+			t.Errorf("ran %+v", ran)
+		}
+		if err := CheckBuckets(tx, 6); err != nil {
+			t.Error(err)
+		}
+		if v, _ := StoredVersion(tx); v != 6 {
+			t.Errorf("version after migration %d", v)
+		}
+		if Volumes(tx).Stats().KeyN != 0 || string(ImageViews(tx).Get([]byte("sha256:x"))) != `{"state":"present"}` ||
+			string(Pending(tx).Get([]byte("image/sha256:x"))) != `{"seq":7}` {
+			t.Error("the migration changed data")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMigrate_RefusesNewerAndUnknownVersions(t *testing.T) {
 	db, _ := openTemp(t)
 	if err := db.Update(Create); err != nil {
 		t.Fatal(err)
 	}
-	for v, want := range map[string]error{"6": ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
+	for v, want := range map[string]error{strconv.Itoa(Version + 1): ErrNewerSchema, "0": ErrBadSchema, "x": ErrBadSchema} {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if err := Meta(tx).Put(MetaSchema, []byte(v)); err != nil {
 				return err
@@ -156,7 +207,7 @@ func TestMigrate_FourToFiveAddsExecsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 1 || ran[0].From != 4 || ran[0].To != 5 || Execs(tx) == nil || Execs(tx).Stats().KeyN != 0 {
+		if len(ran) != 2 || ran[0].From != 4 || ran[0].To != 5 || ran[1].To != 6 || Execs(tx) == nil || Execs(tx).Stats().KeyN != 0 {
 			t.Errorf("ran %+v, execs/ %v", ran, Execs(tx) != nil)
 		}
 		if string(ImageViews(tx).Get([]byte("sha256:x"))) != `{"state":"present"}` {
@@ -311,7 +362,7 @@ func TestMigrate_ThreeToFourAddsNetworkBucketsAndKeepsEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ran) != 2 || ran[0].From != 3 || ran[0].To != 4 || ran[1].To != 5 {
+		if len(ran) != 3 || ran[0].From != 3 || ran[0].To != 4 || ran[1].To != 5 || ran[2].To != 6 {
 			t.Errorf("ran %+v", ran)
 		}
 		if err := CheckBuckets(tx, Version); err != nil {

@@ -32,7 +32,8 @@ const (
 	// BaseImage is the busybox rootfs as one layer.
 	BaseImage = "cairn-test/base:v1"
 	// MultiImage is BaseImage plus a layer that deletes /bin/vi, adds the
-	// user app (1000:1000, also in group extra 2000) and /etc/cairn/{a,b},
+	// user app (1000:1000, also in group extra 2000), /etc/cairn/{a,b} and
+	// /data/seed and /data/sub (app's) in its VOLUME /data,
 	// and a layer that makes /etc/cairn opaque and adds /etc/cairn/c.
 	MultiImage = "cairn-test/multi:v1"
 	// Its config.
@@ -44,6 +45,10 @@ const (
 	MultiStopSignal = "SIGUSR1"
 	MultiPort       = "8080/tcp"
 	MultiVolume     = "/data"
+	// MultiVolumeFile is a file the image has in its VOLUME, which a new
+	// anonymous volume is filled with; MultiVolumeBody is its content.
+	MultiVolumeFile = "/data/seed"
+	MultiVolumeBody = "seeded by the image"
 	MultiLabel      = "org.cairn.test=multi"
 )
 
@@ -107,7 +112,8 @@ func buildImages(busyboxTar string) (TestImages, error) {
 			echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> $r/etc/passwd
 			printf 'app:x:1000:\nextra:x:2000:app\n' >> $r/etc/group
 			mkdir -p $r/etc/cairn $r/home/app
-			echo a > $r/etc/cairn/a; echo b > $r/etc/cairn/b`},
+			echo a > $r/etc/cairn/a; echo b > $r/etc/cairn/b
+			mkdir -p $r/data/sub; printf '` + MultiVolumeBody + `' > $r` + MultiVolumeFile + `; chown 1000:1000 $r/data/sub`},
 		{"umoci", "repack", "--image", L + ":multi", bundle("2")},
 		{"umoci", "raw", "add-layer", "--image", L + ":multi", opaque},
 		{"umoci", "config", "--image", L + ":multi",

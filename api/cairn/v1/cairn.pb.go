@@ -534,7 +534,9 @@ type Container struct {
 	// Exec sessions of the container the journal knows, oldest first.
 	ExecIds []string `protobuf:"bytes,105,rep,name=exec_ids,json=execIds,proto3" json:"exec_ids,omitempty"`
 	// The last run was ended by the kernel's OOM killer.
-	OomKilled     bool `protobuf:"varint,250,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
+	OomKilled bool `protobuf:"varint,250,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
+	// Volumes, binds and tmpfs mounts (volume.proto), as the create recorded them.
+	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +781,13 @@ func (x *Container) GetOomKilled() bool {
 	return false
 }
 
+func (x *Container) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -977,10 +986,13 @@ type CreateRequest struct {
 	StdinOnce bool `protobuf:"varint,102,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
 	// Log rotation: the largest file in bytes (0: the daemon's default;
 	// negative: never rotate) and the number of files kept (0: the default).
-	LogMaxSize    int64            `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
-	LogMaxFiles   int32            `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
-	Resources     *Resources       `protobuf:"bytes,250,opt,name=resources,proto3" json:"resources,omitempty"`
-	Security      *SecurityOptions `protobuf:"bytes,251,opt,name=security,proto3" json:"security,omitempty"`
+	LogMaxSize  int64            `protobuf:"varint,103,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles int32            `protobuf:"varint,104,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	Resources   *Resources       `protobuf:"bytes,250,opt,name=resources,proto3" json:"resources,omitempty"`
+	Security    *SecurityOptions `protobuf:"bytes,251,opt,name=security,proto3" json:"security,omitempty"`
+	// Volumes (created if missing, as Docker does), binds and tmpfs mounts;
+	// the image's VOLUMEs get anonymous volumes unless a mount covers them.
+	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1172,6 +1184,13 @@ func (x *CreateRequest) GetResources() *Resources {
 func (x *CreateRequest) GetSecurity() *SecurityOptions {
 	if x != nil {
 		return x.Security
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
 	}
 	return nil
 }
@@ -1780,7 +1799,9 @@ type RemoveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Remove a running or paused container (it is killed first).
-	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// Remove its anonymous volumes too (never named ones): rm -v.
+	RemoveVolumes bool `protobuf:"varint,330,opt,name=remove_volumes,json=removeVolumes,proto3" json:"remove_volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1825,6 +1846,13 @@ func (x *RemoveRequest) GetId() string {
 func (x *RemoveRequest) GetForce() bool {
 	if x != nil {
 		return x.Force
+	}
+	return false
+}
+
+func (x *RemoveRequest) GetRemoveVolumes() bool {
+	if x != nil {
+		return x.RemoveVolumes
 	}
 	return false
 }
@@ -6643,7 +6671,7 @@ var File_cairn_v1_cairn_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16cairn/v1/network.proto\x1a\x18cairn/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
+	"\x14cairn/v1/cairn.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16cairn/v1/network.proto\x1a\x18cairn/v1/resources.proto\x1a\x15cairn/v1/volume.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n" +
 	"\tErrorInfo\x12-\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x15.cairn.v1.ErrorReasonR\x06reason\"x\n" +
 	"\n" +
@@ -6652,7 +6680,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x9f\b\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc9\b\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -6693,7 +6721,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x12\x19\n" +
 	"\bexec_ids\x18i \x03(\tR\aexecIds\x12\x1e\n" +
 	"\n" +
-	"oom_killed\x18\xfa\x01 \x01(\bR\toomKilledB\f\n" +
+	"oom_killed\x18\xfa\x01 \x01(\bR\toomKilled\x12(\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mountsB\f\n" +
 	"\n" +
 	"_exit_code\"\xd5\x04\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
@@ -6718,7 +6747,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x05\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -6751,7 +6780,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"logMaxSize\x12\"\n" +
 	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x122\n" +
 	"\tresources\x18\xfa\x01 \x01(\v2\x13.cairn.v1.ResourcesR\tresources\x126\n" +
-	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\"C\n" +
+	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\x12(\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
@@ -6782,10 +6812,11 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x0ftimeout_seconds\x18\x02 \x01(\x05H\x00R\x0etimeoutSeconds\x88\x01\x01B\x12\n" +
 	"\x10_timeout_seconds\"D\n" +
 	"\x0fRestartResponse\x121\n" +
-	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"5\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"]\n" +
 	"\rRemoveRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\" \n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12&\n" +
+	"\x0eremove_volumes\x18\xca\x02 \x01(\bR\rremoveVolumes\" \n" +
 	"\x0eRemoveResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
 	"\n" +
@@ -7364,10 +7395,11 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	nil,                                // 102: cairn.v1.RecoveryInfo.ActionsEntry
 	(*timestamppb.Timestamp)(nil),      // 103: google.protobuf.Timestamp
 	(*NetworkAttachment)(nil),          // 104: cairn.v1.NetworkAttachment
-	(*PortMapping)(nil),                // 105: cairn.v1.PortMapping
-	(*Resources)(nil),                  // 106: cairn.v1.Resources
-	(*SecurityOptions)(nil),            // 107: cairn.v1.SecurityOptions
-	(*durationpb.Duration)(nil),        // 108: google.protobuf.Duration
+	(*Mount)(nil),                      // 105: cairn.v1.Mount
+	(*PortMapping)(nil),                // 106: cairn.v1.PortMapping
+	(*Resources)(nil),                  // 107: cairn.v1.Resources
+	(*SecurityOptions)(nil),            // 108: cairn.v1.SecurityOptions
+	(*durationpb.Duration)(nil),        // 109: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,   // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
@@ -7378,166 +7410,168 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	103, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	9,   // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
 	104, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
-	99,  // 8: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
-	105, // 9: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
-	106, // 10: cairn.v1.ContainerConfig.resources:type_name -> cairn.v1.Resources
-	107, // 11: cairn.v1.ContainerConfig.security:type_name -> cairn.v1.SecurityOptions
-	106, // 12: cairn.v1.CreateRequest.resources:type_name -> cairn.v1.Resources
-	107, // 13: cairn.v1.CreateRequest.security:type_name -> cairn.v1.SecurityOptions
-	8,   // 14: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
-	8,   // 15: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
-	8,   // 16: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
-	8,   // 17: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
-	8,   // 18: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
-	8,   // 19: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
-	8,   // 20: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
-	8,   // 21: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
-	8,   // 22: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
-	2,   // 23: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
-	1,   // 24: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	103, // 25: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 26: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
-	3,   // 27: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
-	103, // 28: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	31,  // 29: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
-	33,  // 30: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
-	10,  // 31: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
-	8,   // 32: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
-	31,  // 33: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
-	33,  // 34: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
-	39,  // 35: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
-	37,  // 36: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
-	10,  // 37: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
-	37,  // 38: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
-	8,   // 39: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
-	31,  // 40: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
-	4,   // 41: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
-	103, // 42: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
-	103, // 43: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
-	103, // 44: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
-	43,  // 45: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
-	37,  // 46: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
-	37,  // 47: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
-	41,  // 48: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
-	41,  // 49: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
-	37,  // 50: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
-	41,  // 51: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
-	50,  // 52: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
-	103, // 53: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	53,  // 54: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	100, // 55: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	103, // 56: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	103, // 57: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
-	56,  // 58: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
-	52,  // 59: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
-	56,  // 60: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
-	52,  // 61: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
-	52,  // 62: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
-	52,  // 63: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
-	54,  // 64: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
-	52,  // 65: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
-	56,  // 66: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
-	72,  // 67: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
-	74,  // 68: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
-	52,  // 69: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
-	72,  // 70: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
-	74,  // 71: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
-	52,  // 72: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
-	56,  // 73: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
-	5,   // 74: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	103, // 75: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	103, // 76: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 77: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
-	84,  // 78: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
-	82,  // 79: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
-	82,  // 80: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
-	88,  // 81: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
-	88,  // 82: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	101, // 83: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	103, // 84: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	93,  // 85: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	108, // 86: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	102, // 87: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	96,  // 88: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	96,  // 89: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	97,  // 90: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	98,  // 91: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,   // 92: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	10,  // 93: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	12,  // 94: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	14,  // 95: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	16,  // 96: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	18,  // 97: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	20,  // 98: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	22,  // 99: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	24,  // 100: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	26,  // 101: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	28,  // 102: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	30,  // 103: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	32,  // 104: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	35,  // 105: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	38,  // 106: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
-	42,  // 107: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
-	45,  // 108: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
-	47,  // 109: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
-	49,  // 110: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
-	55,  // 111: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	58,  // 112: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	60,  // 113: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	62,  // 114: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	64,  // 115: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	66,  // 116: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	68,  // 117: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	70,  // 118: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
-	73,  // 119: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
-	76,  // 120: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
-	78,  // 121: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
-	80,  // 122: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
-	86,  // 123: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	83,  // 124: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	89,  // 125: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	91,  // 126: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	94,  // 127: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	11,  // 128: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	13,  // 129: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	15,  // 130: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	17,  // 131: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	19,  // 132: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	21,  // 133: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	23,  // 134: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	25,  // 135: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	27,  // 136: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	29,  // 137: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	31,  // 138: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	34,  // 139: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	36,  // 140: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	40,  // 141: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
-	44,  // 142: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
-	46,  // 143: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
-	48,  // 144: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
-	51,  // 145: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
-	57,  // 146: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	59,  // 147: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	61,  // 148: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	63,  // 149: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	65,  // 150: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	67,  // 151: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	69,  // 152: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	71,  // 153: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
-	75,  // 154: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
-	77,  // 155: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
-	79,  // 156: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
-	81,  // 157: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
-	87,  // 158: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	85,  // 159: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	90,  // 160: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	92,  // 161: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	95,  // 162: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	128, // [128:163] is the sub-list for method output_type
-	93,  // [93:128] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	105, // 8: cairn.v1.Container.mounts:type_name -> cairn.v1.Mount
+	99,  // 9: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	106, // 10: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
+	107, // 11: cairn.v1.ContainerConfig.resources:type_name -> cairn.v1.Resources
+	108, // 12: cairn.v1.ContainerConfig.security:type_name -> cairn.v1.SecurityOptions
+	107, // 13: cairn.v1.CreateRequest.resources:type_name -> cairn.v1.Resources
+	108, // 14: cairn.v1.CreateRequest.security:type_name -> cairn.v1.SecurityOptions
+	105, // 15: cairn.v1.CreateRequest.mounts:type_name -> cairn.v1.Mount
+	8,   // 16: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
+	8,   // 17: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
+	8,   // 18: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
+	8,   // 19: cairn.v1.KillResponse.container:type_name -> cairn.v1.Container
+	8,   // 20: cairn.v1.PauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 21: cairn.v1.UnpauseResponse.container:type_name -> cairn.v1.Container
+	8,   // 22: cairn.v1.RestartResponse.container:type_name -> cairn.v1.Container
+	8,   // 23: cairn.v1.GetResponse.container:type_name -> cairn.v1.Container
+	8,   // 24: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
+	2,   // 25: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
+	1,   // 26: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
+	103, // 27: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 28: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	3,   // 29: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
+	103, // 30: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	31,  // 31: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 32: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
+	10,  // 33: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
+	8,   // 34: cairn.v1.RunResponse.container:type_name -> cairn.v1.Container
+	31,  // 35: cairn.v1.RunResponse.exit:type_name -> cairn.v1.WaitResponse
+	33,  // 36: cairn.v1.RunResponse.entries:type_name -> cairn.v1.LogEntry
+	39,  // 37: cairn.v1.AttachRequest.start:type_name -> cairn.v1.AttachStart
+	37,  // 38: cairn.v1.AttachRequest.resize:type_name -> cairn.v1.TerminalSize
+	10,  // 39: cairn.v1.AttachStart.run:type_name -> cairn.v1.CreateRequest
+	37,  // 40: cairn.v1.AttachStart.size:type_name -> cairn.v1.TerminalSize
+	8,   // 41: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
+	31,  // 42: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
+	4,   // 43: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
+	103, // 44: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	103, // 45: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	103, // 46: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	43,  // 47: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
+	37,  // 48: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
+	37,  // 49: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
+	41,  // 50: cairn.v1.ExecResponse.session:type_name -> cairn.v1.ExecSession
+	41,  // 51: cairn.v1.ExecResponse.exit:type_name -> cairn.v1.ExecSession
+	37,  // 52: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
+	41,  // 53: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
+	50,  // 54: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
+	103, // 55: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	53,  // 56: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
+	100, // 57: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	103, // 58: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	103, // 59: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	56,  // 60: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 61: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
+	56,  // 62: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
+	52,  // 63: cairn.v1.ImageServiceLoadResponse.images:type_name -> cairn.v1.Image
+	52,  // 64: cairn.v1.ImageServiceListResponse.images:type_name -> cairn.v1.Image
+	52,  // 65: cairn.v1.ImageServiceGetResponse.image:type_name -> cairn.v1.Image
+	54,  // 66: cairn.v1.ImageServiceGetResponse.history:type_name -> cairn.v1.ImageHistoryEntry
+	52,  // 67: cairn.v1.ImageServiceTagResponse.image:type_name -> cairn.v1.Image
+	56,  // 68: cairn.v1.ImageServiceSaveResponse.end:type_name -> cairn.v1.ImportEnd
+	72,  // 69: cairn.v1.ImageServicePullRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 70: cairn.v1.ImageServicePullResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 71: cairn.v1.ImageServicePullResponse.image:type_name -> cairn.v1.Image
+	72,  // 72: cairn.v1.ImageServicePushRequest.auth:type_name -> cairn.v1.RegistryAuth
+	74,  // 73: cairn.v1.ImageServicePushResponse.progress:type_name -> cairn.v1.LayerProgress
+	52,  // 74: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
+	56,  // 75: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
+	5,   // 76: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
+	103, // 77: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	103, // 78: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 79: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	84,  // 80: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
+	82,  // 81: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
+	82,  // 82: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
+	88,  // 83: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
+	88,  // 84: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
+	101, // 85: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	103, // 86: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	93,  // 87: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
+	109, // 88: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	102, // 89: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	96,  // 90: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	96,  // 91: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	97,  // 92: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	98,  // 93: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	1,   // 94: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	10,  // 95: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	12,  // 96: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	14,  // 97: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	16,  // 98: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	18,  // 99: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	20,  // 100: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	22,  // 101: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	24,  // 102: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	26,  // 103: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	28,  // 104: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	30,  // 105: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	32,  // 106: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	35,  // 107: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	38,  // 108: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	42,  // 109: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	45,  // 110: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	47,  // 111: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	49,  // 112: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	55,  // 113: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	58,  // 114: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	60,  // 115: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	62,  // 116: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	64,  // 117: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	66,  // 118: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	68,  // 119: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	70,  // 120: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	73,  // 121: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	76,  // 122: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	78,  // 123: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	80,  // 124: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	86,  // 125: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	83,  // 126: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	89,  // 127: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	91,  // 128: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	94,  // 129: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	11,  // 130: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	13,  // 131: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	15,  // 132: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	17,  // 133: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	19,  // 134: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	21,  // 135: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	23,  // 136: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	25,  // 137: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	27,  // 138: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	29,  // 139: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	31,  // 140: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	34,  // 141: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	36,  // 142: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	40,  // 143: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	44,  // 144: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	46,  // 145: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	48,  // 146: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	51,  // 147: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	57,  // 148: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	59,  // 149: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	61,  // 150: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	63,  // 151: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	65,  // 152: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	67,  // 153: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	69,  // 154: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	71,  // 155: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	75,  // 156: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	77,  // 157: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	79,  // 158: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	81,  // 159: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	87,  // 160: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	85,  // 161: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	90,  // 162: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	92,  // 163: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	95,  // 164: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	130, // [130:165] is the sub-list for method output_type
+	95,  // [95:130] is the sub-list for method input_type
+	95,  // [95:95] is the sub-list for extension type_name
+	95,  // [95:95] is the sub-list for extension extendee
+	0,   // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -7547,6 +7581,7 @@ func file_cairn_v1_cairn_proto_init() {
 	}
 	file_cairn_v1_network_proto_init()
 	file_cairn_v1_resources_proto_init()
+	file_cairn_v1_volume_proto_init()
 	file_cairn_v1_cairn_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_v1_cairn_proto_msgTypes[16].OneofWrappers = []any{}
