@@ -85,3 +85,25 @@ func TestNetNSAndCNIAddDel_LeaveNothing(t *testing.T) {
 		t.Fatalf("netns file left: %v", err)
 	}
 }
+
+// A crash between the namespace file's creation and its bind mount leaves
+// an empty file: DEL must still succeed (and release the address).
+func TestCNIDel_WithAnUnmountedNamespaceFileSucceeds(t *testing.T) {
+	testenv.RequireRoot(t)
+	runDir := filepath.Join("/run", "cairn-test-"+testenv.RandomHex(6))
+	def := testNetwork(t, runDir)
+	c := newCNI([]string{"/opt/cni/bin"}, runDir)
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ns := filepath.Join(runDir, "half")
+	if err := os.WriteFile(ns, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.del(context.Background(), def, "half"+testenv.RandomHex(4), ns, nil); err != nil {
+		t.Fatalf("DEL with an unmounted namespace file: %v", err)
+	}
+	if err := RemoveNetNS(ns); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/inspect"
 )
@@ -31,6 +33,9 @@ type World struct {
 	// LayerDirs and Scratch are what the layer store holds on disk: its
 	// layer directories (layers/) and its scratch entries (tmp/).
 	LayerDirs, Scratch []string
+	// NetNS are the namespace files under the daemon's network run
+	// directory, by container id, each true when it is a bind mount.
+	NetNS map[string]bool
 }
 
 // Proc is one process as /proc shows it.
@@ -86,6 +91,7 @@ func (w World) describePID(pid int) string {
 // observer reads the world of one drill daemon.
 type observer struct {
 	dir, execDir, layerDir, cgroupParent string
+	netnsDir                             string // "": the daemon has no network run directory of the drill's
 }
 
 // observe reads the machine for the containers listed.
@@ -106,6 +112,12 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 		}
 	}
 	w.LayerDirs, w.Scratch = dirNames(filepath.Join(ob.layerDir, "layers")), dirNames(filepath.Join(ob.layerDir, "tmp"))
+	w.NetNS = map[string]bool{}
+	if ob.netnsDir != "" {
+		for _, id := range dirNames(ob.netnsDir) {
+			w.NetNS[id] = isNetNS(filepath.Join(ob.netnsDir, id))
+		}
+	}
 	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
 	for _, pid := range w.Discovered {
 		w.Procs[pid] = ob.proc(pid)
@@ -171,4 +183,10 @@ func dirNames(dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// isNetNS reports whether path is a bind-mounted namespace (nsfs).
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == 0x6e736673
 }
