@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/cairn-run/cairn/internal/netleak"
 	"github.com/cairn-run/cairn/internal/testenv"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -27,7 +28,7 @@ func testNetwork(t *testing.T, runDir string) sm.NetworkDef {
 			_ = netlink.LinkDel(l)
 		}
 		_ = os.RemoveAll(runDir)
-		scrubRules(def.Subnet)
+		netleak.ScrubRules(def.Subnet)
 	})
 	return def
 }

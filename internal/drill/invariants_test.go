@@ -490,7 +490,10 @@ func TestCheckNetwork(t *testing.T) {
 		{"namespace not mounted", func(_ *Crash, o *Observed) { o.World.NetNS[idPaused] = false }, 1},
 		{"attachment pending", func(_ *Crash, o *Observed) { o.Containers[1].Network.PendingEvent = "attach" }, 1},
 		{"orphan namespace file", func(_ *Crash, o *Observed) { o.World.NetNS["feedbeef"] = true }, 1},
-		{"touched: a new IP is fine", func(cr *Crash, o *Observed) { cr.Touched[idRunning] = true; o.Containers[0].Network.IpAddress = "10.1.0.9" }, 0},
+		{"touched: a new IP is fine", func(cr *Crash, o *Observed) {
+			cr.Touched[idRunning] = true
+			o.Containers[0].Network.IpAddress = "10.1.0.9"
+		}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cr, o := healthy()

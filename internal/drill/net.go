@@ -3,14 +3,13 @@ package drill
 import (
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/cairn-run/cairn/internal/netleak"
 )
 
 // drillNet is the networking of the drill's daemon: every container it
@@ -29,7 +28,7 @@ func newDrillNet() drillNet {
 
 // scrub removes the drill's namespaces, run directory and bridge once its
 // daemon is stopped, and returns what was left: namespace files, veths on
-// the bridge, nat rules naming the subnet (these are counted, not removed).
+// the bridge, nat rules naming the subnet.
 func (n drillNet) scrub() []string {
 	if n.runDir == "" {
 		return nil
@@ -57,17 +56,9 @@ func (n drillNet) scrub() []string {
 		}
 		_ = netlink.LinkDel(br)
 	}
-	if _, sn, err := net.ParseCIDR(n.subnet); err == nil {
-		if out, err := exec.Command("iptables-save", "-t", "nat").Output(); err == nil {
-			for _, line := range strings.Split(string(out), "\n") {
-				for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '/' || r == ':' }) {
-					if ip := net.ParseIP(f); ip != nil && sn.Contains(ip) && !ip.Equal(sn.IP) && strings.HasPrefix(line, "-A") {
-						left = append(left, "nat rule "+line)
-						break
-					}
-				}
-			}
-		}
+	for _, rule := range netleak.Rules(n.subnet) {
+		left = append(left, "nat rule "+rule)
 	}
+	netleak.ScrubRules(n.subnet)
 	return left
 }
