@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
@@ -131,8 +130,10 @@ func (c *cni) del(ctx context.Context, def sm.NetworkDef, id, netns string, port
 			}
 		}
 	}
-	if _, err := os.Stat(netns); err != nil {
-		rt.NetNS = "" // gone (a reboot): the plugins release what is not in it
+	if mounted, err := NetNSMounted(netns); err != nil || !mounted {
+		// Gone (a reboot), or a file a crash left before its bind mount:
+		// the plugins release what is not in a namespace.
+		rt.NetNS = ""
 	}
 	if err := c.conf.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("CNI DEL on %s: %w", def.Name, err)

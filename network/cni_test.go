@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/cairn-run/cairn/internal/netleak"
 	"github.com/cairn-run/cairn/internal/testenv"
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -27,7 +28,7 @@ func testNetwork(t *testing.T, runDir string) sm.NetworkDef {
 			_ = netlink.LinkDel(l)
 		}
 		_ = os.RemoveAll(runDir)
-		scrubRules(def.Subnet)
+		netleak.ScrubRules(def.Subnet)
 	})
 	return def
 }
@@ -83,5 +84,27 @@ func TestNetNSAndCNIAddDel_LeaveNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(ns); !os.IsNotExist(err) {
 		t.Fatalf("netns file left: %v", err)
+	}
+}
+
+// A crash between the namespace file's creation and its bind mount leaves
+// an empty file: DEL must still succeed (and release the address).
+func TestCNIDel_WithAnUnmountedNamespaceFileSucceeds(t *testing.T) {
+	testenv.RequireRoot(t)
+	runDir := filepath.Join("/run", "cairn-test-"+testenv.RandomHex(6))
+	def := testNetwork(t, runDir)
+	c := newCNI([]string{"/opt/cni/bin"}, runDir)
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ns := filepath.Join(runDir, "half")
+	if err := os.WriteFile(ns, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.del(context.Background(), def, "half"+testenv.RandomHex(4), ns, nil); err != nil {
+		t.Fatalf("DEL with an unmounted namespace file: %v", err)
+	}
+	if err := RemoveNetNS(ns); err != nil {
+		t.Fatal(err)
 	}
 }

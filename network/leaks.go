@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/cairn-run/cairn/internal/netleak"
 )
 
 // Leaks lists what networking left behind for a run directory, a bridge
@@ -77,7 +78,7 @@ func Leaks(runDir, bridge, subnet string) []string {
 // run directory, the run directory, nat rules naming the subnet (and the
 // per-container chains they jump to) and the bridge.
 func Scrub(runDir, bridge, subnet string) {
-	scrubRules(subnet)
+	netleak.ScrubRules(subnet)
 	if ents, err := os.ReadDir(filepath.Join(runDir, "netns")); err == nil {
 		for _, e := range ents {
 			_ = RemoveNetNS(filepath.Join(runDir, "netns", e.Name()))
@@ -87,61 +88,4 @@ func Scrub(runDir, bridge, subnet string) {
 	if l, err := netlink.LinkByName(bridge); err == nil {
 		_ = netlink.LinkDel(l)
 	}
-}
-
-// scrubRules deletes the nat rules that name an address of subnet, or jump
-// to a per-container chain such a rule names, and those chains, in one
-// iptables-restore --noflush transaction.
-func scrubRules(subnet string) {
-	_, sn, err := net.ParseCIDR(subnet)
-	if err != nil {
-		return
-	}
-	out, err := exec.Command("iptables-save", "-t", "nat").Output()
-	if err != nil {
-		return
-	}
-	var rules []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "-A ") {
-			rules = append(rules, line)
-		}
-	}
-	names := func(line string) bool {
-		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '/' || r == ':' }) {
-			if ip := net.ParseIP(f); ip != nil && sn.Contains(ip) {
-				return true
-			}
-		}
-		return false
-	}
-	chains := map[string]bool{}
-	for _, r := range rules {
-		if f := strings.Fields(r); names(r) {
-			for i := range f {
-				if f[i] == "-j" && i+1 < len(f) && strings.HasPrefix(f[i+1], "CNI-") && !strings.HasPrefix(f[i+1], "CNI-HOSTPORT-") {
-					chains[f[i+1]] = true
-				}
-			}
-			if strings.HasPrefix(f[1], "CNI-") && !strings.HasPrefix(f[1], "CNI-HOSTPORT-") {
-				chains[f[1]] = true
-			}
-		}
-	}
-	var script strings.Builder
-	script.WriteString("*nat\n")
-	for _, r := range rules {
-		f := strings.Fields(r)
-		jumpsToChain := slices.ContainsFunc(f, func(x string) bool { return chains[x] })
-		if (names(r) || jumpsToChain) && !chains[f[1]] {
-			script.WriteString("-D " + r[3:] + "\n")
-		}
-	}
-	for c := range chains {
-		script.WriteString("-F " + c + "\n-X " + c + "\n")
-	}
-	script.WriteString("COMMIT\n")
-	cmd := exec.Command("iptables-restore", "--noflush")
-	cmd.Stdin = strings.NewReader(script.String())
-	_ = cmd.Run()
 }

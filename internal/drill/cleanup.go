@@ -30,6 +30,7 @@ func (r *run) cleanup() []string {
 	r.daemon.stop(stopGrace)
 	r.registry.stop()
 	leftovers := inspect.Scrub(r.dir, r.cgroupParent)
+	leftovers = append(leftovers, r.daemon.net.scrub()...)
 	if !r.cfg.Keep {
 		if err := os.RemoveAll(r.dir); err != nil {
 			fmt.Fprintf(r.cfg.Out, "drill: removing %s: %v\n", r.dir, err)

@@ -21,6 +21,9 @@ import (
 type daemonProc struct {
 	bin          string
 	root, socket string
+	// net is the daemon's own networking: the default network is a bridge
+	// of the drill's (a run directory, a bridge name and a /24 of its own).
+	net          drillNet
 	cgroupParent string
 	logPath      string
 	clients      apiclient.Clients
@@ -54,7 +57,11 @@ func (d *daemonProc) start(ctx context.Context) (time.Duration, error) {
 	defer logFile.Close()
 	// --config=: the machine's cairnd.json is for its own daemon, not the
 	// drill's scratch one (its listeners would clash, for one).
-	cmd := exec.Command(d.bin, "--config=", "--root", d.root, "--socket", d.socket, "--cgroup-parent", d.cgroupParent, "--metrics-addr", "")
+	args := []string{"--config=", "--root", d.root, "--socket", d.socket, "--cgroup-parent", d.cgroupParent, "--metrics-addr", ""}
+	if d.net.runDir != "" {
+		args = append(args, "--default-network", "bridge", "--net-run-dir", d.net.runDir, "--bridge", d.net.bridge, "--bridge-subnet", d.net.subnet)
+	}
+	cmd := exec.Command(d.bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C meant for the drill must not reach
 	// the daemon, the drill stops it during its cleanup.

@@ -89,7 +89,8 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 	r := &run{cfg: cfg, dir: dir, root: filepath.Join(dir, "root"), cgroupParent: "cairn-drill-" + randomHex(6), shimLost: map[string]int64{}, reported: map[string]bool{}}
 	r.daemon = newDaemonProc(cfg.Cairnd, r.root, filepath.Join(dir, "s.sock"), r.cgroupParent, filepath.Join(dir, "cairnd.log"))
-	r.observer = observer{dir: dir, execDir: filepath.Join(r.root, "exec"), layerDir: filepath.Join(r.root, "layer"), cgroupParent: r.cgroupParent}
+	r.daemon.net = newDrillNet()
+	r.observer = observer{dir: dir, execDir: filepath.Join(r.root, "exec"), layerDir: filepath.Join(r.root, "layer"), cgroupParent: r.cgroupParent, netnsDir: filepath.Join(r.daemon.net.runDir, "netns")}
 	r.ops = newOperator(r.daemon.clients.Containers, imageName, cfg.Containers)
 	r.ops.images = r.daemon.clients.Images
 	r.ops.volumes = r.daemon.clients.Volumes

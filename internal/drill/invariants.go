@@ -135,7 +135,7 @@ type Observed struct {
 func Check(cr Crash, o Observed) []Violation {
 	var out []Violation
 	for _, check := range []func(Crash, Observed) []Violation{
-		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs, checkVolumes,
+		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs, checkVolumes, checkNetwork,
 	} {
 		out = append(out, check(cr, o)...)
 	}
@@ -607,6 +607,47 @@ func checkExecs(cr Crash, o Observed) []Violation {
 			}
 		default:
 			bad(x.ContainerId, "exec state", "exec sessions running or exited after recovery", "session "+shortID(id)+" "+x.State.String(), id)
+		}
+	}
+	return out
+}
+
+// checkNetwork: every running or paused container is attached, settled,
+// with its namespace file mounted; a container settled across the crash
+// keeps its IP; no attachment is left unfinished, and no namespace file
+// belongs to a container without an attachment.
+func checkNetwork(cr Crash, o Observed) []Violation {
+	var out []Violation
+	bad := func(id, expected, seen string) {
+		out = append(out, finding(cr.Cycle, id, "network", expected, seen))
+	}
+	before := byID(cr.Before)
+	attached := map[string]bool{}
+	for _, c := range o.Containers {
+		a := c.Network
+		if a != nil {
+			attached[c.Id] = true
+			if a.PendingEvent != "" {
+				bad(c.Id, "no unfinished attach or detach after recovery", "pending "+a.PendingEvent)
+			}
+		}
+		if !hasProcess(c.State) {
+			continue
+		}
+		if a == nil || a.IpAddress == "" {
+			bad(c.Id, "a "+stateName(c.State)+" container attached with an IP", "no attachment")
+			continue
+		}
+		if !o.World.NetNS[c.Id] {
+			bad(c.Id, "its namespace file mounted", "not mounted")
+		}
+		if b := before[c.Id]; b != nil && b.Network != nil && b.Network.IpAddress != "" && hasProcess(b.State) && cr.Settled(b) && b.Network.IpAddress != a.IpAddress {
+			bad(c.Id, "the IP it had before the crash, "+b.Network.IpAddress, a.IpAddress)
+		}
+	}
+	for _, id := range sortedKeys(o.World.NetNS) {
+		if !attached[id] {
+			bad(id, "namespace files only for attached containers", "netns file of "+shortID(id))
 		}
 	}
 	return out

@@ -57,8 +57,10 @@ func shimProc(pid int, cwd string) Proc {
 // journal. Each call returns fresh values a case may change.
 func healthy() (Crash, Observed) {
 	cs := []*cairnv1.Container{
-		{Id: idRunning, State: stateRunning, Command: longCommand, Pid: 200, PidStartTime: 2000, ShimPid: 201, Layers: layers(idRunning)},
-		{Id: idPaused, State: statePaused, Command: longCommand, Pid: 300, PidStartTime: 3000, ShimPid: 301, Layers: layers(idPaused)},
+		{Id: idRunning, State: stateRunning, Command: longCommand, Pid: 200, PidStartTime: 2000, ShimPid: 201, Layers: layers(idRunning),
+			Network: &cairnv1.NetworkAttachment{Network: "bridge", IpAddress: "10.1.0.2"}},
+		{Id: idPaused, State: statePaused, Command: longCommand, Pid: 300, PidStartTime: 3000, ShimPid: 301, Layers: layers(idPaused),
+			Network: &cairnv1.NetworkAttachment{Network: "bridge", IpAddress: "10.1.0.3"}},
 		{Id: idStopped, State: stateStopped, Command: longCommand, ExitCode: code(42), Layers: layers(idStopped)},
 		{Id: idCreated, State: stateCreated, Command: shortCommand, Layers: layers(idCreated)},
 	}
@@ -84,6 +86,7 @@ func healthy() (Crash, Observed) {
 			idPaused:  {"/sys/fs/cgroup/freezer/p/" + idPaused},
 		},
 		Freezer: map[string]string{idRunning: "THAWED", idPaused: "FROZEN"},
+		NetNS:   map[string]bool{idRunning: true, idPaused: true},
 		Markers: map[string]Marker{
 			idRunning: {Content: "start\n"},
 			idPaused:  {Content: "start\nstart\n"},
@@ -493,5 +496,32 @@ func TestViolationString_NamesCycleContainerAndBothSides(t *testing.T) {
 	want := fmt.Sprintf("cycle 3 container %s: exit-code: expected 137; seen 255", idRunning[:12])
 	if v.String() != want {
 		t.Fatalf("%q, want %q", v.String(), want)
+	}
+}
+
+func TestCheckNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Crash, *Observed)
+		want   int
+	}{
+		{"healthy", func(*Crash, *Observed) {}, 0},
+		{"IP changed across the crash", func(_ *Crash, o *Observed) { o.Containers[0].Network.IpAddress = "10.1.0.9" }, 1},
+		{"running without an attachment", func(_ *Crash, o *Observed) { o.Containers[0].Network = nil; delete(o.World.NetNS, idRunning) }, 1},
+		{"namespace not mounted", func(_ *Crash, o *Observed) { o.World.NetNS[idPaused] = false }, 1},
+		{"attachment pending", func(_ *Crash, o *Observed) { o.Containers[1].Network.PendingEvent = "attach" }, 1},
+		{"orphan namespace file", func(_ *Crash, o *Observed) { o.World.NetNS["feedbeef"] = true }, 1},
+		{"touched: a new IP is fine", func(cr *Crash, o *Observed) {
+			cr.Touched[idRunning] = true
+			o.Containers[0].Network.IpAddress = "10.1.0.9"
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cr, o := healthy()
+			tc.change(&cr, &o)
+			if got := checkNetwork(cr, o); len(got) != tc.want {
+				t.Fatalf("got %d violations %v, want %d", len(got), got, tc.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/inspect"
 )
@@ -42,6 +44,9 @@ type World struct {
 	// VolumeBlob is what the drill's volume holds: the sha256 of its blob,
 	// and the sum a container wrote beside it when it made it.
 	VolumeBlob VolumeBlob
+	// NetNS are the namespace files under the daemon's network run
+	// directory, by container id, each true when it is a bind mount.
+	NetNS map[string]bool
 }
 
 // VolumeBlob is the drill volume's content as the host reads it.
@@ -121,6 +126,7 @@ type observer struct {
 	dir, execDir, layerDir, cgroupParent string
 	// volumeDir is the daemon's volumes/ ("": the drill has no volumes).
 	volumeDir string
+	netnsDir  string // "": the daemon has no network run directory of the drill's
 }
 
 // observe reads the machine for the containers listed.
@@ -149,6 +155,12 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 			}
 		}
 		w.VolumeBlob = readVolumeBlob(filepath.Join(ob.volumeDir, drillVolume, "_data"))
+	}
+	w.NetNS = map[string]bool{}
+	if ob.netnsDir != "" {
+		for _, id := range dirNames(ob.netnsDir) {
+			w.NetNS[id] = isNetNS(filepath.Join(ob.netnsDir, id))
+		}
 	}
 	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
 	for _, pid := range w.Discovered {
@@ -231,4 +243,10 @@ func dirNames(dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// isNetNS reports whether path is a bind-mounted namespace (nsfs).
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == 0x6e736673
 }
