@@ -30,6 +30,9 @@ type Runner struct {
 	// intent, before the containers.
 	Images       ImageStore
 	ImageJournal ImageJournal
+	// Restarts, if set, applies the restart policies once every container
+	// is recovered.
+	Restarts Restarter
 }
 
 // Report is what one recovery did.
@@ -93,6 +96,11 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	// watcher never races the record that reattached its container.
 	r.Lifecycle.Reattach(reattach)
 	r.removeAutoRemoved(ctx, views, &errs)
+	if r.Restarts != nil {
+		// After every decision is recorded: a policy restart reads the
+		// exit recovery recorded, and an unfinished one is rolled back first.
+		r.Restarts.ResumeRestarts(r.Journal.Containers(), r.Rebooted)
+	}
 	if err := r.removeLeftovers(&rep); err != nil {
 		errs = append(errs, err)
 	}

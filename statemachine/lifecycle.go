@@ -29,6 +29,9 @@ type CreateRequest struct {
 	WorkingDir string
 	User       string
 	AutoRemove bool
+	// RestartPolicy says whether cairnd starts the container again after
+	// it exits (see DecideRestart); the zero value is "no".
+	RestartPolicy RestartPolicy
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -50,6 +53,9 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	}
 	if req.Image == "" {
 		return Container{}, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := validateRestartPolicy(req.RestartPolicy, req.AutoRemove); err != nil {
+		return Container{}, err
 	}
 	if err := checkArgSizes(slices.Concat(req.Command, derefArgs(req.Entrypoint)), req.Env); err != nil {
 		return Container{}, err
@@ -80,6 +86,10 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	defer unlock()
 	args := &Args{Name: req.Name, Image: img.Ref, ImageID: img.ID, Command: req.Command, Env: req.Env,
 		MountID: mountID, Hostname: id[:12], AutoRemove: req.AutoRemove}
+	if !req.RestartPolicy.IsNone() {
+		p := req.RestartPolicy
+		args.RestartPolicy = &p
+	}
 	if !cfg.isZero() {
 		args.Config = &cfg
 	}
@@ -114,7 +124,7 @@ func (m *Machine) reserveName(name string) (func(), error) {
 // Start runs a created or stopped container.
 func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 	m.warm()
-	return m.perform(ctx, id, EventStart, nil, nil)
+	return m.perform(ctx, id, EventStart, &Args{ResetRestarts: true}, nil)
 }
 
 // Stop ends a running or paused container: SIGTERM, then SIGKILL after the
@@ -122,6 +132,13 @@ func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 // finishes even if the caller goes away; a kill or a forced remove cuts its
 // grace period short.
 func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (Container, error) {
+	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout), UserStop: true}, m.autoRemoveAfter)
+}
+
+// StopByDaemon is Stop as cairnd does it when it shuts down without live
+// restore: not a user's stop, so the restart policy brings the container
+// back at the next start (a clean shutdown is no user stop).
+func (m *Machine) StopByDaemon(ctx context.Context, id string, timeout time.Duration) (Container, error) {
 	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout)}, m.autoRemoveAfter)
 }
 
@@ -134,7 +151,7 @@ func (m *Machine) Kill(ctx context.Context, id string, sig syscall.Signal) (Cont
 		c, _ := m.d.Journal.Container(id)
 		return c, err
 	}
-	return m.perform(ctx, id, EventKill, &Args{Signal: SignalName(sig)}, nil)
+	return m.perform(ctx, id, EventKill, &Args{Signal: SignalName(sig), UserStop: true}, nil)
 }
 
 // Pause freezes every process of a running container.
@@ -151,7 +168,7 @@ func (m *Machine) Unpause(ctx context.Context, id string) (Container, error) {
 // keeping its writable layer. A created or stopped container is started.
 func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration) (Container, error) {
 	m.warm()
-	return m.perform(ctx, id, EventRestart, &Args{Timeout: Duration(timeout)}, nil)
+	return m.perform(ctx, id, EventRestart, &Args{Timeout: Duration(timeout), ResetRestarts: true}, nil)
 }
 
 // Remove deletes a container and its layers. A running or paused container

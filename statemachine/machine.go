@@ -46,6 +46,8 @@ type Machine struct {
 	reserved   map[string]bool
 	tombstones map[string]Container
 	tombOrder  []string
+	// restarts are the policy restarts scheduled, by container.
+	restarts map[string]*restartTimer
 }
 
 // maxTombstones bounds the memory of removed containers kept so that a
@@ -68,6 +70,7 @@ func New(d Deps) *Machine {
 		changed:    map[string]chan struct{}{},
 		reserved:   map[string]bool{},
 		tombstones: map[string]Container{},
+		restarts:   map[string]*restartTimer{},
 	}
 }
 
@@ -115,6 +118,10 @@ func (m *Machine) forget(last Container) {
 	defer m.mu.Unlock()
 	delete(m.slots, last.ID)
 	delete(m.runs, last.ID)
+	if t, ok := m.restarts[last.ID]; ok {
+		close(t.cancel)
+		delete(m.restarts, last.ID)
+	}
 	last.State = StateRemoved
 	m.tombstones[last.ID] = last
 	m.tombOrder = append(m.tombOrder, last.ID)

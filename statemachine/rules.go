@@ -22,6 +22,13 @@ var lifecycle = fsm.Events{
 	{Name: string(EventRemove), Src: []string{string(StateCreated), string(StateStopped)}, Dst: string(StateRemoved)},
 	{Name: string(EventForceRemove), Src: []string{string(StateCreated), string(StateStopped), string(StateRunning), string(StatePaused)}, Dst: string(StateRemoved)},
 	{Name: string(EventKill), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
+	// A policy restart follows an exit, so it starts from stopped only.
+	{Name: string(EventPolicyRestart), Src: []string{string(StateStopped)}, Dst: string(StateRunning)},
+	// A new restart policy leaves the state as it is, in every state.
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateCreated)}, Dst: string(StateCreated)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StatePaused)}, Dst: string(StatePaused)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
 }
 
 // Target returns the state event leads to from state from, or an error

@@ -31,6 +31,12 @@ const (
 	// EventKill delivers a signal and leaves the state as it is; the exit it
 	// may cause arrives as EventExit.
 	EventKill Event = "kill"
+	// EventPolicyRestart is a start the container's restart policy asked
+	// for after an exit (restartpolicy.go); the user never requests it.
+	EventPolicyRestart Event = "policy-restart"
+	// EventSetRestartPolicy changes a container's restart policy and
+	// leaves its state as it is.
+	EventSetRestartPolicy Event = "set-restart-policy"
 )
 
 // HasProcess reports whether a container in state s has a live process.

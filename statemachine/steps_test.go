@@ -26,6 +26,10 @@ func TestStepsOf_EveryLegalTransition(t *testing.T) {
 		EventRemove:      {StateCreated: "files", StateStopped: "files"},
 		EventForceRemove: {StateCreated: "files", StateStopped: "files", StateRunning: "kill,release,files", StatePaused: "kill,release,files"},
 		EventExit:        {StateRunning: "release", StatePaused: "release"},
+		// A policy restart starts the stopped container as a start does;
+		// a new policy is only a record.
+		EventPolicyRestart:    {StateStopped: "mount,exec"},
+		EventSetRestartPolicy: {StateCreated: "", StateRunning: "", StatePaused: "", StateStopped: ""},
 	}
 	for _, ev := range events {
 		for _, from := range states {
