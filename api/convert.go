@@ -58,6 +58,8 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	if c.Pending != nil {
 		out.PendingEvent = string(c.Pending.Event)
 	}
+	out.RestartPolicy, out.UserStopped = c.RestartPolicy.String(), c.UserStopped
+	out.RestartDelayMs = time.Duration(c.RestartDelay).Milliseconds()
 	if m != nil {
 		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
 	}
@@ -120,6 +122,7 @@ func imageToProto(img layer.Image) *cairnv1.Image {
 func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 	req := sm.CreateRequest{Name: m.Name, Image: m.Image, Command: m.Command, Env: m.Env, AutoRemove: m.AutoRemove,
 		WorkingDir: m.WorkingDir, User: m.User}
+	req.RestartPolicy = restartPolicyOf(m.RestartPolicy)
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

@@ -15,6 +15,7 @@ var ServiceNames = []string{
 	cairnv1connect.ContainerServiceName,
 	cairnv1connect.ImageServiceName,
 	cairnv1connect.JournalServiceName,
+	cairnv1connect.RestartPolicyServiceName,
 }
 
 // Handlers bundles the service implementations.
@@ -22,6 +23,8 @@ type Handlers struct {
 	Containers *ContainerServer
 	Images     *ImageServer
 	Journal    *JournalServer
+	// Restarts, if set, serves RestartPolicyService.
+	Restarts *RestartPolicyServer
 	// System is not gated (see SystemServer).
 	System *SystemServer
 	// Health reports NOT_SERVING until recovery is done.
@@ -62,6 +65,9 @@ func (h Handlers) Mux() *http.ServeMux {
 	mux.Handle(cairnv1connect.NewContainerServiceHandler(h.Containers, gated...))
 	mux.Handle(cairnv1connect.NewImageServiceHandler(h.Images, gated...))
 	mux.Handle(cairnv1connect.NewJournalServiceHandler(h.Journal, gated...))
+	if h.Restarts != nil {
+		mux.Handle(cairnv1connect.NewRestartPolicyServiceHandler(h.Restarts, gated...))
+	}
 	system := h.System
 	if system == nil {
 		system = &SystemServer{}

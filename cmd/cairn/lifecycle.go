@@ -18,6 +18,7 @@ type createFlags struct {
 	entrypoint string
 	workdir    string
 	user       string
+	restart    string
 	cmd        *cobra.Command
 }
 
@@ -28,13 +29,14 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint (\"\" clears it); the image's CMD is then not used")
 	cmd.Flags().StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container (absolute; created if missing)")
 	cmd.Flags().StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, uid:gid or name:group, looked up in the image")
+	cmd.Flags().StringVar(&f.restart, "restart", "", restartFlagHelp)
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
 
 func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
 	req := &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm,
-		WorkingDir: f.workdir, User: f.user}
+		WorkingDir: f.workdir, User: f.user, RestartPolicy: f.restart}
 	if f.cmd != nil && f.cmd.Flags().Changed("entrypoint") {
 		req.OverrideEntrypoint = true
 		if f.entrypoint != "" {

@@ -122,6 +122,7 @@ func newRoot(c *clients) *cobra.Command {
 		pauseCmd(c), unpauseCmd(c), restartCmd(c), rmCmd(c),
 		psCmd(c), inspectCmd(c), waitCmd(c), logsCmd(c), historyCmd(c), eventsCmd(c),
 		imageCmd(c), versionCmd(c), drillCmd(), journalCmd(),
+		updateCmd(c),
 	)
 	return root
 }

@@ -18,6 +18,7 @@ type Clients struct {
 	Images     cairnv1connect.ImageServiceClient
 	Journal    cairnv1connect.JournalServiceClient
 	System     cairnv1connect.SystemServiceClient
+	Restarts   cairnv1connect.RestartPolicyServiceClient
 	HTTP       *http.Client
 }
 
@@ -45,6 +46,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 		Images:     cairnv1connect.NewImageServiceClient(hc, BaseURL, opts...),
 		Journal:    cairnv1connect.NewJournalServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
+		Restarts:   cairnv1connect.NewRestartPolicyServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,
 	}
 }

@@ -221,6 +221,7 @@ func (d *Daemon) recover() error {
 		Journal: d.journal, Runtime: recoveryRuntime{d.exec}, Layers: recoveryLayers{d.layers}, Lifecycle: d.machine,
 		Rebooted: info.Rebooted, Log: d.log, CrashPoint: crashpoint.Hit,
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
+		Restarts: d.machine,
 	}
 	rep, err := runner.Run(context.Background())
 	d.metrics.Recovered(rep.Duration, rep.Actions)
@@ -246,8 +247,10 @@ func bootID() string {
 // the TCP address.
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
+	containers := &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}}
 	mux := api.Handlers{
-		Containers: &api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}},
+		Containers: containers,
+		Restarts:   &api.RestartPolicyServer{Machine: d.machine, Containers: containers},
 		Images:     &api.ImageServer{Images: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		System:     &api.SystemServer{Build: buildinfo.Read()},
@@ -356,7 +359,8 @@ func (d *Daemon) stopAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := d.machine.Stop(ctx, c.ID, sm.DefaultStopTimeout); err != nil {
+			// Not a user's stop: the restart policy brings it back at the next start.
+			if _, err := d.machine.StopByDaemon(ctx, c.ID, sm.DefaultStopTimeout); err != nil {
 				d.log.Error("stopping container at shutdown", "container", c.ID, "error", err)
 			}
 		}()

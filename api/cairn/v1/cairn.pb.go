@@ -356,9 +356,19 @@ type Container struct {
 	ImageId string `protobuf:"bytes,21,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
 	// What the container took from its image's config and its create's
 	// overrides (besides command and env).
-	Config        *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Config *ContainerConfig `protobuf:"bytes,22,opt,name=config,proto3" json:"config,omitempty"`
+	// Restart policy in Docker's spelling: no, on-failure[:N], always,
+	// unless-stopped. restart_count counts the policy restarts since the
+	// user last started it.
+	RestartPolicy string `protobuf:"bytes,300,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// A user's stop or kill ended the last run: the policy does not bring it
+	// back (always does at the daemon's next start, as Docker's does).
+	UserStopped bool `protobuf:"varint,301,opt,name=user_stopped,json=userStopped,proto3" json:"user_stopped,omitempty"`
+	// The delay the last policy restart waited after the exit; the next
+	// doubles it (up to 1 min; a run of 10 s starts again from 100 ms).
+	RestartDelayMs int64 `protobuf:"varint,302,opt,name=restart_delay_ms,json=restartDelayMs,proto3" json:"restart_delay_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -545,6 +555,27 @@ func (x *Container) GetConfig() *ContainerConfig {
 	return nil
 }
 
+func (x *Container) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return ""
+}
+
+func (x *Container) GetUserStopped() bool {
+	if x != nil {
+		return x.UserStopped
+	}
+	return false
+}
+
+func (x *Container) GetRestartDelayMs() int64 {
+	if x != nil {
+		return x.RestartDelayMs
+	}
+	return 0
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -655,7 +686,10 @@ type CreateRequest struct {
 	// Overrides the image's WorkingDir; must be absolute.
 	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
 	// Overrides the image's User.
-	User          string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// no (default), on-failure[:N], always or unless-stopped; not with
+	// auto_remove.
+	RestartPolicy string `protobuf:"bytes,300,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +783,13 @@ func (x *CreateRequest) GetWorkingDir() string {
 func (x *CreateRequest) GetUser() string {
 	if x != nil {
 		return x.User
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
 	}
 	return ""
 }
@@ -3658,7 +3699,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x96\x06\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\x8d\a\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3687,7 +3728,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bshim_pid\x18\x13 \x01(\x03R\ashimPid\x12#\n" +
 	"\rpending_event\x18\x14 \x01(\tR\fpendingEvent\x12\x19\n" +
 	"\bimage_id\x18\x15 \x01(\tR\aimageId\x121\n" +
-	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06configB\f\n" +
+	"\x06config\x18\x16 \x01(\v2\x19.cairn.v1.ContainerConfigR\x06config\x12&\n" +
+	"\x0erestart_policy\x18\xac\x02 \x01(\tR\rrestartPolicy\x12\"\n" +
+	"\fuser_stopped\x18\xad\x02 \x01(\bR\vuserStopped\x12)\n" +
+	"\x10restart_delay_ms\x18\xae\x02 \x01(\x03R\x0erestartDelayMsB\f\n" +
 	"\n" +
 	"_exit_code\"\xa0\x02\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
@@ -3701,7 +3745,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x06labels\x18\x06 \x03(\v2%.cairn.v1.ContainerConfig.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x02\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3715,7 +3759,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"entrypoint\x12\x1f\n" +
 	"\vworking_dir\x18\b \x01(\tR\n" +
 	"workingDir\x12\x12\n" +
-	"\x04user\x18\t \x01(\tR\x04user\"C\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x12&\n" +
+	"\x0erestart_policy\x18\xac\x02 \x01(\tR\rrestartPolicy\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
