@@ -38,6 +38,12 @@ var crashOutcome = map[string]cairnv1.ContainerState{
 	"force-remove.after-intent": gone, "force-remove.after-kill": gone, "force-remove.after-release": gone, "force-remove.after-files": gone, "force-remove.before-done": gone, "force-remove.after-done": gone,
 	"exit.after-intent": stopped, "exit.after-release": stopped, "exit.before-done": stopped, "exit.after-done": stopped,
 	"journal.mid-commit": gone,
+	// A policy restart cut short anywhere ends running, restarted once:
+	// rolled forward if its process started, else rolled back and decided
+	// again by the policy (restartCrashCount checks the count).
+	"policy-restart.after-intent": running, "policy-restart.after-mount": running, "policy-restart.after-exec": running,
+	"policy-restart.before-done": running, "policy-restart.after-done": running,
+	"set-restart-policy.after-intent": sm2p(sm.StateCreated), "set-restart-policy.before-done": sm2p(sm.StateCreated), "set-restart-policy.after-done": sm2p(sm.StateCreated),
 }
 
 func sm2p(s sm.State) cairnv1.ContainerState {
@@ -52,10 +58,16 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 	// would be ignored by the container's init, and the stop would end in
 	// SIGKILL instead of the exit the table expects.
 	cmd := []string{"sh", "-c", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"}
-	if event == "exit" {
+	policy := ""
+	switch event {
+	case "exit":
 		cmd = []string{"sh", "-c", "sleep 0.2; exit 5"}
+	case "policy-restart":
+		// Fails once, then runs: one policy restart, at which it crashes.
+		cmd = []string{"sh", "-c", "if [ -f /ran ]; then echo ready; while true; do sleep 0.05; done; fi; touch /ran; sleep 0.2; exit 3"}
+		policy = "on-failure:1"
 	}
-	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd}))
+	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd, RestartPolicy: policy}))
 	if err != nil {
 		return "", fmt.Errorf("create: %w", err)
 	}
@@ -65,6 +77,7 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		"create": nil, "start": {"start"}, "stop": {"start", "stop"}, "pause": {"start", "pause"},
 		"unpause": {"start", "pause", "unpause"}, "restart": {"start", "restart"}, "kill": {"start", "kill"},
 		"remove": {"remove"}, "force-remove": {"start", "force-remove"}, "exit": {"start", "wait"}, "journal": nil,
+		"policy-restart": {"start"}, "set-restart-policy": {"update"},
 	}
 	for _, step := range steps[event] {
 		switch step {
@@ -87,6 +100,8 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 			_, err = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: step == "force-remove"}))
 		case "wait":
 			_, err = e.Containers.Wait(ctx, connect.NewRequest(&cairnv1.WaitRequest{Id: id}))
+		case "update":
+			_, err = e.Restarts.UpdateRestartPolicy(ctx, connect.NewRequest(&cairnv1.UpdateRestartPolicyRequest{Id: id, RestartPolicy: "always"}))
 		}
 		if err != nil {
 			return id, fmt.Errorf("%s: %w", step, err)
@@ -198,6 +213,12 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 			}
 			if got != want {
 				t.Errorf("after a crash at %s the container is %v, want %v; recovery said %v", point, got, want, reconciledReasons(t, e, id))
+			}
+			if event(point) == "policy-restart" {
+				// Exactly one restart, however far it got: never two starts.
+				if c := get(t, e, id); c.RestartCount != 1 {
+					t.Errorf("restart count %d after a crash at %s, want 1; recovery said %v", c.RestartCount, point, reconciledReasons(t, e, id))
+				}
 			}
 			if got == stopped && event(point) == "exit" {
 				if c := get(t, e, id); c.ExitCode == nil || *c.ExitCode != 5 {
