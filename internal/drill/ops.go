@@ -301,7 +301,7 @@ func (o *operator) create(ctx context.Context, next op) {
 	if next.short {
 		command = shortCommand
 	}
-	res, err := o.api.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: o.imageFor(next), Command: command}))
+	res, err := o.api.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: o.imageFor(next), Command: command, RestartPolicy: policyFor(next)}))
 	o.mu.Lock()
 	o.creating[next.slot] = false
 	o.count(opCreate, "", err)
