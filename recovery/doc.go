@@ -5,7 +5,10 @@
 // pure function (Decide) what to do about it, carries that out, and appends
 // each decision to the journal as a RECONCILED record, so `cairn history`
 // shows what recovery did. It also removes what removed containers left
-// behind.
+// behind, and once every container is decided hands the stopped ones to
+// the restart policy (Runner.Restarts): an unfinished policy restart is
+// decided like a start, rolled back when its process never ran, and then
+// decided again by the policy, so it happens exactly once.
 //
 // Recovery never thaws a paused container, never unmounts a live one's
 // rootfs, and never invents an exit code: when nobody can know it, the
