@@ -110,7 +110,7 @@ func applyRestart(c *sm.Container, p *sm.Pending, rec sm.Record) {
 	started := rec.Result != nil && rec.Result.Process != nil
 	ran := started || rec.Result != nil && rec.Result.Exit != nil
 	switch p.Event {
-	case sm.EventStop, sm.EventKill:
+	case sm.EventStop, sm.EventKill, sm.EventCancelRestart:
 		if a.UserStop {
 			c.UserStopped = true
 		}

@@ -131,8 +131,23 @@ func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 // timeout. The writable layer stays. Once its intent is recorded a stop
 // finishes even if the caller goes away; a kill or a forced remove cuts its
 // grace period short.
+//
+// Stop of a stopped container whose policy restart is scheduled cancels
+// that restart (EventCancelRestart): the user stopped it.
 func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (Container, error) {
-	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout), UserStop: true}, m.autoRemoveAfter)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
+	defer unlock()
+	c, err := m.current(id)
+	if err != nil {
+		return c, err
+	}
+	if c.State == StateStopped && m.dropRestart(id) {
+		return m.transit(ctx, c, EventCancelRestart, &Args{UserStop: true}, nil)
+	}
+	return m.transit(ctx, c, EventStop, &Args{Timeout: Duration(timeout), UserStop: true}, nil, m.autoRemoveAfter(c)...)
 }
 
 // StopByDaemon is Stop as cairnd does it when it shuts down without live

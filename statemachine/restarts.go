@@ -133,3 +133,16 @@ func (m *Machine) restartByPolicy(id string, t *restartTimer, exitAt time.Time, 
 		m.log.Error("policy restart failed", "container", id, "policy", c.RestartPolicy.String(), "restart_count", d.Count, "error", err)
 	}
 }
+
+// dropRestart cancels the restart scheduled for container id and reports
+// whether there was one.
+func (m *Machine) dropRestart(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.restarts[id]
+	if ok {
+		close(t.cancel)
+		delete(m.restarts, id)
+	}
+	return ok
+}

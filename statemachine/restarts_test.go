@@ -223,3 +223,24 @@ func TestPolicy_RestartWithAutoRemoveIsRefused(t *testing.T) {
 		t.Fatalf("a refused create left %d containers", len(cs))
 	}
 }
+
+func TestPolicy_StopDuringTheDelayCancelsTheRestart(t *testing.T) {
+	h := newHarness(t)
+	c := createWithPolicy(t, h, "always")
+	c, _ = h.m.Start(bg, c.ID)
+	h.w.exit(c.Process.PID, 0)
+	untilView(t, h, c.ID, "the exit", func(c sm.Container) bool { return c.State == sm.StateStopped && c.Pending == nil })
+	c, err := h.m.Stop(bg, c.ID, time.Second) // within the 100 ms delay
+	if err != nil || c.State != sm.StateStopped || !c.UserStopped {
+		t.Fatalf("stop during the delay: %+v %v", c, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	k := kinds(t, h, c.ID)
+	if v, _ := h.j.Container(c.ID); v.State != sm.StateStopped || count(k, "INTENT policy-restart") != 0 || count(k, "DONE cancel-restart") != 1 {
+		t.Fatalf("after a stop during the delay: %s, journal %v", v.State, k)
+	}
+	// Without a restart scheduled, stop of a stopped container stays refused.
+	if _, err := h.m.Stop(bg, c.ID, time.Second); err == nil {
+		t.Fatal("stop of a stopped container with nothing scheduled was taken")
+	}
+}

@@ -24,6 +24,7 @@ var lifecycle = fsm.Events{
 	{Name: string(EventKill), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
 	// A policy restart follows an exit, so it starts from stopped only.
 	{Name: string(EventPolicyRestart), Src: []string{string(StateStopped)}, Dst: string(StateRunning)},
+	{Name: string(EventCancelRestart), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
 	// A new restart policy leaves the state as it is, in every state.
 	{Name: string(EventSetRestartPolicy), Src: []string{string(StateCreated)}, Dst: string(StateCreated)},
 	{Name: string(EventSetRestartPolicy), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},

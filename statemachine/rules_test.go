@@ -24,6 +24,7 @@ func TestTarget_EveryEventFromEveryState(t *testing.T) {
 		// A policy restart follows a recorded exit only; a new policy
 		// leaves any created container's state as it is.
 		EventPolicyRestart:    {StateStopped: StateRunning},
+		EventCancelRestart:    {StateStopped: StateStopped},
 		EventSetRestartPolicy: {StateCreated: StateCreated, StateRunning: StateRunning, StatePaused: StatePaused, StateStopped: StateStopped},
 	}
 	for event, sources := range legal {

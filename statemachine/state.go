@@ -34,6 +34,10 @@ const (
 	// EventPolicyRestart is a start the container's restart policy asked
 	// for after an exit (restartpolicy.go); the user never requests it.
 	EventPolicyRestart Event = "policy-restart"
+	// EventCancelRestart is a user's stop of a stopped container whose
+	// policy restart is scheduled: the restart does not happen, and the
+	// container is user-stopped.
+	EventCancelRestart Event = "cancel-restart"
 	// EventSetRestartPolicy changes a container's restart policy and
 	// leaves its state as it is.
 	EventSetRestartPolicy Event = "set-restart-policy"

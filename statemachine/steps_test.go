@@ -29,6 +29,7 @@ func TestStepsOf_EveryLegalTransition(t *testing.T) {
 		// A policy restart starts the stopped container as a start does;
 		// a new policy is only a record.
 		EventPolicyRestart:    {StateStopped: "mount,exec"},
+		EventCancelRestart:    {StateStopped: ""},
 		EventSetRestartPolicy: {StateCreated: "", StateRunning: "", StatePaused: "", StateStopped: ""},
 	}
 	for _, ev := range events {

@@ -43,6 +43,9 @@ var crashOutcome = map[string]cairnv1.ContainerState{
 	// again by the policy (restartCrashCount checks the count).
 	"policy-restart.after-intent": running, "policy-restart.after-mount": running, "policy-restart.after-exec": running,
 	"policy-restart.before-done": running, "policy-restart.after-done": running,
+	// A stop during a policy restart's delay: stopped for good, whether or
+	// not the cancel's record made it.
+	"cancel-restart.after-intent": stopped, "cancel-restart.before-done": stopped, "cancel-restart.after-done": stopped,
 	"set-restart-policy.after-intent": sm2p(sm.StateCreated), "set-restart-policy.before-done": sm2p(sm.StateCreated), "set-restart-policy.after-done": sm2p(sm.StateCreated),
 }
 
@@ -66,6 +69,8 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		// Fails once, then runs: one policy restart, at which it crashes.
 		cmd = []string{"sh", "-c", "if [ -f /ran ]; then echo ready; while true; do sleep 0.05; done; fi; touch /ran; sleep 0.2; exit 3"}
 		policy = "on-failure:1"
+	case "cancel-restart":
+		cmd, policy = []string{"sh", "-c", "exit 0"}, "always"
 	}
 	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd, RestartPolicy: policy}))
 	if err != nil {
@@ -77,13 +82,13 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		"create": nil, "start": {"start"}, "stop": {"start", "stop"}, "pause": {"start", "pause"},
 		"unpause": {"start", "pause", "unpause"}, "restart": {"start", "restart"}, "kill": {"start", "kill"},
 		"remove": {"remove"}, "force-remove": {"start", "force-remove"}, "exit": {"start", "wait"}, "journal": nil,
-		"policy-restart": {"start"}, "set-restart-policy": {"update"},
+		"policy-restart": {"start"}, "set-restart-policy": {"update"}, "cancel-restart": {"start", "backoff", "stop"},
 	}
 	for _, step := range steps[event] {
 		switch step {
 		case "start":
 			_, err = e.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
-			if err == nil && event != "exit" {
+			if err == nil && event != "exit" && event != "cancel-restart" {
 				err = untilLogged(ctx, e, id, "ready")
 			}
 		case "stop":
@@ -100,6 +105,18 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 			_, err = e.Containers.Remove(ctx, connect.NewRequest(&cairnv1.RemoveRequest{Id: id, Force: step == "force-remove"}))
 		case "wait":
 			_, err = e.Containers.Wait(ctx, connect.NewRequest(&cairnv1.WaitRequest{Id: id}))
+		case "backoff":
+			// Stopped in a delay of 800 ms or more: time for the stop.
+			for {
+				g, gerr := e.Containers.Get(ctx, connect.NewRequest(&cairnv1.GetRequest{Id: id}))
+				if gerr != nil {
+					return id, gerr
+				}
+				if c := g.Msg.Container; c.State == stopped && c.PendingEvent == "" && c.RestartDelayMs >= 800 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		case "update":
 			_, err = e.Restarts.UpdateRestartPolicy(ctx, connect.NewRequest(&cairnv1.UpdateRestartPolicyRequest{Id: id, RestartPolicy: "always"}))
 		}

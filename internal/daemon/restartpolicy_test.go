@@ -139,6 +139,27 @@ func TestRestartPolicy_AUserStopIsFinal(t *testing.T) {
 	}
 }
 
+func TestRestartPolicy_AStopDuringTheDelayCancelsTheRestart(t *testing.T) {
+	e := scratch.NewDaemon(t)
+	c := start(t, e, withPolicy(t, e, "always", "sh", "-c", "exit 0").Id)
+	eventually(t, "a delay of 800 ms", func() bool {
+		g := get(t, e, c.Id)
+		return g.State == stopped && g.PendingEvent == "" && g.RestartDelayMs >= 800
+	})
+	g := stop(t, e, c.Id, 5)
+	if !g.UserStopped || g.State != stopped {
+		t.Fatalf("stop during the delay: %+v", g)
+	}
+	count := g.RestartCount
+	time.Sleep(2 * time.Second) // past the 1.6 s the next restart would wait
+	if g := get(t, e, c.Id); g.State != stopped || g.RestartCount != count {
+		t.Fatalf("restarted after a stop during the delay: %v, count %d (was %d)", g.State, g.RestartCount, count)
+	}
+	if n := eventCount(t, e, c.Id, cairnv1.RecordKind_RECORD_KIND_DONE, "cancel-restart"); n != 1 {
+		t.Fatalf("%d cancel-restart records", n)
+	}
+}
+
 func TestRestartPolicy_UpdateChangesThePolicyJournaled(t *testing.T) {
 	e := scratch.NewDaemon(t)
 	c := create(t, e, "", "sh", "-c", "exit 2")
