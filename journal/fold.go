@@ -98,7 +98,8 @@ func applyResult(c *sm.Container, rec sm.Record) {
 // restart policies existed (no ResetRestarts) counts one, as it always
 // did, so old journals fold as they did. A policy restart that started a
 // process takes its count and delay from its intent, so one that never ran
-// counts nothing. A new policy replaces the old. FAILED changes none of it.
+// counts nothing, and clears a user's stop it overrode (always at daemon
+// start). A new policy replaces the old. FAILED changes none of it.
 func applyRestart(c *sm.Container, p *sm.Pending, rec sm.Record) {
 	if p == nil || rec.Kind == sm.KindFailed || rec.Exec != "" || rec.Object != sm.ObjectContainer {
 		return
@@ -123,7 +124,9 @@ func applyRestart(c *sm.Container, p *sm.Pending, rec sm.Record) {
 		}
 	case sm.EventPolicyRestart:
 		if ran {
-			c.RestartCount, c.RestartDelay = a.RestartCount, a.RestartDelay
+			// Running again by its policy (always, at daemon start, after
+			// a user's stop): that stop is spent.
+			c.RestartCount, c.RestartDelay, c.UserStopped = a.RestartCount, a.RestartDelay, false
 		}
 	case sm.EventSetRestartPolicy:
 		if rec.Kind == sm.KindDone {

@@ -70,6 +70,11 @@ func TestApply_RestartPolicyFold(t *testing.T) {
 			{Kind: sm.KindDone, Container: id, Event: sm.EventStart, From: sm.StateStopped, To: sm.StateRunning, Intent: 1, Result: &sm.Result{Process: proc}},
 			{Kind: sm.KindIntent, Container: id, Event: sm.EventKill, From: sm.StateRunning, To: sm.StateRunning, Args: &sm.Args{Signal: "KILL", UserStop: true}},
 			{Kind: sm.KindReconciled, Container: id, Event: sm.EventKill, From: sm.StateRunning, To: sm.StateStopped, Intent: 1, Result: &sm.Result{Exit: exit}}}, 0, 0, true},
+		{"a policy restart (always, at daemon start) spends a user's stop", []sm.Record{
+			{Kind: sm.KindIntent, Container: id, Event: sm.EventCancelRestart, From: sm.StateStopped, To: sm.StateStopped, Args: &sm.Args{UserStop: true}},
+			{Kind: sm.KindDone, Container: id, Event: sm.EventCancelRestart, From: sm.StateStopped, To: sm.StateStopped, Intent: 1},
+			policyRestart,
+			{Kind: sm.KindDone, Container: id, Event: sm.EventPolicyRestart, From: sm.StateStopped, To: sm.StateRunning, Intent: 1, Result: &sm.Result{Process: proc}}}, 4, 800 * time.Millisecond, false},
 		{"a stop by the daemon does not", []sm.Record{
 			{Kind: sm.KindIntent, Container: id, Event: sm.EventStart, From: sm.StateStopped, To: sm.StateRunning, Args: &sm.Args{ResetRestarts: true}},
 			{Kind: sm.KindDone, Container: id, Event: sm.EventStart, From: sm.StateStopped, To: sm.StateRunning, Intent: 1, Result: &sm.Result{Process: proc}},

@@ -222,7 +222,13 @@ func TestRestartPolicy_UnlessStoppedStaysStoppedAlwaysComesBackAfterADaemonResta
 	for _, restart := range []func(){e.Kill, e.Stop} {
 		restart()
 		e.Start()
-		eventually(t, "always back (Docker's: a daemon restart brings back always)", func() bool { return get(t, e, always.Id).State == running })
+		eventually(t, "always back (Docker's: a daemon restart brings back always)", func() bool {
+			g := get(t, e, always.Id)
+			return g.State == running && g.PendingEvent == ""
+		})
+		if g := get(t, e, always.Id); g.UserStopped {
+			t.Fatal("always, running again by its policy, still marked user-stopped")
+		}
 		time.Sleep(500 * time.Millisecond)
 		if g := get(t, e, unless.Id); g.State != stopped || !g.UserStopped {
 			t.Fatalf("unless-stopped stopped by the user: %v user stopped %v", g.State, g.UserStopped)
