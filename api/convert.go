@@ -59,6 +59,8 @@ func containerToProto(c sm.Container, m *layer.Mount) *cairnv1.Container {
 	if c.Pending != nil {
 		out.PendingEvent = string(c.Pending.Event)
 	}
+	out.RestartPolicy, out.UserStopped = c.RestartPolicy.String(), c.UserStopped
+	out.RestartDelayMs = time.Duration(c.RestartDelay).Milliseconds()
 	if m != nil {
 		out.Layers = &cairnv1.LayerPaths{Rootfs: m.Rootfs, Upper: m.Upper, Work: m.Work, Init: m.Init, Lower: m.Lower}
 	}
@@ -129,6 +131,7 @@ func createRequest(m *cairnv1.CreateRequest) sm.CreateRequest {
 		TTY: m.Tty, OpenStdin: m.OpenStdin, StdinOnce: m.StdinOnce, LogMaxSize: m.LogMaxSize, LogMaxFiles: int(m.LogMaxFiles),
 		Resources: resourcesFromProto(m.Resources), Security: securityFromProto(m.Security),
 		Mounts: mountsFromProto(m.Mounts)}
+	req.RestartPolicy = restartPolicyOf(m.RestartPolicy)
 	if m.OverrideEntrypoint {
 		ep := append([]string{}, m.Entrypoint...)
 		req.Entrypoint = &ep

@@ -18,6 +18,7 @@ var ServiceNames = []string{
 	cairnv1connect.NetworkServiceName,
 	cairnv1connect.ResourceServiceName,
 	cairnv1connect.VolumeServiceName,
+	cairnv1connect.RestartPolicyServiceName,
 }
 
 // Handlers bundles the service implementations.
@@ -29,6 +30,8 @@ type Handlers struct {
 	Networks *NetworkServer
 	// Volumes, if set, serves VolumeService.
 	Volumes *VolumeServer
+	// Restarts, if set, serves RestartPolicyService.
+	Restarts *RestartPolicyServer
 	// System is not gated (see SystemServer).
 	System *SystemServer
 	// Health reports NOT_SERVING until recovery is done.
@@ -79,6 +82,9 @@ func (h Handlers) Mux() *http.ServeMux {
 	}
 	if h.Volumes != nil {
 		mux.Handle(cairnv1connect.NewVolumeServiceHandler(h.Volumes, gated...))
+	}
+	if h.Restarts != nil {
+		mux.Handle(cairnv1connect.NewRestartPolicyServiceHandler(h.Restarts, gated...))
 	}
 	system := h.System
 	if system == nil {

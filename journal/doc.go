@@ -53,5 +53,9 @@
 // journal from scratch to prove it. The view is also cached in memory for
 // reads.
 //
+// The container fold also keeps what restart policies need (applyRestart
+// in fold.go): the policy, the user-stopped mark, the restart count and
+// the last delay, each from the records that say so.
+//
 // The journal never touches the machine: it records, folds and reports.
 package journal

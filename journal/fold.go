@@ -43,6 +43,7 @@ func Apply(prev *sm.Container, rec sm.Record) (*sm.Container, error) {
 	}
 	next.State = rec.To
 	applyResult(&next, rec)
+	applyRestart(&next, prev.Pending, rec)
 	if next.State == sm.StateNone || next.State == sm.StateRemoved {
 		return nil, nil
 	}
@@ -55,9 +56,10 @@ func created(rec sm.Record) *sm.Container {
 		ID: rec.Container, Name: a.Name, Image: a.Image, Command: a.Command, Env: a.Env,
 		Hostname: a.Hostname, MountID: a.MountID, AutoRemove: a.AutoRemove, ImageID: a.ImageID, Config: a.Config, Mounts: a.Mounts,
 		TTY: a.TTY, OpenStdin: a.OpenStdin, StdinOnce: a.StdinOnce, LogMaxSize: a.LogMaxSize, LogMaxFiles: a.LogMaxFiles,
-		State:   sm.StateNone,
-		Pending: &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args},
-		Seq:     rec.Seq,
+		RestartPolicy: derefPolicy(a.RestartPolicy),
+		State:         sm.StateNone,
+		Pending:       &sm.Pending{Seq: rec.Seq, Event: rec.Event, From: rec.From, To: rec.To, Args: rec.Args},
+		Seq:           rec.Seq,
 	}
 	c = c.Clone()
 	return &c
@@ -95,10 +97,59 @@ func applyResult(c *sm.Container, rec sm.Record) {
 		c.Exit = nil
 		c.StartedAt = p.StartedAt
 		c.FinishedAt = time.Time{}
-		if rec.Event == sm.EventRestart && rec.From != sm.StateCreated {
-			c.RestartCount++
+	}
+}
+
+// applyRestart folds what a finished intent p says about restarts. A
+// user's stop or kill (its intent says UserStop) marks the container
+// user-stopped; a stop cairnd made at shutdown does not. A user's start or
+// restart (ResetRestarts) that started a process clears the mark and
+// starts counting again, as Docker's does; a restart recorded before
+// restart policies existed (no ResetRestarts) counts one, as it always
+// did, so old journals fold as they did. A policy restart that started a
+// process takes its count and delay from its intent, so one that never ran
+// counts nothing, and clears a user's stop it overrode (always at daemon
+// start). A new policy replaces the old. FAILED changes none of it.
+func applyRestart(c *sm.Container, p *sm.Pending, rec sm.Record) {
+	if p == nil || rec.Kind == sm.KindFailed || rec.Exec != "" || rec.Object != sm.ObjectContainer {
+		return
+	}
+	a := p.Args
+	if a == nil {
+		a = &sm.Args{}
+	}
+	started := rec.Result != nil && rec.Result.Process != nil
+	ran := started || rec.Result != nil && rec.Result.Exit != nil
+	switch p.Event {
+	case sm.EventStop, sm.EventKill, sm.EventCancelRestart:
+		if a.UserStop {
+			c.UserStopped = true
+		}
+	case sm.EventStart, sm.EventRestart:
+		switch {
+		case a.ResetRestarts && ran:
+			c.UserStopped, c.RestartCount, c.RestartDelay = false, 0, 0
+		case !a.ResetRestarts && started && p.Event == sm.EventRestart && rec.From != sm.StateCreated:
+			c.RestartCount++ // a journal written before restart policies
+		}
+	case sm.EventPolicyRestart:
+		if ran {
+			// Running again by its policy (always, at daemon start, after
+			// a user's stop): that stop is spent.
+			c.RestartCount, c.RestartDelay, c.UserStopped = a.RestartCount, a.RestartDelay, false
+		}
+	case sm.EventSetRestartPolicy:
+		if rec.Kind == sm.KindDone {
+			c.RestartPolicy = derefPolicy(a.RestartPolicy)
 		}
 	}
+}
+
+func derefPolicy(p *sm.RestartPolicy) sm.RestartPolicy {
+	if p == nil {
+		return sm.RestartPolicy{}
+	}
+	return *p
 }
 
 // folds are the fold of each kind of object that has one, applied to the

@@ -152,9 +152,16 @@ type Plan struct {
 //	running / paused             process and shim gone, no record     exit code unknown, with the reason
 //	INTENT create                layers complete / partial or absent  roll forward to created / roll back (remove layers)
 //	INTENT remove                anything                             roll forward: kill, remove runtime and layers
-//	INTENT start, restart        a process of this start alive        roll forward to running (reattach)
-//	INTENT start, restart        that process exited                  roll forward to stopped, with its exit
-//	INTENT start, restart        no process                           roll back to the old state, clean up
+//	INTENT start, restart,       a process of this start alive        roll forward to running (reattach)
+//	  policy-restart
+//	INTENT start, restart, p-r   that process exited                  roll forward to stopped, with its exit
+//	INTENT start, restart, p-r   no process                           roll back to the old state, clean up
+//
+// A policy restart rolled forward counts (the fold takes its count from
+// the intent); one rolled back does not, and the restart policy decides
+// again once recovery is done (Runner.Restarts), so it is neither lost
+// nor done twice.
+//
 //	INTENT other (stop, pause…)  as for running / paused above        resolved to what the world shows
 //	created / stopped            rootfs mounted / run leftovers       unmount / clean up
 //	anything                     a fact the decision needs unknown    nothing decided (Plan.Uncertain)
@@ -237,7 +244,14 @@ type facts struct {
 }
 
 func startPending(c sm.Container) bool {
-	return c.Pending != nil && (c.Pending.Event == sm.EventStart || c.Pending.Event == sm.EventRestart)
+	if c.Pending == nil {
+		return false
+	}
+	switch c.Pending.Event {
+	case sm.EventStart, sm.EventRestart, sm.EventPolicyRestart:
+		return true
+	}
+	return false
 }
 
 // reconciled builds the record of a decision; it resolves the pending

@@ -10,6 +10,10 @@
 // finishes) are decided first, each with its own pure table. A container's
 // volumes and binds need nothing: libcontainer mounts them inside the
 // container's mount namespace, so the host has nothing to unmount.
+// Once every container is decided the runner hands the stopped ones to
+// the restart policy (Runner.Restarts): an unfinished policy restart is
+// decided like a start, rolled back when its process never ran, and then
+// decided again by the policy, so it happens exactly once.
 //
 // Recovery never thaws a paused container, never unmounts a live one's
 // rootfs, and never invents an exit code: when nobody can know it, the

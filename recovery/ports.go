@@ -68,3 +68,11 @@ type Lifecycle interface {
 	Reattach(containers []sm.Container)
 	Remove(ctx context.Context, id string, force bool) (sm.Container, error)
 }
+
+// Restarter is the driver's restart policy: once every container is
+// recovered, it decides, for each stopped one, whether it starts again
+// (one that exited while cairnd was down, or was stopped by its shutdown,
+// or whose policy restart was rolled back).
+type Restarter interface {
+	ResumeRestarts(containers []sm.Container, rebooted bool)
+}

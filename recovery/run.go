@@ -37,6 +37,9 @@ type Runner struct {
 	// unfinished intent, after the images and before the containers.
 	Volumes       VolumeStore
 	VolumeJournal VolumeJournal
+	// Restarts, if set, applies the restart policies once every container
+	// is recovered.
+	Restarts Restarter
 }
 
 // Report is what one recovery did.
@@ -116,6 +119,11 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	r.Lifecycle.Reattach(reattach)
 	r.removeAutoRemoved(ctx, views, &errs)
+	if r.Restarts != nil {
+		// After every decision is recorded: a policy restart reads the
+		// exit recovery recorded, and an unfinished one is rolled back first.
+		r.Restarts.ResumeRestarts(r.Journal.Containers(), r.Rebooted)
+	}
 	if err := r.removeLeftovers(&rep); err != nil {
 		errs = append(errs, err)
 	}

@@ -43,10 +43,21 @@ type Container struct {
 	// Exit is how the last run ended.
 	Exit *Exit `json:"exit,omitempty"`
 
-	CreatedAt    time.Time `json:"created_at"`
-	StartedAt    time.Time `json:"started_at"`
-	FinishedAt   time.Time `json:"finished_at"`
-	RestartCount int       `json:"restart_count,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// RestartCount is how many policy restarts happened since the user
+	// last started the container (Docker's: a user start resets it).
+	RestartCount int `json:"restart_count,omitempty"`
+	// RestartPolicy says whether the container is started again after it
+	// exits (DecideRestart).
+	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
+	// UserStopped: a user's stop or kill ended (or is ending) the current
+	// or last run; only a user's start clears it.
+	UserStopped bool `json:"user_stopped,omitempty"`
+	// RestartDelay is the delay the last policy restart waited; the next
+	// one doubles it (reset by a run of 10 s, a user start).
+	RestartDelay Duration `json:"restart_delay,omitempty"`
 	// Seq is the last journal record folded into this view.
 	Seq uint64 `json:"seq"`
 }

@@ -20,7 +20,7 @@ const (
 )
 
 // events is every event, in the order CrashPoints lists them.
-var events = []Event{EventCreate, EventStart, EventStop, EventPause, EventUnpause, EventRestart, EventKill, EventRemove, EventForceRemove, EventExit, EventUpdate}
+var events = []Event{EventCreate, EventStart, EventStop, EventPause, EventUnpause, EventRestart, EventKill, EventRemove, EventForceRemove, EventExit, EventUpdate, EventPolicyRestart, EventCancelRestart, EventSetRestartPolicy}
 
 // states is every state an event can start from.
 var states = []State{StateNone, StateCreated, StateRunning, StatePaused, StateStopped}

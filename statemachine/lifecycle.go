@@ -46,6 +46,9 @@ type CreateRequest struct {
 	// Mounts are volumes (made if missing), binds and tmpfs mounts; the
 	// image's VOLUMEs that no mount covers get anonymous volumes.
 	Mounts []Mount
+	// RestartPolicy says whether cairnd starts the container again after
+	// it exits (see DecideRestart); the zero value is "no".
+	RestartPolicy RestartPolicy
 }
 
 // Create records and builds a new container: its init and writable layers.
@@ -74,6 +77,9 @@ func (m *Machine) create(ctx context.Context, req CreateRequest, chain ...then) 
 	}
 	if req.Image == "" {
 		return Container{}, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := validateRestartPolicy(req.RestartPolicy, req.AutoRemove); err != nil {
+		return Container{}, err
 	}
 	if err := checkArgSizes(slices.Concat(req.Command, derefArgs(req.Entrypoint)), req.Env); err != nil {
 		return Container{}, err
@@ -141,6 +147,10 @@ func (m *Machine) createPrepared(ctx context.Context, req CreateRequest, img Ima
 		args.Hostname = req.Hostname
 	}
 	cfg.Network = req.Network.Clone()
+	if !req.RestartPolicy.IsNone() {
+		p := req.RestartPolicy
+		args.RestartPolicy = &p
+	}
 	if !cfg.isZero() {
 		args.Config = &cfg
 	}
@@ -175,14 +185,36 @@ func (m *Machine) reserveName(name string) (func(), error) {
 // Start runs a created or stopped container.
 func (m *Machine) Start(ctx context.Context, id string) (Container, error) {
 	m.warm()
-	return m.perform(ctx, id, EventStart, nil, nil)
+	return m.perform(ctx, id, EventStart, &Args{ResetRestarts: true}, nil)
 }
 
 // Stop ends a running or paused container: SIGTERM, then SIGKILL after the
 // timeout. The writable layer stays. Once its intent is recorded a stop
 // finishes even if the caller goes away; a kill or a forced remove cuts its
 // grace period short.
+//
+// Stop of a stopped container whose policy restart is scheduled cancels
+// that restart (EventCancelRestart): the user stopped it.
 func (m *Machine) Stop(ctx context.Context, id string, timeout time.Duration) (Container, error) {
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
+	defer unlock()
+	c, err := m.current(id)
+	if err != nil {
+		return c, err
+	}
+	if c.State == StateStopped && m.dropRestart(id) {
+		return m.transit(ctx, c, EventCancelRestart, &Args{UserStop: true}, nil)
+	}
+	return m.transit(ctx, c, EventStop, &Args{Timeout: Duration(timeout), UserStop: true}, nil, m.autoRemoveAfter(c)...)
+}
+
+// StopByDaemon is Stop as cairnd does it when it shuts down without live
+// restore: not a user's stop, so the restart policy brings the container
+// back at the next start (a clean shutdown is no user stop).
+func (m *Machine) StopByDaemon(ctx context.Context, id string, timeout time.Duration) (Container, error) {
 	return m.perform(ctx, id, EventStop, &Args{Timeout: Duration(timeout)}, m.autoRemoveAfter)
 }
 
@@ -195,7 +227,7 @@ func (m *Machine) Kill(ctx context.Context, id string, sig syscall.Signal) (Cont
 		c, _ := m.d.Journal.Container(id)
 		return c, err
 	}
-	return m.perform(ctx, id, EventKill, &Args{Signal: SignalName(sig)}, nil)
+	return m.perform(ctx, id, EventKill, &Args{Signal: SignalName(sig), UserStop: true}, nil)
 }
 
 // Pause freezes every process of a running container.
@@ -212,7 +244,7 @@ func (m *Machine) Unpause(ctx context.Context, id string) (Container, error) {
 // keeping its writable layer. A created or stopped container is started.
 func (m *Machine) Restart(ctx context.Context, id string, timeout time.Duration) (Container, error) {
 	m.warm()
-	return m.perform(ctx, id, EventRestart, &Args{Timeout: Duration(timeout)}, nil)
+	return m.perform(ctx, id, EventRestart, &Args{Timeout: Duration(timeout), ResetRestarts: true}, nil)
 }
 
 // Remove deletes a container and its layers. A running or paused container

@@ -60,6 +60,8 @@ type Machine struct {
 	tombstones map[string]Container
 	tombOrder  []string
 	execRuns   map[string]*execRun
+	// restarts are the policy restarts scheduled, by container.
+	restarts map[string]*restartTimer
 }
 
 // maxTombstones bounds the memory of removed containers kept so that a
@@ -83,6 +85,7 @@ func New(d Deps) *Machine {
 		reserved:   map[string]bool{},
 		tombstones: map[string]Container{},
 		execRuns:   map[string]*execRun{},
+		restarts:   map[string]*restartTimer{},
 	}
 }
 
@@ -130,6 +133,10 @@ func (m *Machine) forget(last Container) {
 	defer m.mu.Unlock()
 	delete(m.slots, last.ID)
 	delete(m.runs, last.ID)
+	if t, ok := m.restarts[last.ID]; ok {
+		close(t.cancel)
+		delete(m.restarts, last.ID)
+	}
 	last.State = StateRemoved
 	m.tombstones[last.ID] = last
 	m.tombOrder = append(m.tombOrder, last.ID)

@@ -125,6 +125,23 @@ type Args struct {
 	// the container's view.
 	Config *ContainerConfig `json:"config,omitempty"`
 
+	// RestartPolicy is the policy of a create, or the new one of a
+	// set-restart-policy.
+	RestartPolicy *RestartPolicy `json:"restart_policy,omitempty"`
+	// RestartCount and RestartDelay are, for a policy-restart, the
+	// container's restart count once it is done and the delay it waited
+	// after the exit (the next one doubles from it): the fold takes both
+	// from the intent, so a restart that never happened counts nothing.
+	RestartCount int      `json:"restart_count,omitempty"`
+	RestartDelay Duration `json:"restart_delay,omitempty"`
+	// UserStop marks a stop or kill a user asked for: the restart policy
+	// does not bring the container back (a stop cairnd makes at shutdown
+	// has none). ResetRestarts marks a user's start or restart: it clears
+	// that mark and the restart count. Records written before restart
+	// policies have neither, and fold as they did.
+	UserStop      bool `json:"user_stop,omitempty"`
+	ResetRestarts bool `json:"reset_restarts,omitempty"`
+
 	// Refs are the names an image transition gives or takes.
 	Refs []string `json:"refs,omitempty"`
 	// Layers are the layer directories a load or import installs.
@@ -188,6 +205,10 @@ func (a Args) clone() Args {
 		v := *a.Volume
 		v.Labels = maps.Clone(v.Labels)
 		a.Volume = &v
+	}
+	if a.RestartPolicy != nil {
+		p := *a.RestartPolicy
+		a.RestartPolicy = &p
 	}
 	return a
 }

@@ -26,6 +26,14 @@ var lifecycle = fsm.Events{
 	{Name: string(EventUpdate), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
 	{Name: string(EventUpdate), Src: []string{string(StatePaused)}, Dst: string(StatePaused)},
 	{Name: string(EventUpdate), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
+	// A policy restart follows an exit, so it starts from stopped only.
+	{Name: string(EventPolicyRestart), Src: []string{string(StateStopped)}, Dst: string(StateRunning)},
+	{Name: string(EventCancelRestart), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
+	// A new restart policy leaves the state as it is, in every state.
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateCreated)}, Dst: string(StateCreated)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateRunning)}, Dst: string(StateRunning)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StatePaused)}, Dst: string(StatePaused)},
+	{Name: string(EventSetRestartPolicy), Src: []string{string(StateStopped)}, Dst: string(StateStopped)},
 }
 
 // Target returns the state event leads to from state from, or an error

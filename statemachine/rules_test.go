@@ -21,6 +21,11 @@ func TestTarget_EveryEventFromEveryState(t *testing.T) {
 		EventRemove:      {StateCreated: StateRemoved, StateStopped: StateRemoved},
 		EventForceRemove: {StateCreated: StateRemoved, StateStopped: StateRemoved, StateRunning: StateRemoved, StatePaused: StateRemoved},
 		EventKill:        {StateRunning: StateRunning},
+		// A policy restart follows a recorded exit only; a new policy
+		// leaves any created container's state as it is.
+		EventPolicyRestart:    {StateStopped: StateRunning},
+		EventCancelRestart:    {StateStopped: StateStopped},
+		EventSetRestartPolicy: {StateCreated: StateCreated, StateRunning: StateRunning, StatePaused: StatePaused, StateStopped: StateStopped},
 	}
 	for event, sources := range legal {
 		for _, from := range states {

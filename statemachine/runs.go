@@ -126,9 +126,12 @@ func (m *Machine) recordExit(id string, r *run) {
 		return
 	}
 	exit := r.exit
-	if _, err := m.transit(m.ctx, c, EventExit, &Args{Exit: &exit}, nil, m.autoRemoveAfter(c)...); err != nil {
+	after, err := m.transit(m.ctx, c, EventExit, &Args{Exit: &exit}, nil, m.autoRemoveAfter(c)...)
+	if err != nil {
 		m.log.Error("recording exit", "container", id, "error", err)
+		return
 	}
+	m.scheduleRestart(after, false, false)
 }
 
 // warm lets the runner prepare for a start that is about to be journaled.

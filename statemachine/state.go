@@ -35,6 +35,16 @@ const (
 	// is: written to the cgroup of a live container, kept for the next
 	// start of one that is not.
 	EventUpdate Event = "update"
+	// EventPolicyRestart is a start the container's restart policy asked
+	// for after an exit (restartpolicy.go); the user never requests it.
+	EventPolicyRestart Event = "policy-restart"
+	// EventCancelRestart is a user's stop of a stopped container whose
+	// policy restart is scheduled: the restart does not happen, and the
+	// container is user-stopped.
+	EventCancelRestart Event = "cancel-restart"
+	// EventSetRestartPolicy changes a container's restart policy and
+	// leaves its state as it is.
+	EventSetRestartPolicy Event = "set-restart-policy"
 )
 
 // HasProcess reports whether a container in state s has a live process.

@@ -63,7 +63,7 @@ func stepsOf(event Event, from State) []step {
 	switch event {
 	case EventCreate:
 		return []step{stepLayers}
-	case EventStart:
+	case EventStart, EventPolicyRestart:
 		return []step{stepMount, stepExec}
 	case EventStop:
 		return []step{stepSignal, stepExit, stepRelease}

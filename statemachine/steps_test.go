@@ -27,6 +27,11 @@ func TestStepsOf_EveryLegalTransition(t *testing.T) {
 		EventForceRemove: {StateCreated: "files", StateStopped: "files", StateRunning: "kill,release,files", StatePaused: "kill,release,files"},
 		EventExit:        {StateRunning: "release", StatePaused: "release"},
 		EventUpdate:      {StateRunning: "cgroup", StatePaused: "cgroup", StateCreated: "", StateStopped: ""},
+		// A policy restart starts the stopped container as a start does;
+		// a new policy is only a record.
+		EventPolicyRestart:    {StateStopped: "mount,exec"},
+		EventCancelRestart:    {StateStopped: ""},
+		EventSetRestartPolicy: {StateCreated: "", StateRunning: "", StatePaused: "", StateStopped: ""},
 	}
 	for _, ev := range events {
 		for _, from := range states {

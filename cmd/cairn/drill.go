@@ -26,7 +26,9 @@ operations (load, tag, rm) through the API; kill -9 of the daemon while they
 are in flight, sometimes of a shim or a container process too; ` + "`cairn journal\ncheck`" + ` on the crashed root; a restart, timed until health says SERVING;
 and checks that states, processes, exit codes, files in writable layers and
 the machine (mounts, cgroups, shims) agree with what the daemon says, that
-every image is whole and settled, and that every layer on disk belongs to one.
+every image is whole and settled, that every layer on disk belongs to one, and,
+for the containers it gives restart policies, that none was started twice and
+every restart count is exact.
 
 One line per cycle, a summary at the end; the exit status is non-zero on any
 violation or if the daemon does not come back. Needs root. The same --seed

@@ -21,6 +21,7 @@ type createFlags struct {
 	net        netFlags
 	limits     limitFlags
 	mounts     []*cairnv1.Mount
+	restart    string
 	cmd        *cobra.Command
 	stdio      stdioFlags
 }
@@ -39,13 +40,14 @@ func (f *createFlags) register(cmd *cobra.Command) {
 		"mount a volume (made if missing) or a host path (which must exist): NAME:/path[:ro], /host/path:/path[:ro], or /path for an anonymous volume")
 	cmd.Flags().Var(&mountsValue{mounts: &f.mounts, parse: parseMountFlag, kind: "type=...,dst=..."}, "mount",
 		"a mount: type=volume|bind|tmpfs,src=...,dst=...[,readonly][,tmpfs-size=64m]")
+	cmd.Flags().StringVar(&f.restart, "restart", "", restartFlagHelp)
 	// Everything after the image belongs to the container's command.
 	cmd.Flags().SetInterspersed(false)
 }
 
 func (f *createFlags) request(args []string) *cairnv1.CreateRequest {
 	req := &cairnv1.CreateRequest{Name: f.name, Image: args[0], Command: args[1:], Env: f.env, AutoRemove: f.rm,
-		WorkingDir: f.workdir, User: f.user, Mounts: f.mounts}
+		WorkingDir: f.workdir, User: f.user, Mounts: f.mounts, RestartPolicy: f.restart}
 	f.net.apply(req)
 	f.stdio.apply(req)
 	f.limits.apply(req)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,46 +12,6 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
-
-func updateCmd(c *clients) *cobra.Command {
-	var l limitFlags
-	cmd := &cobra.Command{
-		Use:   "update [--memory SIZE] [--memory-swap SIZE] [--cpus N] [--pids-limit N] ID|NAME...",
-		Short: "Change the limits of containers, live when they run (journaled)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f := cmd.Flags()
-			req := &cairnv1.UpdateRequest{}
-			if f.Changed("memory") {
-				req.MemoryBytes = &l.res.MemoryBytes
-			}
-			if f.Changed("memory-swap") {
-				req.MemorySwapBytes = &l.res.MemorySwapBytes
-			}
-			if f.Changed("cpus") {
-				req.NanoCpus = &l.res.NanoCpus
-			}
-			if f.Changed("pids-limit") {
-				req.PidsLimit = &l.res.PidsLimit
-			}
-			if req.MemoryBytes == nil && req.MemorySwapBytes == nil && req.NanoCpus == nil && req.PidsLimit == nil {
-				return fmt.Errorf("nothing to update: give --memory, --memory-swap, --cpus or --pids-limit")
-			}
-			return eachRef(cmd, args, func(ctx context.Context, ref string) error {
-				one := &cairnv1.UpdateRequest{Id: ref, MemoryBytes: req.MemoryBytes, MemorySwapBytes: req.MemorySwapBytes,
-					NanoCpus: req.NanoCpus, PidsLimit: req.PidsLimit}
-				_, err := c.Resources.Update(ctx, connect.NewRequest(one))
-				return err
-			})
-		},
-	}
-	f := cmd.Flags()
-	f.VarP(sizeFlag{&l.res.MemoryBytes, false}, "memory", "m", "memory limit (e.g. 256m)")
-	f.Var(sizeFlag{&l.res.MemorySwapBytes, true}, "memory-swap", "memory plus swap limit; -1: unlimited swap")
-	f.Var(cpusFlag{&l.res.NanoCpus}, "cpus", "CPU quota in CPUs (e.g. 1.5)")
-	f.Int64Var(&l.res.PidsLimit, "pids-limit", 0, "task limit; 0 or -1: unlimited")
-	return cmd
-}
 
 func statsCmd(c *clients) *cobra.Command {
 	var noStream bool

@@ -21,6 +21,7 @@ type Clients struct {
 	System     cairnv1connect.SystemServiceClient
 	Networks   cairnv1connect.NetworkServiceClient
 	Resources  cairnv1connect.ResourceServiceClient
+	Restarts   cairnv1connect.RestartPolicyServiceClient
 	HTTP       *http.Client
 }
 
@@ -56,6 +57,7 @@ func New(socket string, opts ...connect.ClientOption) Clients {
 		Volumes:    cairnv1connect.NewVolumeServiceClient(hc, BaseURL, opts...),
 		System:     cairnv1connect.NewSystemServiceClient(hc, BaseURL, opts...),
 		Resources:  cairnv1connect.NewResourceServiceClient(hc, BaseURL, opts...),
+		Restarts:   cairnv1connect.NewRestartPolicyServiceClient(hc, BaseURL, opts...),
 		HTTP:       hc,
 	}
 }

@@ -42,6 +42,15 @@ var crashOutcome = map[string]cairnv1.ContainerState{
 	"exit.after-intent": stopped, "exit.after-release": stopped, "exit.before-done": stopped, "exit.after-done": stopped,
 	"journal.mid-commit":  gone,
 	"update.after-intent": running, "update.after-cgroup": running, "update.before-done": running, "update.after-done": running,
+	// A policy restart cut short anywhere ends running, restarted once:
+	// rolled forward if its process started, else rolled back and decided
+	// again by the policy (restartCrashCount checks the count).
+	"policy-restart.after-intent": running, "policy-restart.after-mount": running, "policy-restart.after-exec": running,
+	"policy-restart.before-done": running, "policy-restart.after-done": running,
+	// A stop during a policy restart's delay: stopped for good, whether or
+	// not the cancel's record made it.
+	"cancel-restart.after-intent": stopped, "cancel-restart.before-done": stopped, "cancel-restart.after-done": stopped,
+	"set-restart-policy.after-intent": sm2p(sm.StateCreated), "set-restart-policy.before-done": sm2p(sm.StateCreated), "set-restart-policy.after-done": sm2p(sm.StateCreated),
 }
 
 func sm2p(s sm.State) cairnv1.ContainerState {
@@ -56,10 +65,18 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 	// would be ignored by the container's init, and the stop would end in
 	// SIGKILL instead of the exit the table expects.
 	cmd := []string{"sh", "-c", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"}
-	if event == "exit" {
+	policy := ""
+	switch event {
+	case "exit":
 		cmd = []string{"sh", "-c", "sleep 0.2; exit 5"}
+	case "policy-restart":
+		// Fails once, then runs: one policy restart, at which it crashes.
+		cmd = []string{"sh", "-c", "if [ -f /ran ]; then echo ready; while true; do sleep 0.05; done; fi; touch /ran; sleep 0.2; exit 3"}
+		policy = "on-failure:1"
+	case "cancel-restart":
+		cmd, policy = []string{"sh", "-c", "exit 0"}, "always"
 	}
-	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd}))
+	res, err := e.Containers.Create(ctx, connect.NewRequest(&cairnv1.CreateRequest{Image: "busybox", Command: cmd, RestartPolicy: policy}))
 	if err != nil {
 		return "", fmt.Errorf("create: %w", err)
 	}
@@ -69,13 +86,14 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		"create": nil, "start": {"start"}, "stop": {"start", "stop"}, "pause": {"start", "pause"},
 		"unpause": {"start", "pause", "unpause"}, "restart": {"start", "restart"}, "kill": {"start", "kill"},
 		"remove": {"remove"}, "force-remove": {"start", "force-remove"}, "exit": {"start", "wait"}, "journal": nil,
-		"update": {"start", "update"},
+		"update":         {"start", "update"},
+		"policy-restart": {"start"}, "set-restart-policy": {"set-policy"}, "cancel-restart": {"start", "backoff", "stop"},
 	}
 	for _, step := range steps[event] {
 		switch step {
 		case "start":
 			_, err = e.Containers.Start(ctx, connect.NewRequest(&cairnv1.StartRequest{Id: id}))
-			if err == nil && event != "exit" {
+			if err == nil && event != "exit" && event != "cancel-restart" {
 				err = untilLogged(ctx, e, id, "ready")
 			}
 		case "stop":
@@ -95,6 +113,20 @@ func reach(ctx context.Context, e *scratch.Env, point string) (string, error) {
 		case "update":
 			pids := int64(77)
 			_, err = e.Resources.Update(ctx, connect.NewRequest(&cairnv1.UpdateRequest{Id: id, PidsLimit: &pids}))
+		case "backoff":
+			// Stopped in a delay of 800 ms or more: time for the stop.
+			for {
+				g, gerr := e.Containers.Get(ctx, connect.NewRequest(&cairnv1.GetRequest{Id: id}))
+				if gerr != nil {
+					return id, gerr
+				}
+				if c := g.Msg.Container; c.State == stopped && c.PendingEvent == "" && c.RestartDelayMs >= 800 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		case "set-policy":
+			_, err = e.Restarts.UpdateRestartPolicy(ctx, connect.NewRequest(&cairnv1.UpdateRestartPolicyRequest{Id: id, RestartPolicy: "always"}))
 		}
 		if err != nil {
 			return id, fmt.Errorf("%s: %w", step, err)
@@ -215,6 +247,12 @@ func TestCrashPoints_EveryOneRecoversToTheWorldsState(t *testing.T) {
 			}
 			if got != want {
 				t.Errorf("after a crash at %s the container is %v, want %v; recovery said %v", point, got, want, reconciledReasons(t, e, id))
+			}
+			if event(point) == "policy-restart" {
+				// Exactly one restart, however far it got: never two starts.
+				if c := get(t, e, id); c.RestartCount != 1 {
+					t.Errorf("restart count %d after a crash at %s, want 1; recovery said %v", c.RestartCount, point, reconciledReasons(t, e, id))
+				}
 			}
 			if got == stopped && event(point) == "exit" {
 				if c := get(t, e, id); c.ExitCode == nil || *c.ExitCode != 5 {

@@ -255,6 +255,7 @@ func (d *Daemon) recover() error {
 		Images: recoveryImages{d.layers}, ImageJournal: d.journal,
 		Execs:   recovery.ExecPorts{Journal: d.journal, Runtime: execRecovery{d.exec}, Lifecycle: d.machine},
 		Volumes: d.volumes, VolumeJournal: d.journal,
+		Restarts: d.machine,
 	}
 	rep, err := runner.Run(context.Background())
 	d.recoverNetwork(info.Rebooted)
@@ -284,8 +285,10 @@ func bootID() string {
 // the TCP address.
 func (d *Daemon) listen() error {
 	d.health = api.NewHealth()
+	containers := d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode, VolumeDir: d.volumes.Mountpoint})
 	mux := api.Handlers{
-		Containers: d.interactive(&api.ContainerServer{Machine: d.machine, View: d.journal, Mounts: layers{store: d.layers}, LogFiles: runtime{exec: d.exec}, Networks: netPort{d.net}, DefaultNetwork: d.cfg.Network.DefaultMode, VolumeDir: d.volumes.Mountpoint}),
+		Containers: containers,
+		Restarts:   &api.RestartPolicyServer{Machine: d.machine, Containers: containers},
 		Images:     &api.ImageServer{Images: d.images, Transfer: d.images},
 		Journal:    &api.JournalServer{Journal: d.journal, Images: d.images, Stopping: d.stopping},
 		Resources:  &api.ResourceServer{View: d.journal, Reader: runtime{exec: d.exec}, Machine: d.machine, Mounts: layers{store: d.layers}},
@@ -397,7 +400,8 @@ func (d *Daemon) stopAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := d.machine.Stop(ctx, c.ID, sm.DefaultStopTimeout); err != nil {
+			// Not a user's stop: the restart policy brings it back at the next start.
+			if _, err := d.machine.StopByDaemon(ctx, c.ID, sm.DefaultStopTimeout); err != nil {
 				d.log.Error("stopping container at shutdown", "container", c.ID, "error", err)
 			}
 		}()

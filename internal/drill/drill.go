@@ -6,8 +6,9 @@
 // flight (sometimes a shim or a container process too), restarts it, and
 // checks that what the daemon says after recovery is what the machine
 // shows: states, processes, exit codes, files in writable layers, every
-// image whole with one layer directory per chain position, and nothing
-// leaked.
+// image whole with one layer directory per chain position, nothing
+// leaked, no container started twice and every restart count exact (some
+// of its containers have restart policies; see restarts.go).
 //
 // It never touches a daemon it did not start: everything it creates lives
 // under its own scratch directory and cgroup parent, and it removes both at

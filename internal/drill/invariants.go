@@ -112,6 +112,9 @@ func (cr Crash) Settled(c *cairnv1.Container) bool {
 	if pid, ok := cr.Signaled[c.Id]; ok && (pid == 0 || pid == c.Pid) && hasProcess(c.State) {
 		return false
 	}
+	if hasPolicy(c) && !hasProcess(c.State) {
+		return false // its restart policy may start it across the crash
+	}
 	return !(hasProcess(c.State) && endsByItself(c.Command))
 }
 
@@ -135,7 +138,7 @@ type Observed struct {
 func Check(cr Crash, o Observed) []Violation {
 	var out []Violation
 	for _, check := range []func(Crash, Observed) []Violation{
-		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs, checkVolumes, checkNetwork,
+		checkStates, checkSurvivors, checkExitCodes, checkMarkers, checkLeaks, checkPending, checkImages, checkExecs, checkVolumes, checkNetwork, checkRestarts,
 	} {
 		out = append(out, check(cr, o)...)
 	}
@@ -218,6 +221,9 @@ func checkExitCodes(cr Crash, o Observed) []Violation {
 	}
 	for _, id := range sortedKeys(cr.KilledProc, cr.KilledShim) {
 		a, ok := after[id]
+		if ok && hasPolicy(a) && (hasProcess(a.State) || a.PendingEvent == "policy-restart") {
+			continue // started again by its restart policy; checkRestarts counts it
+		}
 		seen := "gone"
 		if ok {
 			seen = describeContainer(a)
@@ -325,7 +331,7 @@ func provenStarts(records []*cairnv1.JournalRecord, live bool) (starts, proven i
 			}
 			open = false
 		}
-		if finished && (r.Event == "start" || r.Event == "restart") && r.ToState == "running" {
+		if finished && (r.Event == "start" || r.Event == "restart" || r.Event == "policy-restart") && r.ToState == "running" {
 			starts++
 			open = true
 		}

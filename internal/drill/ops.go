@@ -348,7 +348,7 @@ func (o *operator) create(ctx context.Context, next op) {
 	if next.short {
 		command = shortCommand
 	}
-	req := &cairnv1.CreateRequest{Image: o.imageFor(next), Command: command}
+	req := &cairnv1.CreateRequest{Image: o.imageFor(next), Command: command, RestartPolicy: policyFor(next)}
 	if o.volumes != nil {
 		req.Mounts = []*cairnv1.Mount{{Type: cairnv1.MountType_MOUNT_TYPE_VOLUME, Source: drillVolume, Destination: drillVolumeMount, ReadOnly: true}}
 	}

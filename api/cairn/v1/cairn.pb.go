@@ -536,9 +536,19 @@ type Container struct {
 	// The last run was ended by the kernel's OOM killer.
 	OomKilled bool `protobuf:"varint,250,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	// Volumes, binds and tmpfs mounts (volume.proto), as the create recorded them.
-	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Mounts []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// Restart policy in Docker's spelling: no, on-failure[:N], always,
+	// unless-stopped. restart_count counts the policy restarts since the
+	// user last started it.
+	RestartPolicy string `protobuf:"bytes,300,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// A user's stop or kill ended the last run: the policy does not bring it
+	// back (always does at the daemon's next start, as Docker's does).
+	UserStopped bool `protobuf:"varint,301,opt,name=user_stopped,json=userStopped,proto3" json:"user_stopped,omitempty"`
+	// The delay the last policy restart waited after the exit; the next
+	// doubles it (up to 1 min; a run of 10 s starts again from 100 ms).
+	RestartDelayMs int64 `protobuf:"varint,302,opt,name=restart_delay_ms,json=restartDelayMs,proto3" json:"restart_delay_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -788,6 +798,27 @@ func (x *Container) GetMounts() []*Mount {
 	return nil
 }
 
+func (x *Container) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return ""
+}
+
+func (x *Container) GetUserStopped() bool {
+	if x != nil {
+		return x.UserStopped
+	}
+	return false
+}
+
+func (x *Container) GetRestartDelayMs() int64 {
+	if x != nil {
+		return x.RestartDelayMs
+	}
+	return 0
+}
+
 // ContainerConfig is what a container runs with besides its command and
 // environment.
 type ContainerConfig struct {
@@ -992,7 +1023,10 @@ type CreateRequest struct {
 	Security    *SecurityOptions `protobuf:"bytes,251,opt,name=security,proto3" json:"security,omitempty"`
 	// Volumes (created if missing, as Docker does), binds and tmpfs mounts;
 	// the image's VOLUMEs get anonymous volumes unless a mount covers them.
-	Mounts        []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	Mounts []*Mount `protobuf:"bytes,330,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// no (default), on-failure[:N], always or unless-stopped; not with
+	// auto_remove.
+	RestartPolicy string `protobuf:"bytes,300,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1227,13 @@ func (x *CreateRequest) GetMounts() []*Mount {
 		return x.Mounts
 	}
 	return nil
+}
+
+func (x *CreateRequest) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return ""
 }
 
 type CreateResponse struct {
@@ -6680,7 +6721,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x05upper\x18\x02 \x01(\tR\x05upper\x12\x12\n" +
 	"\x04work\x18\x03 \x01(\tR\x04work\x12\x12\n" +
 	"\x04init\x18\x04 \x01(\tR\x04init\x12\x14\n" +
-	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc9\b\n" +
+	"\x05lower\x18\x05 \x03(\tR\x05lower\"\xc0\t\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -6722,7 +6763,10 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bexec_ids\x18i \x03(\tR\aexecIds\x12\x1e\n" +
 	"\n" +
 	"oom_killed\x18\xfa\x01 \x01(\bR\toomKilled\x12(\n" +
-	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mountsB\f\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\x12&\n" +
+	"\x0erestart_policy\x18\xac\x02 \x01(\tR\rrestartPolicy\x12\"\n" +
+	"\fuser_stopped\x18\xad\x02 \x01(\bR\vuserStopped\x12)\n" +
+	"\x10restart_delay_ms\x18\xae\x02 \x01(\x03R\x0erestartDelayMsB\f\n" +
 	"\n" +
 	"_exit_code\"\xd5\x04\n" +
 	"\x0fContainerConfig\x12\x1f\n" +
@@ -6747,7 +6791,7 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x06\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -6781,7 +6825,8 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\rlog_max_files\x18h \x01(\x05R\vlogMaxFiles\x122\n" +
 	"\tresources\x18\xfa\x01 \x01(\v2\x13.cairn.v1.ResourcesR\tresources\x126\n" +
 	"\bsecurity\x18\xfb\x01 \x01(\v2\x19.cairn.v1.SecurityOptionsR\bsecurity\x12(\n" +
-	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"C\n" +
+	"\x06mounts\x18\xca\x02 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\x12&\n" +
+	"\x0erestart_policy\x18\xac\x02 \x01(\tR\rrestartPolicy\"C\n" +
 	"\x0eCreateResponse\x121\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.cairn.v1.ContainerR\tcontainer\"\x1e\n" +
 	"\fStartRequest\x12\x0e\n" +
