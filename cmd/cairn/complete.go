@@ -13,7 +13,8 @@ import (
 )
 
 // Shell completion (`cairn completion bash|zsh|fish|powershell`, cobra's)
-// completes container and image names by asking the daemon. A completion
+// completes container, image, network and volume names by asking the
+// daemon. A completion
 // never waits long for it: a daemon that is not there completes nothing.
 const completionTimeout = 2 * time.Second
 
@@ -40,8 +41,22 @@ func addCompletions(root *cobra.Command, c *clients) {
 		"cairn image inspect": true, "cairn image rm": true, "cairn image history": false,
 		"cairn image tag": false, "cairn run": false, "cairn create": false,
 	}
+	namedArgs := map[string]func(context.Context) []string{ // every argument completes to these names
+		"cairn network rm": c.networkNames, "cairn network inspect": c.networkNames,
+		"cairn volume rm": c.volumeNames, "cairn volume inspect": c.volumeNames,
+	}
 	var walk func(*cobra.Command)
 	walk = func(cmd *cobra.Command) {
+		if names, ok := namedArgs[cmd.CommandPath()]; ok {
+			cmd.ValidArgsFunction = func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+				return withPrefix(names(cmd.Context()), prefix), cobra.ShellCompDirectiveNoFileComp
+			}
+		}
+		if cmd.Flags().Lookup("network") != nil {
+			_ = cmd.RegisterFlagCompletionFunc("network", func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+				return withPrefix(append([]string{"bridge", "host", "none"}, c.networkNames(cmd.Context())...), prefix), cobra.ShellCompDirectiveNoFileComp
+			})
+		}
 		if want, ok := containerArgs[cmd.CommandPath()]; ok {
 			cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
 				return c.completeContainers(cmd.Context(), prefix, want), cobra.ShellCompDirectiveNoFileComp
@@ -107,6 +122,44 @@ func (c *clients) completeImages(ctx context.Context, prefix string) []string {
 			if f := familiar(n); strings.HasPrefix(f, prefix) {
 				out = append(out, f)
 			}
+		}
+	}
+	return out
+}
+
+func (c *clients) networkNames(ctx context.Context) []string {
+	api, ctx, cancel := c.completionClients(ctx)
+	defer cancel()
+	res, err := api.Networks.ListNetworks(ctx, connect.NewRequest(&cairnv1.ListNetworksRequest{}))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range res.Msg.Networks {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func (c *clients) volumeNames(ctx context.Context) []string {
+	api, ctx, cancel := c.completionClients(ctx)
+	defer cancel()
+	res, err := api.Volumes.List(ctx, connect.NewRequest(&cairnv1.VolumeServiceListRequest{}))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range res.Msg.Volumes {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+func withPrefix(names []string, prefix string) []string {
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
 		}
 	}
 	return out

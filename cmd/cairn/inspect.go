@@ -27,50 +27,9 @@ With a template, it is executed for each object on its JSON form, e.g. --format 
 			if kind != "" && kind != "container" && kind != "image" {
 				return usageErrorf("unknown --type %q: use container or image", kind)
 			}
-			var tmpl output
-			if format != "" && format != "json" {
-				var err error
-				if tmpl, err = parseOutput(format); err != nil {
-					return err
-				}
-				if tmpl.kind != "template" {
-					return usageErrorf("unknown --format %q: use json or a template", format)
-				}
-			}
-			var found []protoreflect.ProtoMessage
-			var missing []error
-			for _, ref := range args {
-				msg, err := c.inspectOne(cmd, ref, kind)
-				if err != nil {
-					if connect.CodeOf(err) != connect.CodeNotFound {
-						return err
-					}
-					missing = append(missing, err)
-					continue
-				}
-				found = append(found, msg)
-			}
-			w := cmd.OutOrStdout()
-			var err error
-			if tmpl.kind == "template" {
-				items := make([]item, len(found))
-				for i, m := range found {
-					items[i] = item{msg: m}
-				}
-				err = tmpl.print(w, items, nil)
-			} else {
-				err = writeJSONArray(w, found)
-			}
-			if err != nil {
-				return err
-			}
-			for _, m := range missing {
-				fmt.Fprintln(os.Stderr, "Error:", describe(m))
-			}
-			if len(missing) > 0 {
-				return exitError{code: exitCairnError}
-			}
-			return nil
+			return inspectEach(cmd, args, format, func(ref string) (protoreflect.ProtoMessage, error) {
+				return c.inspectOne(cmd, ref, kind)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "json", "json (an indented array) or a Go template for each object")
@@ -125,4 +84,68 @@ func quoteArg(s string) string {
 		s = s[:200] + "…"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// inspectEach gets each name with get and prints the objects found as
+// inspect does (a JSON array, or a template per object); names not found
+// are reported on stderr and make the command fail after the others are
+// printed.
+func inspectEach(cmd *cobra.Command, names []string, format string, get func(name string) (protoreflect.ProtoMessage, error)) error {
+	tmpl, err := inspectOutput(format)
+	if err != nil {
+		return err
+	}
+	var found []protoreflect.ProtoMessage
+	var missing []error
+	for _, name := range names {
+		msg, err := get(name)
+		if err != nil {
+			if connect.CodeOf(err) != connect.CodeNotFound {
+				return err
+			}
+			missing = append(missing, err)
+			continue
+		}
+		found = append(found, msg)
+	}
+	return printInspected(cmd.OutOrStdout(), tmpl, found, missing)
+}
+
+// inspectOutput is inspect's --format: json (the zero output) or a template.
+func inspectOutput(format string) (output, error) {
+	if format == "" || format == "json" {
+		return output{}, nil
+	}
+	tmpl, err := parseOutput(format)
+	if err != nil {
+		return output{}, err
+	}
+	if tmpl.kind != "template" {
+		return output{}, usageErrorf("unknown --format %q: use json or a template", format)
+	}
+	return tmpl, nil
+}
+
+// printInspected prints what an inspect found, then what it did not.
+func printInspected(w io.Writer, tmpl output, found []protoreflect.ProtoMessage, missing []error) error {
+	var err error
+	if tmpl.kind == "template" {
+		items := make([]item, len(found))
+		for i, m := range found {
+			items[i] = item{msg: m}
+		}
+		err = tmpl.print(w, items, nil)
+	} else {
+		err = writeJSONArray(w, found)
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range missing {
+		fmt.Fprintln(os.Stderr, "Error:", describe(m))
+	}
+	if len(missing) > 0 {
+		return exitError{code: exitCairnError}
+	}
+	return nil
 }

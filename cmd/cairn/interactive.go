@@ -16,7 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
@@ -328,23 +328,23 @@ func execCmd(c *clients) *cobra.Command {
 }
 
 func execInspectCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect EXEC_ID",
-		Short: "Show an exec session as the journal has it (JSON)",
-		Args:  cobra.ExactArgs(1),
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [--format json|TEMPLATE] EXEC_ID...",
+		Short: "Show exec sessions as the journal has them (a JSON array)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Containers.ExecInspect(cmd.Context(), connect.NewRequest(&cairnv1.ExecInspectRequest{Id: args[0]}))
-			if err != nil {
-				return err
-			}
-			out, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Msg.Session)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(out))
-			return err
+			return inspectEach(cmd, args, format, func(id string) (protoreflect.ProtoMessage, error) {
+				res, err := c.Containers.ExecInspect(cmd.Context(), connect.NewRequest(&cairnv1.ExecInspectRequest{Id: id}))
+				if err != nil {
+					return nil, err
+				}
+				return res.Msg.Session, nil
+			})
 		},
 	}
+	cmd.Flags().StringVar(&format, "format", "json", "json (an indented array) or a Go template for each session")
+	return cmd
 }
 
 // execSession runs an Exec stream to its end.

@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
@@ -57,41 +58,60 @@ func networkCmd(c *clients) *cobra.Command {
 	}
 	create.Flags().StringVar(&subnet, "subnet", "", "IPv4 subnet (default: a free /24 of 10.89.0.0/16)")
 	create.Flags().StringVar(&gateway, "gateway", "", "gateway address (default: the subnet's first)")
+	var lsFormat string
+	var lsQuiet bool
 	ls := &cobra.Command{
-		Use:     "ls",
+		Use:     "ls [-q] [--format table|json|TEMPLATE]",
 		Aliases: []string{"list"},
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := parseOutput(lsFormat)
+			if err != nil {
+				return err
+			}
 			res, err := c.Networks.ListNetworks(cmd.Context(), connect.NewRequest(&cairnv1.ListNetworksRequest{}))
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tCONTAINERS")
-			for _, n := range res.Msg.Networks {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", n.Name, n.Subnet, n.Gateway, n.Bridge, len(n.Containers))
+			if lsQuiet {
+				for _, n := range res.Msg.Networks {
+					fmt.Fprintln(cmd.OutOrStdout(), n.Name)
+				}
+				return nil
 			}
-			return w.Flush()
+			items := make([]item, len(res.Msg.Networks))
+			for i, n := range res.Msg.Networks {
+				items[i] = item{msg: n, aliases: map[string]any{"Name": n.Name, "Subnet": n.Subnet, "Gateway": n.Gateway, "Driver": "bridge"}}
+			}
+			return out.print(cmd.OutOrStdout(), items, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tCONTAINERS")
+				for _, n := range res.Msg.Networks {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", n.Name, n.Subnet, n.Gateway, n.Bridge, len(n.Containers))
+				}
+				return tw.Flush()
+			})
 		},
 	}
+	ls.Flags().BoolVarP(&lsQuiet, "quiet", "q", false, "print only the names")
+	ls.Flags().StringVar(&lsFormat, "format", "table", formatHelp)
+	var inspectFormat string
 	inspect := &cobra.Command{
-		Use:   "inspect NAME",
-		Short: "Show a network as JSON",
-		Args:  cobra.ExactArgs(1),
+		Use:   "inspect [--format json|TEMPLATE] NAME...",
+		Short: "Show networks as a JSON array",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := c.Networks.InspectNetwork(cmd.Context(), connect.NewRequest(&cairnv1.InspectNetworkRequest{Name: args[0]}))
-			if err != nil {
-				return err
-			}
-			out, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Msg.Network)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(out))
-			return nil
+			return inspectEach(cmd, args, inspectFormat, func(name string) (protoreflect.ProtoMessage, error) {
+				res, err := c.Networks.InspectNetwork(cmd.Context(), connect.NewRequest(&cairnv1.InspectNetworkRequest{Name: name}))
+				if err != nil {
+					return nil, err
+				}
+				return res.Msg.Network, nil
+			})
 		},
 	}
+	inspect.Flags().StringVar(&inspectFormat, "format", "json", "json (an indented array) or a Go template for each network")
 	rm := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove user networks no container is attached to",

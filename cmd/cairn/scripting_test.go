@@ -124,6 +124,24 @@ func sameJSON(a, b any) bool {
 	return string(x) == string(y)
 }
 
+func TestCLI_VolumeAndNetworkListingsShareTheOutput(t *testing.T) {
+	e := scratch.NewDaemon(t)
+	mustCLI(t, e, "volume", "create", "--label", "team=a", "data")
+	if got := mustCLI(t, e, "volume", "ls", "--format", "{{.Name}} {{.labels.team}}"); got != "data a\n" {
+		t.Errorf("volume ls template = %q", got)
+	}
+	var views []map[string]any
+	if err := json.Unmarshal([]byte(mustCLI(t, e, "volume", "inspect", "data")), &views); err != nil || len(views) != 1 || views[0]["name"] != "data" {
+		t.Errorf("volume inspect: %v %v", views, err)
+	}
+	if _, errOut, code := cli(t, e, "volume", "inspect", "data", "nope"); code != 125 || !strings.Contains(errOut, "nope") {
+		t.Errorf("volume inspect of a missing one: %d %q", code, errOut)
+	}
+	if got := mustCLI(t, e, "network", "ls", "--format", "{{.name}} {{.subnet}}"); !strings.HasPrefix(got, "bridge ") {
+		t.Errorf("network ls template = %q, want the default bridge network first", got)
+	}
+}
+
 func TestCLI_UsageErrorsPointAtTheHelp(t *testing.T) {
 	e := scratch.NewDaemon(t)
 	cases := map[string][]string{
@@ -218,6 +236,13 @@ func TestCLI_CompletionAsksTheDaemon(t *testing.T) {
 	}
 	if run := mustCLI(t, e, "__complete", "run", "busy"); !strings.Contains(run, "busybox:latest\n") {
 		t.Errorf("run completes images:\n%s", run)
+	}
+	mustCLI(t, e, "volume", "create", "vol-one")
+	if vols := mustCLI(t, e, "__complete", "volume", "rm", "vol"); !strings.Contains(vols, "vol-one\n") {
+		t.Errorf("volume rm completes volumes:\n%s", vols)
+	}
+	if nets := mustCLI(t, e, "__complete", "run", "--network", "h"); !strings.Contains(nets, "host\n") {
+		t.Errorf("--network completes modes and networks:\n%s", nets)
 	}
 	if bash := mustCLI(t, e, "completion", "bash"); !strings.Contains(bash, "__start_cairn") {
 		t.Errorf("completion bash printed no script")

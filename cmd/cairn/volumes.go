@@ -3,12 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 )
@@ -69,70 +70,63 @@ func volumeLsCmd(c *clients) *cobra.Command {
 	var quiet bool
 	var format string
 	cmd := &cobra.Command{
-		Use:     "ls",
+		Use:     "ls [-q] [--format table|json|TEMPLATE]",
 		Aliases: []string{"list"},
 		Short:   "List volumes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use text or json", format)
+			out, err := parseOutput(format)
+			if err != nil {
+				return err
 			}
 			res, err := c.Volumes.List(cmd.Context(), connect.NewRequest(&cairnv1.VolumeServiceListRequest{}))
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			switch {
-			case quiet:
+			w := cmd.OutOrStdout()
+			if quiet {
 				for _, v := range res.Msg.Volumes {
-					fmt.Fprintln(out, v.Name)
+					fmt.Fprintln(w, v.Name)
 				}
-			case format == "json":
-				for _, v := range res.Msg.Volumes {
-					b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(v)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(out, string(b))
-				}
-			default:
-				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				return nil
+			}
+			items := make([]item, len(res.Msg.Volumes))
+			for i, v := range res.Msg.Volumes {
+				items[i] = item{msg: v, aliases: map[string]any{"Name": v.Name, "Driver": v.Driver, "Labels": labelList(v.Labels)}}
+			}
+			return out.print(w, items, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "DRIVER\tVOLUME NAME\tUSED BY")
 				for _, v := range res.Msg.Volumes {
 					fmt.Fprintf(tw, "%s\t%s\t%d\n", v.Driver, v.Name, len(v.UsedBy))
 				}
 				return tw.Flush()
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json (one object per line)")
+	cmd.Flags().StringVar(&format, "format", "table", formatHelp)
 	return cmd
 }
 
 func volumeInspectCmd(c *clients) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME...",
-		Short: "Show volumes as JSON: mountpoint, labels, anonymous, created, the containers using each",
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [--format json|TEMPLATE] NAME...",
+		Short: "Show volumes as a JSON array: mountpoint, labels, anonymous, created, the containers using each",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var errs []error
-			for _, name := range args {
+			return inspectEach(cmd, args, format, func(name string) (protoreflect.ProtoMessage, error) {
 				res, err := c.Volumes.Get(cmd.Context(), connect.NewRequest(&cairnv1.VolumeServiceGetRequest{Name: name}))
 				if err != nil {
-					errs = append(errs, err)
-					continue
+					return nil, err
 				}
-				out, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Msg.Volume)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(out))
-			}
-			return errors.Join(errs...)
+				return res.Msg.Volume, nil
+			})
 		},
 	}
+	cmd.Flags().StringVar(&format, "format", "json", "json (an indented array) or a Go template for each volume")
+	return cmd
 }
 
 func volumeRmCmd(c *clients) *cobra.Command {

@@ -38,7 +38,7 @@ func TestCLI_Volumes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Name != "data" || v.Labels["team"] != "a" || len(v.UsedBy) != 1 {
 		t.Fatalf("ls json: %q %v", out, err)
 	}
-	if out, _, code := cli(t, e, "inspect", id); code != 0 || !strings.Contains(out, `"destination": "/data"`) || !strings.Contains(out, "MOUNT_TYPE_VOLUME") {
+	if out, _, code := cli(t, e, "inspect", id); code != 0 || !strings.Contains(out, `"destination": "/data"`) || !strings.Contains(out, `"type": "volume"`) {
 		t.Fatalf("inspect: %q", out)
 	}
 	if out, _, code := cli(t, e, "volume", "inspect", "data"); code != 0 || !strings.Contains(out, `"mountpoint"`) {
