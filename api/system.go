@@ -79,10 +79,13 @@ func (s *SystemServer) DiskUsage(ctx context.Context, req *connect.Request[cairn
 	summary := func(x sysinfo.Summary) *cairnv1.DiskUsageSummary {
 		return &cairnv1.DiskUsageSummary{Total: x.Total, Active: x.Active, SizeBytes: x.SizeBytes, ReclaimableBytes: x.ReclaimableBytes}
 	}
-	res := &cairnv1.DiskUsageResponse{Images: summary(du.Images), Containers: summary(du.Containers)}
+	res := &cairnv1.DiskUsageResponse{Images: summary(du.Images), Containers: summary(du.Containers), Volumes: summary(du.Volumes)}
 	if req.Msg.Verbose {
 		for _, img := range du.ImageDetails {
 			res.ImageDetails = append(res.ImageDetails, &cairnv1.ImageUsage{Id: img.ID, Names: img.Names, SizeBytes: img.SizeBytes, UniqueBytes: img.UniqueBytes, Containers: img.Containers})
+		}
+		for _, v := range du.VolumeDetails {
+			res.VolumeDetails = append(res.VolumeDetails, &cairnv1.VolumeUsage{Name: v.Name, Containers: v.Containers, SizeBytes: v.SizeBytes})
 		}
 		for _, c := range du.ContainerDetails {
 			res.ContainerDetails = append(res.ContainerDetails, &cairnv1.ContainerUsage{Id: c.ID, Name: c.Name, Image: c.Image, State: stateToProto[sm.State(c.State)], SizeBytes: c.SizeBytes})

@@ -39,6 +39,10 @@ type Sources struct {
 	// Usage reads the cgroup of every running container (see
 	// containers.go).
 	Usage func() []ContainerUsage
+	// Volumes counts the volumes and those a container uses; Networks the
+	// networks defined and the containers attached to one.
+	Volumes  func() (count, used int)
+	Networks func() (networks, attachments int)
 }
 
 // Metrics holds the daemon's collectors and the registry serving them.
@@ -169,6 +173,9 @@ var (
 	descRecords     = prometheus.NewDesc("cairn_journal_records", "Records in the journal (compaction deletes old histories of removed containers).", nil, nil)
 	descJournalSize = prometheus.NewDesc("cairn_journal_file_bytes", "Size of the journal's bbolt file.", nil, nil)
 	descShims       = prometheus.NewDesc("cairn_shims", "Shim processes alive: of running and paused containers (kind=container), waiting for one (kind=standby).", []string{"kind"}, nil)
+	descVolumes     = prometheus.NewDesc("cairn_volumes", "Volumes, by whether a container (in any state) mounts them (state=used|unused). Their bytes are in cairn system df, not here: measuring them walks every file.", []string{"state"}, nil)
+	descNetworks    = prometheus.NewDesc("cairn_networks", "Networks defined, the default bridge included.", nil, nil)
+	descAttachments = prometheus.NewDesc("cairn_network_attachments", "Containers attached to a network (their namespace and address kept).", nil, nil)
 	descStandby     = prometheus.NewDesc("cairn_shim_starts_total", "Container starts by where their shim came from: the standby shim (hit) or started then (miss).", []string{"standby"}, nil)
 )
 
@@ -177,7 +184,7 @@ var (
 type scrapeCollector struct{ src Sources }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descContainers, descImages, descImageBytes, descLayers, descLayerBytes, descRecords, descJournalSize, descShims, descStandby} {
+	for _, d := range []*prometheus.Desc{descContainers, descImages, descImageBytes, descLayers, descLayerBytes, descRecords, descJournalSize, descShims, descStandby, descVolumes, descNetworks, descAttachments} {
 		ch <- d
 	}
 }
@@ -213,6 +220,16 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		alive, standby := f()
 		gauge(descShims, float64(alive), "container")
 		gauge(descShims, float64(standby), "standby")
+	}
+	if f := c.src.Volumes; f != nil {
+		count, used := f()
+		gauge(descVolumes, float64(used), "used")
+		gauge(descVolumes, float64(count-used), "unused")
+	}
+	if f := c.src.Networks; f != nil {
+		networks, attachments := f()
+		gauge(descNetworks, float64(networks))
+		gauge(descAttachments, float64(attachments))
 	}
 	if f := c.src.Standby; f != nil {
 		hits, misses := f()

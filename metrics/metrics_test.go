@@ -37,11 +37,13 @@ cairn_containers{state="stopped"} 0
 
 func TestMetrics_ScrapeTimeSourcesAndCalls(t *testing.T) {
 	m := New(Sources{
-		Images:  func() (int, int64, error) { return 2, 300, nil },
-		Layers:  func() (int, int64, error) { return 0, 0, errors.New("store not open") },
-		Journal: func() (int, int64) { return 42, 131072 },
-		Shims:   func() (int, int) { return 3, 1 },
-		Standby: func() (uint64, uint64) { return 9, 1 },
+		Images:   func() (int, int64, error) { return 2, 300, nil },
+		Layers:   func() (int, int64, error) { return 0, 0, errors.New("store not open") },
+		Journal:  func() (int, int64) { return 42, 131072 },
+		Shims:    func() (int, int) { return 3, 1 },
+		Standby:  func() (uint64, uint64) { return 9, 1 },
+		Volumes:  func() (int, int) { return 5, 2 },
+		Networks: func() (int, int) { return 2, 7 },
 	})
 	m.Answered("/cairn.v1.ContainerService/Start", "ok", 20*time.Millisecond)
 	m.Answered("/cairn.v1.ContainerService/Start", "not_found", time.Millisecond)
@@ -60,13 +62,20 @@ cairn_shims{kind="standby"} 1
 # TYPE cairn_shim_starts_total counter
 cairn_shim_starts_total{standby="hit"} 9
 cairn_shim_starts_total{standby="miss"} 1
+# HELP cairn_volumes Volumes, by whether a container (in any state) mounts them (state=used|unused). Their bytes are in cairn system df, not here: measuring them walks every file.
+# TYPE cairn_volumes gauge
+cairn_volumes{state="unused"} 3
+cairn_volumes{state="used"} 2
+# HELP cairn_network_attachments Containers attached to a network (their namespace and address kept).
+# TYPE cairn_network_attachments gauge
+cairn_network_attachments 7
 # HELP cairn_rpc_requests_total API calls answered, by procedure and Connect code (ok for success).
 # TYPE cairn_rpc_requests_total counter
 cairn_rpc_requests_total{code="not_found",procedure="/cairn.v1.ContainerService/Start"} 1
 cairn_rpc_requests_total{code="ok",procedure="/cairn.v1.ContainerService/Start"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
-		"cairn_images", "cairn_journal_records", "cairn_shims", "cairn_shim_starts_total", "cairn_rpc_requests_total"); err != nil {
+		"cairn_images", "cairn_journal_records", "cairn_shims", "cairn_shim_starts_total", "cairn_rpc_requests_total", "cairn_volumes", "cairn_network_attachments"); err != nil {
 		t.Fatal(err)
 	}
 	// A source that failed is left out rather than reported as zero.

@@ -190,13 +190,17 @@ func TestCLI_InfoDiskUsageAndPrune(t *testing.T) {
 	du := map[string]map[string]any{}
 	du["containers"], _ = raw["containers"].(map[string]any)
 	du["images"], _ = raw["images"].(map[string]any)
+	du["volumes"], _ = raw["volumes"].(map[string]any)
 	if du["containers"]["total"] != float64(2) || du["containers"]["active"] != float64(1) || du["containers"]["reclaimable_bytes"].(float64) < 512*1024 {
 		t.Errorf("df containers: %v (the stopped writer's 512 KiB are reclaimable)", du["containers"])
 	}
 	if du["images"]["total"] != float64(1) || du["images"]["active"] != float64(1) || du["images"]["size_bytes"].(float64) <= 0 || du["images"]["reclaimable_bytes"] != float64(0) {
 		t.Errorf("df images: %v", du["images"])
 	}
-	if v := mustCLI(t, e, "system", "df", "-v"); !strings.Contains(v, "writer") || !strings.Contains(v, "busybox") {
+	if du["volumes"] == nil {
+		t.Errorf("df json has no volumes: %v", raw)
+	}
+	if v := mustCLI(t, e, "system", "df", "-v"); !strings.Contains(v, "writer") || !strings.Contains(v, "busybox") || !strings.Contains(v, "Local Volumes") {
 		t.Errorf("df -v:\n%s", v)
 	}
 
@@ -208,7 +212,16 @@ func TestCLI_InfoDiskUsageAndPrune(t *testing.T) {
 	if got := lines(mustCLI(t, e, "ps", "-aq")); len(got) != 2 {
 		t.Fatalf("prune answered no removed something: %v", got)
 	}
-	out := mustCLI(t, e, "system", "prune", "-f", "-a")
+	mustCLI(t, e, "run", "--rm", "-v", "/anon", "busybox", "true") // --rm removes its anonymous volume
+	mustCLI(t, e, "create", "--name", "holder", "-v", "/anon2", "busybox", "true")
+	mustCLI(t, e, "rm", "holder") // without -v: its anonymous volume stays, unused
+	if got := lines(mustCLI(t, e, "volume", "ls", "-q")); len(got) != 1 {
+		t.Fatalf("volumes before the prune: %v", got)
+	}
+	out := mustCLI(t, e, "system", "prune", "-f", "-a", "--volumes")
+	if !strings.Contains(out, "Deleted Volumes:") || mustCLI(t, e, "volume", "ls", "-q") != "" {
+		t.Errorf("prune --volumes left the unused anonymous volume:\n%s", out)
+	}
 	if !strings.Contains(out, "Deleted Containers:") || !strings.Contains(out, "Total reclaimed space: ") || strings.Contains(out, "Total reclaimed space: 0B") {
 		t.Errorf("prune -f -a:\n%s", out)
 	}

@@ -124,7 +124,7 @@ func systemDfCmd(c *clients) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "df [-v]",
-		Short: "Show the space images and containers' writable layers take, and what a prune would reclaim",
+		Short: "Show the space images, containers' writable layers and volumes take, and what a prune would reclaim",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := parseOutput(format)
@@ -149,7 +149,7 @@ func printDiskUsage(w io.Writer, du *cairnv1.DiskUsageResponse, verbose bool) er
 	for _, row := range []struct {
 		name string
 		s    *cairnv1.DiskUsageSummary
-	}{{"Images", du.Images}, {"Containers", du.Containers}} {
+	}{{"Images", du.Images}, {"Containers", du.Containers}, {"Local Volumes", du.Volumes}} {
 		s := row.s
 		pct := int64(0)
 		if s.GetSizeBytes() > 0 {
@@ -182,6 +182,15 @@ func printDiskUsage(w io.Writer, du *cairnv1.DiskUsageResponse, verbose bool) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, "\nLocal Volumes space usage:")
+	tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME NAME\tLINKS\tSIZE")
+	for _, v := range du.VolumeDetails {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", v.Name, v.Containers, humanSize(v.SizeBytes))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nContainers space usage:")
 	tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tSTATE\tSIZE\tNAME")
@@ -192,7 +201,7 @@ func printDiskUsage(w io.Writer, du *cairnv1.DiskUsageResponse, verbose bool) er
 }
 
 func systemPruneCmd(c *clients) *cobra.Command {
-	var all, force bool
+	var all, force, volumes bool
 	cmd := &cobra.Command{
 		Use:   "prune [-a] [-f]",
 		Short: "Remove stopped and created containers and dangling images (-a: every image no container uses)",
@@ -204,17 +213,22 @@ func systemPruneCmd(c *clients) *cobra.Command {
 				if all {
 					what = "all images without at least one container"
 				}
-				fmt.Fprintf(w, "WARNING! This will remove:\n  - all stopped containers\n  - %s\n\nAre you sure you want to continue? [y/N] ", what)
+				vols := ""
+				if volumes {
+					vols = "  - all anonymous volumes not used by at least one container\n"
+				}
+				fmt.Fprintf(w, "WARNING! This will remove:\n  - all stopped containers\n%s  - %s\n\nAre you sure you want to continue? [y/N] ", vols, what)
 				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return nil
 				}
 			}
-			return c.systemPrune(cmd, w, all)
+			return c.systemPrune(cmd, w, all, volumes)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "also remove anonymous volumes no container uses")
 	return cmd
 }
 
@@ -222,7 +236,7 @@ func systemPruneCmd(c *clients) *cobra.Command {
 // prunes images, each removal journaled by the daemon like any other. A
 // container that starts meanwhile is kept. The space reclaimed is the
 // difference of two disk usage reports.
-func (c *clients) systemPrune(cmd *cobra.Command, w io.Writer, all bool) error {
+func (c *clients) systemPrune(cmd *cobra.Command, w io.Writer, all, volumes bool) error {
 	ctx := cmd.Context()
 	before, err := c.System.DiskUsage(ctx, connect.NewRequest(&cairnv1.DiskUsageRequest{}))
 	if err != nil {
@@ -254,6 +268,19 @@ func (c *clients) systemPrune(cmd *cobra.Command, w io.Writer, all bool) error {
 		}
 		fmt.Fprintln(w)
 	}
+	if volumes {
+		res, err := c.Volumes.Prune(ctx, connect.NewRequest(&cairnv1.VolumeServicePruneRequest{}))
+		if err != nil {
+			return err
+		}
+		if len(res.Msg.Removed) > 0 {
+			fmt.Fprintln(w, "Deleted Volumes:")
+			for _, name := range res.Msg.Removed {
+				fmt.Fprintln(w, name)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	pruned, err := c.Images.Prune(ctx, connect.NewRequest(&cairnv1.ImageServicePruneRequest{All: all}))
 	if err != nil {
 		return err
@@ -269,7 +296,9 @@ func (c *clients) systemPrune(cmd *cobra.Command, w io.Writer, all bool) error {
 	if err != nil {
 		return err
 	}
-	used := func(d *cairnv1.DiskUsageResponse) int64 { return d.Images.GetSizeBytes() + d.Containers.GetSizeBytes() }
+	used := func(d *cairnv1.DiskUsageResponse) int64 {
+		return d.Images.GetSizeBytes() + d.Containers.GetSizeBytes() + d.Volumes.GetSizeBytes()
+	}
 	fmt.Fprintf(w, "Total reclaimed space: %s\n", humanSize(max(0, used(before.Msg)-used(after.Msg))))
 	return nil
 }

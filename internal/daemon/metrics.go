@@ -65,6 +65,24 @@ func (d *Daemon) metricSources() metrics.Sources {
 			return hits, misses
 		},
 		Usage: d.containerUsage,
+		Volumes: func() (count, used int) {
+			if d.volumes == nil || d.journal == nil {
+				return 0, 0
+			}
+			for _, v := range d.volumes.List() {
+				count++
+				if len(v.UsedBy) > 0 {
+					used++
+				}
+			}
+			return count, used
+		},
+		Networks: func() (networks, attachments int) {
+			if d.net == nil || d.journal == nil {
+				return 0, 0
+			}
+			return len(d.net.List()), len(d.journal.NetAttachments())
+		},
 	}
 }
 

@@ -74,7 +74,18 @@ func (f systemFacts) DiskUsage(context.Context) (sysinfo.DiskUsage, error) {
 		}
 		containers = append(containers, u)
 	}
-	return sysinfo.Tally(images, layers, containers), nil
+	du := sysinfo.Tally(images, layers, containers)
+	if d.volumes != nil {
+		var vols []sysinfo.Volume
+		for _, v := range d.volumes.List() {
+			// A volume that cannot be read is counted as empty rather than
+			// failing the whole report.
+			size, _ := sysinfo.DirBytes(v.Mountpoint)
+			vols = append(vols, sysinfo.Volume{Name: v.Name, Containers: int64(len(v.UsedBy)), SizeBytes: size})
+		}
+		sysinfo.TallyVolumes(&du, vols)
+	}
+	return du, nil
 }
 
 // recoverySummary is what Info tells of a startup recovery.

@@ -37,11 +37,37 @@ type ImageUsage struct {
 	Containers             int64
 }
 
+// Volume is a volume as the disk usage counts it.
+type Volume struct {
+	Name string
+	// Containers mount it (in any state): a prune keeps it.
+	Containers int64
+	SizeBytes  int64
+}
+
 // DiskUsage is what `cairn system df` shows.
 type DiskUsage struct {
-	Images, Containers Summary
-	ImageDetails       []ImageUsage
-	ContainerDetails   []Container
+	Images, Containers, Volumes Summary
+	ImageDetails                []ImageUsage
+	ContainerDetails            []Container
+	VolumeDetails               []Volume
+}
+
+// TallyVolumes adds the volumes to du: a volume any container mounts is
+// active, the others' bytes are reclaimable.
+func TallyVolumes(du *DiskUsage, volumes []Volume) {
+	du.Volumes = Summary{}
+	for _, v := range volumes {
+		du.Volumes.Total++
+		du.Volumes.SizeBytes += v.SizeBytes
+		if v.Containers > 0 {
+			du.Volumes.Active++
+		} else {
+			du.Volumes.ReclaimableBytes += v.SizeBytes
+		}
+	}
+	du.VolumeDetails = append([]Volume(nil), volumes...)
+	sort.Slice(du.VolumeDetails, func(i, j int) bool { return du.VolumeDetails[i].Name < du.VolumeDetails[j].Name })
 }
 
 // Tally computes the disk usage. Each layer is counted once however many

@@ -81,3 +81,14 @@ func TestReadHost_ThisMachine(t *testing.T) {
 		t.Errorf("ReadHost = %+v", h)
 	}
 }
+
+func TestTallyVolumes_UnusedAreReclaimable(t *testing.T) {
+	var du DiskUsage
+	TallyVolumes(&du, []Volume{{Name: "b", SizeBytes: 10}, {Name: "a", Containers: 2, SizeBytes: 5}})
+	if want := (Summary{Total: 2, Active: 1, SizeBytes: 15, ReclaimableBytes: 10}); du.Volumes != want {
+		t.Errorf("volumes = %+v, want %+v", du.Volumes, want)
+	}
+	if du.VolumeDetails[0].Name != "a" {
+		t.Errorf("details not sorted: %+v", du.VolumeDetails)
+	}
+}

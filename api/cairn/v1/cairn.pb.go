@@ -6418,8 +6418,11 @@ type DiskUsageResponse struct {
 	Containers       *DiskUsageSummary      `protobuf:"bytes,2,opt,name=containers,proto3" json:"containers,omitempty"`
 	ImageDetails     []*ImageUsage          `protobuf:"bytes,3,rep,name=image_details,json=imageDetails,proto3" json:"image_details,omitempty"`
 	ContainerDetails []*ContainerUsage      `protobuf:"bytes,4,rep,name=container_details,json=containerDetails,proto3" json:"container_details,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Active: used by a container (in any state); reclaimable: the unused.
+	Volumes       *DiskUsageSummary `protobuf:"bytes,5,opt,name=volumes,proto3" json:"volumes,omitempty"`
+	VolumeDetails []*VolumeUsage    `protobuf:"bytes,6,rep,name=volume_details,json=volumeDetails,proto3" json:"volume_details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DiskUsageResponse) Reset() {
@@ -6480,6 +6483,81 @@ func (x *DiskUsageResponse) GetContainerDetails() []*ContainerUsage {
 	return nil
 }
 
+func (x *DiskUsageResponse) GetVolumes() *DiskUsageSummary {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *DiskUsageResponse) GetVolumeDetails() []*VolumeUsage {
+	if x != nil {
+		return x.VolumeDetails
+	}
+	return nil
+}
+
+type VolumeUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Containers that mount it.
+	Containers    int64 `protobuf:"varint,2,opt,name=containers,proto3" json:"containers,omitempty"`
+	SizeBytes     int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeUsage) Reset() {
+	*x = VolumeUsage{}
+	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeUsage) ProtoMessage() {}
+
+func (x *VolumeUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeUsage.ProtoReflect.Descriptor instead.
+func (*VolumeUsage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *VolumeUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeUsage) GetContainers() int64 {
+	if x != nil {
+		return x.Containers
+	}
+	return 0
+}
+
+func (x *VolumeUsage) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
 // DiskUsageSummary is one line of `cairn system df`.
 type DiskUsageSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6496,7 +6574,7 @@ type DiskUsageSummary struct {
 
 func (x *DiskUsageSummary) Reset() {
 	*x = DiskUsageSummary{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6508,7 +6586,7 @@ func (x *DiskUsageSummary) String() string {
 func (*DiskUsageSummary) ProtoMessage() {}
 
 func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[90]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6521,7 +6599,7 @@ func (x *DiskUsageSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageSummary.ProtoReflect.Descriptor instead.
 func (*DiskUsageSummary) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{90}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DiskUsageSummary) GetTotal() int64 {
@@ -6568,7 +6646,7 @@ type ImageUsage struct {
 
 func (x *ImageUsage) Reset() {
 	*x = ImageUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6580,7 +6658,7 @@ func (x *ImageUsage) String() string {
 func (*ImageUsage) ProtoMessage() {}
 
 func (x *ImageUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[91]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6593,7 +6671,7 @@ func (x *ImageUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageUsage.ProtoReflect.Descriptor instead.
 func (*ImageUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{91}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ImageUsage) GetId() string {
@@ -6645,7 +6723,7 @@ type ContainerUsage struct {
 
 func (x *ContainerUsage) Reset() {
 	*x = ContainerUsage{}
-	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6657,7 +6735,7 @@ func (x *ContainerUsage) String() string {
 func (*ContainerUsage) ProtoMessage() {}
 
 func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_cairn_proto_msgTypes[92]
+	mi := &file_cairn_v1_cairn_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6670,7 +6748,7 @@ func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
 func (*ContainerUsage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{92}
+	return file_cairn_v1_cairn_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ContainerUsage) GetId() string {
@@ -7217,14 +7295,23 @@ const file_cairn_v1_cairn_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\",\n" +
 	"\x10DiskUsageRequest\x12\x18\n" +
-	"\averbose\x18\x01 \x01(\bR\averbose\"\x85\x02\n" +
+	"\averbose\x18\x01 \x01(\bR\averbose\"\xf9\x02\n" +
 	"\x11DiskUsageResponse\x122\n" +
 	"\x06images\x18\x01 \x01(\v2\x1a.cairn.v1.DiskUsageSummaryR\x06images\x12:\n" +
 	"\n" +
 	"containers\x18\x02 \x01(\v2\x1a.cairn.v1.DiskUsageSummaryR\n" +
 	"containers\x129\n" +
 	"\rimage_details\x18\x03 \x03(\v2\x14.cairn.v1.ImageUsageR\fimageDetails\x12E\n" +
-	"\x11container_details\x18\x04 \x03(\v2\x18.cairn.v1.ContainerUsageR\x10containerDetails\"\x8c\x01\n" +
+	"\x11container_details\x18\x04 \x03(\v2\x18.cairn.v1.ContainerUsageR\x10containerDetails\x124\n" +
+	"\avolumes\x18\x05 \x01(\v2\x1a.cairn.v1.DiskUsageSummaryR\avolumes\x12<\n" +
+	"\x0evolume_details\x18\x06 \x03(\v2\x15.cairn.v1.VolumeUsageR\rvolumeDetails\"`\n" +
+	"\vVolumeUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"containers\x18\x02 \x01(\x03R\n" +
+	"containers\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\"\x8c\x01\n" +
 	"\x10DiskUsageSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\x03R\x06active\x12\x1d\n" +
@@ -7333,7 +7420,7 @@ func file_cairn_v1_cairn_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_cairn_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_cairn_v1_cairn_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_cairn_v1_cairn_proto_goTypes = []any{
 	(ErrorReason)(0),                   // 0: cairn.v1.ErrorReason
 	(ContainerState)(0),                // 1: cairn.v1.ContainerState
@@ -7431,38 +7518,39 @@ var file_cairn_v1_cairn_proto_goTypes = []any{
 	(*RecoveryInfo)(nil),               // 93: cairn.v1.RecoveryInfo
 	(*DiskUsageRequest)(nil),           // 94: cairn.v1.DiskUsageRequest
 	(*DiskUsageResponse)(nil),          // 95: cairn.v1.DiskUsageResponse
-	(*DiskUsageSummary)(nil),           // 96: cairn.v1.DiskUsageSummary
-	(*ImageUsage)(nil),                 // 97: cairn.v1.ImageUsage
-	(*ContainerUsage)(nil),             // 98: cairn.v1.ContainerUsage
-	nil,                                // 99: cairn.v1.ContainerConfig.LabelsEntry
-	nil,                                // 100: cairn.v1.ImageConfig.LabelsEntry
-	nil,                                // 101: cairn.v1.InfoResponse.ContainersEntry
-	nil,                                // 102: cairn.v1.RecoveryInfo.ActionsEntry
-	(*timestamppb.Timestamp)(nil),      // 103: google.protobuf.Timestamp
-	(*NetworkAttachment)(nil),          // 104: cairn.v1.NetworkAttachment
-	(*Mount)(nil),                      // 105: cairn.v1.Mount
-	(*PortMapping)(nil),                // 106: cairn.v1.PortMapping
-	(*Resources)(nil),                  // 107: cairn.v1.Resources
-	(*SecurityOptions)(nil),            // 108: cairn.v1.SecurityOptions
-	(*durationpb.Duration)(nil),        // 109: google.protobuf.Duration
+	(*VolumeUsage)(nil),                // 96: cairn.v1.VolumeUsage
+	(*DiskUsageSummary)(nil),           // 97: cairn.v1.DiskUsageSummary
+	(*ImageUsage)(nil),                 // 98: cairn.v1.ImageUsage
+	(*ContainerUsage)(nil),             // 99: cairn.v1.ContainerUsage
+	nil,                                // 100: cairn.v1.ContainerConfig.LabelsEntry
+	nil,                                // 101: cairn.v1.ImageConfig.LabelsEntry
+	nil,                                // 102: cairn.v1.InfoResponse.ContainersEntry
+	nil,                                // 103: cairn.v1.RecoveryInfo.ActionsEntry
+	(*timestamppb.Timestamp)(nil),      // 104: google.protobuf.Timestamp
+	(*NetworkAttachment)(nil),          // 105: cairn.v1.NetworkAttachment
+	(*Mount)(nil),                      // 106: cairn.v1.Mount
+	(*PortMapping)(nil),                // 107: cairn.v1.PortMapping
+	(*Resources)(nil),                  // 108: cairn.v1.Resources
+	(*SecurityOptions)(nil),            // 109: cairn.v1.SecurityOptions
+	(*durationpb.Duration)(nil),        // 110: google.protobuf.Duration
 }
 var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	0,   // 0: cairn.v1.ErrorInfo.reason:type_name -> cairn.v1.ErrorReason
 	1,   // 1: cairn.v1.Container.state:type_name -> cairn.v1.ContainerState
 	7,   // 2: cairn.v1.Container.layers:type_name -> cairn.v1.LayerPaths
-	103, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	103, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	103, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	104, // 3: cairn.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	104, // 4: cairn.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	104, // 5: cairn.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
 	9,   // 6: cairn.v1.Container.config:type_name -> cairn.v1.ContainerConfig
-	104, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
-	105, // 8: cairn.v1.Container.mounts:type_name -> cairn.v1.Mount
-	99,  // 9: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
-	106, // 10: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
-	107, // 11: cairn.v1.ContainerConfig.resources:type_name -> cairn.v1.Resources
-	108, // 12: cairn.v1.ContainerConfig.security:type_name -> cairn.v1.SecurityOptions
-	107, // 13: cairn.v1.CreateRequest.resources:type_name -> cairn.v1.Resources
-	108, // 14: cairn.v1.CreateRequest.security:type_name -> cairn.v1.SecurityOptions
-	105, // 15: cairn.v1.CreateRequest.mounts:type_name -> cairn.v1.Mount
+	105, // 7: cairn.v1.Container.network:type_name -> cairn.v1.NetworkAttachment
+	106, // 8: cairn.v1.Container.mounts:type_name -> cairn.v1.Mount
+	100, // 9: cairn.v1.ContainerConfig.labels:type_name -> cairn.v1.ContainerConfig.LabelsEntry
+	107, // 10: cairn.v1.ContainerConfig.ports:type_name -> cairn.v1.PortMapping
+	108, // 11: cairn.v1.ContainerConfig.resources:type_name -> cairn.v1.Resources
+	109, // 12: cairn.v1.ContainerConfig.security:type_name -> cairn.v1.SecurityOptions
+	108, // 13: cairn.v1.CreateRequest.resources:type_name -> cairn.v1.Resources
+	109, // 14: cairn.v1.CreateRequest.security:type_name -> cairn.v1.SecurityOptions
+	106, // 15: cairn.v1.CreateRequest.mounts:type_name -> cairn.v1.Mount
 	8,   // 16: cairn.v1.CreateResponse.container:type_name -> cairn.v1.Container
 	8,   // 17: cairn.v1.StartResponse.container:type_name -> cairn.v1.Container
 	8,   // 18: cairn.v1.StopResponse.container:type_name -> cairn.v1.Container
@@ -7474,10 +7562,10 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	8,   // 24: cairn.v1.ListResponse.containers:type_name -> cairn.v1.Container
 	2,   // 25: cairn.v1.WaitRequest.condition:type_name -> cairn.v1.WaitCondition
 	1,   // 26: cairn.v1.WaitResponse.state:type_name -> cairn.v1.ContainerState
-	103, // 27: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 28: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	104, // 27: cairn.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	104, // 28: cairn.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
 	3,   // 29: cairn.v1.LogEntry.stream:type_name -> cairn.v1.LogStream
-	103, // 30: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	104, // 30: cairn.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
 	31,  // 31: cairn.v1.LogsResponse.exit:type_name -> cairn.v1.WaitResponse
 	33,  // 32: cairn.v1.LogsResponse.entries:type_name -> cairn.v1.LogEntry
 	10,  // 33: cairn.v1.RunRequest.create:type_name -> cairn.v1.CreateRequest
@@ -7491,9 +7579,9 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	8,   // 41: cairn.v1.AttachResponse.container:type_name -> cairn.v1.Container
 	31,  // 42: cairn.v1.AttachResponse.exit:type_name -> cairn.v1.WaitResponse
 	4,   // 43: cairn.v1.ExecSession.state:type_name -> cairn.v1.ExecState
-	103, // 44: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
-	103, // 45: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
-	103, // 46: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
+	104, // 44: cairn.v1.ExecSession.created_at:type_name -> google.protobuf.Timestamp
+	104, // 45: cairn.v1.ExecSession.started_at:type_name -> google.protobuf.Timestamp
+	104, // 46: cairn.v1.ExecSession.finished_at:type_name -> google.protobuf.Timestamp
 	43,  // 47: cairn.v1.ExecRequest.start:type_name -> cairn.v1.ExecStart
 	37,  // 48: cairn.v1.ExecRequest.resize:type_name -> cairn.v1.TerminalSize
 	37,  // 49: cairn.v1.ExecStart.size:type_name -> cairn.v1.TerminalSize
@@ -7502,11 +7590,11 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	37,  // 52: cairn.v1.ResizeRequest.size:type_name -> cairn.v1.TerminalSize
 	41,  // 53: cairn.v1.ExecInspectResponse.session:type_name -> cairn.v1.ExecSession
 	50,  // 54: cairn.v1.TopResponse.processes:type_name -> cairn.v1.TopProcess
-	103, // 55: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	104, // 55: cairn.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	53,  // 56: cairn.v1.Image.config:type_name -> cairn.v1.ImageConfig
-	100, // 57: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
-	103, // 58: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
-	103, // 59: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
+	101, // 57: cairn.v1.ImageConfig.labels:type_name -> cairn.v1.ImageConfig.LabelsEntry
+	104, // 58: cairn.v1.ImageConfig.created:type_name -> google.protobuf.Timestamp
+	104, // 59: cairn.v1.ImageHistoryEntry.created:type_name -> google.protobuf.Timestamp
 	56,  // 60: cairn.v1.ImageServiceImportRequest.end:type_name -> cairn.v1.ImportEnd
 	52,  // 61: cairn.v1.ImageServiceImportResponse.image:type_name -> cairn.v1.Image
 	56,  // 62: cairn.v1.ImageServiceLoadRequest.end:type_name -> cairn.v1.ImportEnd
@@ -7524,99 +7612,101 @@ var file_cairn_v1_cairn_proto_depIdxs = []int32{
 	52,  // 74: cairn.v1.ImageServiceCommitResponse.image:type_name -> cairn.v1.Image
 	56,  // 75: cairn.v1.ImageServiceExportResponse.end:type_name -> cairn.v1.ImportEnd
 	5,   // 76: cairn.v1.JournalRecord.kind:type_name -> cairn.v1.RecordKind
-	103, // 77: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
-	103, // 78: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
-	103, // 79: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
+	104, // 77: cairn.v1.JournalRecord.time:type_name -> google.protobuf.Timestamp
+	104, // 78: cairn.v1.WatchEventsRequest.since:type_name -> google.protobuf.Timestamp
+	104, // 79: cairn.v1.WatchEventsRequest.until:type_name -> google.protobuf.Timestamp
 	84,  // 80: cairn.v1.WatchEventsRequest.filters:type_name -> cairn.v1.EventFilter
 	82,  // 81: cairn.v1.WatchEventsResponse.event:type_name -> cairn.v1.JournalRecord
 	82,  // 82: cairn.v1.HistoryResponse.records:type_name -> cairn.v1.JournalRecord
 	88,  // 83: cairn.v1.VersionResponse.daemon:type_name -> cairn.v1.BuildInfo
 	88,  // 84: cairn.v1.InfoResponse.daemon:type_name -> cairn.v1.BuildInfo
-	101, // 85: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
-	103, // 86: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	102, // 85: cairn.v1.InfoResponse.containers:type_name -> cairn.v1.InfoResponse.ContainersEntry
+	104, // 86: cairn.v1.InfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	93,  // 87: cairn.v1.InfoResponse.last_recovery:type_name -> cairn.v1.RecoveryInfo
-	109, // 88: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
-	102, // 89: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
-	96,  // 90: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
-	96,  // 91: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
-	97,  // 92: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
-	98,  // 93: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
-	1,   // 94: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
-	10,  // 95: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
-	12,  // 96: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
-	14,  // 97: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
-	16,  // 98: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
-	18,  // 99: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
-	20,  // 100: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
-	22,  // 101: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
-	24,  // 102: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
-	26,  // 103: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
-	28,  // 104: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
-	30,  // 105: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
-	32,  // 106: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
-	35,  // 107: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
-	38,  // 108: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
-	42,  // 109: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
-	45,  // 110: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
-	47,  // 111: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
-	49,  // 112: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
-	55,  // 113: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
-	58,  // 114: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
-	60,  // 115: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
-	62,  // 116: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
-	64,  // 117: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
-	66,  // 118: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
-	68,  // 119: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
-	70,  // 120: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
-	73,  // 121: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
-	76,  // 122: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
-	78,  // 123: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
-	80,  // 124: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
-	86,  // 125: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
-	83,  // 126: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
-	89,  // 127: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
-	91,  // 128: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
-	94,  // 129: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
-	11,  // 130: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
-	13,  // 131: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
-	15,  // 132: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
-	17,  // 133: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
-	19,  // 134: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
-	21,  // 135: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
-	23,  // 136: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
-	25,  // 137: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
-	27,  // 138: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
-	29,  // 139: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
-	31,  // 140: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
-	34,  // 141: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
-	36,  // 142: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
-	40,  // 143: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
-	44,  // 144: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
-	46,  // 145: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
-	48,  // 146: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
-	51,  // 147: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
-	57,  // 148: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
-	59,  // 149: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
-	61,  // 150: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
-	63,  // 151: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
-	65,  // 152: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
-	67,  // 153: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
-	69,  // 154: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
-	71,  // 155: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
-	75,  // 156: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
-	77,  // 157: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
-	79,  // 158: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
-	81,  // 159: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
-	87,  // 160: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
-	85,  // 161: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
-	90,  // 162: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
-	92,  // 163: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
-	95,  // 164: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
-	130, // [130:165] is the sub-list for method output_type
-	95,  // [95:130] is the sub-list for method input_type
-	95,  // [95:95] is the sub-list for extension type_name
-	95,  // [95:95] is the sub-list for extension extendee
-	0,   // [0:95] is the sub-list for field type_name
+	110, // 88: cairn.v1.RecoveryInfo.duration:type_name -> google.protobuf.Duration
+	103, // 89: cairn.v1.RecoveryInfo.actions:type_name -> cairn.v1.RecoveryInfo.ActionsEntry
+	97,  // 90: cairn.v1.DiskUsageResponse.images:type_name -> cairn.v1.DiskUsageSummary
+	97,  // 91: cairn.v1.DiskUsageResponse.containers:type_name -> cairn.v1.DiskUsageSummary
+	98,  // 92: cairn.v1.DiskUsageResponse.image_details:type_name -> cairn.v1.ImageUsage
+	99,  // 93: cairn.v1.DiskUsageResponse.container_details:type_name -> cairn.v1.ContainerUsage
+	97,  // 94: cairn.v1.DiskUsageResponse.volumes:type_name -> cairn.v1.DiskUsageSummary
+	96,  // 95: cairn.v1.DiskUsageResponse.volume_details:type_name -> cairn.v1.VolumeUsage
+	1,   // 96: cairn.v1.ContainerUsage.state:type_name -> cairn.v1.ContainerState
+	10,  // 97: cairn.v1.ContainerService.Create:input_type -> cairn.v1.CreateRequest
+	12,  // 98: cairn.v1.ContainerService.Start:input_type -> cairn.v1.StartRequest
+	14,  // 99: cairn.v1.ContainerService.Stop:input_type -> cairn.v1.StopRequest
+	16,  // 100: cairn.v1.ContainerService.Kill:input_type -> cairn.v1.KillRequest
+	18,  // 101: cairn.v1.ContainerService.Pause:input_type -> cairn.v1.PauseRequest
+	20,  // 102: cairn.v1.ContainerService.Unpause:input_type -> cairn.v1.UnpauseRequest
+	22,  // 103: cairn.v1.ContainerService.Restart:input_type -> cairn.v1.RestartRequest
+	24,  // 104: cairn.v1.ContainerService.Remove:input_type -> cairn.v1.RemoveRequest
+	26,  // 105: cairn.v1.ContainerService.Get:input_type -> cairn.v1.GetRequest
+	28,  // 106: cairn.v1.ContainerService.List:input_type -> cairn.v1.ListRequest
+	30,  // 107: cairn.v1.ContainerService.Wait:input_type -> cairn.v1.WaitRequest
+	32,  // 108: cairn.v1.ContainerService.Logs:input_type -> cairn.v1.LogsRequest
+	35,  // 109: cairn.v1.ContainerService.Run:input_type -> cairn.v1.RunRequest
+	38,  // 110: cairn.v1.ContainerService.Attach:input_type -> cairn.v1.AttachRequest
+	42,  // 111: cairn.v1.ContainerService.Exec:input_type -> cairn.v1.ExecRequest
+	45,  // 112: cairn.v1.ContainerService.Resize:input_type -> cairn.v1.ResizeRequest
+	47,  // 113: cairn.v1.ContainerService.ExecInspect:input_type -> cairn.v1.ExecInspectRequest
+	49,  // 114: cairn.v1.ContainerService.Top:input_type -> cairn.v1.TopRequest
+	55,  // 115: cairn.v1.ImageService.Import:input_type -> cairn.v1.ImageServiceImportRequest
+	58,  // 116: cairn.v1.ImageService.Load:input_type -> cairn.v1.ImageServiceLoadRequest
+	60,  // 117: cairn.v1.ImageService.List:input_type -> cairn.v1.ImageServiceListRequest
+	62,  // 118: cairn.v1.ImageService.Get:input_type -> cairn.v1.ImageServiceGetRequest
+	64,  // 119: cairn.v1.ImageService.Tag:input_type -> cairn.v1.ImageServiceTagRequest
+	66,  // 120: cairn.v1.ImageService.Remove:input_type -> cairn.v1.ImageServiceRemoveRequest
+	68,  // 121: cairn.v1.ImageService.Prune:input_type -> cairn.v1.ImageServicePruneRequest
+	70,  // 122: cairn.v1.ImageService.Save:input_type -> cairn.v1.ImageServiceSaveRequest
+	73,  // 123: cairn.v1.ImageService.Pull:input_type -> cairn.v1.ImageServicePullRequest
+	76,  // 124: cairn.v1.ImageService.Push:input_type -> cairn.v1.ImageServicePushRequest
+	78,  // 125: cairn.v1.ImageService.Commit:input_type -> cairn.v1.ImageServiceCommitRequest
+	80,  // 126: cairn.v1.ImageService.Export:input_type -> cairn.v1.ImageServiceExportRequest
+	86,  // 127: cairn.v1.JournalService.History:input_type -> cairn.v1.HistoryRequest
+	83,  // 128: cairn.v1.JournalService.WatchEvents:input_type -> cairn.v1.WatchEventsRequest
+	89,  // 129: cairn.v1.SystemService.Version:input_type -> cairn.v1.VersionRequest
+	91,  // 130: cairn.v1.SystemService.Info:input_type -> cairn.v1.InfoRequest
+	94,  // 131: cairn.v1.SystemService.DiskUsage:input_type -> cairn.v1.DiskUsageRequest
+	11,  // 132: cairn.v1.ContainerService.Create:output_type -> cairn.v1.CreateResponse
+	13,  // 133: cairn.v1.ContainerService.Start:output_type -> cairn.v1.StartResponse
+	15,  // 134: cairn.v1.ContainerService.Stop:output_type -> cairn.v1.StopResponse
+	17,  // 135: cairn.v1.ContainerService.Kill:output_type -> cairn.v1.KillResponse
+	19,  // 136: cairn.v1.ContainerService.Pause:output_type -> cairn.v1.PauseResponse
+	21,  // 137: cairn.v1.ContainerService.Unpause:output_type -> cairn.v1.UnpauseResponse
+	23,  // 138: cairn.v1.ContainerService.Restart:output_type -> cairn.v1.RestartResponse
+	25,  // 139: cairn.v1.ContainerService.Remove:output_type -> cairn.v1.RemoveResponse
+	27,  // 140: cairn.v1.ContainerService.Get:output_type -> cairn.v1.GetResponse
+	29,  // 141: cairn.v1.ContainerService.List:output_type -> cairn.v1.ListResponse
+	31,  // 142: cairn.v1.ContainerService.Wait:output_type -> cairn.v1.WaitResponse
+	34,  // 143: cairn.v1.ContainerService.Logs:output_type -> cairn.v1.LogsResponse
+	36,  // 144: cairn.v1.ContainerService.Run:output_type -> cairn.v1.RunResponse
+	40,  // 145: cairn.v1.ContainerService.Attach:output_type -> cairn.v1.AttachResponse
+	44,  // 146: cairn.v1.ContainerService.Exec:output_type -> cairn.v1.ExecResponse
+	46,  // 147: cairn.v1.ContainerService.Resize:output_type -> cairn.v1.ResizeResponse
+	48,  // 148: cairn.v1.ContainerService.ExecInspect:output_type -> cairn.v1.ExecInspectResponse
+	51,  // 149: cairn.v1.ContainerService.Top:output_type -> cairn.v1.TopResponse
+	57,  // 150: cairn.v1.ImageService.Import:output_type -> cairn.v1.ImageServiceImportResponse
+	59,  // 151: cairn.v1.ImageService.Load:output_type -> cairn.v1.ImageServiceLoadResponse
+	61,  // 152: cairn.v1.ImageService.List:output_type -> cairn.v1.ImageServiceListResponse
+	63,  // 153: cairn.v1.ImageService.Get:output_type -> cairn.v1.ImageServiceGetResponse
+	65,  // 154: cairn.v1.ImageService.Tag:output_type -> cairn.v1.ImageServiceTagResponse
+	67,  // 155: cairn.v1.ImageService.Remove:output_type -> cairn.v1.ImageServiceRemoveResponse
+	69,  // 156: cairn.v1.ImageService.Prune:output_type -> cairn.v1.ImageServicePruneResponse
+	71,  // 157: cairn.v1.ImageService.Save:output_type -> cairn.v1.ImageServiceSaveResponse
+	75,  // 158: cairn.v1.ImageService.Pull:output_type -> cairn.v1.ImageServicePullResponse
+	77,  // 159: cairn.v1.ImageService.Push:output_type -> cairn.v1.ImageServicePushResponse
+	79,  // 160: cairn.v1.ImageService.Commit:output_type -> cairn.v1.ImageServiceCommitResponse
+	81,  // 161: cairn.v1.ImageService.Export:output_type -> cairn.v1.ImageServiceExportResponse
+	87,  // 162: cairn.v1.JournalService.History:output_type -> cairn.v1.HistoryResponse
+	85,  // 163: cairn.v1.JournalService.WatchEvents:output_type -> cairn.v1.WatchEventsResponse
+	90,  // 164: cairn.v1.SystemService.Version:output_type -> cairn.v1.VersionResponse
+	92,  // 165: cairn.v1.SystemService.Info:output_type -> cairn.v1.InfoResponse
+	95,  // 166: cairn.v1.SystemService.DiskUsage:output_type -> cairn.v1.DiskUsageResponse
+	132, // [132:167] is the sub-list for method output_type
+	97,  // [97:132] is the sub-list for method input_type
+	97,  // [97:97] is the sub-list for extension type_name
+	97,  // [97:97] is the sub-list for extension extendee
+	0,   // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_cairn_proto_init() }
@@ -7639,7 +7729,7 @@ func file_cairn_v1_cairn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_cairn_proto_rawDesc), len(file_cairn_v1_cairn_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   97,
+			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
