@@ -65,6 +65,12 @@ func checkRestarts(cr Crash, o Observed) []Violation {
 		var intent *cairnv1.JournalRecord
 		var intentArgs recordDetails
 		for _, r := range o.History[c.Id] {
+			if r.Object != "" && r.Object != "container" {
+				// The container's exec sessions (and its network
+				// attachment) are in its history too; their processes are
+				// no runs of the container.
+				continue
+			}
 			if r.Kind == cairnv1.RecordKind_RECORD_KIND_INTENT {
 				intent, intentArgs = r, detailsOf(r)
 				if r.Event == "policy-restart" && open != 0 {

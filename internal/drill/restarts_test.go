@@ -13,6 +13,12 @@ func seqRec(seq, intentSeq uint64, kind cairnv1.RecordKind, event, details strin
 	return r
 }
 
+// execRec makes r a record of one of the container's exec sessions.
+func execRec(r *cairnv1.JournalRecord) *cairnv1.JournalRecord {
+	r.Object, r.ObjectId = "exec", "e1"
+	return r
+}
+
 func withProcess(pid int) string { return fmt.Sprintf(`{"result":{"process":{"pid":%d}}}`, pid) }
 
 func TestCheckRestarts(t *testing.T) {
@@ -51,6 +57,8 @@ func TestCheckRestarts(t *testing.T) {
 		{"a count skipped in the intent", join(userStart, policyRestart(5, 2, 11)), 2, "restart-count"},
 		{"a user start resets", join(userStart, policyRestart(5, 1, 11), exit(7), userStart), 0, ""},
 		{"a second start while running", join(userStart[:2], policyRestart(3, 1, 11)), 1, "no-double-start"},
+		{"an exec session's process is no second run", join(userStart[:2], []*cairnv1.JournalRecord{
+			execRec(seqRec(3, 0, intent, "exec", "")), execRec(seqRec(4, 3, done, "exec", withProcess(20)))}), 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
