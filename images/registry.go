@@ -53,8 +53,11 @@ const (
 	StatusDownloading = "downloading"
 	StatusVerified    = "verified"
 	StatusExists      = "exists"
-	StatusUploading   = "uploading"
-	StatusPushed      = "pushed"
+	// StatusResumed: a layer an interrupted pull had verified, not
+	// downloaded again.
+	StatusResumed   = "resumed"
+	StatusUploading = "uploading"
+	StatusPushed    = "pushed"
 )
 
 // PullRequest is what `cairn pull` asks for.
@@ -434,9 +437,23 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 	var wants []want
 	var claims []sm.LayerClaim
 	var cacheIDs []string
+	// resumed are the layers an interrupted pull kept verified: adopted
+	// under this pull's claims instead of downloaded.
+	var resumed []layer.StagedLayer
+	defer func() { s.Store.ReleaseVerified(cacheIDs) }()
 	for i, l := range desc.Layers {
-		if have[chain[i]] || slices.ContainsFunc(wants, func(w want) bool { return w.src.ChainID == chain[i] }) {
+		if have[chain[i]] || slices.ContainsFunc(claims, func(c sm.LayerClaim) bool { return c.ChainID == chain[i] }) {
 			progress(Progress{Digest: l.Digest, Size: l.Size, Status: StatusExists})
+			continue
+		}
+		if kept, ok, err := s.Store.TakeVerified(l.DiffID, l.Digest); err != nil {
+			return layer.Image{}, err
+		} else if ok {
+			kept.ChainID = chain[i]
+			resumed = append(resumed, kept)
+			claims = append(claims, sm.LayerClaim{ChainID: chain[i], CacheID: kept.CacheID})
+			cacheIDs = append(cacheIDs, kept.CacheID)
+			progress(Progress{Digest: l.Digest, Size: l.Size, Done: l.Size, Status: StatusResumed})
 			continue
 		}
 		cacheID, err := layer.NewCacheID()
@@ -448,6 +465,7 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 		cacheIDs = append(cacheIDs, cacheID)
 		progress(Progress{Digest: l.Digest, Size: l.Size, Status: StatusWaiting})
 	}
+	s.Store.ReserveVerified(cacheIDs)
 	st, err := s.Store.NewStaging(s.Options)
 	if err != nil {
 		return layer.Image{}, err
@@ -481,6 +499,14 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 			}
 			return layer.StagedLayer{}, call.registryError("layer "+w.src.Digest, err)
 		}
+		// Verified and durable: kept out of tmp/, so that a crash from
+		// here on does not lose it (the intent claims its cacheID).
+		if sl, err = s.Store.KeepVerified(sl); err != nil {
+			return layer.StagedLayer{}, err
+		}
+		if s.CrashPoint != nil {
+			s.CrashPoint(sm.CrashPullAfterKeptLayer)
+		}
 		report(Progress{Digest: w.src.Digest, Size: w.src.Size, Done: w.src.Size, Status: StatusVerified})
 		return sl, nil
 	}
@@ -488,8 +514,10 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 	fetch := func() error {
 		var err error
 		staged, err = stageParallel(ctx, len(wants), func(ctx context.Context, i int) (layer.StagedLayer, error) { return fetchOne(ctx, wants[i]) })
+		staged = append(staged, resumed...)
 		return err
 	}
+	removeClaimed := func() error { return s.Store.RemoveUnregisteredLayers(cacheIDs) }
 	var reg layer.Registration
 	newImg := layer.NewImage{ID: desc.ID, Config: desc.Config, DiffIDs: desc.DiffIDs(), Names: names}
 	op := sm.ImageOp{
@@ -498,7 +526,8 @@ func (s *Service) pull(ctx context.Context, req PullRequest, progress func(Progr
 			"fetch":  fetch,
 			"layers": func() error { return s.Store.InstallLayers(staged) },
 		},
-		Undo: map[string]func() error{"layers": func() error { return s.Store.RemoveUnregisteredLayers(cacheIDs) }},
+		// A pull that fails (rather than crashes) keeps nothing.
+		Undo: map[string]func() error{"fetch": removeClaimed, "layers": removeClaimed},
 		Outcome: func() (sm.Write, error) {
 			newImg.Staged = staged
 			return s.Store.RegisterImage(newImg, &reg), nil

@@ -55,6 +55,9 @@ type Service struct {
 	Registries Registries
 	// Containers finds the container a commit or export names.
 	Containers ContainerResolver
+	// CrashPoint, if set, is called at the crash points the service
+	// reaches inside a step (sm.CrashPullAfterKeptLayer).
+	CrashPoint func(name string)
 }
 
 // Load reads an image archive from r (docker save, old or OCI-in-docker;

@@ -50,8 +50,13 @@
 //	                          the spooled archive, layers extracted and verified
 //	                          (<cacheID>/, <cacheID>.blob); wiped by Open
 //	  tmp/export-*/           an export's read-only overlay mount point
+//	  verified/<cacheID>/     a pull's layer fetched whole and verified, kept
+//	                          for a pull that resumes after a crash: layer/,
+//	                          blob, verified.json (one rename puts them); never
+//	                          registered; Open removes it when incomplete or
+//	                          older than VerifiedLayerTTL (verified.go)
 //
-// layers/, mounts/ and tmp/ are 0700: extracted layers hold setuid-root
+// layers/, mounts/, tmp/ and verified/ are 0700: extracted layers hold setuid-root
 // binaries from untrusted tars, which host users must not be able to run.
 //
 // The overlay is lowerdir=<init>:<layers top first...>,upperdir=<upper>,

@@ -219,6 +219,7 @@ type StagedLayer struct {
 	Blob     BlobInfo
 	dir      string
 	blobFile string // the staged blob: <staging>/<CacheID>.blob
+	kept     string // verified/<CacheID> when the layer was kept (KeepVerified)
 }
 
 // LayerSource describes an image layer blob to stage.
@@ -353,7 +354,22 @@ func (s *Store) InstallLayers(layers []StagedLayer) error {
 	if err := syncDir(s.blobsDir, false); err != nil {
 		return err
 	}
-	return syncDir(s.layersDir, false)
+	if err := syncDir(s.layersDir, false); err != nil {
+		return err
+	}
+	// A kept layer's marker goes once its layer is in place (a crash
+	// before leaves a marker without a layer: incomplete, swept by Open).
+	var kept []string
+	for _, l := range layers {
+		if l.kept != "" {
+			if err := os.RemoveAll(l.kept); err != nil {
+				return fmt.Errorf("remove verified layer marker: %w", err)
+			}
+			kept = append(kept, l.CacheID)
+		}
+	}
+	s.ReleaseVerified(kept)
+	return nil
 }
 
 // LayerDirExists reports whether layers/<cacheID> is on disk.
@@ -396,7 +412,11 @@ func (s *Store) RemoveUnregisteredLayers(cacheIDs []string) error {
 		if err := s.removeLayerFiles(id); err != nil {
 			return err
 		}
+		if err := os.RemoveAll(s.verifiedDir(id)); err != nil {
+			return err
+		}
 	}
+	s.ReleaseVerified(cacheIDs)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -39,6 +40,9 @@ type Store struct {
 	mountsDir string
 	tmpDir    string
 	blobsDir  string
+	// verifiedRoot holds the verified layers of interrupted pulls
+	// (verified.go).
+	verifiedRoot string
 
 	// root: running with euid 0, so ownership (Lchown) and file capabilities
 	// from the tar are applied. Without it an import keeps the caller's
@@ -50,6 +54,9 @@ type Store struct {
 
 	mu         sync.Mutex         // guards mountLocks
 	mountLocks map[string]*idLock // per mount id, see lockMount
+	// verifiedBusy are the verified layers a pull of this process is
+	// keeping or has taken (guarded by mu).
+	verifiedBusy map[string]bool
 }
 
 // Open prepares the store under dir on the daemon's storage (the journal),
@@ -76,20 +83,22 @@ func Open(dir string, db Storage) (*Store, error) {
 		return nil, fmt.Errorf("layer store: directory %q contains one of ',:\\' or whitespace: %w", abs, errdefs.ErrInvalidArgument)
 	}
 	s := &Store{
-		db:         db,
-		dir:        abs,
-		layersDir:  filepath.Join(abs, "layers"),
-		mountsDir:  filepath.Join(abs, "mounts"),
-		tmpDir:     filepath.Join(abs, "tmp"),
-		blobsDir:   filepath.Join(abs, "blobs"),
-		root:       os.Geteuid() == 0,
-		resolvConf: "/etc/resolv.conf",
+		db:           db,
+		dir:          abs,
+		layersDir:    filepath.Join(abs, "layers"),
+		mountsDir:    filepath.Join(abs, "mounts"),
+		tmpDir:       filepath.Join(abs, "tmp"),
+		blobsDir:     filepath.Join(abs, "blobs"),
+		verifiedRoot: filepath.Join(abs, "verified"),
+		verifiedBusy: map[string]bool{},
+		root:         os.Geteuid() == 0,
+		resolvConf:   "/etc/resolv.conf",
 	}
 	// Nothing in tmp/ is ever registered, so it is always safe to wipe.
 	if err := os.RemoveAll(s.tmpDir); err != nil {
 		return nil, fmt.Errorf("layer store: remove interrupted imports: %w", err)
 	}
-	for _, d := range []string{s.layersDir, s.mountsDir, s.tmpDir, s.blobsDir} {
+	for _, d := range []string{s.layersDir, s.mountsDir, s.tmpDir, s.blobsDir, s.verifiedRoot} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("layer store: %w", err)
 		}
@@ -120,6 +129,9 @@ func Open(dir string, db Storage) (*Store, error) {
 		return nil, err
 	}
 	if err := s.removeOrphanBlobs(referenced); err != nil {
+		return nil, err
+	}
+	if err := s.sweepVerified(time.Now()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	sm "github.com/cairn-run/cairn/statemachine"
 )
@@ -17,6 +18,12 @@ type ImageWorld struct {
 	// each one names the image (load, import, tag), or none does any more
 	// (untag).
 	RefsApplied Fact
+	// Verified are the cacheIDs among an unfinished pull's claims that
+	// hold a complete verified layer (layer.KeepVerified: downloaded,
+	// checked, durable, its marker written last); VerifiedUnknown says a
+	// claim could not be read.
+	Verified        []string
+	VerifiedUnknown bool
 }
 
 // ImageAction is one side effect of an image plan.
@@ -27,11 +34,19 @@ type ImageAction string
 // intent); a registered one stays.
 const ActionRemoveClaimedLayers ImageAction = "remove-claimed-layers"
 
+// ActionKeepVerifiedLayers keeps the complete verified layers a
+// rolled-back pull claimed, for the next pull to adopt; the RECONCILED
+// record lists them (its Args.Layers), and ActionRemoveClaimedLayers
+// spares them.
+const ActionKeepVerifiedLayers ImageAction = "keep-verified-layers"
+
 // ImagePlan is what recovery does about an image: the actions, then the
 // record that proves them.
 type ImagePlan struct {
 	Actions []ImageAction
 	Record  *sm.Record
+	// Kept are the claims whose verified layers stay (a rolled-back pull).
+	Kept []sm.LayerClaim
 	// Uncertain says why nothing is decided (an observation failed); the
 	// intent stays for the next start.
 	Uncertain string
@@ -47,7 +62,10 @@ type ImagePlan struct {
 //	load, import,  registered with the intent's names  roll forward to present
 //	pull, commit
 //	load, import,  anything else                       roll back: remove the claimed layers
-//	pull, commit
+//	commit
+//	pull           anything else                       roll back: keep the claimed layers that
+//	                                                   are complete verified layers (listed in
+//	                                                   the record), remove the rest
 //	tag            the name names the image            roll forward
 //	tag            it does not                         roll back
 //	untag          the name is gone                    roll forward
@@ -69,9 +87,25 @@ func DecideImage(v sm.ImageView, w ImageWorld) ImagePlan {
 		plan := ImagePlan{Actions: []ImageAction{ActionRemoveClaimedLayers}}
 		if w.Registered == Yes && w.RefsApplied == Yes {
 			plan.Record = imageReconciled(v, forward, fmt.Sprintf("unfinished %s rolled forward: the image is registered with its names", p.Event))
-		} else {
-			plan.Record = imageReconciled(v, back, fmt.Sprintf("unfinished %s rolled back: nothing was registered; the layers it installed are removed", p.Event))
+			return plan
 		}
+		if p.Event == sm.EventPull && p.Args != nil {
+			if w.VerifiedUnknown {
+				return ImagePlan{Uncertain: "could not tell which layers of the unfinished pull were verified"}
+			}
+			for _, c := range p.Args.Layers {
+				if slices.Contains(w.Verified, c.CacheID) {
+					plan.Kept = append(plan.Kept, c)
+				}
+			}
+		}
+		if len(plan.Kept) > 0 {
+			plan.Actions = append(plan.Actions, ActionKeepVerifiedLayers)
+			plan.Record = imageReconciled(v, back, fmt.Sprintf("unfinished pull rolled back: nothing was registered; %d verified layers are kept for the next pull, the other layers it installed are removed", len(plan.Kept)))
+			plan.Record.Args = &sm.Args{Layers: plan.Kept}
+			return plan
+		}
+		plan.Record = imageReconciled(v, back, fmt.Sprintf("unfinished %s rolled back: nothing was registered; the layers it installed are removed", p.Event))
 		return plan
 	case sm.EventTag, sm.EventUntag:
 		switch w.RefsApplied {
@@ -108,6 +142,9 @@ type ImageStore interface {
 	// RemoveUnregisteredLayers deletes the directories of cacheIDs no
 	// layer record names.
 	RemoveUnregisteredLayers(cacheIDs []string) error
+	// VerifiedLayerKept reports whether a claimed cacheID holds a
+	// complete verified layer.
+	VerifiedLayerKept(cacheID string) (bool, error)
 }
 
 // ImageJournal is the journal as image recovery uses it.
@@ -124,6 +161,16 @@ func observeImage(store ImageStore, v sm.ImageView) ImageWorld {
 	if p == nil || p.Args == nil {
 		w.RefsApplied = w.Registered
 		return w
+	}
+	if v.Pending.Event == sm.EventPull {
+		for _, c := range p.Args.Layers {
+			ok, err := store.VerifiedLayerKept(c.CacheID)
+			if err != nil {
+				w.VerifiedUnknown = true
+			} else if ok {
+				w.Verified = append(w.Verified, c.CacheID)
+			}
+		}
 	}
 	applied := true
 	for _, name := range p.Args.Refs {
@@ -167,7 +214,9 @@ func (r *Runner) recoverImages(ctx context.Context, rep *Report) error {
 			if a == ActionRemoveClaimedLayers && v.Pending.Args != nil {
 				var ids []string
 				for _, l := range v.Pending.Args.Layers {
-					ids = append(ids, l.CacheID)
+					if !slices.Contains(plan.Kept, l) {
+						ids = append(ids, l.CacheID)
+					}
 				}
 				if err := r.Images.RemoveUnregisteredLayers(ids); err != nil {
 					errs = append(errs, fmt.Errorf("recover image %s: %s: %w", v.ID, a, err))

@@ -30,7 +30,9 @@ import (
 // before the intent, but its layers are downloaded after it, in its
 // "fetch" step, into the store's scratch directory (which every start
 // wipes), so that a long download is visible as an unfinished pull and a
-// crash during it is rolled back like any other.
+// crash during it is rolled back like any other, except that each layer
+// fetched whole and verified is kept under a cacheID the intent claims
+// (layer.KeepVerified) for the next pull to resume with.
 
 // Image events, Docker's names for them.
 const (
@@ -122,8 +124,9 @@ const imageStepLayers = "layers"
 
 // imageStepFetch is a pull's download of the layers the store lacks into
 // the store's scratch directory, each checked against its digests as it
-// is extracted. Nothing it writes is outside tmp/, which every start
-// wipes. (A commit stages its layer before its intent, as a load does.)
+// is extracted, then kept in the store's verified/ under the cacheID its
+// claim names (recovery keeps the complete ones and its record lists
+// them). (A commit stages its layer before its intent, as a load does.)
 const imageStepFetch = "fetch"
 
 // imageStepsOf names the steps of an image event, in order.
@@ -137,6 +140,11 @@ func imageStepsOf(event Event) []string {
 	return nil
 }
 
+// CrashPullAfterKeptLayer is the crash point a pull reaches inside its
+// fetch step each time a layer is verified and kept (layer.KeepVerified):
+// a crash there leaves whole layers for the next pull to resume with.
+const CrashPullAfterKeptLayer = "pull.after-kept-layer"
+
 // ImageCrashPoints lists the crash points of image transitions, derived
 // from their steps as CrashPoints derives the containers'.
 func ImageCrashPoints() []string {
@@ -144,6 +152,9 @@ func ImageCrashPoints() []string {
 	for _, ev := range ImageEvents {
 		names = append(names, string(ev)+"."+stepAfterIntent)
 		for _, s := range imageStepsOf(ev) {
+			if ev == EventPull && s == imageStepFetch {
+				names = append(names, CrashPullAfterKeptLayer)
+			}
 			names = append(names, string(ev)+".after-"+s)
 		}
 		names = append(names, string(ev)+"."+stepBeforeDone, string(ev)+"."+stepAfterDone)

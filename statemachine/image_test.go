@@ -176,7 +176,7 @@ func TestImageCrashPoints_FollowTheSteps(t *testing.T) {
 		"tag.after-intent", "tag.before-done", "tag.after-done",
 		"untag.after-intent", "untag.before-done", "untag.after-done",
 		"delete.after-intent", "delete.before-done", "delete.after-done",
-		"pull.after-intent", "pull.after-fetch", "pull.after-layers", "pull.before-done", "pull.after-done",
+		"pull.after-intent", "pull.after-kept-layer", "pull.after-fetch", "pull.after-layers", "pull.before-done", "pull.after-done",
 		"commit.after-intent", "commit.after-layers", "commit.before-done", "commit.after-done",
 	}
 	if got := sm.ImageCrashPoints(); !slices.Equal(got, want) {

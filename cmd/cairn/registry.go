@@ -338,6 +338,8 @@ func (lp *layerProgress) finish() {
 
 var statusWords = map[string]string{
 	"waiting": "Waiting", "verified": "Verified", "exists": "Already exists", "pushed": "Pushed",
+	// A layer an interrupted pull had verified, not downloaded again.
+	"resumed": "Resumed",
 }
 
 func (lp *layerProgress) line(l *layerLine) string {

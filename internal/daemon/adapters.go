@@ -263,6 +263,10 @@ func (l recoveryImages) RemoveUnregisteredLayers(cacheIDs []string) error {
 	return l.store.RemoveUnregisteredLayers(cacheIDs)
 }
 
+func (l recoveryImages) VerifiedLayerKept(cacheID string) (bool, error) {
+	return l.store.VerifiedLayerKept(cacheID)
+}
+
 // observer feeds finished transitions to the metrics.
 type observer struct{ metrics *metrics.Metrics }
 

@@ -287,7 +287,7 @@ var imageCrashOutcome = map[string]bool{
 	"tag.after-intent": false, "tag.before-done": false, "tag.after-done": true,
 	"untag.after-intent": true, "untag.before-done": true, "untag.after-done": false,
 	"delete.after-intent": true, "delete.before-done": true, "delete.after-done": false,
-	"pull.after-intent": false, "pull.after-fetch": false, "pull.after-layers": false, "pull.before-done": false, "pull.after-done": true,
+	"pull.after-intent": false, "pull.after-kept-layer": false, "pull.after-fetch": false, "pull.after-layers": false, "pull.before-done": false, "pull.after-done": true,
 	"commit.after-intent": false, "commit.after-layers": false, "commit.before-done": false, "commit.after-done": true,
 }
 

@@ -219,7 +219,7 @@ func (d *Daemon) open() error {
 	}
 	d.images = &images.Service{
 		Store: d.layers, Journal: d.journal, Options: layer.ImportOptions{MaxBytes: d.cfg.MaxImportBytes},
-		Registries: d.cfg.Registries, Containers: d.journal,
+		Registries: d.cfg.Registries, Containers: d.journal, CrashPoint: crashpoint.Hit,
 		Driver: sm.NewImages(sm.ImageDeps{Journal: d.journal, Logger: d.log, CrashPoint: crashpoint.Hit}),
 	}
 	d.volumes = &volumes.Service{Dir: filepath.Join(d.cfg.Root, "volumes"), Journal: d.journal,

@@ -462,6 +462,9 @@ func checkImages(cr Crash, o Observed) []Violation {
 	if len(o.World.Scratch) > 0 {
 		bad("leak", "an empty layer store tmp/ after recovery", strings.Join(o.World.Scratch, ", "), "tmp")
 	}
+	if len(o.World.HalfVerified) > 0 {
+		bad("leak", "every verified layer kept for a resumed pull whole (marker, layer, blob)", strings.Join(o.World.HalfVerified, ", "), "verified")
+	}
 	return out
 }
 

@@ -193,6 +193,9 @@ func TestCheck_EachInvariantFiresOnItsViolation(t *testing.T) {
 		{"a scratch file left in tmp/", func(cr *Crash, o *Observed) {
 			o.World.Scratch = []string{"stage-123"}
 		}, []string{"leak"}},
+		{"a verified layer without its marker", func(cr *Crash, o *Observed) {
+			o.World.HalfVerified = []string{"0123456789abcdef0123456789abcdef"}
+		}, []string{"leak"}},
 		{"running container whose process died", func(cr *Crash, o *Observed) {
 			o.World.Procs[200] = Proc{PID: 200, Gone: true}
 		}, []string{"state"}},

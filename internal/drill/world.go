@@ -47,6 +47,10 @@ type World struct {
 	// NetNS are the namespace files under the daemon's network run
 	// directory, by container id, each true when it is a bind mount.
 	NetNS map[string]bool
+	// HalfVerified are the verified layers an interrupted pull kept
+	// (verified/) that lack their marker, layer directory or blob: what
+	// no start may leave.
+	HalfVerified []string
 }
 
 // VolumeBlob is the drill volume's content as the host reads it.
@@ -160,6 +164,14 @@ func (ob observer) observe(daemonPID int, cs []*cairnv1.Container) World {
 	if ob.netnsDir != "" {
 		for _, id := range dirNames(ob.netnsDir) {
 			w.NetNS[id] = isNetNS(filepath.Join(ob.netnsDir, id))
+		}
+	}
+	for _, id := range dirNames(filepath.Join(ob.layerDir, "verified")) {
+		for _, part := range []string{"verified.json", "layer", "blob"} {
+			if _, err := os.Lstat(filepath.Join(ob.layerDir, "verified", id, part)); err != nil {
+				w.HalfVerified = append(w.HalfVerified, id)
+				break
+			}
 		}
 	}
 	w.Discovered = inspect.ProcessesOf(ob.dir, ob.cgroupParent)
