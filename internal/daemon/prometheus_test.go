@@ -122,6 +122,9 @@ func TestMetrics_ARealPrometheusScrapesCairnd(t *testing.T) {
 	expect(`cairn_images`, is(1))
 	expect(`cairn_shims{kind="container"}`, is(2))
 	expect(`count(cairn_build_info)`, is(1))
+	// Per-container series, read from the cgroup at scrape time.
+	expect(`count(cairn_container_memory_usage_bytes{id="`+running.Id+`"} > 0)`, is(1))
+	expect(`count(cairn_container_pids{id="`+paused.Id+`"} > 0)`, is(1))
 
 	// Across a restart the gauges are right at once, and the counters
 	// continue from the journal instead of starting again at zero.
@@ -133,6 +136,9 @@ func TestMetrics_ARealPrometheusScrapesCairnd(t *testing.T) {
 	expect(`sum(cairn_transitions_total{outcome="DONE"})`, is(6))
 	expect(`cairn_transitions_total{event="pause",outcome="DONE"}`, is(1))
 	expect(`resets(cairn_transitions_total{event="start",outcome="DONE"}[5m])`, is(0))
+	// ... and so are the per-container series (cadvisor#2306 loses them).
+	expect(`count(cairn_container_memory_usage_bytes{id="`+paused.Id+`"} > 0)`, is(1))
+	expect(`absent(cairn_container_memory_usage_bytes{id="`+running.Id+`"})`, is(1)) // removed: its series went stale
 
 	// promtool has nothing to say about what cairnd serves.
 	res, err := http.Get("http://" + metricsAddr + "/metrics")
