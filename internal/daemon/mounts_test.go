@@ -221,7 +221,9 @@ func logOf(t testing.TB, e *scratch.Env, id string) string {
 	}
 	var out strings.Builder
 	for stream.Receive() {
-		out.Write(stream.Msg().Data)
+		for _, entry := range stream.Msg().Entries {
+			out.Write(entry.Data)
+		}
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
