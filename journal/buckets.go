@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	gojson "github.com/goccy/go-json"
 	bolt "go.etcd.io/bbolt"
@@ -89,39 +90,15 @@ type views struct {
 // readViews reads every stored view, each with its pending intent, and the
 // names.
 func readViews(tx *bolt.Tx) (views, error) {
-	images := map[string]*sm.ImageView{}
-	err := imageViewsBucket(tx).ForEach(func(k, v []byte) error {
-		var view sm.ImageView
-		if err := json.Unmarshal(v, &view); err != nil {
-			return fmt.Errorf("view of image %.80q: %w: %w", k, ErrCorrupt, err)
-		}
-		images[string(k)] = &view
-		return nil
-	})
+	images, err := readBucketViews[sm.ImageView](imageViewsBucket(tx), "image")
 	if err != nil {
 		return views{}, err
 	}
-	execs := map[string]*sm.Exec{}
-	err = schema.Execs(tx).ForEach(func(k, data []byte) error {
-		var x sm.Exec
-		if err := json.Unmarshal(data, &x); err != nil {
-			return fmt.Errorf("view of exec session %.80q: %w: %w", k, ErrCorrupt, err)
-		}
-		execs[string(k)] = &x
-		return nil
-	})
+	execs, err := readBucketViews[sm.Exec](schema.Execs(tx), "exec session")
 	if err != nil {
 		return views{}, err
 	}
-	volumes := map[string]*sm.VolumeView{}
-	err = volumesBucket(tx).ForEach(func(k, v []byte) error {
-		var view sm.VolumeView
-		if err := json.Unmarshal(v, &view); err != nil {
-			return fmt.Errorf("view of volume %.80q: %w: %w", k, ErrCorrupt, err)
-		}
-		volumes[string(k)] = &view
-		return nil
-	})
+	volumes, err := readBucketViews[sm.VolumeView](volumesBucket(tx), "volume")
 	if err != nil {
 		return views{}, err
 	}
@@ -129,14 +106,47 @@ func readViews(tx *bolt.Tx) (views, error) {
 	if err != nil {
 		return views{}, err
 	}
-	containers, names, err := readContainerViews(tx, images, execs, atts, nets, volumes)
-	return views{containers: containers, execs: execs, names: names, images: images, netAttachs: atts, networks: nets, volumes: volumes}, err
+	v := views{execs: execs, images: images, netAttachs: atts, networks: nets, volumes: volumes}
+	v.containers, v.names, err = readContainerViews(tx, v)
+	return v, err
+}
+
+// readBucketViews decodes every view in b (nil: the bucket does not
+// exist, so there are none), keyed by object id.
+func readBucketViews[V any](b *bolt.Bucket, what string) (map[string]*V, error) {
+	out := map[string]*V{}
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, data []byte) error {
+		view := new(V)
+		if err := json.Unmarshal(data, view); err != nil {
+			return fmt.Errorf("view of %s %.80q: %w: %w", what, k, ErrCorrupt, err)
+		}
+		out[string(k)] = view
+		return nil
+	})
+	return out, err
+}
+
+// withPending gives the view of id in views its pending intent, decoded
+// from data, through set.
+func withPending[V any](views map[string]*V, what string, id, data []byte, set func(*V, *sm.Pending)) error {
+	view, ok := views[string(id)]
+	if !ok {
+		return fmt.Errorf("pending intent of %s %.80q, which has no view: %w", what, id, ErrCorrupt)
+	}
+	var p sm.Pending
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("pending intent of %s %.80q: %w: %w", what, id, ErrCorrupt, err)
+	}
+	set(view, &p)
+	return nil
 }
 
 // readContainerViews reads the containers' views and names, and puts each
-// pending intent with its view (an image's into images, an exec session's
-// into execs, an attachment's, a network's and a volume's into theirs).
-func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[string]*sm.Exec, atts map[string]*sm.NetAttachView, nets map[string]*sm.NetworkView, volumes map[string]*sm.VolumeView) (map[string]*sm.Container, map[string]string, error) {
+// pending intent with its view (the other kinds' into theirs in v).
+func readContainerViews(tx *bolt.Tx, v views) (map[string]*sm.Container, map[string]string, error) {
 	containers := map[string]*sm.Container{}
 	err := containersBucket(tx).ForEach(func(k, v []byte) error {
 		var c sm.Container
@@ -149,69 +159,30 @@ func readContainerViews(tx *bolt.Tx, images map[string]*sm.ImageView, execs map[
 	if err != nil {
 		return nil, nil, err
 	}
+	// The other kinds with a fold, so with intents: each intent goes to its
+	// view, and the view's seq is at least the intent's.
+	others := map[sm.ObjectKind]func(id, data []byte) error{
+		sm.ObjectImage: func(id, data []byte) error {
+			return withPending(v.images, "image", id, data, func(x *sm.ImageView, p *sm.Pending) { x.Pending, x.Seq = p, max(x.Seq, p.Seq) })
+		},
+		sm.ObjectNetAttach: func(id, data []byte) error {
+			return withPending(v.netAttachs, "attachment", id, data, func(x *sm.NetAttachView, p *sm.Pending) { x.Pending = p })
+		},
+		sm.ObjectNetwork: func(id, data []byte) error {
+			return withPending(v.networks, "network", id, data, func(x *sm.NetworkView, p *sm.Pending) { x.Pending = p })
+		},
+		sm.ObjectExec: func(id, data []byte) error {
+			return withPending(v.execs, "exec session", id, data, func(x *sm.Exec, p *sm.Pending) { x.Pending, x.Seq = p, max(x.Seq, p.Seq) })
+		},
+		sm.ObjectVolume: func(id, data []byte) error {
+			return withPending(v.volumes, "volume", id, data, func(x *sm.VolumeView, p *sm.Pending) { x.Pending, x.Seq = p, max(x.Seq, p.Seq) })
+		},
+	}
 	err = pendingBucket(tx).ForEach(func(key, v []byte) error {
-		if id, isImage := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectImage, ""))); isImage {
-			view, ok := images[string(id)]
-			if !ok {
-				return fmt.Errorf("pending intent of image %.80q, which has no view: %w", id, ErrCorrupt)
+		if kind, id, ok := strings.Cut(string(key), "/"); ok && sm.ObjectKind(kind) != sm.ObjectContainer {
+			if attach, known := others[sm.ObjectKind(kind)]; known {
+				return attach([]byte(id), v)
 			}
-			var p sm.Pending
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pending intent of image %.80q: %w: %w", id, ErrCorrupt, err)
-			}
-			view.Pending = &p
-			view.Seq = max(view.Seq, p.Seq)
-			return nil
-		}
-		if id, ok := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectNetAttach, ""))); ok {
-			view, ok := atts[string(id)]
-			if !ok {
-				return fmt.Errorf("pending intent of attachment %.80q, which has no view: %w", id, ErrCorrupt)
-			}
-			var p sm.Pending
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pending intent of attachment %.80q: %w: %w", id, ErrCorrupt, err)
-			}
-			view.Pending = &p
-			return nil
-		}
-		if id, ok := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectNetwork, ""))); ok {
-			view, ok := nets[string(id)]
-			if !ok {
-				return fmt.Errorf("pending intent of network %.80q, which has no view: %w", id, ErrCorrupt)
-			}
-			var p sm.Pending
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pending intent of network %.80q: %w: %w", id, ErrCorrupt, err)
-			}
-			view.Pending = &p
-			return nil
-		}
-		if id, isExec := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectExec, ""))); isExec {
-			x, ok := execs[string(id)]
-			if !ok {
-				return fmt.Errorf("pending intent of exec session %.80q, which has no view: %w", id, ErrCorrupt)
-			}
-			var p sm.Pending
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pending intent of exec session %.80q: %w: %w", id, ErrCorrupt, err)
-			}
-			x.Pending = &p
-			x.Seq = max(x.Seq, p.Seq)
-			return nil
-		}
-		if name, isVolume := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectVolume, ""))); isVolume {
-			view, ok := volumes[string(name)]
-			if !ok {
-				return fmt.Errorf("pending intent of volume %.80q, which has no view: %w", name, ErrCorrupt)
-			}
-			var p sm.Pending
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pending intent of volume %.80q: %w: %w", name, ErrCorrupt, err)
-			}
-			view.Pending = &p
-			view.Seq = max(view.Seq, p.Seq)
-			return nil
 		}
 		k, isContainer := bytes.CutPrefix(key, []byte(sm.ObjectKey(sm.ObjectContainer, "")))
 		if !isContainer {

@@ -229,33 +229,12 @@ func writeSmallView(tx *bolt.Tx, bucket *bolt.Bucket, kind sm.ObjectKind, id str
 // readNetViews reads the stored attachment and network views (without
 // their pending intents, which readContainerViews puts back).
 func readNetViews(tx *bolt.Tx) (map[string]*sm.NetAttachView, map[string]*sm.NetworkView, error) {
-	atts := map[string]*sm.NetAttachView{}
-	nets := map[string]*sm.NetworkView{}
-	if b := schema.NetAttach(tx); b != nil {
-		if err := b.ForEach(func(k, v []byte) error {
-			var view sm.NetAttachView
-			if err := json.Unmarshal(v, &view); err != nil {
-				return fmt.Errorf("view of attachment %.80q: %w: %w", k, ErrCorrupt, err)
-			}
-			atts[string(k)] = &view
-			return nil
-		}); err != nil {
-			return nil, nil, err
-		}
+	atts, err := readBucketViews[sm.NetAttachView](schema.NetAttach(tx), "attachment")
+	if err != nil {
+		return nil, nil, err
 	}
-	if b := schema.Networks(tx); b != nil {
-		if err := b.ForEach(func(k, v []byte) error {
-			var view sm.NetworkView
-			if err := json.Unmarshal(v, &view); err != nil {
-				return fmt.Errorf("view of network %.80q: %w: %w", k, ErrCorrupt, err)
-			}
-			nets[string(k)] = &view
-			return nil
-		}); err != nil {
-			return nil, nil, err
-		}
-	}
-	return atts, nets, nil
+	nets, err := readBucketViews[sm.NetworkView](schema.Networks(tx), "network")
+	return atts, nets, err
 }
 
 // NetAttachment returns the view of attachment id (a container's id).
