@@ -167,7 +167,7 @@ func probeImage(t *testing.T) string {
 }
 
 func buildProbeImage(busyboxTar string) (string, error) {
-	dir, err := os.MkdirTemp("", "cairn-sysprobe-")
+	dir, err := testenv.ArtifactDir("sysprobe") // removed when the tests end
 	if err != nil {
 		return "", err
 	}

@@ -99,6 +99,17 @@ func artifactPath(name string) (string, error) {
 	return filepath.Join(artifactsDir, name), nil
 }
 
+// ArtifactDir makes a directory named name among the test binary's
+// artifacts, which Main removes when the tests are done: for things a
+// package builds once for all its tests.
+func ArtifactDir(name string) (string, error) {
+	dir, err := artifactPath(name)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
 // Binaries builds cairnd and cairn once per test binary and returns their
 // paths. They are built with crash points, so tests can kill the daemon at
 // any of them.
