@@ -12,6 +12,7 @@ import (
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
 	"github.com/cairn-run/cairn/internal/apiclient"
+	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
 func eventsCmd(c *clients) *cobra.Command {
@@ -48,7 +49,7 @@ key are alternatives; different keys must all match.`,
 			for _, f := range filters {
 				k, v, ok := strings.Cut(f, "=")
 				if !ok {
-					return usageErrorf("--filter %s: want KEY=VALUE", quoteArg(f))
+					return usageErrorf("--filter %s: want KEY=VALUE", errdefs.Quote(f))
 				}
 				req.Filters = append(req.Filters, &cairnv1.EventFilter{Key: k, Value: v})
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
 // filters are the --filter KEY=VALUE flags of a listing: values of one key
@@ -32,23 +33,23 @@ func parseFilters(args, keys []string) (filters, error) {
 	for _, a := range args {
 		key, value, ok := strings.Cut(a, "=")
 		if !ok || value == "" {
-			return nil, usageErrorf("bad filter %s: want KEY=VALUE", quoteArg(a))
+			return nil, usageErrorf("bad filter %s: want KEY=VALUE", errdefs.Quote(a))
 		}
 		if !contains(keys, key) {
-			return nil, usageErrorf("unknown filter key %s: use one of %s", quoteArg(key), strings.Join(keys, ", "))
+			return nil, usageErrorf("unknown filter key %s: use one of %s", errdefs.Quote(key), strings.Join(keys, ", "))
 		}
 		switch key {
 		case "status":
 			if _, ok := containerStates[value]; !ok {
-				return nil, usageErrorf("bad status filter %s: use created, running, paused, stopped or exited", quoteArg(value))
+				return nil, usageErrorf("bad status filter %s: use created, running, paused, stopped or exited", errdefs.Quote(value))
 			}
 		case "exited":
 			if _, err := strconv.Atoi(value); err != nil {
-				return nil, usageErrorf("bad exited filter %s: want an exit code", quoteArg(value))
+				return nil, usageErrorf("bad exited filter %s: want an exit code", errdefs.Quote(value))
 			}
 		case "dangling":
 			if value != "true" && value != "false" {
-				return nil, usageErrorf("bad dangling filter %s: use true or false", quoteArg(value))
+				return nil, usageErrorf("bad dangling filter %s: use true or false", errdefs.Quote(value))
 			}
 		}
 		f[key] = append(f[key], value)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-run/cairn/api/cairn/v1"
+	"github.com/cairn-run/cairn/internal/errdefs"
 )
 
 func inspectCmd(c *clients) *cobra.Command {
@@ -56,7 +57,7 @@ func (c *clients) inspectOne(cmd *cobra.Command, ref, kind string) (protoreflect
 		return res.Msg, nil
 	}
 	if kind == "" && connect.CodeOf(ierr) == connect.CodeNotFound {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no such container or image: %s", quoteArg(ref)))
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no such container or image: %s", errdefs.Quote(ref)))
 	}
 	return nil, ierr
 }
@@ -76,14 +77,6 @@ func writeJSONArray(w io.Writer, msgs []protoreflect.ProtoMessage) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
-}
-
-// quoteArg shows a user's argument in an error, bounded.
-func quoteArg(s string) string {
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // inspectEach gets each name with get and prints the objects found as
